@@ -1,0 +1,201 @@
+//! Configuration from the environment: every FEDn name, plus `PORTCULLIS_*` names for
+//! what FEDn lacks.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `FEDN_JWT_SECRET_KEY` | HMAC secret | none |
+//! | `FEDN_JWT_ALGORITHM` | the keys' algorithm (HMAC secret or PEM key) | `HS256` |
+//! | `FEDN_AUTH_SCHEME` | accepted scheme name | `Bearer` |
+//! | `FEDN_AUTH_WHITELIST_URL_PREFIX` | public prefixes (comma-separated) | none |
+//! | `FEDN_AUTH_WHITELIST_URL` | same, FEDn's documented name | none |
+//! | `FEDN_CUSTOM_URL_PREFIX` | routes are also served under this prefix | none |
+//! | `FEDN_JWT_CUSTOM_CLAIM_KEY` / `_VALUE` | a required claim and its value | none |
+//! | `PORTCULLIS_PUBLIC_KEY_FILE` | PEM public key file, for `FEDN_JWT_ALGORITHM` | none |
+//! | `PORTCULLIS_JWK_SET_FILE` | static JWK set file | none |
+//! | `PORTCULLIS_ISSUER` | required `iss` (comma-separated for several) | any |
+//! | `PORTCULLIS_AUDIENCE` | required `aud` (comma-separated for several) | not checked |
+//! | `PORTCULLIS_ROLE_CLAIM` | claim path of roles | `role` |
+//! | `PORTCULLIS_GROUPS_CLAIM` | claim path of groups | `groups` |
+//! | `PORTCULLIS_LEEWAY_SECONDS` | clock leeway, at most 300 | `60` |
+//! | `PORTCULLIS_MAX_TOKEN_BYTES` | token size cap | `8192` |
+//! | `PORTCULLIS_REALM` | realm in challenges | `api` |
+//! | `PORTCULLIS_POLICY_FILE` | TOML policy replacing the FEDn REST policy | FEDn REST policy |
+//! | `PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET` | `true` accepts HMAC secrets under the hash size | `false` |
+//!
+//! Empty values count as unset, as in FEDn. Precedence: the policy file (or the FEDn REST
+//! policy) first, then the FEDn variables add public prefixes, the URL prefix and the
+//! required claim to it; calls you make on the builders afterwards come last.
+//!
+//! ```
+//! use portcullis::EnvConfig;
+//!
+//! let vars = [("FEDN_JWT_SECRET_KEY", "0123456789abcdef0123456789abcdef"), ("FEDN_AUTH_SCHEME", "Token")];
+//! let config = EnvConfig::from_lookup(|name| {
+//!     vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+//! })?;
+//! let layer = config.build_layer()?;
+//! assert_eq!(layer.authenticator().scheme(), "Token");
+//!
+//! let short = EnvConfig::from_lookup(|name| (name == "FEDN_JWT_SECRET_KEY").then(|| "short".to_string()))?;
+//! let err = short.build_layer().unwrap_err();
+//! assert!(err.to_string().contains("FEDN_JWT_SECRET_KEY"));
+//! # Ok::<(), portcullis::ConfigError>(())
+//! ```
+
+use crate::authn::{Authenticator, AuthenticatorBuilder};
+use crate::error::ConfigError;
+use crate::keys::Algorithm;
+use crate::layer::AuthLayer;
+use crate::policy::{Policy, PolicyBuilder};
+
+/// Authenticator and policy settings read from the environment, still open to changes in
+/// code before [`build_layer`](Self::build_layer).
+#[derive(Debug)]
+pub struct EnvConfig {
+    auth: AuthenticatorBuilder,
+    policy: PolicyBuilder,
+    has_keys: bool,
+    secret_var: bool,
+}
+
+fn list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn read_file(var: &str, path: &str) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(var, format!("cannot read `{path}`: {e}; point it at a readable file")))
+}
+
+impl EnvConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (a variable name to its value), for tests and for
+    /// other sources of configuration.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut auth = Authenticator::builder();
+        let alg = match get("FEDN_JWT_ALGORITHM") {
+            Some(a) => a.trim().parse::<Algorithm>().map_err(|e| ConfigError::new("FEDN_JWT_ALGORITHM", e.to_string()))?,
+            None => Algorithm::HS256,
+        };
+        let mut has_keys = false;
+        let secret_var = get("FEDN_JWT_SECRET_KEY").is_some();
+        if let Some(secret) = get("FEDN_JWT_SECRET_KEY") {
+            auth = auth.hmac_secret(secret).hmac_algorithm(alg);
+            has_keys = true;
+        }
+        if let Some(path) = get("PORTCULLIS_PUBLIC_KEY_FILE") {
+            let pem = read_file("PORTCULLIS_PUBLIC_KEY_FILE", &path)?;
+            auth = auth.public_key_pem(alg, pem);
+            has_keys = true;
+        }
+        if let Some(path) = get("PORTCULLIS_JWK_SET_FILE") {
+            auth = auth.jwk_set_json(read_file("PORTCULLIS_JWK_SET_FILE", &path)?);
+            has_keys = true;
+        }
+        if let Some(scheme) = get("FEDN_AUTH_SCHEME") {
+            auth = auth.schemes([scheme.trim().to_owned()]);
+        }
+        for iss in get("PORTCULLIS_ISSUER").iter().flat_map(|v| list(v)) {
+            auth = auth.issuer(iss);
+        }
+        for aud in get("PORTCULLIS_AUDIENCE").iter().flat_map(|v| list(v)) {
+            auth = auth.audience(aud);
+        }
+        if let Some(c) = get("PORTCULLIS_ROLE_CLAIM") {
+            auth = auth.role_claim(c.trim());
+        }
+        if let Some(c) = get("PORTCULLIS_GROUPS_CLAIM") {
+            auth = auth.groups_claim(c.trim());
+        }
+        if let Some(v) = get("PORTCULLIS_LEEWAY_SECONDS") {
+            let n = v.trim().parse::<u64>().map_err(|_| ConfigError::new("PORTCULLIS_LEEWAY_SECONDS", "not a whole number of seconds (0 to 300)"))?;
+            auth = auth.leeway(n);
+        }
+        if let Some(v) = get("PORTCULLIS_MAX_TOKEN_BYTES") {
+            let n = v.trim().parse::<usize>().map_err(|_| ConfigError::new("PORTCULLIS_MAX_TOKEN_BYTES", "not a whole number of bytes"))?;
+            auth = auth.max_token_bytes(n);
+        }
+        if let Some(r) = get("PORTCULLIS_REALM") {
+            auth = auth.realm(r);
+        }
+        if let Some(v) = get("PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET") {
+            match v.trim() {
+                "true" | "1" => {
+                    tracing::warn!("PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET is set: short HMAC secrets are accepted");
+                    auth = auth.dangerous().allow_short_hmac_secret().safe();
+                }
+                "false" | "0" => {}
+                _ => return Err(ConfigError::new("PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET", "use `true` or `false`")),
+            }
+        }
+
+        let mut policy = match get("PORTCULLIS_POLICY_FILE") {
+            Some(path) => crate::policy::builder_from_file(&path)?,
+            None => Policy::fedn_rest(),
+        };
+        for name in ["FEDN_AUTH_WHITELIST_URL_PREFIX", "FEDN_AUTH_WHITELIST_URL"] {
+            for p in get(name).iter().flat_map(|v| list(v)) {
+                if !p.starts_with('/') {
+                    return Err(ConfigError::new(name, format!("`{p}` must start with `/`, like `/internal`")));
+                }
+                policy = policy.public_prefix(p);
+            }
+        }
+        if let Some(p) = get("FEDN_CUSTOM_URL_PREFIX") {
+            if !p.starts_with('/') {
+                return Err(ConfigError::new("FEDN_CUSTOM_URL_PREFIX", format!("`{p}` must start with `/`, like `/internal`")));
+            }
+            policy = policy.url_prefix(p);
+        }
+        match (get("FEDN_JWT_CUSTOM_CLAIM_KEY"), get("FEDN_JWT_CUSTOM_CLAIM_VALUE")) {
+            (Some(k), Some(v)) => policy = policy.require_claim(k, v),
+            (None, None) => {}
+            (Some(_), None) => return Err(ConfigError::new("FEDN_JWT_CUSTOM_CLAIM_VALUE", "is unset while FEDN_JWT_CUSTOM_CLAIM_KEY is set; set both or neither")),
+            (None, Some(_)) => return Err(ConfigError::new("FEDN_JWT_CUSTOM_CLAIM_KEY", "is unset while FEDN_JWT_CUSTOM_CLAIM_VALUE is set; set both or neither")),
+        }
+        Ok(Self { auth, policy, has_keys, secret_var })
+    }
+
+    /// Whether the environment configured any key source.
+    pub fn has_keys(&self) -> bool {
+        self.has_keys
+    }
+
+    /// Changes the authenticator settings in code (these come after the environment).
+    pub fn map_authenticator(mut self, f: impl FnOnce(AuthenticatorBuilder) -> AuthenticatorBuilder) -> Self {
+        self.auth = f(self.auth);
+        self
+    }
+
+    /// Changes the policy in code (these come after the environment).
+    pub fn map_policy(mut self, f: impl FnOnce(PolicyBuilder) -> PolicyBuilder) -> Self {
+        self.policy = f(self.policy);
+        self
+    }
+
+    /// Builds the authenticator and the policy.
+    pub fn build(self) -> Result<(Authenticator, Policy), ConfigError> {
+        let secret_var = self.secret_var;
+        let auth = self.auth.build().map_err(|e| match e.setting() {
+            "hmac_secret" if secret_var => ConfigError::new("FEDN_JWT_SECRET_KEY", e.to_string()),
+            "hmac_algorithm" => ConfigError::new("FEDN_JWT_ALGORITHM", e.to_string()),
+            "keys" => ConfigError::new("FEDN_JWT_SECRET_KEY", format!("{e}; or PORTCULLIS_PUBLIC_KEY_FILE / PORTCULLIS_JWK_SET_FILE")),
+            "leeway" => ConfigError::new("PORTCULLIS_LEEWAY_SECONDS", e.to_string()),
+            "scheme" => ConfigError::new("FEDN_AUTH_SCHEME", e.to_string()),
+            _ => e,
+        })?;
+        let policy = self.policy.build()?;
+        Ok((auth, policy))
+    }
+
+    /// Builds the layer.
+    pub fn build_layer(self) -> Result<AuthLayer, ConfigError> {
+        let (auth, policy) = self.build()?;
+        Ok(AuthLayer::new(auth, policy))
+    }
+}

@@ -1,0 +1,334 @@
+//! Errors: [`AuthError`] for rejected requests, [`ConfigError`] for bad configuration.
+//!
+//! Every rejection maps to exactly one row of the answer table; the HTTP mapping and the
+//! gRPC mapping are each one `match` in this file.
+//!
+//! ```
+//! use portcullis::{AuthError, AuthErrorKind};
+//! use http::StatusCode;
+//!
+//! let err = AuthError::forbidden();
+//! assert_eq!(err.kind(), AuthErrorKind::Forbidden);
+//! assert_eq!(err.status(), StatusCode::FORBIDDEN);
+//! assert_eq!(err.message(), "Insufficient permissions");
+//! assert_eq!(
+//!     err.www_authenticate("Bearer", "api").unwrap(),
+//!     r#"Bearer realm="api", error="insufficient_scope""#
+//! );
+//! ```
+
+use std::fmt;
+
+use http::StatusCode;
+
+/// The kind of a rejection: one row of the answer table.
+///
+/// | kind | HTTP | `WWW-Authenticate` | gRPC code |
+/// |---|---|---|---|
+/// | [`MissingCredentials`](Self::MissingCredentials) | 401 | `<Scheme> realm="..."` | `UNAUTHENTICATED` |
+/// | [`InvalidRequest`](Self::InvalidRequest) | 400 | `error="invalid_request"` | `UNAUTHENTICATED` |
+/// | [`InvalidToken`](Self::InvalidToken) | 401 | `error="invalid_token"` | `UNAUTHENTICATED` |
+/// | [`Forbidden`](Self::Forbidden) | 403 | `error="insufficient_scope"` | `PERMISSION_DENIED` |
+/// | [`KeysUnavailable`](Self::KeysUnavailable) | 503 | none | `UNAVAILABLE` |
+/// | [`Misuse`](Self::Misuse) | 500 | none | `INTERNAL` |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthErrorKind {
+    /// No `Authorization` header, or one with another scheme.
+    MissingCredentials,
+    /// The right scheme with an empty or malformed credential, duplicate headers, an
+    /// oversized token, or a request path with dot segments.
+    InvalidRequest,
+    /// The token failed to parse, its signature did not verify, or a claim was refused.
+    InvalidToken,
+    /// The token is valid but the policy or a required claim does not allow the request.
+    Forbidden,
+    /// No keys were ever loaded for the token's issuer.
+    KeysUnavailable,
+    /// The crate was used wrongly, for example an extractor without the layer.
+    Misuse,
+}
+
+/// The gRPC status code of a rejection, as the numbers of the gRPC status-code docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GrpcCode {
+    /// `INTERNAL` (13).
+    Internal = 13,
+    /// `UNAVAILABLE` (14).
+    Unavailable = 14,
+    /// `UNAUTHENTICATED` (16).
+    Unauthenticated = 16,
+    /// `PERMISSION_DENIED` (7).
+    PermissionDenied = 7,
+}
+
+impl AuthErrorKind {
+    /// The HTTP status of this kind.
+    ///
+    /// RFC 6750 section 3.1: `invalid_request` is 400, `invalid_token` is 401,
+    /// `insufficient_scope` is 403; a request without credentials is 401 with no error code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MissingCredentials => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Misuse => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The gRPC status code of this kind.
+    ///
+    /// gRPC status-code docs (`doc/statuscodes.md`): `UNAUTHENTICATED` "does not have valid
+    /// authentication credentials", `PERMISSION_DENIED` "does not have permission",
+    /// `UNAVAILABLE` "currently unavailable", `INTERNAL` for broken invariants.
+    pub fn grpc_code(self) -> GrpcCode {
+        match self {
+            Self::MissingCredentials | Self::InvalidRequest | Self::InvalidToken => {
+                GrpcCode::Unauthenticated
+            }
+            Self::Forbidden => GrpcCode::PermissionDenied,
+            Self::KeysUnavailable => GrpcCode::Unavailable,
+            Self::Misuse => GrpcCode::Internal,
+        }
+    }
+
+    /// The RFC 6750 error code for `WWW-Authenticate`, if this kind has one.
+    fn rfc6750_code(self) -> Option<&'static str> {
+        match self {
+            Self::InvalidRequest => Some("invalid_request"),
+            Self::InvalidToken => Some("invalid_token"),
+            Self::Forbidden => Some("insufficient_scope"),
+            Self::MissingCredentials | Self::KeysUnavailable | Self::Misuse => None,
+        }
+    }
+
+    /// The `error` member of the JSON body.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "missing_token",
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidToken => "invalid_token",
+            Self::Forbidden => "insufficient_scope",
+            Self::KeysUnavailable => "temporarily_unavailable",
+            Self::Misuse => "server_error",
+        }
+    }
+}
+
+/// Why a request was rejected, in more detail than the kind. Never holds token bytes,
+/// key ids or claim values, so it is safe to log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reason {
+    NoHeader,
+    WrongScheme,
+    EmptyCredential,
+    MalformedHeader,
+    DuplicateHeader,
+    TooLarge,
+    DotSegment,
+    BadPath,
+    Malformed(&'static str),
+    BadAlgorithm(&'static str),
+    NoKey(&'static str),
+    BadSignature,
+    Expired,
+    Claim(&'static str),
+    Policy(String),
+    RequiredClaim(String),
+    KeysUnavailable,
+    Misuse(&'static str),
+}
+
+/// A rejected request: what went wrong, and how to answer it over HTTP or gRPC.
+///
+/// The error is opaque on purpose: [`kind`](Self::kind) says which row of the table
+/// applies, [`Display`](fmt::Display) gives a log-safe detail, and
+/// [`message`](Self::message) the fixed text sent to the client.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthError {
+    kind: AuthErrorKind,
+    reason: Reason,
+    scheme: Option<Box<str>>,
+}
+
+impl AuthError {
+    pub(crate) fn new(kind: AuthErrorKind, reason: Reason) -> Self {
+        Self { kind, reason, scheme: None }
+    }
+
+    pub(crate) fn missing() -> Self {
+        Self::new(AuthErrorKind::MissingCredentials, Reason::NoHeader)
+    }
+
+    pub(crate) fn wrong_scheme(expected: &str) -> Self {
+        Self {
+            kind: AuthErrorKind::MissingCredentials,
+            reason: Reason::WrongScheme,
+            scheme: Some(expected.into()),
+        }
+    }
+
+    pub(crate) fn invalid_request(reason: Reason) -> Self {
+        Self::new(AuthErrorKind::InvalidRequest, reason)
+    }
+
+    pub(crate) fn invalid_token(reason: Reason) -> Self {
+        Self::new(AuthErrorKind::InvalidToken, reason)
+    }
+
+    /// No keys were ever loaded for the token's issuer (503 / `UNAVAILABLE`): for key
+    /// sources that fetch keys and have not had any yet.
+    pub fn keys_unavailable() -> Self {
+        Self::new(AuthErrorKind::KeysUnavailable, Reason::KeysUnavailable)
+    }
+
+    /// A policy refusal (403 / `PERMISSION_DENIED`) for use in handlers and adapters.
+    pub fn forbidden() -> Self {
+        Self::new(AuthErrorKind::Forbidden, Reason::Policy("denied".into()))
+    }
+
+    pub(crate) fn forbidden_because(why: String) -> Self {
+        Self::new(AuthErrorKind::Forbidden, Reason::Policy(why))
+    }
+
+    /// The crate was used wrongly (500 / `INTERNAL`), for example an extractor that runs
+    /// without the layer in front of it.
+    pub fn misuse(what: &'static str) -> Self {
+        Self::new(AuthErrorKind::Misuse, Reason::Misuse(what))
+    }
+
+    /// Which row of the answer table applies.
+    pub fn kind(&self) -> AuthErrorKind {
+        self.kind
+    }
+
+    /// The HTTP status to answer with.
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    /// The gRPC status code to answer with.
+    pub fn grpc_code(&self) -> GrpcCode {
+        self.kind.grpc_code()
+    }
+
+    /// Whether the token was refused only because it expired (FEDn clients refresh on it).
+    pub fn is_expired(&self) -> bool {
+        self.reason == Reason::Expired
+    }
+
+    /// The fixed text sent to the client. It keeps FEDn's words so FEDn clients keep
+    /// working, and never holds the token, a key id or a claim value.
+    pub fn message(&self) -> String {
+        match (&self.kind, &self.reason) {
+            (AuthErrorKind::MissingCredentials, Reason::WrongScheme) => format!(
+                "Invalid token scheme, expected {}",
+                self.scheme.as_deref().unwrap_or("Bearer")
+            ),
+            (AuthErrorKind::MissingCredentials, _) => "Missing token".to_owned(),
+            (AuthErrorKind::InvalidRequest, Reason::DotSegment | Reason::BadPath) => {
+                "Invalid request path".to_owned()
+            }
+            (AuthErrorKind::InvalidRequest, _) => "Invalid request".to_owned(),
+            (AuthErrorKind::InvalidToken, Reason::Expired) => "Token expired".to_owned(),
+            (AuthErrorKind::InvalidToken, _) => "Invalid token".to_owned(),
+            (AuthErrorKind::Forbidden, _) => "Insufficient permissions".to_owned(),
+            (AuthErrorKind::KeysUnavailable, _) => "Authentication keys unavailable".to_owned(),
+            (AuthErrorKind::Misuse, _) => "Internal error".to_owned(),
+        }
+    }
+
+    /// The JSON body: `{"error": "<code>", "message": "<fixed text>"}`.
+    pub fn body(&self) -> String {
+        serde_json::json!({ "error": self.kind.code(), "message": self.message() }).to_string()
+    }
+
+    /// The `WWW-Authenticate` value for this rejection, given the scheme name and realm,
+    /// or `None` for kinds that carry none (503 and 500).
+    ///
+    /// RFC 6750 section 3.1: a request without credentials gets the challenge with no
+    /// error code; the other 4xx answers name `invalid_request`, `invalid_token` or
+    /// `insufficient_scope`.
+    pub fn www_authenticate(&self, scheme: &str, realm: &str) -> Option<String> {
+        match self.kind {
+            AuthErrorKind::KeysUnavailable | AuthErrorKind::Misuse => None,
+            kind => Some(match kind.rfc6750_code() {
+                Some(code) => format!(r#"{scheme} realm="{realm}", error="{code}""#),
+                None => format!(r#"{scheme} realm="{realm}""#),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthError")
+            .field("kind", &self.kind)
+            .field("detail", &format_args!("{self}"))
+            .finish()
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.reason {
+            Reason::NoHeader => f.write_str("no credentials"),
+            Reason::WrongScheme => f.write_str("authorization header has another scheme"),
+            Reason::EmptyCredential => f.write_str("empty credential"),
+            Reason::MalformedHeader => f.write_str("malformed authorization header"),
+            Reason::DuplicateHeader => f.write_str("more than one authorization header"),
+            Reason::TooLarge => f.write_str("token larger than the size cap"),
+            Reason::DotSegment => f.write_str("request path has a dot segment"),
+            Reason::BadPath => f.write_str("request path is not valid"),
+            Reason::Malformed(what) => write!(f, "malformed token: {what}"),
+            Reason::BadAlgorithm(what) => write!(f, "algorithm refused: {what}"),
+            Reason::NoKey(what) => write!(f, "no key: {what}"),
+            Reason::BadSignature => f.write_str("invalid signature"),
+            Reason::Expired => f.write_str("token expired"),
+            Reason::Claim(what) => write!(f, "claim refused: {what}"),
+            Reason::Policy(why) => write!(f, "forbidden: {why}"),
+            Reason::RequiredClaim(key) => write!(f, "required claim `{key}` missing or different"),
+            Reason::KeysUnavailable => f.write_str("no keys loaded for the issuer"),
+            Reason::Misuse(what) => write!(f, "misuse: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+/// Bad configuration, found when building. It names the setting and says how to fix it.
+///
+/// ```
+/// use portcullis::Authenticator;
+///
+/// let err = Authenticator::builder().hmac_secret("short").build().unwrap_err();
+/// assert_eq!(err.setting(), "hmac_secret");
+/// assert!(err.to_string().contains("32 bytes"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    setting: String,
+    message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { setting: setting.into(), message: message.into() }
+    }
+
+    /// The setting (builder method, environment variable or file key) that is wrong.
+    pub fn setting(&self) -> &str {
+        &self.setting
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.setting, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}

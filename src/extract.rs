@@ -1,0 +1,115 @@
+//! axum extractors (feature `axum`, on by default).
+//!
+//! - [`Principal`] itself: the verified caller. Without [`AuthLayer`](crate::AuthLayer) in
+//!   front, or on a public route, it answers 500 (misuse) with the JSON body of the table.
+//! - `Option<Principal>`: `None` on public routes, never a rejection.
+//! - [`Claims<T>`]: the token's claims deserialized into your type; claims that do not fit
+//!   answer 401 `invalid_token`.
+//!
+//! ```
+//! use axum::{Router, routing::get, body::Body};
+//! use http::{Request, StatusCode};
+//! use portcullis::{AuthLayer, Authenticator, Claims, Policy, Principal};
+//! use tower::ServiceExt;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct MyClaims { sub: String }
+//!
+//! async fn me(p: Principal) -> String { format!("{:?}", p.roles()) }
+//! async fn sub(Claims(c): Claims<MyClaims>) -> String { c.sub }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let secret = "0123456789abcdef0123456789abcdef";
+//! let auth = Authenticator::builder().hmac_secret(secret).build()?;
+//! let policy = Policy::builder().allow("GET", "/**", ["*"]).build()?;
+//! let app = Router::new()
+//!     .route("/me", get(me))
+//!     .route("/sub", get(sub))
+//!     .layer(AuthLayer::new(auth, policy));
+//! let token = portcullis::Signer::hmac(portcullis::Algorithm::HS256, secret)?
+//!     .sign(&serde_json::json!({"sub": "ada", "role": "client", "exp": 4_000_000_000u64}))?;
+//! let req = Request::get("/sub").header("authorization", format!("Bearer {token}")).body(Body::empty())?;
+//! let res = app.clone().oneshot(req).await?;
+//! assert_eq!(res.status(), StatusCode::OK);
+//!
+//! // Without the layer, the extractor is misused: 500.
+//! let bare = Router::new().route("/me", get(me));
+//! let res = bare.oneshot(Request::get("/me").body(Body::empty())?).await?;
+//! assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # });
+//! ```
+
+use std::convert::Infallible;
+
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::error::{AuthError, Reason};
+use crate::layer::rejection_response;
+use crate::principal::Principal;
+
+/// The rejection of the extractors: an [`AuthError`] answered as the table says.
+#[derive(Debug)]
+pub struct AuthRejection {
+    error: AuthError,
+    challenge: Option<String>,
+}
+
+impl AuthRejection {
+    /// The error behind the rejection.
+    pub fn error(&self) -> &AuthError {
+        &self.error
+    }
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        rejection_response::<axum_core::body::Body>(&self.error, self.challenge)
+            .map(axum_core::body::Body::new)
+    }
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        AuthRejection { error: self, challenge: None }.into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Principal>().cloned().ok_or_else(|| AuthRejection {
+            error: AuthError::misuse("Principal extractor without AuthLayer in front, or on a public route"),
+            challenge: None,
+        })
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Principal>().cloned())
+    }
+}
+
+/// The verified token's claims, deserialized into `T`.
+#[derive(Debug, Clone)]
+pub struct Claims<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let principal = <Principal as FromRequestParts<S>>::from_request_parts(parts, state).await?;
+        principal.claims_as::<T>().map(Claims).map_err(|_| {
+            let error = AuthError::invalid_token(Reason::Claim("claims do not fit the handler's type"));
+            let c = principal.challenge();
+            AuthRejection { challenge: error.www_authenticate(&c.scheme, &c.realm), error }
+        })
+    }
+}

@@ -1,0 +1,214 @@
+//! The tower layer: guards any `Service<http::Request<B>>` (axum routers, hyper services).
+//!
+//! For each request it checks the path, skips public prefixes, authenticates the token,
+//! asks the policy, and then either calls the inner service with the [`Principal`] in the
+//! request extensions, or answers itself with the status, `WWW-Authenticate` and JSON body
+//! of the answer table (the [`AuthError`] goes into the response extensions). A rejection
+//! is a response, never `Service::Error`, so the inner error type is untouched.
+//!
+//! ```
+//! use http::{Request, StatusCode};
+//! use http_body_util::Full;
+//! use bytes::Bytes;
+//! use portcullis::{AuthLayer, Authenticator, Policy};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # tokio_test_block_on(async {
+//! let auth = Authenticator::builder().hmac_secret("0123456789abcdef0123456789abcdef").build()?;
+//! let policy = Policy::builder().allow("GET", "/hello", ["*"]).public_prefix("/health").build()?;
+//! let svc = ServiceBuilder::new()
+//!     .layer(AuthLayer::new(auth, policy))
+//!     .service(service_fn(|_req: Request<Full<Bytes>>| async {
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from("hi"))))
+//!     }));
+//!
+//! let res = svc.clone().oneshot(Request::get("/hello").body(Full::default())?).await?;
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="api""#);
+//!
+//! let res = svc.oneshot(Request::get("/health").body(Full::default())?).await?;
+//! assert_eq!(res.status(), StatusCode::OK);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+mod body;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use body::AuthBody;
+
+use crate::authn::Authenticator;
+use crate::error::AuthError;
+use crate::policy::Policy;
+use crate::principal::Principal;
+
+struct Shared {
+    authenticator: Authenticator,
+    policy: Policy,
+}
+
+/// The tower [`Layer`] that authenticates and authorizes requests.
+///
+/// Cheap to clone (one `Arc`), `Send + Sync`.
+#[derive(Clone)]
+pub struct AuthLayer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AuthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthLayer")
+            .field("authenticator", &self.shared.authenticator)
+            .field("policy", &self.shared.policy)
+            .finish()
+    }
+}
+
+impl AuthLayer {
+    /// A layer that verifies tokens with `authenticator` and decides with `policy`.
+    pub fn new(authenticator: Authenticator, policy: Policy) -> Self {
+        Self { shared: Arc::new(Shared { authenticator, policy }) }
+    }
+
+    /// The authenticator this layer uses.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.shared.authenticator
+    }
+
+    /// The policy this layer uses.
+    pub fn policy(&self) -> &Policy {
+        &self.shared.policy
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth { inner, shared: self.shared.clone() }
+    }
+}
+
+/// The service made by [`AuthLayer`].
+#[derive(Clone)]
+pub struct Auth<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> std::fmt::Debug for Auth<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth").finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn check(&self, parts: &http::request::Parts) -> Result<Option<Principal>, AuthError> {
+        let target = self.policy.target(&parts.method, parts.uri.path())?;
+        if target.is_public() {
+            return Ok(None);
+        }
+        let principal = self.authenticator.authenticate(&parts.headers)?;
+        let decision = self.policy.decide(&principal, &target);
+        match decision.into_result() {
+            Ok(reason) => {
+                tracing::trace!(%reason, "request allowed");
+                Ok(Some(principal))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn reject<B>(&self, err: AuthError) -> Response<AuthBody<B>> {
+        tracing::debug!(error = %err, status = err.status().as_u16(), "request rejected");
+        rejection_response(&err, self.authenticator.challenge(&err))
+    }
+}
+
+/// Builds the HTTP answer for `err`: status, `WWW-Authenticate`, JSON body, and the error
+/// in the response extensions.
+pub(crate) fn rejection_response<B>(err: &AuthError, challenge: Option<String>) -> Response<AuthBody<B>> {
+    let mut res = Response::new(AuthBody::full(Bytes::from(err.body())));
+    *res.status_mut() = err.status();
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(WWW_AUTHENTICATE, value);
+    }
+    res.extensions_mut().insert(err.clone());
+    res
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Auth<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<AuthBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        // Identity comes only from our own verification: drop anything already there.
+        parts.extensions.remove::<Principal>();
+        match self.shared.check(&parts) {
+            Ok(principal) => {
+                if let Some(p) = principal {
+                    parts.extensions.insert(p);
+                }
+                ResponseFuture { state: State::Inner { fut: self.inner.call(Request::from_parts(parts, body)) } }
+            }
+            Err(err) => ResponseFuture { state: State::Reject { res: Some(self.shared.reject(err)) } },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Auth`]: the inner service's, or an immediate rejection.
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Inner { #[pin] fut: F },
+        Reject { res: Option<Response<AuthBody<B>>> },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<AuthBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { fut } => fut.poll(cx).map(|r| r.map(|res| res.map(AuthBody::inner))),
+            StateProj::Reject { res } => match res.take() {
+                Some(res) => Poll::Ready(Ok(res)),
+                None => panic!("ResponseFuture polled after completion"),
+            },
+        }
+    }
+}

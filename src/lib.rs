@@ -1,0 +1,95 @@
+//! # portcullis
+//!
+//! JWT authentication and role-based authorization for the tower ecosystem: one layer
+//! that guards axum routers and hyper services, with FEDn's environment configuration.
+//!
+//! A framework-free core does the work: [`Authenticator::verify`] turns a token into a
+//! [`Principal`], and a [`Policy`] decides `(principal, request) -> Decision` with a
+//! reason. [`AuthLayer`] is a thin adapter over both.
+//!
+//! ## Quick start (axum)
+//!
+//! ```
+//! use axum::{Router, routing::{get, post}, body::Body};
+//! use http::{Request, StatusCode};
+//! use portcullis::{Algorithm, AuthLayer, Authenticator, Policy, Principal, Signer};
+//! use tower::ServiceExt;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let secret = "0123456789abcdef0123456789abcdef";
+//! let auth = Authenticator::builder().hmac_secret(secret).build()?;
+//! let policy = Policy::fedn_rest().allow("GET", "/me", ["*"]).build()?;
+//! let app = Router::new()
+//!     .route("/api/v1/clients/add", post(|| async { "added" }))
+//!     .route("/api/v1/clients/", get(|| async { "[]" }))
+//!     .route("/me", get(|p: Principal| async move { p.subject().unwrap_or("").to_owned() }))
+//!     .layer(AuthLayer::new(auth, policy));
+//!
+//! let client = Signer::hmac(Algorithm::HS256, secret)?
+//!     .sign(&serde_json::json!({"sub": "c1", "role": "client", "exp": 4_000_000_000u64}))?;
+//! let call = |method: &str, path: &str| Request::builder().method(method).uri(path)
+//!     .header("authorization", format!("Bearer {client}")).body(Body::empty()).unwrap();
+//! assert_eq!(app.clone().oneshot(call("POST", "/api/v1/clients/add")).await?.status(), StatusCode::OK);
+//! assert_eq!(app.clone().oneshot(call("GET", "/api/v1/clients/")).await?.status(), StatusCode::FORBIDDEN);
+//! assert_eq!(app.oneshot(call("GET", "/me")).await?.status(), StatusCode::OK);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # });
+//! ```
+//!
+//! For hyper, wrap any `Service<http::Request<B>>` with [`AuthLayer`] through
+//! `tower::ServiceBuilder` (see the [`layer`](AuthLayer) docs); tonic support comes with
+//! the gRPC adapter.
+//!
+//! ## Answers
+//!
+//! | kind | HTTP | `WWW-Authenticate` | gRPC code |
+//! |---|---|---|---|
+//! | missing credentials | 401 | `<Scheme> realm="..."` | `UNAUTHENTICATED` |
+//! | invalid request | 400 | `error="invalid_request"` | `UNAUTHENTICATED` |
+//! | invalid token | 401 | `error="invalid_token"` | `UNAUTHENTICATED` |
+//! | forbidden | 403 | `error="insufficient_scope"` | `PERMISSION_DENIED` |
+//! | keys unavailable | 503 | none | `UNAVAILABLE` |
+//! | misuse | 500 | none | `INTERNAL` |
+//!
+//! Bodies are JSON, `{"error": "<code>", "message": "<text>"}`, with FEDn's texts
+//! (`Missing token`, `Invalid token scheme, expected <Scheme>`, `Token expired`,
+//! `Invalid token`, `Insufficient permissions`).
+//!
+//! ## Security defaults
+//!
+//! The algorithm comes from the key, never from the token; `none` is never accepted;
+//! `exp` is required; `nbf` and `iat` are checked when present (leeway 60 s, at most
+//! 300 s); `crit`, `b64`, nested and encrypted tokens are refused; duplicate JSON members
+//! are refused; HMAC secrets shorter than the hash are refused; tokens over 8 KiB are
+//! refused before decoding; routes no rule names are denied.
+//!
+//! ## Feature flags
+//!
+//! - `axum` (default): the [`Principal`] and [`Claims`] extractors.
+//!
+//! MSRV: Rust 1.88 (edition 2024).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod authn;
+mod config;
+mod error;
+#[cfg(feature = "axum")]
+mod extract;
+mod keys;
+mod layer;
+mod policy;
+mod principal;
+
+pub use authn::{
+    Authenticator, AuthenticatorBuilder, Clock, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
+    DangerousAuthenticatorBuilder, MAX_LEEWAY, SignError, Signer,
+};
+pub use config::EnvConfig;
+pub use error::{AuthError, AuthErrorKind, ConfigError, GrpcCode};
+#[cfg(feature = "axum")]
+pub use extract::{AuthRejection, Claims};
+pub use keys::{Algorithm, UnknownAlgorithm};
+pub use layer::{Auth, AuthBody, AuthLayer, ResponseFuture};
+pub use policy::{Decision, DecisionReason, Policy, PolicyBuilder, Target, Unmatched};
+pub use principal::Principal;

@@ -1,0 +1,79 @@
+//! The TOML policy file.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+
+use super::{PolicyBuilder, Unmatched};
+use crate::error::ConfigError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    unmatched: Option<String>,
+    #[serde(default)]
+    public: Vec<String>,
+    #[serde(default)]
+    url_prefix: Option<String>,
+    #[serde(default)]
+    required_claims: BTreeMap<String, String>,
+    #[serde(default)]
+    inherit: HashMap<String, Vec<String>>,
+    #[serde(default)]
+    rule: Vec<FileRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRule {
+    roles: Vec<String>,
+    #[serde(default)]
+    methods: Option<Vec<String>>,
+    path: String,
+}
+
+/// Parses policy TOML into a builder. `origin` names the file in errors.
+pub(super) fn parse(text: &str, origin: &str) -> Result<PolicyBuilder, ConfigError> {
+    let file: File = toml::from_str(text).map_err(|e| {
+        let (line, col) = e
+            .span()
+            .map(|s| {
+                let before = &text[..s.start.min(text.len())];
+                (before.matches('\n').count() + 1, before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1)
+            })
+            .unwrap_or((0, 0));
+        ConfigError::new(
+            format!("{origin}:{line}:{col}"),
+            e.message().to_owned(),
+        )
+    })?;
+    let mut b = PolicyBuilder::default();
+    b = match file.unmatched.as_deref() {
+        None | Some("deny") => b.unmatched(Unmatched::Deny),
+        Some("authenticated") => b.unmatched(Unmatched::Authenticated),
+        Some(other) => {
+            return Err(ConfigError::new(
+                format!("{origin}: unmatched"),
+                format!("`{other}` is not `deny` or `authenticated`"),
+            ));
+        }
+    };
+    for p in file.public {
+        b = b.public_prefix(p);
+    }
+    if let Some(p) = file.url_prefix {
+        b = b.url_prefix(p);
+    }
+    for (k, v) in file.required_claims {
+        b = b.require_claim(k, v);
+    }
+    for (role, includes) in file.inherit {
+        b = b.inherit(role, includes);
+    }
+    for rule in file.rule {
+        let methods = rule.methods.map_or_else(|| "*".to_owned(), |m| m.join(","));
+        b = b.allow(&methods, &rule.path, rule.roles);
+    }
+    Ok(b)
+}
