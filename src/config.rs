@@ -182,11 +182,13 @@ impl EnvConfig {
     pub fn build(self) -> Result<(Authenticator, Policy), ConfigError> {
         let secret_var = self.secret_var;
         let auth = self.auth.build().map_err(|e| match e.setting() {
-            "hmac_secret" if secret_var => ConfigError::new("FEDN_JWT_SECRET_KEY", e.to_string()),
-            "hmac_algorithm" => ConfigError::new("FEDN_JWT_ALGORITHM", e.to_string()),
-            "keys" => ConfigError::new("FEDN_JWT_SECRET_KEY", format!("{e}; or PORTCULLIS_PUBLIC_KEY_FILE / PORTCULLIS_JWK_SET_FILE")),
-            "leeway" => ConfigError::new("PORTCULLIS_LEEWAY_SECONDS", e.to_string()),
-            "scheme" => ConfigError::new("FEDN_AUTH_SCHEME", e.to_string()),
+            "hmac_secret" if secret_var => e.renamed("FEDN_JWT_SECRET_KEY"),
+            "hmac_algorithm" => e.renamed("FEDN_JWT_ALGORITHM"),
+            "keys" => e.renamed("FEDN_JWT_SECRET_KEY (or PORTCULLIS_PUBLIC_KEY_FILE, PORTCULLIS_JWK_SET_FILE)"),
+            "leeway" => e.renamed("PORTCULLIS_LEEWAY_SECONDS"),
+            "scheme" => e.renamed("FEDN_AUTH_SCHEME"),
+            "max_token_bytes" => e.renamed("PORTCULLIS_MAX_TOKEN_BYTES"),
+            "realm" => e.renamed("PORTCULLIS_REALM"),
             _ => e,
         })?;
         let policy = self.policy.build()?;

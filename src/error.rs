@@ -319,6 +319,11 @@ impl ConfigError {
         Self { setting: setting.into(), message: message.into() }
     }
 
+    /// The same error, attributed to another setting (an environment variable, say).
+    pub(crate) fn renamed(self, setting: impl Into<String>) -> Self {
+        Self { setting: setting.into(), message: self.message }
+    }
+
     /// The setting (builder method, environment variable or file key) that is wrong.
     pub fn setting(&self) -> &str {
         &self.setting

@@ -51,6 +51,17 @@ pub(crate) fn parse_jwk_set(
         .map_err(|e| format!("not a JWK set (a JSON object with `keys`): {e}"))?;
     let mut set = KeySet::default();
     let mut skipped = Vec::new();
+    // A kid names one key of the published set, whether or not we can use that key: two
+    // entries sharing one make the set ambiguous, so refuse it even when one would be
+    // skipped (Wycheproof JWK tcId 4: a duplicate whose `k` we cannot decode).
+    let mut kids = std::collections::HashSet::new();
+    for value in &raw.keys {
+        if let Some(kid) = value.get("kid").and_then(Value::as_str) {
+            if !kids.insert(kid) {
+                return Err("two keys share one `kid`; give every key its own kid".into());
+            }
+        }
+    }
     for (index, value) in raw.keys.into_iter().enumerate() {
         match parse_one(value, allow_hmac, min_hmac_override) {
             Ok(key) => set.push(key)?,

@@ -1,0 +1,167 @@
+//! The quickstart: an axum server on 127.0.0.1 guarded by portcullis with the FEDn REST
+//! policy plus `GET /me` for any valid token.
+//!
+//! ```text
+//! cargo run --example quickstart            # dev secret, port 3000
+//! PORT=8080 FEDN_JWT_SECRET_KEY=... FEDN_AUTH_SCHEME=Token cargo run --example quickstart
+//! ```
+//!
+//! It reads every setting of `portcullis::EnvConfig` (FEDn's names and `PORTCULLIS_*`).
+//! Without a configured key it generates a development secret. At start it prints curl
+//! commands with tokens for admin, client and a role-less caller, each with the answer to
+//! expect. A bad configuration makes it exit with the message instead of starting.
+
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use portcullis::{Algorithm, EnvConfig, Principal, Signer};
+use serde_json::{Map, Value, json};
+
+fn routes() -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/api/v1/clients/", get(|| async { Json(json!({"count": 0, "result": []})) }))
+        .route("/api/v1/clients/add", post(|| async { Json(json!({"success": true})) }))
+        .route(
+            "/me",
+            get(|p: Principal| async move { Json(json!({"sub": p.subject(), "roles": p.roles()})) }),
+        )
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn dev_secret(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    aws_lc_rs::rand::fill(&mut bytes).expect("system randomness");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Puts `value` at a dotted claim path (`realm_access.roles`).
+fn set_path(claims: &mut Map<String, Value>, path: &str, value: Value) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap_or(path);
+    let mut map = claims;
+    for p in parts {
+        map = map
+            .entry(p.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+            .expect("object on the claim path");
+    }
+    map.insert(last.to_owned(), value);
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quickstart: configuration error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let alg: Algorithm = match env("FEDN_JWT_ALGORITHM") {
+        Some(a) => a.parse().map_err(|e| format!("FEDN_JWT_ALGORITHM: {e}"))?,
+        None => Algorithm::HS256,
+    };
+    let mut config = EnvConfig::from_env()?;
+    let mut signing_secret = env("FEDN_JWT_SECRET_KEY");
+    if !config.has_keys() {
+        let secret = dev_secret(64);
+        println!("No key configured (FEDN_JWT_SECRET_KEY, PORTCULLIS_PUBLIC_KEY_FILE, PORTCULLIS_JWK_SET_FILE):");
+        println!("using a development HMAC secret generated for this run.\n");
+        config = config.map_authenticator(|a| a.hmac_secret(&secret).hmac_algorithm(alg));
+        signing_secret = Some(secret);
+    }
+    let policy_extra = config.map_policy(|p| p.allow("GET", "/me", ["*"]));
+    let layer = policy_extra.build_layer()?;
+    let scheme = layer.authenticator().scheme().to_owned();
+
+    let mut app = routes();
+    if let Some(prefix) = env("FEDN_CUSTOM_URL_PREFIX") {
+        app = app.clone().nest(prefix.trim_end_matches('/'), routes());
+    }
+    let app = app.layer(layer);
+
+    let port: u16 = match env("PORT") {
+        Some(p) => p.parse().map_err(|_| format!("PORT: `{p}` is not a port number"))?,
+        None => 3000,
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("PORT: cannot listen on 127.0.0.1:{port}: {e}"))?;
+    let base = format!("http://127.0.0.1:{port}");
+
+    println!("portcullis quickstart listening on {base}\n");
+    println!("# public route, no token needed -> 200");
+    println!("curl -i {base}/health\n");
+    println!("# no token -> 401 {{\"error\":\"missing_token\",\"message\":\"Missing token\"}}");
+    println!("curl -i {base}/me\n");
+    match (&signing_secret, alg) {
+        (Some(secret), a) if matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) => {
+            let signer = Signer::hmac(alg, secret)?;
+            let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+            let role_claim = env("PORTCULLIS_ROLE_CLAIM").unwrap_or_else(|| "role".to_owned());
+            let mint = |sub: &str, role: Option<&str>| -> Result<String, Box<dyn std::error::Error>> {
+                let mut claims = Map::new();
+                claims.insert("sub".into(), json!(sub));
+                claims.insert("iat".into(), json!(now));
+                claims.insert("exp".into(), json!(now + 3600));
+                if let Some(role) = role {
+                    set_path(&mut claims, &role_claim, json!(role));
+                }
+                if let (Some(k), Some(v)) = (env("FEDN_JWT_CUSTOM_CLAIM_KEY"), env("FEDN_JWT_CUSTOM_CLAIM_VALUE")) {
+                    set_path(&mut claims, &k, json!(v));
+                }
+                if let Some(iss) = env("PORTCULLIS_ISSUER") {
+                    claims.insert("iss".into(), json!(iss.split(',').next().unwrap_or("").trim()));
+                }
+                if let Some(aud) = env("PORTCULLIS_AUDIENCE") {
+                    claims.insert("aud".into(), json!(aud.split(',').next().unwrap_or("").trim()));
+                }
+                Ok(signer.sign(&Value::Object(claims))?)
+            };
+            let admin = mint("admin-1", Some("admin"))?;
+            let client = mint("client-1", Some("client"))?;
+            let nobody = mint("nobody-1", None)?;
+            println!("ADMIN='{admin}'");
+            println!("CLIENT='{client}'");
+            println!("NOROLE='{nobody}'\n");
+            println!("# admin lists clients -> 200");
+            println!("curl -i -H \"Authorization: {scheme} $ADMIN\" {base}/api/v1/clients/\n");
+            println!("# client adds itself -> 200");
+            println!("curl -i -X POST -H \"Authorization: {scheme} $CLIENT\" {base}/api/v1/clients/add\n");
+            println!("# client lists clients -> 403 {{\"error\":\"insufficient_scope\",\"message\":\"Insufficient permissions\"}}");
+            println!("curl -i -H \"Authorization: {scheme} $CLIENT\" {base}/api/v1/clients/\n");
+            println!("# any valid token sees itself -> 200 {{\"roles\":[],\"sub\":\"nobody-1\"}}");
+            println!("curl -i -H \"Authorization: {scheme} $NOROLE\" {base}/me\n");
+            println!("# a role-less caller cannot add a client -> 403");
+            println!("curl -i -X POST -H \"Authorization: {scheme} $NOROLE\" {base}/api/v1/clients/add\n");
+            println!("# a broken token -> 401 {{\"error\":\"invalid_token\",\"message\":\"Invalid token\"}}");
+            println!("curl -i -H \"Authorization: {scheme} $CLIENT\"x {base}/me\n");
+            println!("# the scheme alone -> 400 {{\"error\":\"invalid_request\",\"message\":\"Invalid request\"}}");
+            println!("curl -i -H \"Authorization: {scheme}\" {base}/me\n");
+            if let Some(prefix) = env("FEDN_CUSTOM_URL_PREFIX") {
+                let prefix = prefix.trim_end_matches('/');
+                println!("# every route is also served under FEDN_CUSTOM_URL_PREFIX -> 200");
+                println!("curl -i -X POST -H \"Authorization: {scheme} $CLIENT\" {base}{prefix}/api/v1/clients/add\n");
+            }
+        }
+        _ => {
+            println!("Keys are public keys or a JWK set: mint tokens with your issuer, then call");
+            println!("curl -i -H \"Authorization: {scheme} $TOKEN\" {base}/me\n");
+        }
+    }
+    axum::serve(listener, app).with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,583 @@
+//! Issue acceptance 4: the policy. Public prefixes on whole segments, path patterns,
+//! methods, the URL prefix, dot segments, `%2F`, the query, unmatched routes, role
+//! inheritance, role claim shapes, required claims, decision reasons and TOML files.
+
+mod common;
+
+use axum::Router;
+use http::Method;
+use portcullis::{AuthLayer, Authenticator, Decision, DecisionReason, Policy, Principal, Unmatched};
+use serde_json::{Value, json};
+
+use common::{NOW, assert_rejected, claims, hs_builder, hs256, send};
+
+const MISSING: (u16, Option<&str>, &str, &str) = (401, Some(r#"Bearer realm="api""#), "missing_token", "Missing token");
+const FORBIDDEN: (u16, Option<&str>, &str, &str) =
+    (403, Some(r#"Bearer realm="api", error="insufficient_scope""#), "insufficient_scope", "Insufficient permissions");
+const BAD_PATH: (u16, Option<&str>, &str, &str) =
+    (400, Some(r#"Bearer realm="api", error="invalid_request""#), "invalid_request", "Invalid request path");
+
+/// A router whose every route answers "ok", behind the layer.
+fn guarded(auth: Authenticator, policy: Policy) -> Router {
+    Router::new().fallback(|| async { "ok" }).layer(AuthLayer::new(auth, policy))
+}
+
+fn bearer(claims: &Value) -> String {
+    format!("Bearer {}", hs256().sign(claims).unwrap())
+}
+
+fn with_role(role: &str) -> String {
+    bearer(&claims(role))
+}
+
+fn principal(claims: &Value) -> Principal {
+    hs_builder().build().unwrap().verify(&hs256().sign(claims).unwrap()).unwrap()
+}
+
+/// Decides `method path` for a caller holding `roles`.
+fn decide(policy: &Policy, method: &str, path: &str, roles: &[&str]) -> Decision {
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    let target = policy.target(&method, path).unwrap();
+    policy.decide_roles(roles, &target)
+}
+
+fn assert_answer(got: &(u16, http::HeaderMap, Value), want: (u16, Option<&str>, &str, &str), case: &str) {
+    assert_eq!(got.0, want.0, "{case}: status; body {:?}", got.2);
+    assert_rejected(got, want.0, want.1, want.2, want.3);
+}
+
+fn assert_ok(got: &(u16, http::HeaderMap, Value), case: &str) {
+    assert_eq!(got.0, 200, "{case}: body {:?}", got.2);
+    assert_eq!(got.2, json!("ok"), "{case}");
+    assert!(got.1.get("www-authenticate").is_none(), "{case}");
+}
+
+#[tokio::test]
+async fn r3_public_prefix_matches_whole_segments() {
+    let policy = Policy::builder().public_prefix("/internal").build().unwrap();
+    let app = guarded(hs_builder().build().unwrap(), policy.clone());
+    for path in ["/internal", "/internal/", "/internal/x", "/internal/x/y", "/internal?next=/admin"] {
+        assert_ok(&send(&app, "GET", path, None).await, path);
+    }
+    for path in ["/internalx", "/internalx/y", "/internal-x", "/x/internal", "/Internal"] {
+        assert_answer(&send(&app, "GET", path, None).await, MISSING, path);
+    }
+    // The decision names the prefix.
+    let d = decide(&policy, "GET", "/internal/x", &[]);
+    assert!(d.is_allowed());
+    assert_eq!(d.reason(), &DecisionReason::Public { prefix: "/internal".into() });
+    assert!(!policy.target(&Method::GET, "/internalx").unwrap().is_public());
+}
+
+#[test]
+fn path_patterns_param_star_and_tail() {
+    let policy = Policy::builder()
+        .allow("GET", "/items/{id}", ["reader"])
+        .allow("GET", "/one/*", ["reader"])
+        .allow("GET", "/files/{*rest}", ["reader"])
+        .allow("GET", "/blobs/**", ["reader"])
+        .allow("GET", "/items/{id}/tags/{tag}", ["reader"])
+        .build()
+        .unwrap();
+    // (path, allowed for `reader`, reason when refused)
+    let table: &[(&str, bool, Option<DecisionReason>)] = &[
+        ("/items/5", true, None),
+        ("/items/a%2Fb", true, None),
+        ("/items/5/tags/red", true, None),
+        ("/items", false, Some(DecisionReason::UnmatchedDenied)),
+        ("/items/5/x", false, Some(DecisionReason::UnmatchedDenied)),
+        ("/items/5/tags", false, Some(DecisionReason::UnmatchedDenied)),
+        ("/one/x", true, None),
+        ("/one", false, Some(DecisionReason::UnmatchedDenied)),
+        ("/one/x/y", false, Some(DecisionReason::UnmatchedDenied)),
+        ("/files", true, None),
+        ("/files/a", true, None),
+        ("/files/a/b/c", true, None),
+        ("/filesx/a", false, Some(DecisionReason::UnmatchedDenied)),
+        ("/blobs/x/y/z", true, None),
+        ("/blobsx", false, Some(DecisionReason::UnmatchedDenied)),
+    ];
+    for (path, allowed, reason) in table {
+        let d = decide(&policy, "GET", path, &["reader"]);
+        assert_eq!(d.is_allowed(), *allowed, "{path}: {d}");
+        if let Some(reason) = reason {
+            assert_eq!(d.reason(), reason, "{path}");
+        }
+        // A role no rule names never passes a named route.
+        let d = decide(&policy, "GET", path, &["readers"]);
+        assert!(!d.is_allowed(), "{path} with `readers`: {d}");
+    }
+    // The reason names the pattern that matched.
+    let d = decide(&policy, "GET", "/files/a/b", &["reader"]);
+    assert_eq!(
+        d.reason(),
+        &DecisionReason::Rule { index: 2, methods: "GET".into(), pattern: "/files/{*rest}".into(), role: "reader".into() }
+    );
+}
+
+#[test]
+fn bad_patterns_are_config_errors() {
+    for pattern in ["items", "/a/**/b", "/a/{*rest}/b", "/a/x*", "/a/{id}x", "/a/../b", "/a/./b"] {
+        let err = Policy::builder().allow("GET", pattern, ["r"]).build().unwrap_err();
+        assert!(err.setting().contains("rule 0"), "{pattern}: {err}");
+        assert!(err.to_string().contains(pattern), "{pattern}: {err}");
+    }
+    let err = Policy::builder().allow("GET", "/a", Vec::<String>::new()).build().unwrap_err();
+    assert!(err.setting().contains("rule 0"), "{err}");
+}
+
+#[test]
+fn methods_get_covers_head_and_post_only_does_not_open_get() {
+    let policy = Policy::builder()
+        .allow("GET", "/r", ["u"])
+        .allow("POST", "/w", ["u"])
+        .allow("GET,PUT", "/m", ["u"])
+        .allow("*", "/any", ["u"])
+        .build()
+        .unwrap();
+    let table: &[(&str, &str, bool)] = &[
+        ("GET", "/r", true),
+        ("HEAD", "/r", true),
+        ("POST", "/r", false),
+        ("DELETE", "/r", false),
+        ("POST", "/w", true),
+        ("GET", "/w", false),
+        ("HEAD", "/w", false),
+        ("PUT", "/w", false),
+        ("GET", "/m", true),
+        ("HEAD", "/m", true),
+        ("PUT", "/m", true),
+        ("POST", "/m", false),
+        ("GET", "/any", true),
+        ("PATCH", "/any", true),
+        ("OPTIONS", "/any", true),
+    ];
+    for (method, path, allowed) in table {
+        let d = decide(&policy, method, path, &["u"]);
+        assert_eq!(d.is_allowed(), *allowed, "{method} {path}: {d}");
+        if !allowed {
+            // A rule for another method does not name this target.
+            assert_eq!(d.reason(), &DecisionReason::UnmatchedDenied, "{method} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn methods_through_the_layer() {
+    let policy = Policy::builder().allow("GET", "/r", ["u"]).allow("POST", "/w", ["u"]).build().unwrap();
+    let app = guarded(hs_builder().build().unwrap(), policy);
+    let t = with_role("u");
+    assert_ok(&send(&app, "GET", "/r", Some(&t)).await, "GET /r");
+    let head = send(&app, "HEAD", "/r", Some(&t)).await;
+    assert_eq!(head.0, 200, "HEAD /r");
+    assert_ok(&send(&app, "POST", "/w", Some(&t)).await, "POST /w");
+    assert_answer(&send(&app, "GET", "/w", Some(&t)).await, FORBIDDEN, "GET /w");
+    assert_answer(&send(&app, "POST", "/r", Some(&t)).await, FORBIDDEN, "POST /r");
+}
+
+#[test]
+fn url_prefix_rules_match_with_and_without_it() {
+    let policy = Policy::builder()
+        .allow("POST", "/api/v1/clients/add", ["client"])
+        .public_prefix("/health")
+        .url_prefix("/internal")
+        .build()
+        .unwrap();
+    for path in ["/api/v1/clients/add", "/internal/api/v1/clients/add"] {
+        assert!(decide(&policy, "POST", path, &["client"]).is_allowed(), "{path}");
+        let d = decide(&policy, "POST", path, &["combiner"]);
+        assert_eq!(d.reason(), &DecisionReason::MissingRole { needs: vec!["client".into()] }, "{path}");
+    }
+    // Only a whole-segment prefix is stripped.
+    let d = decide(&policy, "POST", "/internalx/api/v1/clients/add", &["client"]);
+    assert_eq!(d.reason(), &DecisionReason::UnmatchedDenied);
+    // Public prefixes match under the URL prefix too.
+    for path in ["/health", "/internal/health", "/internal/health/live"] {
+        assert!(policy.target(&Method::GET, path).unwrap().is_public(), "{path}");
+    }
+    assert!(!policy.target(&Method::GET, "/internalx/health").unwrap().is_public());
+}
+
+#[tokio::test]
+async fn r4_dot_segments_are_400_through_the_layer() {
+    let policy = Policy::builder().allow("*", "/**", ["admin"]).public_prefix("/a").public_prefix("/health").build().unwrap();
+    let app = guarded(hs_builder().build().unwrap(), policy.clone());
+    let admin = with_role("admin");
+    let paths = [
+        "/a/../b",
+        "/a/%2e%2e/b",
+        "/a/.%2E/b",
+        "/a/%2E./b",
+        "/./a",
+        "/a/.",
+        "/a/..",
+        "/a/%2e",
+        "/a/%2E/b",
+        "/health/../admin",
+        "/health/%2e%2e/admin",
+        "/a/../b?x=1",
+    ];
+    for path in paths {
+        // With no token, with a valid admin token, and on a public prefix: 400 first.
+        assert_answer(&send(&app, "GET", path, None).await, BAD_PATH, path);
+        assert_answer(&send(&app, "GET", path, Some(&admin)).await, BAD_PATH, path);
+        assert!(policy.target(&Method::GET, path.split('?').next().unwrap()).is_err(), "{path}");
+    }
+    // Not dot segments: three dots, a dot inside a name, an encoded slash.
+    for path in ["/a/.../b", "/a/..x/b", "/a/.x", "/a/%2e%2e%2e", "/a/b.c", "/a/%2F.."] {
+        assert_ok(&send(&app, "GET", path, Some(&admin)).await, path);
+    }
+}
+
+#[tokio::test]
+async fn r4_encoded_slash_does_not_split_a_segment() {
+    let policy = Policy::builder()
+        .allow("GET", "/files/{name}", ["u"])
+        .allow("GET", "/x/a/b", ["u"])
+        .public_prefix("/pub/a")
+        .build()
+        .unwrap();
+    assert!(decide(&policy, "GET", "/files/a%2Fb", &["u"]).is_allowed());
+    assert!(decide(&policy, "GET", "/files/a%2fb", &["u"]).is_allowed());
+    assert_eq!(decide(&policy, "GET", "/x/a%2Fb", &["u"]).reason(), &DecisionReason::UnmatchedDenied);
+    assert!(!policy.target(&Method::GET, "/pub/a%2Fb").unwrap().is_public());
+    assert!(!policy.target(&Method::GET, "/pub%2Fa").unwrap().is_public());
+
+    let app = guarded(hs_builder().build().unwrap(), policy);
+    let t = with_role("u");
+    assert_ok(&send(&app, "GET", "/files/a%2Fb", Some(&t)).await, "/files/a%2Fb");
+    assert_answer(&send(&app, "GET", "/x/a%2Fb", Some(&t)).await, FORBIDDEN, "/x/a%2Fb");
+    assert_answer(&send(&app, "GET", "/pub/a%2Fb", None).await, MISSING, "/pub/a%2Fb");
+    assert_ok(&send(&app, "GET", "/pub/a/b", None).await, "/pub/a/b");
+}
+
+#[tokio::test]
+async fn query_string_is_never_part_of_matching() {
+    let policy = Policy::builder().allow("GET", "/q", ["u"]).public_prefix("/internal").build().unwrap();
+    let app = guarded(hs_builder().build().unwrap(), policy);
+    let t = with_role("u");
+    for path in ["/q?x=1", "/q?next=/admin", "/q?", "/q?a=..%2F..", "/q?/../x"] {
+        assert_ok(&send(&app, "GET", path, Some(&t)).await, path);
+    }
+    // A query naming a public prefix does not make a route public.
+    for path in ["/x?/internal", "/x?p=/internal/y", "/admin?internal"] {
+        assert_answer(&send(&app, "GET", path, None).await, MISSING, path);
+        assert_answer(&send(&app, "GET", path, Some(&t)).await, FORBIDDEN, path);
+    }
+    assert_ok(&send(&app, "GET", "/internal?x=/admin", None).await, "/internal?x=/admin");
+}
+
+#[tokio::test]
+async fn r2_unmatched_deny_versus_authenticated() {
+    let deny = Policy::builder().allow("GET", "/known", ["admin"]).build().unwrap();
+    let open = Policy::builder().allow("GET", "/known", ["admin"]).unmatched(Unmatched::Authenticated).build().unwrap();
+
+    let d = decide(&deny, "GET", "/unknown", &["client"]);
+    assert!(!d.is_allowed());
+    assert_eq!(d.reason(), &DecisionReason::UnmatchedDenied);
+    let d = decide(&open, "GET", "/unknown", &["client"]);
+    assert!(d.is_allowed());
+    assert_eq!(d.reason(), &DecisionReason::UnmatchedAuthenticated);
+    // A named route still needs its role under `Authenticated`.
+    let d = decide(&open, "GET", "/known", &["client"]);
+    assert_eq!(d.reason(), &DecisionReason::MissingRole { needs: vec!["admin".into()] });
+
+    let t = with_role("client");
+    let deny_app = guarded(hs_builder().build().unwrap(), deny);
+    let open_app = guarded(hs_builder().build().unwrap(), open);
+    assert_answer(&send(&deny_app, "GET", "/unknown", Some(&t)).await, FORBIDDEN, "deny");
+    assert_ok(&send(&open_app, "GET", "/unknown", Some(&t)).await, "authenticated");
+    assert_answer(&send(&open_app, "GET", "/known", Some(&t)).await, FORBIDDEN, "named route");
+    // `Authenticated` still needs a token.
+    assert_answer(&send(&open_app, "GET", "/unknown", None).await, MISSING, "no token");
+}
+
+#[test]
+fn role_inheritance() {
+    let base = || Policy::builder().allow("GET", "/c", ["client"]).allow("GET", "/a", ["admin"]);
+    let flat = base().build().unwrap();
+    let inherited = base().inherit("admin", ["client"]).inherit("root", ["admin"]).build().unwrap();
+
+    // Off by default.
+    assert!(!decide(&flat, "GET", "/c", &["admin"]).is_allowed());
+    // admin includes client, root includes admin and so client; never the reverse.
+    let table: &[(&str, &str, bool)] = &[
+        ("/c", "client", true),
+        ("/c", "admin", true),
+        ("/c", "root", true),
+        ("/a", "admin", true),
+        ("/a", "root", true),
+        ("/a", "client", false),
+        ("/c", "administrator", false),
+        ("/c", "Admin", false),
+    ];
+    for (path, role, allowed) in table {
+        let d = decide(&inherited, "GET", path, &[role]);
+        assert_eq!(d.is_allowed(), *allowed, "{role} on {path}: {d}");
+    }
+    let d = decide(&inherited, "GET", "/c", &["admin"]);
+    assert_eq!(
+        d.reason(),
+        &DecisionReason::Rule { index: 0, methods: "GET".into(), pattern: "/c".into(), role: "admin".into() }
+    );
+    // The reason for a refusal names the roles as written in the rule.
+    let d = decide(&inherited, "GET", "/a", &["client"]);
+    assert_eq!(d.reason(), &DecisionReason::MissingRole { needs: vec!["admin".into()] });
+}
+
+#[tokio::test]
+async fn r1_role_claim_shapes() {
+    let policy = || Policy::builder().allow("GET", "/me", ["client"]).build().unwrap();
+    let base = |extra: Value| {
+        let mut c = json!({"sub": "u", "exp": NOW + 3600});
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
+    };
+    // (role claim path, extra claims, allowed)
+    let table: Vec<(&str, Value, bool)> = vec![
+        ("role", json!({"role": "client"}), true),
+        ("role", json!({"role": ["other", "client"]}), true),
+        ("role", json!({"role": "other client"}), true),
+        ("role", json!({"role": ["other", 5, "client"]}), true),
+        ("scope", json!({"scope": "read client write"}), true),
+        ("scope", json!({"scope": "read  client"}), true),
+        ("roles", json!({"roles": ["client"]}), true),
+        ("realm_access.roles", json!({"realm_access": {"roles": ["offline", "client"]}}), true),
+        ("realm_access.roles", json!({"realm_access": {"roles": "client"}}), true),
+        // Wrong types and near misses: no roles, 403, never a panic.
+        ("role", json!({"role": 5}), false),
+        ("role", json!({"role": 1.5}), false),
+        ("role", json!({"role": true}), false),
+        ("role", json!({"role": null}), false),
+        ("role", json!({"role": {"client": true}}), false),
+        ("role", json!({"role": [["client"]]}), false),
+        ("role", json!({"role": [{"name": "client"}]}), false),
+        ("role", json!({"role": ""}), false),
+        ("role", json!({"role": []}), false),
+        ("role", json!({"role": "clientx"}), false),
+        ("role", json!({"role": "Client"}), false),
+        ("role", json!({"roles": "client"}), false),
+        ("role", json!({}), false),
+        ("scope", json!({"scope": "read,client"}), false),
+        ("realm_access.roles", json!({"realm_access": null}), false),
+        ("realm_access.roles", json!({"realm_access": "client"}), false),
+        ("realm_access.roles", json!({"realm_access": ["client"]}), false),
+        ("realm_access.roles", json!({"realm_access": {"roles": 7}}), false),
+        ("realm_access.roles", json!({"realm_access": {"roles": {"client": 1}}}), false),
+        ("realm_access.roles", json!({"realm_access": {}}), false),
+    ];
+    for (path, extra, allowed) in table {
+        let case = format!("{path} = {extra}");
+        let auth = hs_builder().role_claim(path).build().unwrap();
+        let app = guarded(auth, policy());
+        let got = send(&app, "GET", "/me", Some(&bearer(&base(extra)))).await;
+        if allowed {
+            assert_ok(&got, &case);
+        } else {
+            assert_answer(&got, FORBIDDEN, &case);
+        }
+    }
+}
+
+#[tokio::test]
+async fn required_claims() {
+    let policy = || Policy::builder().allow("GET", "/me", ["*"]).require_claim("tenant", "acme").build().unwrap();
+    let nested = || Policy::builder().allow("GET", "/me", ["*"]).require_claim("org.id", "acme").build().unwrap();
+    let base = |extra: Value| {
+        let mut c = claims("client");
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
+    };
+    // (nested path?, extra claims, allowed)
+    let table: Vec<(bool, Value, bool)> = vec![
+        (false, json!({"tenant": "acme"}), true),
+        (false, json!({"tenant": ["other", "acme"]}), true),
+        (false, json!({"tenant": "other"}), false),
+        (false, json!({"tenant": "acme2"}), false),
+        (false, json!({"tenant": "Acme"}), false),
+        (false, json!({"tenant": "other acme"}), false),
+        (false, json!({"tenant": ["other"]}), false),
+        (false, json!({"tenant": []}), false),
+        (false, json!({"tenant": null}), false),
+        (false, json!({"tenant": 5}), false),
+        (false, json!({"tenant": {"acme": true}}), false),
+        (false, json!({}), false),
+        (true, json!({"org": {"id": "acme"}}), true),
+        (true, json!({"org": {"id": ["acme"]}}), true),
+        (true, json!({"org": {"id": "evil"}}), false),
+        (true, json!({"org": "acme"}), false),
+        (true, json!({"org": {}}), false),
+    ];
+    for (is_nested, extra, allowed) in table {
+        let case = format!("{extra}");
+        let p = if is_nested { nested() } else { policy() };
+        let key = if is_nested { "org.id" } else { "tenant" };
+        let c = base(extra);
+
+        let target = p.target(&Method::GET, "/me").unwrap();
+        let d = p.decide(&principal(&c), &target);
+        assert_eq!(d.is_allowed(), allowed, "{case}: {d}");
+        if !allowed {
+            assert_eq!(d.reason(), &DecisionReason::RequiredClaim { key: key.into() }, "{case}");
+            assert_eq!(d.to_string(), format!("denied: required claim `{key}` is missing or different"));
+            let err = d.clone().into_result().unwrap_err();
+            assert_eq!(err.kind(), portcullis::AuthErrorKind::Forbidden);
+            // The claim's value is never reported.
+            assert!(!err.to_string().contains("acme") && !err.to_string().contains("evil"), "{err}");
+        }
+
+        let app = guarded(hs_builder().build().unwrap(), p);
+        let got = send(&app, "GET", "/me", Some(&bearer(&c))).await;
+        if allowed {
+            assert_ok(&got, &case);
+        } else {
+            assert_answer(&got, FORBIDDEN, &case);
+        }
+    }
+}
+
+#[test]
+fn decision_reasons_for_hit_and_miss() {
+    let policy = Policy::builder()
+        .allow("POST", "/api/v1/clients/add", ["client"])
+        .allow("GET,HEAD", "/api/v1/clients/", ["admin", "ops"])
+        .allow("GET", "/me", ["*"])
+        .public_prefix("/health")
+        .build()
+        .unwrap();
+
+    let hit = decide(&policy, "POST", "/api/v1/clients/add", &["client"]);
+    assert_eq!(
+        hit.reason(),
+        &DecisionReason::Rule { index: 0, methods: "POST".into(), pattern: "/api/v1/clients/add".into(), role: "client".into() }
+    );
+    assert_eq!(hit.to_string(), "allowed: rule 0 (POST /api/v1/clients/add) allows role `client`");
+    assert_eq!(hit.clone().into_result().unwrap(), hit.reason().clone());
+
+    let any = decide(&policy, "GET", "/me", &[]);
+    assert_eq!(any.to_string(), "allowed: rule 2 (GET /me) allows role `*`");
+
+    let miss = decide(&policy, "GET", "/api/v1/clients/", &["client"]);
+    assert_eq!(miss.reason(), &DecisionReason::MissingRole { needs: vec!["admin".into(), "ops".into()] });
+    assert_eq!(
+        miss.to_string(),
+        "denied: no role of the caller is named by the rules for this route (needs one of: admin, ops)"
+    );
+    let err = miss.into_result().unwrap_err();
+    assert_eq!(err.status(), http::StatusCode::FORBIDDEN);
+    assert_eq!(err.message(), "Insufficient permissions");
+
+    let none = decide(&policy, "GET", "/nowhere", &["admin"]);
+    assert_eq!(none.to_string(), "denied: no rule names this route; unmatched routes are denied");
+
+    let public = decide(&policy, "GET", "/health/live", &[]);
+    assert_eq!(public.to_string(), "allowed: public prefix `/health`");
+}
+
+const FULL_TOML: &str = r#"
+# A complete policy file.
+unmatched = "deny"
+public = ["/health", "/internal"]
+url_prefix = "/prefix"
+
+[required_claims]
+tenant = "acme"
+
+[inherit]
+admin = ["client", "combiner"]
+
+[[rule]]
+roles = ["client"]
+methods = ["POST"]
+path = "/api/v1/clients/add"
+
+[[rule]]
+roles = ["combiner"]
+methods = ["POST", "PUT"]
+path = "/add_combiner"
+
+[[rule]]
+roles = ["reader"]
+methods = ["GET"]
+path = "/files/{*rest}"
+
+[[rule]]
+roles = ["*"]
+methods = ["GET"]
+path = "/me"
+
+[[rule]]
+roles = ["admin"]
+path = "/**"
+"#;
+
+#[test]
+fn toml_full_example() {
+    let policy = Policy::from_toml_str(FULL_TOML).unwrap();
+    let table: &[(&str, &str, &[&str], bool)] = &[
+        ("POST", "/api/v1/clients/add", &["client"], true),
+        ("POST", "/prefix/api/v1/clients/add", &["client"], true),
+        ("GET", "/api/v1/clients/add", &["client"], false),
+        ("POST", "/api/v1/clients/add", &["admin"], true),
+        ("PUT", "/add_combiner", &["combiner"], true),
+        ("PUT", "/add_combiner", &["admin"], true),
+        ("DELETE", "/add_combiner", &["combiner"], false),
+        ("GET", "/files/a/b", &["reader"], true),
+        ("HEAD", "/files/a/b", &["reader"], true),
+        ("GET", "/me", &[], true),
+        ("DELETE", "/anything/at/all", &["admin"], true),
+        ("GET", "/elsewhere", &["client"], false),
+    ];
+    for (method, path, roles, allowed) in table {
+        let d = decide(&policy, method, path, roles);
+        assert_eq!(d.is_allowed(), *allowed, "{method} {path} as {roles:?}: {d}");
+    }
+    for path in ["/health", "/internal/x", "/prefix/health"] {
+        assert!(policy.target(&Method::GET, path).unwrap().is_public(), "{path}");
+    }
+    assert!(!policy.target(&Method::GET, "/internalx").unwrap().is_public());
+
+    // The required claim applies on top of the rules.
+    let target = policy.target(&Method::GET, "/me").unwrap();
+    let mut c = claims("client");
+    assert_eq!(policy.decide(&principal(&c), &target).reason(), &DecisionReason::RequiredClaim { key: "tenant".into() });
+    c["tenant"] = json!("acme");
+    assert!(policy.decide(&principal(&c), &target).is_allowed());
+
+    // `authenticated` and the defaults.
+    let open = Policy::from_toml_str("unmatched = \"authenticated\"\n").unwrap();
+    assert_eq!(decide(&open, "GET", "/x", &[]).reason(), &DecisionReason::UnmatchedAuthenticated);
+    let empty = Policy::from_toml_str("").unwrap();
+    assert_eq!(decide(&empty, "GET", "/x", &["admin"]).reason(), &DecisionReason::UnmatchedDenied);
+}
+
+#[test]
+fn toml_errors_name_the_line_or_the_rule() {
+    // Unknown fields: the error names the line.
+    let unknown_top = "unmatched = \"deny\"\npublik = [\"/health\"]\n";
+    let err = Policy::from_toml_str(unknown_top).unwrap_err();
+    assert!(err.setting().contains(":2:"), "{err}");
+    assert!(err.to_string().contains("publik"), "{err}");
+
+    let unknown_in_rule = "[[rule]]\nroles = [\"client\"]\nmethod = [\"GET\"]\npath = \"/x\"\n";
+    let err = Policy::from_toml_str(unknown_in_rule).unwrap_err();
+    assert!(err.setting().contains(":3:"), "{err}");
+    assert!(err.to_string().contains("method"), "{err}");
+
+    // Bad methods: the error names the rule and the method.
+    for (methods, bad) in [("[\"FETCH!\"]", "FETCH!"), ("[\"get\"]", "get"), ("[\"\"]", "``")] {
+        let text = format!("[[rule]]\nroles = [\"a\"]\npath = \"/ok\"\n\n[[rule]]\nroles = [\"client\"]\nmethods = {methods}\npath = \"/x\"\n");
+        let err = Policy::from_toml_str(&text).unwrap_err();
+        assert!(err.setting().contains("rule 1"), "{methods}: {err}");
+        assert!(err.setting().contains("/x"), "{methods}: {err}");
+        assert!(err.to_string().contains(bad), "{methods}: {err}");
+    }
+
+    // A bad `unmatched` value and a wrong type.
+    let err = Policy::from_toml_str("unmatched = \"allow\"\n").unwrap_err();
+    assert!(err.setting().contains("unmatched"), "{err}");
+    let err = Policy::from_toml_str("public = \"/health\"\n").unwrap_err();
+    assert!(err.setting().contains(":1:"), "{err}");
+    let err = Policy::from_toml_str("[[rule]]\nroles = [\"a\"]\npath = \"no-slash\"\n").unwrap_err();
+    assert!(err.setting().contains("rule 0"), "{err}");
+}
