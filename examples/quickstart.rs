@@ -22,11 +22,19 @@ use serde_json::{Map, Value, json};
 fn routes() -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/api/v1/clients/", get(|| async { Json(json!({"count": 0, "result": []})) }))
-        .route("/api/v1/clients/add", post(|| async { Json(json!({"success": true})) }))
+        .route(
+            "/api/v1/clients/",
+            get(|| async { Json(json!({"count": 0, "result": []})) }),
+        )
+        .route(
+            "/api/v1/clients/add",
+            post(|| async { Json(json!({"success": true})) }),
+        )
         .route(
             "/me",
-            get(|p: Principal| async move { Json(json!({"sub": p.subject(), "roles": p.roles()})) }),
+            get(
+                |p: Principal| async move { Json(json!({"sub": p.subject(), "roles": p.roles()})) },
+            ),
         )
 }
 
@@ -75,7 +83,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut signing_secret = env("FEDN_JWT_SECRET_KEY");
     if !config.has_keys() {
         let secret = dev_secret(64);
-        println!("No key configured (FEDN_JWT_SECRET_KEY, PORTCULLIS_PUBLIC_KEY_FILE, PORTCULLIS_JWK_SET_FILE):");
+        println!(
+            "No key configured (FEDN_JWT_SECRET_KEY, PORTCULLIS_PUBLIC_KEY_FILE, PORTCULLIS_JWK_SET_FILE):"
+        );
         println!("using a development HMAC secret generated for this run.\n");
         config = config.map_authenticator(|a| a.hmac_secret(&secret).hmac_algorithm(alg));
         signing_secret = Some(secret);
@@ -91,7 +101,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let app = app.layer(layer);
 
     let port: u16 = match env("PORT") {
-        Some(p) => p.parse().map_err(|_| format!("PORT: `{p}` is not a port number"))?,
+        Some(p) => p
+            .parse()
+            .map_err(|_| format!("PORT: `{p}` is not a port number"))?,
         None => 3000,
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
@@ -105,29 +117,39 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("# no token -> 401 {{\"error\":\"missing_token\",\"message\":\"Missing token\"}}");
     println!("curl -i {base}/me\n");
     match (&signing_secret, alg) {
-        (Some(secret), a) if matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) => {
+        (Some(secret), Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) => {
             let signer = Signer::hmac(alg, secret)?;
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
             let role_claim = env("PORTCULLIS_ROLE_CLAIM").unwrap_or_else(|| "role".to_owned());
-            let mint = |sub: &str, role: Option<&str>| -> Result<String, Box<dyn std::error::Error>> {
-                let mut claims = Map::new();
-                claims.insert("sub".into(), json!(sub));
-                claims.insert("iat".into(), json!(now));
-                claims.insert("exp".into(), json!(now + 3600));
-                if let Some(role) = role {
-                    set_path(&mut claims, &role_claim, json!(role));
-                }
-                if let (Some(k), Some(v)) = (env("FEDN_JWT_CUSTOM_CLAIM_KEY"), env("FEDN_JWT_CUSTOM_CLAIM_VALUE")) {
-                    set_path(&mut claims, &k, json!(v));
-                }
-                if let Some(iss) = env("PORTCULLIS_ISSUER") {
-                    claims.insert("iss".into(), json!(iss.split(',').next().unwrap_or("").trim()));
-                }
-                if let Some(aud) = env("PORTCULLIS_AUDIENCE") {
-                    claims.insert("aud".into(), json!(aud.split(',').next().unwrap_or("").trim()));
-                }
-                Ok(signer.sign(&Value::Object(claims))?)
-            };
+            let mint =
+                |sub: &str, role: Option<&str>| -> Result<String, Box<dyn std::error::Error>> {
+                    let mut claims = Map::new();
+                    claims.insert("sub".into(), json!(sub));
+                    claims.insert("iat".into(), json!(now));
+                    claims.insert("exp".into(), json!(now + 3600));
+                    if let Some(role) = role {
+                        set_path(&mut claims, &role_claim, json!(role));
+                    }
+                    if let (Some(k), Some(v)) = (
+                        env("FEDN_JWT_CUSTOM_CLAIM_KEY"),
+                        env("FEDN_JWT_CUSTOM_CLAIM_VALUE"),
+                    ) {
+                        set_path(&mut claims, &k, json!(v));
+                    }
+                    if let Some(iss) = env("PORTCULLIS_ISSUER") {
+                        claims.insert(
+                            "iss".into(),
+                            json!(iss.split(',').next().unwrap_or("").trim()),
+                        );
+                    }
+                    if let Some(aud) = env("PORTCULLIS_AUDIENCE") {
+                        claims.insert(
+                            "aud".into(),
+                            json!(aud.split(',').next().unwrap_or("").trim()),
+                        );
+                    }
+                    Ok(signer.sign(&Value::Object(claims))?)
+                };
             let admin = mint("admin-1", Some("admin"))?;
             let client = mint("client-1", Some("client"))?;
             let nobody = mint("nobody-1", None)?;
@@ -137,21 +159,33 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             println!("# admin lists clients -> 200");
             println!("curl -i -H \"Authorization: {scheme} $ADMIN\" {base}/api/v1/clients/\n");
             println!("# client adds itself -> 200");
-            println!("curl -i -X POST -H \"Authorization: {scheme} $CLIENT\" {base}/api/v1/clients/add\n");
-            println!("# client lists clients -> 403 {{\"error\":\"insufficient_scope\",\"message\":\"Insufficient permissions\"}}");
+            println!(
+                "curl -i -X POST -H \"Authorization: {scheme} $CLIENT\" {base}/api/v1/clients/add\n"
+            );
+            println!(
+                "# client lists clients -> 403 {{\"error\":\"insufficient_scope\",\"message\":\"Insufficient permissions\"}}"
+            );
             println!("curl -i -H \"Authorization: {scheme} $CLIENT\" {base}/api/v1/clients/\n");
             println!("# any valid token sees itself -> 200 {{\"roles\":[],\"sub\":\"nobody-1\"}}");
             println!("curl -i -H \"Authorization: {scheme} $NOROLE\" {base}/me\n");
             println!("# a role-less caller cannot add a client -> 403");
-            println!("curl -i -X POST -H \"Authorization: {scheme} $NOROLE\" {base}/api/v1/clients/add\n");
-            println!("# a broken token -> 401 {{\"error\":\"invalid_token\",\"message\":\"Invalid token\"}}");
+            println!(
+                "curl -i -X POST -H \"Authorization: {scheme} $NOROLE\" {base}/api/v1/clients/add\n"
+            );
+            println!(
+                "# a broken token -> 401 {{\"error\":\"invalid_token\",\"message\":\"Invalid token\"}}"
+            );
             println!("curl -i -H \"Authorization: {scheme} $CLIENT\"x {base}/me\n");
-            println!("# the scheme alone -> 400 {{\"error\":\"invalid_request\",\"message\":\"Invalid request\"}}");
+            println!(
+                "# the scheme alone -> 400 {{\"error\":\"invalid_request\",\"message\":\"Invalid request\"}}"
+            );
             println!("curl -i -H \"Authorization: {scheme}\" {base}/me\n");
             if let Some(prefix) = env("FEDN_CUSTOM_URL_PREFIX") {
                 let prefix = prefix.trim_end_matches('/');
                 println!("# every route is also served under FEDN_CUSTOM_URL_PREFIX -> 200");
-                println!("curl -i -X POST -H \"Authorization: {scheme} $CLIENT\" {base}{prefix}/api/v1/clients/add\n");
+                println!(
+                    "curl -i -X POST -H \"Authorization: {scheme} $CLIENT\" {base}{prefix}/api/v1/clients/add\n"
+                );
             }
         }
         _ => {
@@ -159,9 +193,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             println!("curl -i -H \"Authorization: {scheme} $TOKEN\" {base}/me\n");
         }
     }
-    axum::serve(listener, app).with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
     Ok(())
 }

@@ -63,8 +63,12 @@ fn list(v: &str) -> impl Iterator<Item = &str> {
 }
 
 fn read_file(var: &str, path: &str) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(var, format!("cannot read `{path}`: {e}; point it at a readable file")))
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            var,
+            format!("cannot read `{path}`: {e}; point it at a readable file"),
+        )
+    })
 }
 
 impl EnvConfig {
@@ -79,7 +83,10 @@ impl EnvConfig {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let mut auth = Authenticator::builder();
         let alg = match get("FEDN_JWT_ALGORITHM") {
-            Some(a) => a.trim().parse::<Algorithm>().map_err(|e| ConfigError::new("FEDN_JWT_ALGORITHM", e.to_string()))?,
+            Some(a) => a
+                .trim()
+                .parse::<Algorithm>()
+                .map_err(|e| ConfigError::new("FEDN_JWT_ALGORITHM", e.to_string()))?,
             None => Algorithm::HS256,
         };
         let mut has_keys = false;
@@ -113,11 +120,18 @@ impl EnvConfig {
             auth = auth.groups_claim(c.trim());
         }
         if let Some(v) = get("PORTCULLIS_LEEWAY_SECONDS") {
-            let n = v.trim().parse::<u64>().map_err(|_| ConfigError::new("PORTCULLIS_LEEWAY_SECONDS", "not a whole number of seconds (0 to 300)"))?;
+            let n = v.trim().parse::<u64>().map_err(|_| {
+                ConfigError::new(
+                    "PORTCULLIS_LEEWAY_SECONDS",
+                    "not a whole number of seconds (0 to 300)",
+                )
+            })?;
             auth = auth.leeway(n);
         }
         if let Some(v) = get("PORTCULLIS_MAX_TOKEN_BYTES") {
-            let n = v.trim().parse::<usize>().map_err(|_| ConfigError::new("PORTCULLIS_MAX_TOKEN_BYTES", "not a whole number of bytes"))?;
+            let n = v.trim().parse::<usize>().map_err(|_| {
+                ConfigError::new("PORTCULLIS_MAX_TOKEN_BYTES", "not a whole number of bytes")
+            })?;
             auth = auth.max_token_bytes(n);
         }
         if let Some(r) = get("PORTCULLIS_REALM") {
@@ -126,11 +140,18 @@ impl EnvConfig {
         if let Some(v) = get("PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET") {
             match v.trim() {
                 "true" | "1" => {
-                    tracing::warn!("PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET is set: short HMAC secrets are accepted");
+                    tracing::warn!(
+                        "PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET is set: short HMAC secrets are accepted"
+                    );
                     auth = auth.dangerous().allow_short_hmac_secret().safe();
                 }
                 "false" | "0" => {}
-                _ => return Err(ConfigError::new("PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET", "use `true` or `false`")),
+                _ => {
+                    return Err(ConfigError::new(
+                        "PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET",
+                        "use `true` or `false`",
+                    ));
+                }
             }
         }
 
@@ -141,24 +162,48 @@ impl EnvConfig {
         for name in ["FEDN_AUTH_WHITELIST_URL_PREFIX", "FEDN_AUTH_WHITELIST_URL"] {
             for p in get(name).iter().flat_map(|v| list(v)) {
                 if !p.starts_with('/') {
-                    return Err(ConfigError::new(name, format!("`{p}` must start with `/`, like `/internal`")));
+                    return Err(ConfigError::new(
+                        name,
+                        format!("`{p}` must start with `/`, like `/internal`"),
+                    ));
                 }
                 policy = policy.public_prefix(p);
             }
         }
         if let Some(p) = get("FEDN_CUSTOM_URL_PREFIX") {
             if !p.starts_with('/') {
-                return Err(ConfigError::new("FEDN_CUSTOM_URL_PREFIX", format!("`{p}` must start with `/`, like `/internal`")));
+                return Err(ConfigError::new(
+                    "FEDN_CUSTOM_URL_PREFIX",
+                    format!("`{p}` must start with `/`, like `/internal`"),
+                ));
             }
             policy = policy.url_prefix(p);
         }
-        match (get("FEDN_JWT_CUSTOM_CLAIM_KEY"), get("FEDN_JWT_CUSTOM_CLAIM_VALUE")) {
+        match (
+            get("FEDN_JWT_CUSTOM_CLAIM_KEY"),
+            get("FEDN_JWT_CUSTOM_CLAIM_VALUE"),
+        ) {
             (Some(k), Some(v)) => policy = policy.require_claim(k, v),
             (None, None) => {}
-            (Some(_), None) => return Err(ConfigError::new("FEDN_JWT_CUSTOM_CLAIM_VALUE", "is unset while FEDN_JWT_CUSTOM_CLAIM_KEY is set; set both or neither")),
-            (None, Some(_)) => return Err(ConfigError::new("FEDN_JWT_CUSTOM_CLAIM_KEY", "is unset while FEDN_JWT_CUSTOM_CLAIM_VALUE is set; set both or neither")),
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "FEDN_JWT_CUSTOM_CLAIM_VALUE",
+                    "is unset while FEDN_JWT_CUSTOM_CLAIM_KEY is set; set both or neither",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "FEDN_JWT_CUSTOM_CLAIM_KEY",
+                    "is unset while FEDN_JWT_CUSTOM_CLAIM_VALUE is set; set both or neither",
+                ));
+            }
         }
-        Ok(Self { auth, policy, has_keys, secret_var })
+        Ok(Self {
+            auth,
+            policy,
+            has_keys,
+            secret_var,
+        })
     }
 
     /// Whether the environment configured any key source.
@@ -167,7 +212,10 @@ impl EnvConfig {
     }
 
     /// Changes the authenticator settings in code (these come after the environment).
-    pub fn map_authenticator(mut self, f: impl FnOnce(AuthenticatorBuilder) -> AuthenticatorBuilder) -> Self {
+    pub fn map_authenticator(
+        mut self,
+        f: impl FnOnce(AuthenticatorBuilder) -> AuthenticatorBuilder,
+    ) -> Self {
         self.auth = f(self.auth);
         self
     }
@@ -184,7 +232,9 @@ impl EnvConfig {
         let auth = self.auth.build().map_err(|e| match e.setting() {
             "hmac_secret" if secret_var => e.renamed("FEDN_JWT_SECRET_KEY"),
             "hmac_algorithm" => e.renamed("FEDN_JWT_ALGORITHM"),
-            "keys" => e.renamed("FEDN_JWT_SECRET_KEY (or PORTCULLIS_PUBLIC_KEY_FILE, PORTCULLIS_JWK_SET_FILE)"),
+            "keys" => e.renamed(
+                "FEDN_JWT_SECRET_KEY (or PORTCULLIS_PUBLIC_KEY_FILE, PORTCULLIS_JWK_SET_FILE)",
+            ),
             "leeway" => e.renamed("PORTCULLIS_LEEWAY_SECONDS"),
             "scheme" => e.renamed("FEDN_AUTH_SCHEME"),
             "max_token_bytes" => e.renamed("PORTCULLIS_MAX_TOKEN_BYTES"),

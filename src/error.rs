@@ -156,7 +156,11 @@ pub struct AuthError {
 
 impl AuthError {
     pub(crate) fn new(kind: AuthErrorKind, reason: Reason) -> Self {
-        Self { kind, reason, scheme: None }
+        Self {
+            kind,
+            reason,
+            scheme: None,
+        }
     }
 
     pub(crate) fn missing() -> Self {
@@ -316,12 +320,18 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { setting: setting.into(), message: message.into() }
+        Self {
+            setting: setting.into(),
+            message: message.into(),
+        }
     }
 
     /// The same error, attributed to another setting (an environment variable, say).
     pub(crate) fn renamed(self, setting: impl Into<String>) -> Self {
-        Self { setting: setting.into(), message: self.message }
+        Self {
+            setting: setting.into(),
+            message: self.message,
+        }
     }
 
     /// The setting (builder method, environment variable or file key) that is wrong.

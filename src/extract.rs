@@ -74,7 +74,11 @@ impl IntoResponse for AuthRejection {
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        AuthRejection { error: self, challenge: None }.into_response()
+        AuthRejection {
+            error: self,
+            challenge: None,
+        }
+        .into_response()
     }
 }
 
@@ -82,17 +86,26 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Principal>().cloned().ok_or_else(|| AuthRejection {
-            error: AuthError::misuse("Principal extractor without AuthLayer in front, or on a public route"),
-            challenge: None,
-        })
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| AuthRejection {
+                error: AuthError::misuse(
+                    "Principal extractor without AuthLayer in front, or on a public route",
+                ),
+                challenge: None,
+            })
     }
 }
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<Principal>().cloned())
     }
 }
@@ -105,11 +118,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let principal = <Principal as FromRequestParts<S>>::from_request_parts(parts, state).await?;
+        let principal =
+            <Principal as FromRequestParts<S>>::from_request_parts(parts, state).await?;
         principal.claims_as::<T>().map(Claims).map_err(|_| {
-            let error = AuthError::invalid_token(Reason::Claim("claims do not fit the handler's type"));
+            let error =
+                AuthError::invalid_token(Reason::Claim("claims do not fit the handler's type"));
             let c = principal.challenge();
-            AuthRejection { challenge: error.www_authenticate(&c.scheme, &c.realm), error }
+            AuthRejection {
+                challenge: error.www_authenticate(&c.scheme, &c.realm),
+                error,
+            }
         })
     }
 }

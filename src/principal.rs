@@ -52,7 +52,15 @@ impl Principal {
         groups: Vec<String>,
         claims: Map<String, Value>,
     ) -> Self {
-        Self { inner: Arc::new(Inner { challenge, subject, roles, groups, claims }) }
+        Self {
+            inner: Arc::new(Inner {
+                challenge,
+                subject,
+                roles,
+                groups,
+                claims,
+            }),
+        }
     }
 
     pub(crate) fn challenge(&self) -> &Challenge {
@@ -125,10 +133,16 @@ pub(crate) fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option
 /// strings. Any other type yields nothing, never an error.
 pub(crate) fn strings_at(claims: &Map<String, Value>, path: &str) -> Vec<String> {
     match claim_at(claims, path) {
-        Some(Value::String(s)) => s.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect(),
-        Some(Value::Array(items)) => {
-            items.iter().filter_map(|v| v.as_str()).map(str::to_owned).collect()
-        }
+        Some(Value::String(s)) => s
+            .split(' ')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str())
+            .map(str::to_owned)
+            .collect(),
         _ => Vec::new(),
     }
 }

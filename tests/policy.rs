@@ -6,20 +6,37 @@ mod common;
 
 use axum::Router;
 use http::Method;
-use portcullis::{AuthLayer, Authenticator, Decision, DecisionReason, Policy, Principal, Unmatched};
+use portcullis::{
+    AuthLayer, Authenticator, Decision, DecisionReason, Policy, Principal, Unmatched,
+};
 use serde_json::{Value, json};
 
 use common::{NOW, assert_rejected, claims, hs_builder, hs256, send};
 
-const MISSING: (u16, Option<&str>, &str, &str) = (401, Some(r#"Bearer realm="api""#), "missing_token", "Missing token");
-const FORBIDDEN: (u16, Option<&str>, &str, &str) =
-    (403, Some(r#"Bearer realm="api", error="insufficient_scope""#), "insufficient_scope", "Insufficient permissions");
-const BAD_PATH: (u16, Option<&str>, &str, &str) =
-    (400, Some(r#"Bearer realm="api", error="invalid_request""#), "invalid_request", "Invalid request path");
+const MISSING: (u16, Option<&str>, &str, &str) = (
+    401,
+    Some(r#"Bearer realm="api""#),
+    "missing_token",
+    "Missing token",
+);
+const FORBIDDEN: (u16, Option<&str>, &str, &str) = (
+    403,
+    Some(r#"Bearer realm="api", error="insufficient_scope""#),
+    "insufficient_scope",
+    "Insufficient permissions",
+);
+const BAD_PATH: (u16, Option<&str>, &str, &str) = (
+    400,
+    Some(r#"Bearer realm="api", error="invalid_request""#),
+    "invalid_request",
+    "Invalid request path",
+);
 
 /// A router whose every route answers "ok", behind the layer.
 fn guarded(auth: Authenticator, policy: Policy) -> Router {
-    Router::new().fallback(|| async { "ok" }).layer(AuthLayer::new(auth, policy))
+    Router::new()
+        .fallback(|| async { "ok" })
+        .layer(AuthLayer::new(auth, policy))
 }
 
 fn bearer(claims: &Value) -> String {
@@ -31,7 +48,11 @@ fn with_role(role: &str) -> String {
 }
 
 fn principal(claims: &Value) -> Principal {
-    hs_builder().build().unwrap().verify(&hs256().sign(claims).unwrap()).unwrap()
+    hs_builder()
+        .build()
+        .unwrap()
+        .verify(&hs256().sign(claims).unwrap())
+        .unwrap()
 }
 
 /// Decides `method path` for a caller holding `roles`.
@@ -41,7 +62,11 @@ fn decide(policy: &Policy, method: &str, path: &str, roles: &[&str]) -> Decision
     policy.decide_roles(roles, &target)
 }
 
-fn assert_answer(got: &(u16, http::HeaderMap, Value), want: (u16, Option<&str>, &str, &str), case: &str) {
+fn assert_answer(
+    got: &(u16, http::HeaderMap, Value),
+    want: (u16, Option<&str>, &str, &str),
+    case: &str,
+) {
     assert_eq!(got.0, want.0, "{case}: status; body {:?}", got.2);
     assert_rejected(got, want.0, want.1, want.2, want.3);
 }
@@ -54,19 +79,44 @@ fn assert_ok(got: &(u16, http::HeaderMap, Value), case: &str) {
 
 #[tokio::test]
 async fn r3_public_prefix_matches_whole_segments() {
-    let policy = Policy::builder().public_prefix("/internal").build().unwrap();
+    let policy = Policy::builder()
+        .public_prefix("/internal")
+        .build()
+        .unwrap();
     let app = guarded(hs_builder().build().unwrap(), policy.clone());
-    for path in ["/internal", "/internal/", "/internal/x", "/internal/x/y", "/internal?next=/admin"] {
+    for path in [
+        "/internal",
+        "/internal/",
+        "/internal/x",
+        "/internal/x/y",
+        "/internal?next=/admin",
+    ] {
         assert_ok(&send(&app, "GET", path, None).await, path);
     }
-    for path in ["/internalx", "/internalx/y", "/internal-x", "/x/internal", "/Internal"] {
+    for path in [
+        "/internalx",
+        "/internalx/y",
+        "/internal-x",
+        "/x/internal",
+        "/Internal",
+    ] {
         assert_answer(&send(&app, "GET", path, None).await, MISSING, path);
     }
     // The decision names the prefix.
     let d = decide(&policy, "GET", "/internal/x", &[]);
     assert!(d.is_allowed());
-    assert_eq!(d.reason(), &DecisionReason::Public { prefix: "/internal".into() });
-    assert!(!policy.target(&Method::GET, "/internalx").unwrap().is_public());
+    assert_eq!(
+        d.reason(),
+        &DecisionReason::Public {
+            prefix: "/internal".into()
+        }
+    );
+    assert!(
+        !policy
+            .target(&Method::GET, "/internalx")
+            .unwrap()
+            .is_public()
+    );
 }
 
 #[test]
@@ -86,7 +136,11 @@ fn path_patterns_param_star_and_tail() {
         ("/items/5/tags/red", true, None),
         ("/items", false, Some(DecisionReason::UnmatchedDenied)),
         ("/items/5/x", false, Some(DecisionReason::UnmatchedDenied)),
-        ("/items/5/tags", false, Some(DecisionReason::UnmatchedDenied)),
+        (
+            "/items/5/tags",
+            false,
+            Some(DecisionReason::UnmatchedDenied),
+        ),
         ("/one/x", true, None),
         ("/one", false, Some(DecisionReason::UnmatchedDenied)),
         ("/one/x/y", false, Some(DecisionReason::UnmatchedDenied)),
@@ -111,18 +165,37 @@ fn path_patterns_param_star_and_tail() {
     let d = decide(&policy, "GET", "/files/a/b", &["reader"]);
     assert_eq!(
         d.reason(),
-        &DecisionReason::Rule { index: 2, methods: "GET".into(), pattern: "/files/{*rest}".into(), role: "reader".into() }
+        &DecisionReason::Rule {
+            index: 2,
+            methods: "GET".into(),
+            pattern: "/files/{*rest}".into(),
+            role: "reader".into()
+        }
     );
 }
 
 #[test]
 fn bad_patterns_are_config_errors() {
-    for pattern in ["items", "/a/**/b", "/a/{*rest}/b", "/a/x*", "/a/{id}x", "/a/../b", "/a/./b"] {
-        let err = Policy::builder().allow("GET", pattern, ["r"]).build().unwrap_err();
+    for pattern in [
+        "items",
+        "/a/**/b",
+        "/a/{*rest}/b",
+        "/a/x*",
+        "/a/{id}x",
+        "/a/../b",
+        "/a/./b",
+    ] {
+        let err = Policy::builder()
+            .allow("GET", pattern, ["r"])
+            .build()
+            .unwrap_err();
         assert!(err.setting().contains("rule 0"), "{pattern}: {err}");
         assert!(err.to_string().contains(pattern), "{pattern}: {err}");
     }
-    let err = Policy::builder().allow("GET", "/a", Vec::<String>::new()).build().unwrap_err();
+    let err = Policy::builder()
+        .allow("GET", "/a", Vec::<String>::new())
+        .build()
+        .unwrap_err();
     assert!(err.setting().contains("rule 0"), "{err}");
 }
 
@@ -157,22 +230,38 @@ fn methods_get_covers_head_and_post_only_does_not_open_get() {
         assert_eq!(d.is_allowed(), *allowed, "{method} {path}: {d}");
         if !allowed {
             // A rule for another method does not name this target.
-            assert_eq!(d.reason(), &DecisionReason::UnmatchedDenied, "{method} {path}");
+            assert_eq!(
+                d.reason(),
+                &DecisionReason::UnmatchedDenied,
+                "{method} {path}"
+            );
         }
     }
 }
 
 #[tokio::test]
 async fn methods_through_the_layer() {
-    let policy = Policy::builder().allow("GET", "/r", ["u"]).allow("POST", "/w", ["u"]).build().unwrap();
+    let policy = Policy::builder()
+        .allow("GET", "/r", ["u"])
+        .allow("POST", "/w", ["u"])
+        .build()
+        .unwrap();
     let app = guarded(hs_builder().build().unwrap(), policy);
     let t = with_role("u");
     assert_ok(&send(&app, "GET", "/r", Some(&t)).await, "GET /r");
     let head = send(&app, "HEAD", "/r", Some(&t)).await;
     assert_eq!(head.0, 200, "HEAD /r");
     assert_ok(&send(&app, "POST", "/w", Some(&t)).await, "POST /w");
-    assert_answer(&send(&app, "GET", "/w", Some(&t)).await, FORBIDDEN, "GET /w");
-    assert_answer(&send(&app, "POST", "/r", Some(&t)).await, FORBIDDEN, "POST /r");
+    assert_answer(
+        &send(&app, "GET", "/w", Some(&t)).await,
+        FORBIDDEN,
+        "GET /w",
+    );
+    assert_answer(
+        &send(&app, "POST", "/r", Some(&t)).await,
+        FORBIDDEN,
+        "POST /r",
+    );
 }
 
 #[test]
@@ -184,23 +273,50 @@ fn url_prefix_rules_match_with_and_without_it() {
         .build()
         .unwrap();
     for path in ["/api/v1/clients/add", "/internal/api/v1/clients/add"] {
-        assert!(decide(&policy, "POST", path, &["client"]).is_allowed(), "{path}");
+        assert!(
+            decide(&policy, "POST", path, &["client"]).is_allowed(),
+            "{path}"
+        );
         let d = decide(&policy, "POST", path, &["combiner"]);
-        assert_eq!(d.reason(), &DecisionReason::MissingRole { needs: vec!["client".into()] }, "{path}");
+        assert_eq!(
+            d.reason(),
+            &DecisionReason::MissingRole {
+                needs: vec!["client".into()]
+            },
+            "{path}"
+        );
     }
     // Only a whole-segment prefix is stripped.
-    let d = decide(&policy, "POST", "/internalx/api/v1/clients/add", &["client"]);
+    let d = decide(
+        &policy,
+        "POST",
+        "/internalx/api/v1/clients/add",
+        &["client"],
+    );
     assert_eq!(d.reason(), &DecisionReason::UnmatchedDenied);
     // Public prefixes match under the URL prefix too.
     for path in ["/health", "/internal/health", "/internal/health/live"] {
-        assert!(policy.target(&Method::GET, path).unwrap().is_public(), "{path}");
+        assert!(
+            policy.target(&Method::GET, path).unwrap().is_public(),
+            "{path}"
+        );
     }
-    assert!(!policy.target(&Method::GET, "/internalx/health").unwrap().is_public());
+    assert!(
+        !policy
+            .target(&Method::GET, "/internalx/health")
+            .unwrap()
+            .is_public()
+    );
 }
 
 #[tokio::test]
 async fn r4_dot_segments_are_400_through_the_layer() {
-    let policy = Policy::builder().allow("*", "/**", ["admin"]).public_prefix("/a").public_prefix("/health").build().unwrap();
+    let policy = Policy::builder()
+        .allow("*", "/**", ["admin"])
+        .public_prefix("/a")
+        .public_prefix("/health")
+        .build()
+        .unwrap();
     let app = guarded(hs_builder().build().unwrap(), policy.clone());
     let admin = with_role("admin");
     let paths = [
@@ -221,10 +337,22 @@ async fn r4_dot_segments_are_400_through_the_layer() {
         // With no token, with a valid admin token, and on a public prefix: 400 first.
         assert_answer(&send(&app, "GET", path, None).await, BAD_PATH, path);
         assert_answer(&send(&app, "GET", path, Some(&admin)).await, BAD_PATH, path);
-        assert!(policy.target(&Method::GET, path.split('?').next().unwrap()).is_err(), "{path}");
+        assert!(
+            policy
+                .target(&Method::GET, path.split('?').next().unwrap())
+                .is_err(),
+            "{path}"
+        );
     }
     // Not dot segments: three dots, a dot inside a name, an encoded slash.
-    for path in ["/a/.../b", "/a/..x/b", "/a/.x", "/a/%2e%2e%2e", "/a/b.c", "/a/%2F.."] {
+    for path in [
+        "/a/.../b",
+        "/a/..x/b",
+        "/a/.x",
+        "/a/%2e%2e%2e",
+        "/a/b.c",
+        "/a/%2F..",
+    ] {
         assert_ok(&send(&app, "GET", path, Some(&admin)).await, path);
     }
 }
@@ -239,24 +367,53 @@ async fn r4_encoded_slash_does_not_split_a_segment() {
         .unwrap();
     assert!(decide(&policy, "GET", "/files/a%2Fb", &["u"]).is_allowed());
     assert!(decide(&policy, "GET", "/files/a%2fb", &["u"]).is_allowed());
-    assert_eq!(decide(&policy, "GET", "/x/a%2Fb", &["u"]).reason(), &DecisionReason::UnmatchedDenied);
-    assert!(!policy.target(&Method::GET, "/pub/a%2Fb").unwrap().is_public());
+    assert_eq!(
+        decide(&policy, "GET", "/x/a%2Fb", &["u"]).reason(),
+        &DecisionReason::UnmatchedDenied
+    );
+    assert!(
+        !policy
+            .target(&Method::GET, "/pub/a%2Fb")
+            .unwrap()
+            .is_public()
+    );
     assert!(!policy.target(&Method::GET, "/pub%2Fa").unwrap().is_public());
 
     let app = guarded(hs_builder().build().unwrap(), policy);
     let t = with_role("u");
-    assert_ok(&send(&app, "GET", "/files/a%2Fb", Some(&t)).await, "/files/a%2Fb");
-    assert_answer(&send(&app, "GET", "/x/a%2Fb", Some(&t)).await, FORBIDDEN, "/x/a%2Fb");
-    assert_answer(&send(&app, "GET", "/pub/a%2Fb", None).await, MISSING, "/pub/a%2Fb");
+    assert_ok(
+        &send(&app, "GET", "/files/a%2Fb", Some(&t)).await,
+        "/files/a%2Fb",
+    );
+    assert_answer(
+        &send(&app, "GET", "/x/a%2Fb", Some(&t)).await,
+        FORBIDDEN,
+        "/x/a%2Fb",
+    );
+    assert_answer(
+        &send(&app, "GET", "/pub/a%2Fb", None).await,
+        MISSING,
+        "/pub/a%2Fb",
+    );
     assert_ok(&send(&app, "GET", "/pub/a/b", None).await, "/pub/a/b");
 }
 
 #[tokio::test]
 async fn query_string_is_never_part_of_matching() {
-    let policy = Policy::builder().allow("GET", "/q", ["u"]).public_prefix("/internal").build().unwrap();
+    let policy = Policy::builder()
+        .allow("GET", "/q", ["u"])
+        .public_prefix("/internal")
+        .build()
+        .unwrap();
     let app = guarded(hs_builder().build().unwrap(), policy);
     let t = with_role("u");
-    for path in ["/q?x=1", "/q?next=/admin", "/q?", "/q?a=..%2F..", "/q?/../x"] {
+    for path in [
+        "/q?x=1",
+        "/q?next=/admin",
+        "/q?",
+        "/q?a=..%2F..",
+        "/q?/../x",
+    ] {
         assert_ok(&send(&app, "GET", path, Some(&t)).await, path);
     }
     // A query naming a public prefix does not make a route public.
@@ -264,13 +421,23 @@ async fn query_string_is_never_part_of_matching() {
         assert_answer(&send(&app, "GET", path, None).await, MISSING, path);
         assert_answer(&send(&app, "GET", path, Some(&t)).await, FORBIDDEN, path);
     }
-    assert_ok(&send(&app, "GET", "/internal?x=/admin", None).await, "/internal?x=/admin");
+    assert_ok(
+        &send(&app, "GET", "/internal?x=/admin", None).await,
+        "/internal?x=/admin",
+    );
 }
 
 #[tokio::test]
 async fn r2_unmatched_deny_versus_authenticated() {
-    let deny = Policy::builder().allow("GET", "/known", ["admin"]).build().unwrap();
-    let open = Policy::builder().allow("GET", "/known", ["admin"]).unmatched(Unmatched::Authenticated).build().unwrap();
+    let deny = Policy::builder()
+        .allow("GET", "/known", ["admin"])
+        .build()
+        .unwrap();
+    let open = Policy::builder()
+        .allow("GET", "/known", ["admin"])
+        .unmatched(Unmatched::Authenticated)
+        .build()
+        .unwrap();
 
     let d = decide(&deny, "GET", "/unknown", &["client"]);
     assert!(!d.is_allowed());
@@ -280,23 +447,51 @@ async fn r2_unmatched_deny_versus_authenticated() {
     assert_eq!(d.reason(), &DecisionReason::UnmatchedAuthenticated);
     // A named route still needs its role under `Authenticated`.
     let d = decide(&open, "GET", "/known", &["client"]);
-    assert_eq!(d.reason(), &DecisionReason::MissingRole { needs: vec!["admin".into()] });
+    assert_eq!(
+        d.reason(),
+        &DecisionReason::MissingRole {
+            needs: vec!["admin".into()]
+        }
+    );
 
     let t = with_role("client");
     let deny_app = guarded(hs_builder().build().unwrap(), deny);
     let open_app = guarded(hs_builder().build().unwrap(), open);
-    assert_answer(&send(&deny_app, "GET", "/unknown", Some(&t)).await, FORBIDDEN, "deny");
-    assert_ok(&send(&open_app, "GET", "/unknown", Some(&t)).await, "authenticated");
-    assert_answer(&send(&open_app, "GET", "/known", Some(&t)).await, FORBIDDEN, "named route");
+    assert_answer(
+        &send(&deny_app, "GET", "/unknown", Some(&t)).await,
+        FORBIDDEN,
+        "deny",
+    );
+    assert_ok(
+        &send(&open_app, "GET", "/unknown", Some(&t)).await,
+        "authenticated",
+    );
+    assert_answer(
+        &send(&open_app, "GET", "/known", Some(&t)).await,
+        FORBIDDEN,
+        "named route",
+    );
     // `Authenticated` still needs a token.
-    assert_answer(&send(&open_app, "GET", "/unknown", None).await, MISSING, "no token");
+    assert_answer(
+        &send(&open_app, "GET", "/unknown", None).await,
+        MISSING,
+        "no token",
+    );
 }
 
 #[test]
 fn role_inheritance() {
-    let base = || Policy::builder().allow("GET", "/c", ["client"]).allow("GET", "/a", ["admin"]);
+    let base = || {
+        Policy::builder()
+            .allow("GET", "/c", ["client"])
+            .allow("GET", "/a", ["admin"])
+    };
     let flat = base().build().unwrap();
-    let inherited = base().inherit("admin", ["client"]).inherit("root", ["admin"]).build().unwrap();
+    let inherited = base()
+        .inherit("admin", ["client"])
+        .inherit("root", ["admin"])
+        .build()
+        .unwrap();
 
     // Off by default.
     assert!(!decide(&flat, "GET", "/c", &["admin"]).is_allowed());
@@ -318,19 +513,36 @@ fn role_inheritance() {
     let d = decide(&inherited, "GET", "/c", &["admin"]);
     assert_eq!(
         d.reason(),
-        &DecisionReason::Rule { index: 0, methods: "GET".into(), pattern: "/c".into(), role: "admin".into() }
+        &DecisionReason::Rule {
+            index: 0,
+            methods: "GET".into(),
+            pattern: "/c".into(),
+            role: "admin".into()
+        }
     );
     // The reason for a refusal names the roles as written in the rule.
     let d = decide(&inherited, "GET", "/a", &["client"]);
-    assert_eq!(d.reason(), &DecisionReason::MissingRole { needs: vec!["admin".into()] });
+    assert_eq!(
+        d.reason(),
+        &DecisionReason::MissingRole {
+            needs: vec!["admin".into()]
+        }
+    );
 }
 
 #[tokio::test]
 async fn r1_role_claim_shapes() {
-    let policy = || Policy::builder().allow("GET", "/me", ["client"]).build().unwrap();
+    let policy = || {
+        Policy::builder()
+            .allow("GET", "/me", ["client"])
+            .build()
+            .unwrap()
+    };
     let base = |extra: Value| {
         let mut c = json!({"sub": "u", "exp": NOW + 3600});
-        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         c
     };
     // (role claim path, extra claims, allowed)
@@ -342,8 +554,16 @@ async fn r1_role_claim_shapes() {
         ("scope", json!({"scope": "read client write"}), true),
         ("scope", json!({"scope": "read  client"}), true),
         ("roles", json!({"roles": ["client"]}), true),
-        ("realm_access.roles", json!({"realm_access": {"roles": ["offline", "client"]}}), true),
-        ("realm_access.roles", json!({"realm_access": {"roles": "client"}}), true),
+        (
+            "realm_access.roles",
+            json!({"realm_access": {"roles": ["offline", "client"]}}),
+            true,
+        ),
+        (
+            "realm_access.roles",
+            json!({"realm_access": {"roles": "client"}}),
+            true,
+        ),
         // Wrong types and near misses: no roles, 403, never a panic.
         ("role", json!({"role": 5}), false),
         ("role", json!({"role": 1.5}), false),
@@ -360,10 +580,26 @@ async fn r1_role_claim_shapes() {
         ("role", json!({}), false),
         ("scope", json!({"scope": "read,client"}), false),
         ("realm_access.roles", json!({"realm_access": null}), false),
-        ("realm_access.roles", json!({"realm_access": "client"}), false),
-        ("realm_access.roles", json!({"realm_access": ["client"]}), false),
-        ("realm_access.roles", json!({"realm_access": {"roles": 7}}), false),
-        ("realm_access.roles", json!({"realm_access": {"roles": {"client": 1}}}), false),
+        (
+            "realm_access.roles",
+            json!({"realm_access": "client"}),
+            false,
+        ),
+        (
+            "realm_access.roles",
+            json!({"realm_access": ["client"]}),
+            false,
+        ),
+        (
+            "realm_access.roles",
+            json!({"realm_access": {"roles": 7}}),
+            false,
+        ),
+        (
+            "realm_access.roles",
+            json!({"realm_access": {"roles": {"client": 1}}}),
+            false,
+        ),
         ("realm_access.roles", json!({"realm_access": {}}), false),
     ];
     for (path, extra, allowed) in table {
@@ -381,11 +617,25 @@ async fn r1_role_claim_shapes() {
 
 #[tokio::test]
 async fn required_claims() {
-    let policy = || Policy::builder().allow("GET", "/me", ["*"]).require_claim("tenant", "acme").build().unwrap();
-    let nested = || Policy::builder().allow("GET", "/me", ["*"]).require_claim("org.id", "acme").build().unwrap();
+    let policy = || {
+        Policy::builder()
+            .allow("GET", "/me", ["*"])
+            .require_claim("tenant", "acme")
+            .build()
+            .unwrap()
+    };
+    let nested = || {
+        Policy::builder()
+            .allow("GET", "/me", ["*"])
+            .require_claim("org.id", "acme")
+            .build()
+            .unwrap()
+    };
     let base = |extra: Value| {
         let mut c = claims("client");
-        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         c
     };
     // (nested path?, extra claims, allowed)
@@ -418,12 +668,22 @@ async fn required_claims() {
         let d = p.decide(&principal(&c), &target);
         assert_eq!(d.is_allowed(), allowed, "{case}: {d}");
         if !allowed {
-            assert_eq!(d.reason(), &DecisionReason::RequiredClaim { key: key.into() }, "{case}");
-            assert_eq!(d.to_string(), format!("denied: required claim `{key}` is missing or different"));
+            assert_eq!(
+                d.reason(),
+                &DecisionReason::RequiredClaim { key: key.into() },
+                "{case}"
+            );
+            assert_eq!(
+                d.to_string(),
+                format!("denied: required claim `{key}` is missing or different")
+            );
             let err = d.clone().into_result().unwrap_err();
             assert_eq!(err.kind(), portcullis::AuthErrorKind::Forbidden);
             // The claim's value is never reported.
-            assert!(!err.to_string().contains("acme") && !err.to_string().contains("evil"), "{err}");
+            assert!(
+                !err.to_string().contains("acme") && !err.to_string().contains("evil"),
+                "{err}"
+            );
         }
 
         let app = guarded(hs_builder().build().unwrap(), p);
@@ -449,16 +709,29 @@ fn decision_reasons_for_hit_and_miss() {
     let hit = decide(&policy, "POST", "/api/v1/clients/add", &["client"]);
     assert_eq!(
         hit.reason(),
-        &DecisionReason::Rule { index: 0, methods: "POST".into(), pattern: "/api/v1/clients/add".into(), role: "client".into() }
+        &DecisionReason::Rule {
+            index: 0,
+            methods: "POST".into(),
+            pattern: "/api/v1/clients/add".into(),
+            role: "client".into()
+        }
     );
-    assert_eq!(hit.to_string(), "allowed: rule 0 (POST /api/v1/clients/add) allows role `client`");
+    assert_eq!(
+        hit.to_string(),
+        "allowed: rule 0 (POST /api/v1/clients/add) allows role `client`"
+    );
     assert_eq!(hit.clone().into_result().unwrap(), hit.reason().clone());
 
     let any = decide(&policy, "GET", "/me", &[]);
     assert_eq!(any.to_string(), "allowed: rule 2 (GET /me) allows role `*`");
 
     let miss = decide(&policy, "GET", "/api/v1/clients/", &["client"]);
-    assert_eq!(miss.reason(), &DecisionReason::MissingRole { needs: vec!["admin".into(), "ops".into()] });
+    assert_eq!(
+        miss.reason(),
+        &DecisionReason::MissingRole {
+            needs: vec!["admin".into(), "ops".into()]
+        }
+    );
     assert_eq!(
         miss.to_string(),
         "denied: no role of the caller is named by the rules for this route (needs one of: admin, ops)"
@@ -468,7 +741,10 @@ fn decision_reasons_for_hit_and_miss() {
     assert_eq!(err.message(), "Insufficient permissions");
 
     let none = decide(&policy, "GET", "/nowhere", &["admin"]);
-    assert_eq!(none.to_string(), "denied: no rule names this route; unmatched routes are denied");
+    assert_eq!(
+        none.to_string(),
+        "denied: no rule names this route; unmatched routes are denied"
+    );
 
     let public = decide(&policy, "GET", "/health/live", &[]);
     assert_eq!(public.to_string(), "allowed: public prefix `/health`");
@@ -530,25 +806,48 @@ fn toml_full_example() {
     ];
     for (method, path, roles, allowed) in table {
         let d = decide(&policy, method, path, roles);
-        assert_eq!(d.is_allowed(), *allowed, "{method} {path} as {roles:?}: {d}");
+        assert_eq!(
+            d.is_allowed(),
+            *allowed,
+            "{method} {path} as {roles:?}: {d}"
+        );
     }
     for path in ["/health", "/internal/x", "/prefix/health"] {
-        assert!(policy.target(&Method::GET, path).unwrap().is_public(), "{path}");
+        assert!(
+            policy.target(&Method::GET, path).unwrap().is_public(),
+            "{path}"
+        );
     }
-    assert!(!policy.target(&Method::GET, "/internalx").unwrap().is_public());
+    assert!(
+        !policy
+            .target(&Method::GET, "/internalx")
+            .unwrap()
+            .is_public()
+    );
 
     // The required claim applies on top of the rules.
     let target = policy.target(&Method::GET, "/me").unwrap();
     let mut c = claims("client");
-    assert_eq!(policy.decide(&principal(&c), &target).reason(), &DecisionReason::RequiredClaim { key: "tenant".into() });
+    assert_eq!(
+        policy.decide(&principal(&c), &target).reason(),
+        &DecisionReason::RequiredClaim {
+            key: "tenant".into()
+        }
+    );
     c["tenant"] = json!("acme");
     assert!(policy.decide(&principal(&c), &target).is_allowed());
 
     // `authenticated` and the defaults.
     let open = Policy::from_toml_str("unmatched = \"authenticated\"\n").unwrap();
-    assert_eq!(decide(&open, "GET", "/x", &[]).reason(), &DecisionReason::UnmatchedAuthenticated);
+    assert_eq!(
+        decide(&open, "GET", "/x", &[]).reason(),
+        &DecisionReason::UnmatchedAuthenticated
+    );
     let empty = Policy::from_toml_str("").unwrap();
-    assert_eq!(decide(&empty, "GET", "/x", &["admin"]).reason(), &DecisionReason::UnmatchedDenied);
+    assert_eq!(
+        decide(&empty, "GET", "/x", &["admin"]).reason(),
+        &DecisionReason::UnmatchedDenied
+    );
 }
 
 #[test]
@@ -565,8 +864,14 @@ fn toml_errors_name_the_line_or_the_rule() {
     assert!(err.to_string().contains("method"), "{err}");
 
     // Bad methods: the error names the rule and the method.
-    for (methods, bad) in [("[\"FETCH!\"]", "FETCH!"), ("[\"get\"]", "get"), ("[\"\"]", "``")] {
-        let text = format!("[[rule]]\nroles = [\"a\"]\npath = \"/ok\"\n\n[[rule]]\nroles = [\"client\"]\nmethods = {methods}\npath = \"/x\"\n");
+    for (methods, bad) in [
+        ("[\"FETCH!\"]", "FETCH!"),
+        ("[\"get\"]", "get"),
+        ("[\"\"]", "``"),
+    ] {
+        let text = format!(
+            "[[rule]]\nroles = [\"a\"]\npath = \"/ok\"\n\n[[rule]]\nroles = [\"client\"]\nmethods = {methods}\npath = \"/x\"\n"
+        );
         let err = Policy::from_toml_str(&text).unwrap_err();
         assert!(err.setting().contains("rule 1"), "{methods}: {err}");
         assert!(err.setting().contains("/x"), "{methods}: {err}");
@@ -578,6 +883,7 @@ fn toml_errors_name_the_line_or_the_rule() {
     assert!(err.setting().contains("unmatched"), "{err}");
     let err = Policy::from_toml_str("public = \"/health\"\n").unwrap_err();
     assert!(err.setting().contains(":1:"), "{err}");
-    let err = Policy::from_toml_str("[[rule]]\nroles = [\"a\"]\npath = \"no-slash\"\n").unwrap_err();
+    let err =
+        Policy::from_toml_str("[[rule]]\nroles = [\"a\"]\npath = \"no-slash\"\n").unwrap_err();
     assert!(err.setting().contains("rule 0"), "{err}");
 }

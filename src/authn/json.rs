@@ -2,7 +2,8 @@
 //!
 //! serde_json keeps the last of two equal names; JOSE (RFC 7515 section 5.2) says a parser
 //! must either reject duplicates or keep only the last, and we reject. Depth is bounded by
-//! serde_json's recursion limit (128), so deep nesting is an error, never a stack overflow.
+//! serde_json's recursion limit (128), so deep nesting is an error, never a stack overflow;
+//! arrays and objects hold at most 1024 items.
 
 use std::fmt;
 
@@ -19,6 +20,10 @@ impl<'de> de::Deserialize<'de> for StrictValue {
 }
 
 struct StrictVisitor;
+
+/// Most elements of one array, or members of one object (SECURITY.md F5: huge arrays are
+/// refused). Real tokens and key sets stay far below it.
+const MAX_ITEMS: usize = 1024;
 
 impl<'de> Visitor<'de> for StrictVisitor {
     type Value = Value;
@@ -55,6 +60,9 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
         while let Some(StrictValue(v)) = seq.next_element()? {
+            if items.len() == MAX_ITEMS {
+                return Err(de::Error::custom("array too long"));
+            }
             items.push(v);
         }
         Ok(Value::Array(items))
@@ -63,6 +71,9 @@ impl<'de> Visitor<'de> for StrictVisitor {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             let StrictValue(v) = map.next_value_seed(StrictSeed)?;
+            if out.len() == MAX_ITEMS {
+                return Err(de::Error::custom("object has too many members"));
+            }
             if out.insert(key, v).is_some() {
                 return Err(de::Error::custom("duplicate member name"));
             }

@@ -52,7 +52,9 @@ impl Key {
     pub(crate) fn rsa_components(n: &[u8], e: &[u8]) -> Result<Self, String> {
         let bits = rsa_bits(n);
         if bits < MIN_RSA_BITS {
-            return Err(format!("RSA key has {bits} bits; at least {MIN_RSA_BITS} are required"));
+            return Err(format!(
+                "RSA key has {bits} bits; at least {MIN_RSA_BITS} are required"
+            ));
         }
         let e_trim: Vec<u8> = e.iter().copied().skip_while(|&b| b == 0).collect();
         if e_trim.is_empty() || e_trim == [1] || e_trim.last().is_some_and(|b| b % 2 == 0) {
@@ -86,8 +88,10 @@ impl Key {
             Family::Rsa => {
                 let key = DecodingKey::from_rsa_pem(pem).map_err(|_| bad("RSA"))?;
                 let der = key.try_get_as_bytes().map_err(|_| bad("RSA"))?;
-                let (n, e) = (DEFAULT_PROVIDER.key_utils.rsa_pub_components_from_public_key)(der)
-                    .map_err(|_| bad("RSA"))?;
+                let (n, e) = (DEFAULT_PROVIDER
+                    .key_utils
+                    .rsa_pub_components_from_public_key)(der)
+                .map_err(|_| bad("RSA"))?;
                 Self::rsa_components(&n, &e)
             }
             Family::Ec => {
@@ -152,22 +156,38 @@ impl Signer {
     /// A signer with an HMAC secret. `alg` must be HS256, HS384 or HS512.
     pub fn hmac(alg: Algorithm, secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         if alg.family() != Family::Hmac {
-            return Err(ConfigError::new("signer algorithm", format!("{alg} is not an HMAC algorithm; use HS256, HS384 or HS512")));
+            return Err(ConfigError::new(
+                "signer algorithm",
+                format!("{alg} is not an HMAC algorithm; use HS256, HS384 or HS512"),
+            ));
         }
-        Ok(Self { alg, kid: None, key: EncodingKey::from_secret(secret.as_ref()) })
+        Ok(Self {
+            alg,
+            kid: None,
+            key: EncodingKey::from_secret(secret.as_ref()),
+        })
     }
 
     /// A signer with a private key in PEM (PKCS#8; PKCS#1 also for RSA).
     pub fn from_pem(alg: Algorithm, pem: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         let pem = pem.as_ref();
         let key = match alg.family() {
-            Family::Hmac => return Err(ConfigError::new("signer key", format!("{alg} takes a secret; use Signer::hmac"))),
+            Family::Hmac => {
+                return Err(ConfigError::new(
+                    "signer key",
+                    format!("{alg} takes a secret; use Signer::hmac"),
+                ));
+            }
             Family::Rsa => EncodingKey::from_rsa_pem(pem),
             Family::Ec => EncodingKey::from_ec_pem(pem),
             Family::Ed => EncodingKey::from_ed_pem(pem),
         }
         .map_err(|_| ConfigError::new("signer key", format!("not a PEM private key for {alg}")))?;
-        Ok(Self { alg, kid: None, key })
+        Ok(Self {
+            alg,
+            kid: None,
+            key,
+        })
     }
 
     /// Sets the `kid` header parameter.

@@ -71,7 +71,10 @@ struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
     }
 }
 
@@ -125,7 +128,11 @@ impl std::fmt::Debug for Authenticator {
 
 enum KeySource {
     Hmac(Vec<u8>),
-    Pem { alg: Algorithm, pem: Vec<u8>, kid: Option<String> },
+    Pem {
+        alg: Algorithm,
+        pem: Vec<u8>,
+        kid: Option<String>,
+    },
     JwkSet(String),
 }
 
@@ -198,7 +205,11 @@ impl AuthenticatorBuilder {
 
     /// Adds a public key in PEM for `alg` (RS*, PS*, ES256, ES384 or EdDSA).
     pub fn public_key_pem(mut self, alg: Algorithm, pem: impl AsRef<[u8]>) -> Self {
-        self.sources.push(KeySource::Pem { alg, pem: pem.as_ref().to_vec(), kid: None });
+        self.sources.push(KeySource::Pem {
+            alg,
+            pem: pem.as_ref().to_vec(),
+            kid: None,
+        });
         self
     }
 
@@ -209,7 +220,11 @@ impl AuthenticatorBuilder {
         pem: impl AsRef<[u8]>,
         kid: impl Into<String>,
     ) -> Self {
-        self.sources.push(KeySource::Pem { alg, pem: pem.as_ref().to_vec(), kid: Some(kid.into()) });
+        self.sources.push(KeySource::Pem {
+            alg,
+            pem: pem.as_ref().to_vec(),
+            kid: Some(kid.into()),
+        });
         self
     }
 
@@ -313,13 +328,25 @@ impl AuthenticatorBuilder {
             ));
         }
         if self.leeway > MAX_LEEWAY {
-            return Err(ConfigError::new("leeway", format!("{} s is more than the {MAX_LEEWAY} s cap; use a smaller leeway", self.leeway)));
+            return Err(ConfigError::new(
+                "leeway",
+                format!(
+                    "{} s is more than the {MAX_LEEWAY} s cap; use a smaller leeway",
+                    self.leeway
+                ),
+            ));
         }
         if self.schemes.is_empty() || self.schemes.iter().any(|s| !is_token(s)) {
-            return Err(ConfigError::new("scheme", "scheme names must be non-empty HTTP tokens such as `Bearer` or `Token`"));
+            return Err(ConfigError::new(
+                "scheme",
+                "scheme names must be non-empty HTTP tokens such as `Bearer` or `Token`",
+            ));
         }
         if self.max_token_bytes == 0 {
-            return Err(ConfigError::new("max_token_bytes", "must be greater than zero"));
+            return Err(ConfigError::new(
+                "max_token_bytes",
+                "must be greater than zero",
+            ));
         }
         if self.realm.contains('"') || self.realm.contains('\\') {
             return Err(ConfigError::new("realm", "must not contain `\"` or `\\`"));
@@ -329,19 +356,38 @@ impl AuthenticatorBuilder {
             match source {
                 KeySource::Hmac(secret) => {
                     if self.hmac_alg.family() != Family::Hmac {
-                        return Err(ConfigError::new("hmac_algorithm", format!("{} is not an HMAC algorithm; an HMAC secret needs HS256, HS384 or HS512 (FEDN_JWT_ALGORITHM)", self.hmac_alg)));
+                        return Err(ConfigError::new(
+                            "hmac_algorithm",
+                            format!(
+                                "{} is not an HMAC algorithm; an HMAC secret needs HS256, HS384 or HS512 (FEDN_JWT_ALGORITHM)",
+                                self.hmac_alg
+                            ),
+                        ));
                     }
                     let min = self.hmac_alg.min_hmac_len();
                     if secret.is_empty() || (secret.len() < min && !self.allow_short_hmac) {
-                        return Err(ConfigError::new("hmac_secret", format!(
-                            "the {} secret is {} bytes; it must be at least {min} bytes (32 bytes for HS256). Use a longer random secret, or opt in with .dangerous().allow_short_hmac_secret() (PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET=true)",
-                            self.hmac_alg, secret.len()
-                        )));
+                        return Err(ConfigError::new(
+                            "hmac_secret",
+                            format!(
+                                "the {} secret is {} bytes; it must be at least {min} bytes (32 bytes for HS256). Use a longer random secret, or opt in with .dangerous().allow_short_hmac_secret() (PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET=true)",
+                                self.hmac_alg,
+                                secret.len()
+                            ),
+                        ));
                     }
-                    push(&mut keys, VerifyingKey { alg: self.hmac_alg, kid: None, key: jwt::Key::hmac(&secret) }, "hmac_secret")?;
+                    push(
+                        &mut keys,
+                        VerifyingKey {
+                            alg: self.hmac_alg,
+                            kid: None,
+                            key: jwt::Key::hmac(&secret),
+                        },
+                        "hmac_secret",
+                    )?;
                 }
                 KeySource::Pem { alg, pem, kid } => {
-                    let key = jwt::Key::from_pem(alg, &pem).map_err(|e| ConfigError::new("public_key_pem", e))?;
+                    let key = jwt::Key::from_pem(alg, &pem)
+                        .map_err(|e| ConfigError::new("public_key_pem", e))?;
                     push(&mut keys, VerifyingKey { alg, kid, key }, "public_key_pem")?;
                 }
                 KeySource::JwkSet(json) => {
@@ -352,8 +398,14 @@ impl AuthenticatorBuilder {
                         tracing::warn!(index = s.index, why = %s.why, "JWK set: key skipped");
                     }
                     if set.is_empty() {
-                        let why = skipped.first().map(|s| s.why.as_str()).unwrap_or("the set is empty");
-                        return Err(ConfigError::new("jwk_set", format!("no usable key in the set ({why})")));
+                        let why = skipped
+                            .first()
+                            .map(|s| s.why.as_str())
+                            .unwrap_or("the set is empty");
+                        return Err(ConfigError::new(
+                            "jwk_set",
+                            format!("no usable key in the set ({why})"),
+                        ));
                     }
                     for key in set.into_keys() {
                         push(&mut keys, key, "jwk_set")?;
@@ -362,11 +414,17 @@ impl AuthenticatorBuilder {
             }
         }
         if keys.has_hmac() && keys.has_asymmetric() {
-            return Err(ConfigError::new("keys", "HMAC secrets and public keys are mixed; use one kind per authenticator"));
+            return Err(ConfigError::new(
+                "keys",
+                "HMAC secrets and public keys are mixed; use one kind per authenticator",
+            ));
         }
         Ok(Authenticator {
             inner: Arc::new(Inner {
-                challenge: Arc::new(Challenge { scheme: self.schemes[0].clone(), realm: self.realm.clone() }),
+                challenge: Arc::new(Challenge {
+                    scheme: self.schemes[0].clone(),
+                    realm: self.realm.clone(),
+                }),
                 keys,
                 schemes: self.schemes,
                 realm: self.realm,
@@ -390,7 +448,9 @@ fn push(keys: &mut KeySet, key: VerifyingKey, setting: &str) -> Result<(), Confi
 }
 
 fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Settings that weaken security, reached through [`AuthenticatorBuilder::dangerous`].
@@ -482,7 +542,11 @@ impl Authenticator {
         }
         let sep = value.iter().position(|&b| b == b' ' || b == b'\t');
         let scheme = &value[..sep.unwrap_or(value.len())];
-        let known = self.inner.schemes.iter().any(|s| s.as_bytes().eq_ignore_ascii_case(scheme));
+        let known = self
+            .inner
+            .schemes
+            .iter()
+            .any(|s| s.as_bytes().eq_ignore_ascii_case(scheme));
         if !known {
             return Err(AuthError::wrong_scheme(self.scheme()));
         }
@@ -516,13 +580,20 @@ impl Authenticator {
     /// Verifies a token: format, header, key, signature, then claims.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let payload = self.check_jws(token)?;
-        let claims = json::object(&payload).map_err(|e| AuthError::invalid_token(Reason::Malformed(e)))?;
+        let claims =
+            json::object(&payload).map_err(|e| AuthError::invalid_token(Reason::Malformed(e)))?;
         self.check_claims(&claims)?;
         let inner = &self.inner;
         let subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
         let roles = strings_at(&claims, &inner.role_claim);
         let groups = strings_at(&claims, &inner.groups_claim);
-        Ok(Principal::new(inner.challenge.clone(), subject, roles, groups, claims))
+        Ok(Principal::new(
+            inner.challenge.clone(),
+            subject,
+            roles,
+            groups,
+            claims,
+        ))
     }
 
     /// Verifies only the JWS layer (format, header parameters, key, signature) and returns
@@ -538,27 +609,38 @@ impl Authenticator {
             return Err(AuthError::invalid_request(Reason::TooLarge));
         }
         let bytes = token.as_bytes();
-        if !bytes.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
+        if !bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
             return Err(malformed("not compact base64url segments"));
         }
         let mut parts = token.split('.');
-        let (Some(h64), Some(p64), Some(s64), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h64), Some(p64), Some(s64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(malformed("not three segments"));
         };
         if h64.is_empty() || p64.is_empty() || s64.is_empty() {
             return Err(malformed("empty segment"));
         }
         let b64 = strict_b64();
-        let header_bytes = b64.decode(h64).map_err(|_| malformed("header is not strict base64url"))?;
+        let header_bytes = b64
+            .decode(h64)
+            .map_err(|_| malformed("header is not strict base64url"))?;
         let header = json::object(&header_bytes).map_err(malformed)?;
         let header = self.check_header(&header)?;
-        let key = self.inner.keys.select(header.kid, header.alg).map_err(|e| {
-            AuthError::invalid_token(Reason::NoKey(match e {
-                Selection::NoKey => "no key for this token",
-                Selection::Ambiguous => "several keys fit and the token names no kid",
-                Selection::WrongAlgorithm => "the token's alg is not the key's",
-            }))
-        })?;
+        let key = self
+            .inner
+            .keys
+            .select(header.kid, header.alg)
+            .map_err(|e| {
+                AuthError::invalid_token(Reason::NoKey(match e {
+                    Selection::NoKey => "no key for this token",
+                    Selection::Ambiguous => "several keys fit and the token names no kid",
+                    Selection::WrongAlgorithm => "the token's alg is not the key's",
+                }))
+            })?;
         // Canonical signature encoding (jsonwebtoken decodes it again for verification).
         if b64.decode(s64).is_err() {
             return Err(malformed("signature is not strict base64url"));
@@ -567,7 +649,9 @@ impl Authenticator {
         if !jwt::verify(s64, signed.as_bytes(), &key.key, key.alg) {
             return Err(AuthError::invalid_token(Reason::BadSignature));
         }
-        let payload = b64.decode(p64).map_err(|_| malformed("payload is not strict base64url"))?;
+        let payload = b64
+            .decode(p64)
+            .map_err(|_| malformed("payload is not strict base64url"))?;
         Ok(payload)
     }
 
@@ -575,7 +659,9 @@ impl Authenticator {
         let bad_alg = |what| AuthError::invalid_token(Reason::BadAlgorithm(what));
         let malformed = |what| AuthError::invalid_token(Reason::Malformed(what));
         let alg = match header.get("alg") {
-            Some(Value::String(s)) => s.parse::<Algorithm>().map_err(|_| bad_alg("none, unknown or unsupported"))?,
+            Some(Value::String(s)) => s
+                .parse::<Algorithm>()
+                .map_err(|_| bad_alg("none, unknown or unsupported"))?,
             Some(_) => return Err(bad_alg("alg is not a string")),
             None => return Err(bad_alg("no alg")),
         };
@@ -585,7 +671,9 @@ impl Authenticator {
             }
         }
         if let Some(cty) = header.get("cty") {
-            let cty = cty.as_str().ok_or_else(|| malformed("cty is not a string"))?;
+            let cty = cty
+                .as_str()
+                .ok_or_else(|| malformed("cty is not a string"))?;
             if cty.eq_ignore_ascii_case("JWT") || cty.eq_ignore_ascii_case("application/jwt") {
                 return Err(malformed("nested token (cty JWT)"));
             }
@@ -595,16 +683,24 @@ impl Authenticator {
             Some(_) => return Err(malformed("unencoded payload (b64)")),
         }
         if let Some(crit) = header.get("crit") {
-            let names = crit.as_array().filter(|a| !a.is_empty()).ok_or_else(|| malformed("crit is not a non-empty array"))?;
+            let names = crit
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| malformed("crit is not a non-empty array"))?;
             for name in names {
-                let name = name.as_str().ok_or_else(|| malformed("crit holds a non-string"))?;
+                let name = name
+                    .as_str()
+                    .ok_or_else(|| malformed("crit holds a non-string"))?;
                 if !self.inner.crit.iter().any(|c| c == name) || !header.contains_key(name) {
                     return Err(malformed("crit names a parameter we do not understand"));
                 }
             }
         }
         if let Some(want) = &self.inner.typ {
-            let typ = header.get("typ").and_then(Value::as_str).ok_or_else(|| malformed("typ missing"))?;
+            let typ = header
+                .get("typ")
+                .and_then(Value::as_str)
+                .ok_or_else(|| malformed("typ missing"))?;
             let typ = strip_application(typ);
             if !typ.eq_ignore_ascii_case(strip_application(want)) {
                 return Err(malformed("typ is not the required type"));
@@ -651,26 +747,28 @@ impl Authenticator {
             }
         }
         match claims.get("iss") {
-            Some(Value::String(iss)) => {
-                if !inner.issuers.is_empty() && !inner.issuers.iter().any(|i| i == iss) {
-                    return Err(claim("iss does not match"));
-                }
+            Some(Value::String(iss))
+                if !inner.issuers.is_empty() && !inner.issuers.iter().any(|i| i == iss) =>
+            {
+                return Err(claim("iss does not match"));
             }
+            Some(Value::String(_)) => {}
             Some(_) => return Err(claim("iss is not a string")),
             None if !inner.issuers.is_empty() => return Err(claim("iss missing")),
             None => {}
         }
         let aud_ok = |a: &str| inner.audiences.iter().any(|x| x == a);
         match claims.get("aud") {
-            Some(Value::String(a)) => {
-                if !inner.audiences.is_empty() && !aud_ok(a) {
-                    return Err(claim("aud does not match"));
-                }
+            Some(Value::String(a)) if !inner.audiences.is_empty() && !aud_ok(a) => {
+                return Err(claim("aud does not match"));
             }
+            Some(Value::String(_)) => {}
             Some(Value::Array(items)) => {
                 let mut any = false;
                 for item in items {
-                    let a = item.as_str().ok_or_else(|| claim("aud holds a non-string"))?;
+                    let a = item
+                        .as_str()
+                        .ok_or_else(|| claim("aud holds a non-string"))?;
                     any |= aud_ok(a);
                 }
                 if !inner.audiences.is_empty() && !any {

@@ -56,10 +56,10 @@ pub(crate) fn parse_jwk_set(
     // skipped (Wycheproof JWK tcId 4: a duplicate whose `k` we cannot decode).
     let mut kids = std::collections::HashSet::new();
     for value in &raw.keys {
-        if let Some(kid) = value.get("kid").and_then(Value::as_str) {
-            if !kids.insert(kid) {
-                return Err("two keys share one `kid`; give every key its own kid".into());
-            }
+        if let Some(kid) = value.get("kid").and_then(Value::as_str)
+            && !kids.insert(kid)
+        {
+            return Err("two keys share one `kid`; give every key its own kid".into());
         }
     }
     for (index, value) in raw.keys.into_iter().enumerate() {
@@ -89,13 +89,15 @@ fn bytes(v: &Option<Value>, name: &str) -> Result<Vec<u8>, String> {
         .map_err(|_| format!("`{name}` is not strict base64url"))
 }
 
-fn parse_one(value: Value, allow_hmac: bool, min_hmac_override: Option<usize>) -> Result<VerifyingKey, String> {
+fn parse_one(
+    value: Value,
+    allow_hmac: bool,
+    min_hmac_override: Option<usize>,
+) -> Result<VerifyingKey, String> {
     let raw: RawJwk = serde_json::from_value(value).map_err(|e| format!("not a JWK: {e}"))?;
     let kty = raw.kty.as_deref().ok_or("no `kty`")?;
-    if let Some(u) = string(&raw.use_, "use")? {
-        if u != "sig" {
-            return Err("`use` is not `sig`".into());
-        }
+    if string(&raw.use_, "use")?.is_some_and(|u| u != "sig") {
+        return Err("`use` is not `sig`".into());
     }
     if let Some(ops) = &raw.key_ops {
         let ops = ops.as_array().ok_or("`key_ops` is not an array")?;
@@ -168,7 +170,12 @@ fn parse_one(value: Value, allow_hmac: bool, min_hmac_override: Option<usize>) -
             }
             (alg, Key::hmac(&k))
         }
-        other => return Err(format!("unknown kty `{}`", other.chars().take(16).collect::<String>())),
+        other => {
+            return Err(format!(
+                "unknown kty `{}`",
+                other.chars().take(16).collect::<String>()
+            ));
+        }
     };
     Ok(VerifyingKey { alg, kid, key })
 }

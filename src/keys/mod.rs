@@ -213,12 +213,18 @@ impl KeySet {
 
     /// Chooses the key for a token: by `kid` when the token names one we hold, else the one
     /// key without a kid for that algorithm. The key's algorithm must equal the token's.
-    pub(crate) fn select(&self, kid: Option<&str>, alg: Algorithm) -> Result<&VerifyingKey, Selection> {
-        if let Some(kid) = kid {
-            if let Some(&i) = self.by_kid.get(kid) {
-                let key = &self.keys[i];
-                return if key.alg == alg { Ok(key) } else { Err(Selection::WrongAlgorithm) };
-            }
+    pub(crate) fn select(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<&VerifyingKey, Selection> {
+        if let Some(&i) = kid.and_then(|kid| self.by_kid.get(kid)) {
+            let key = &self.keys[i];
+            return if key.alg == alg {
+                Ok(key)
+            } else {
+                Err(Selection::WrongAlgorithm)
+            };
         }
         let mut found = None;
         for key in &self.keys {
@@ -233,10 +239,12 @@ impl KeySet {
                 found = Some(key);
             }
         }
-        found.ok_or(if self.keys.iter().any(|k| k.alg.family() == alg.family()) {
-            Selection::WrongAlgorithm
-        } else {
-            Selection::NoKey
-        })
+        found.ok_or(
+            if self.keys.iter().any(|k| k.alg.family() == alg.family()) {
+                Selection::WrongAlgorithm
+            } else {
+                Selection::NoKey
+            },
+        )
     }
 }

@@ -80,7 +80,12 @@ impl std::fmt::Debug for AuthLayer {
 impl AuthLayer {
     /// A layer that verifies tokens with `authenticator` and decides with `policy`.
     pub fn new(authenticator: Authenticator, policy: Policy) -> Self {
-        Self { shared: Arc::new(Shared { authenticator, policy }) }
+        Self {
+            shared: Arc::new(Shared {
+                authenticator,
+                policy,
+            }),
+        }
     }
 
     /// The authenticator this layer uses.
@@ -98,7 +103,10 @@ impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Auth { inner, shared: self.shared.clone() }
+        Auth {
+            inner,
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -140,7 +148,10 @@ impl Shared {
 
 /// Builds the HTTP answer for `err`: status, `WWW-Authenticate`, JSON body, and the error
 /// in the response extensions.
-pub(crate) fn rejection_response<B>(err: &AuthError, challenge: Option<String>) -> Response<AuthBody<B>> {
+pub(crate) fn rejection_response<B>(
+    err: &AuthError,
+    challenge: Option<String>,
+) -> Response<AuthBody<B>> {
     let mut res = Response::new(AuthBody::full(Bytes::from(err.body())));
     *res.status_mut() = err.status();
     let headers = res.headers_mut();
@@ -173,9 +184,17 @@ where
                 if let Some(p) = principal {
                     parts.extensions.insert(p);
                 }
-                ResponseFuture { state: State::Inner { fut: self.inner.call(Request::from_parts(parts, body)) } }
+                ResponseFuture {
+                    state: State::Inner {
+                        fut: self.inner.call(Request::from_parts(parts, body)),
+                    },
+                }
             }
-            Err(err) => ResponseFuture { state: State::Reject { res: Some(self.shared.reject(err)) } },
+            Err(err) => ResponseFuture {
+                state: State::Reject {
+                    res: Some(self.shared.reject(err)),
+                },
+            },
         }
     }
 }

@@ -40,13 +40,13 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<PolicyBuilder, ConfigErr
             .span()
             .map(|s| {
                 let before = &text[..s.start.min(text.len())];
-                (before.matches('\n').count() + 1, before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1)
+                (
+                    before.matches('\n').count() + 1,
+                    before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
+                )
             })
             .unwrap_or((0, 0));
-        ConfigError::new(
-            format!("{origin}:{line}:{col}"),
-            e.message().to_owned(),
-        )
+        ConfigError::new(format!("{origin}:{line}:{col}"), e.message().to_owned())
     })?;
     let mut b = PolicyBuilder::default();
     b = match file.unmatched.as_deref() {

@@ -26,7 +26,7 @@
 //! let target = policy.target(&http::Method::GET, "/api/v1/clients/")?;
 //! let decision = policy.decide_roles(&["client"], &target);
 //! assert!(!decision.is_allowed());
-//! assert_eq!(decision.to_string(), "no role of the caller is named by the rules for this route (needs one of: admin)");
+//! assert_eq!(decision.reason().to_string(), "no role of the caller is named by the rules for this route (needs one of: admin)");
 //!
 //! // Dot segments, plain or percent-encoded, are an invalid request (400).
 //! assert!(policy.target(&http::Method::GET, "/api/%2e%2e/admin").is_err());
@@ -74,7 +74,9 @@ impl Rule {
     fn matches(&self, method: &Method, path: &[&str]) -> bool {
         let method_ok = match &self.methods {
             None => true,
-            Some(ms) => ms.iter().any(|m| m == method || (*m == Method::GET && *method == Method::HEAD)),
+            Some(ms) => ms
+                .iter()
+                .any(|m| m == method || (*m == Method::GET && *method == Method::HEAD)),
         };
         method_ok && self.pattern.matches(path)
     }
@@ -99,7 +101,15 @@ impl fmt::Debug for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Policy")
             .field("rules", &self.inner.rules.len())
-            .field("public", &self.inner.public.iter().map(Prefix::source).collect::<Vec<_>>())
+            .field(
+                "public",
+                &self
+                    .inner
+                    .public
+                    .iter()
+                    .map(Prefix::source)
+                    .collect::<Vec<_>>(),
+            )
             .field("unmatched", &self.inner.unmatched)
             .finish_non_exhaustive()
     }
@@ -161,17 +171,28 @@ impl fmt::Display for DecisionReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Public { prefix } => write!(f, "public prefix `{prefix}`"),
-            Self::Rule { index, methods, pattern, role } => {
+            Self::Rule {
+                index,
+                methods,
+                pattern,
+                role,
+            } => {
                 write!(f, "rule {index} ({methods} {pattern}) allows role `{role}`")
             }
-            Self::UnmatchedAuthenticated => f.write_str("no rule names this route; any valid token passes"),
-            Self::UnmatchedDenied => f.write_str("no rule names this route; unmatched routes are denied"),
+            Self::UnmatchedAuthenticated => {
+                f.write_str("no rule names this route; any valid token passes")
+            }
+            Self::UnmatchedDenied => {
+                f.write_str("no rule names this route; unmatched routes are denied")
+            }
             Self::MissingRole { needs } => write!(
                 f,
                 "no role of the caller is named by the rules for this route (needs one of: {})",
                 needs.join(", ")
             ),
-            Self::RequiredClaim { key } => write!(f, "required claim `{key}` is missing or different"),
+            Self::RequiredClaim { key } => {
+                write!(f, "required claim `{key}` is missing or different")
+            }
         }
     }
 }
@@ -200,9 +221,10 @@ impl Decision {
             Ok(self.reason)
         } else {
             Err(match &self.reason {
-                DecisionReason::RequiredClaim { key } => {
-                    AuthError::new(crate::AuthErrorKind::Forbidden, Reason::RequiredClaim(key.clone()))
-                }
+                DecisionReason::RequiredClaim { key } => AuthError::new(
+                    crate::AuthErrorKind::Forbidden,
+                    Reason::RequiredClaim(key.clone()),
+                ),
                 other => AuthError::forbidden_because(other.to_string()),
             })
         }
@@ -211,7 +233,12 @@ impl Decision {
 
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", if self.allowed { "allowed" } else { "denied" }, self.reason)
+        write!(
+            f,
+            "{}: {}",
+            if self.allowed { "allowed" } else { "denied" },
+            self.reason
+        )
     }
 }
 
@@ -254,10 +281,16 @@ impl Policy {
             .as_ref()
             .and_then(|p| p.strip(&full))
             .map(<[&str]>::to_vec);
-        let public = self.inner.public.iter().position(|p| {
-            p.covers(&full) || stripped.as_deref().is_some_and(|s| p.covers(s))
-        });
-        Ok(Target { method: method.clone(), paths: [Some(full), stripped], public })
+        let public = self
+            .inner
+            .public
+            .iter()
+            .position(|p| p.covers(&full) || stripped.as_deref().is_some_and(|s| p.covers(s)));
+        Ok(Target {
+            method: method.clone(),
+            paths: [Some(full), stripped],
+            public,
+        })
     }
 
     /// Decides for a verified caller.
@@ -272,7 +305,10 @@ impl Policy {
                 _ => false,
             };
             if !ok {
-                return Decision { allowed: false, reason: DecisionReason::RequiredClaim { key: key.clone() } };
+                return Decision {
+                    allowed: false,
+                    reason: DecisionReason::RequiredClaim { key: key.clone() },
+                };
             }
         }
         self.decide_roles(principal.roles(), target)
@@ -281,7 +317,9 @@ impl Policy {
     fn public_decision(&self, target: &Target<'_>) -> Option<Decision> {
         target.public.map(|i| Decision {
             allowed: true,
-            reason: DecisionReason::Public { prefix: self.inner.public[i].source().to_owned() },
+            reason: DecisionReason::Public {
+                prefix: self.inner.public[i].source().to_owned(),
+            },
         })
     }
 
@@ -293,7 +331,11 @@ impl Policy {
         let mut named = false;
         let mut needs = BTreeSet::new();
         for (index, rule) in self.inner.rules.iter().enumerate() {
-            let hit = target.paths.iter().flatten().any(|p| rule.matches(&target.method, p));
+            let hit = target
+                .paths
+                .iter()
+                .flatten()
+                .any(|p| rule.matches(&target.method, p));
             if !hit {
                 continue;
             }
@@ -301,7 +343,10 @@ impl Policy {
             let role = if rule.any_role {
                 Some("*")
             } else {
-                roles.iter().map(AsRef::as_ref).find(|r| rule.granted_by.contains(*r))
+                roles
+                    .iter()
+                    .map(AsRef::as_ref)
+                    .find(|r| rule.granted_by.contains(*r))
             };
             if let Some(role) = role {
                 return Decision {
@@ -320,9 +365,20 @@ impl Policy {
             needs.extend(rule.roles.iter().cloned());
         }
         match (named, self.inner.unmatched) {
-            (true, _) => Decision { allowed: false, reason: DecisionReason::MissingRole { needs: needs.into_iter().collect() } },
-            (false, Unmatched::Authenticated) => Decision { allowed: true, reason: DecisionReason::UnmatchedAuthenticated },
-            (false, Unmatched::Deny) => Decision { allowed: false, reason: DecisionReason::UnmatchedDenied },
+            (true, _) => Decision {
+                allowed: false,
+                reason: DecisionReason::MissingRole {
+                    needs: needs.into_iter().collect(),
+                },
+            },
+            (false, Unmatched::Authenticated) => Decision {
+                allowed: true,
+                reason: DecisionReason::UnmatchedAuthenticated,
+            },
+            (false, Unmatched::Deny) => Decision {
+                allowed: false,
+                reason: DecisionReason::UnmatchedDenied,
+            },
         }
     }
 }
@@ -346,7 +402,11 @@ impl PolicyBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.rules.push((methods.to_owned(), pattern.to_owned(), roles.into_iter().map(Into::into).collect()));
+        self.rules.push((
+            methods.to_owned(),
+            pattern.to_owned(),
+            roles.into_iter().map(Into::into).collect(),
+        ));
         self
     }
 
@@ -384,7 +444,10 @@ impl PolicyBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.inherit.entry(role.into()).or_default().extend(includes.into_iter().map(Into::into));
+        self.inherit
+            .entry(role.into())
+            .or_default()
+            .extend(includes.into_iter().map(Into::into));
         self
     }
 
@@ -401,13 +464,19 @@ impl PolicyBuilder {
             }
             seen
         };
-        let closures: Vec<(String, BTreeSet<String>)> =
-            self.inherit.keys().map(|k| (k.clone(), closure(k))).collect();
+        let closures: Vec<(String, BTreeSet<String>)> = self
+            .inherit
+            .keys()
+            .map(|k| (k.clone(), closure(k)))
+            .collect();
         let mut rules = Vec::with_capacity(self.rules.len());
         for (i, (methods, pattern, roles)) in self.rules.into_iter().enumerate() {
             let setting = format!("rule {i} ({methods} {pattern})");
             if roles.is_empty() || roles.iter().any(String::is_empty) {
-                return Err(ConfigError::new(setting, "a rule needs at least one non-empty role (`*` for any valid token)"));
+                return Err(ConfigError::new(
+                    setting,
+                    "a rule needs at least one non-empty role (`*` for any valid token)",
+                ));
             }
             let methods = parse_methods(&methods).map_err(|e| ConfigError::new(&setting, e))?;
             let pattern = Pattern::parse(&pattern).map_err(|e| ConfigError::new(&setting, e))?;
@@ -420,20 +489,38 @@ impl PolicyBuilder {
                 }
             }
             let any_role = roles.iter().any(|r| r == "*");
-            rules.push(Rule { methods, pattern, roles, granted_by, any_role });
+            rules.push(Rule {
+                methods,
+                pattern,
+                roles,
+                granted_by,
+                any_role,
+            });
         }
         let public = self
             .public
             .iter()
-            .map(|p| Prefix::parse(p).map_err(|e| ConfigError::new("public prefix", format!("{e} (FEDN_AUTH_WHITELIST_URL_PREFIX)"))))
+            .map(|p| {
+                Prefix::parse(p).map_err(|e| {
+                    ConfigError::new(
+                        "public prefix",
+                        format!("{e} (FEDN_AUTH_WHITELIST_URL_PREFIX)"),
+                    )
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let url_prefix = match self.url_prefix.as_deref() {
             None | Some("") => None,
-            Some(p) => Some(Prefix::parse(p).map_err(|e| ConfigError::new("url prefix", format!("{e} (FEDN_CUSTOM_URL_PREFIX)")))?),
+            Some(p) => Some(Prefix::parse(p).map_err(|e| {
+                ConfigError::new("url prefix", format!("{e} (FEDN_CUSTOM_URL_PREFIX)"))
+            })?),
         };
         for (k, _) in &self.required_claims {
             if k.is_empty() {
-                return Err(ConfigError::new("required claim", "the claim name is empty (FEDN_JWT_CUSTOM_CLAIM_KEY)"));
+                return Err(ConfigError::new(
+                    "required claim",
+                    "the claim name is empty (FEDN_JWT_CUSTOM_CLAIM_KEY)",
+                ));
             }
         }
         Ok(Policy {
@@ -451,7 +538,10 @@ impl PolicyBuilder {
 /// A builder from a TOML policy file, for the environment configuration.
 pub(crate) fn builder_from_file(path: &str) -> Result<PolicyBuilder, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::new("PORTCULLIS_POLICY_FILE", format!("cannot read `{path}`: {e}"))
+        ConfigError::new(
+            "PORTCULLIS_POLICY_FILE",
+            format!("cannot read `{path}`: {e}"),
+        )
     })?;
     file::parse(&text, path)
 }
@@ -466,7 +556,9 @@ fn parse_methods(methods: &str) -> Result<Option<Vec<Method>>, String> {
         .map(|m| {
             let m = m.trim();
             if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(format!("`{m}` is not an HTTP method; write it in capitals (GET, POST) or `*` for any"));
+                return Err(format!(
+                    "`{m}` is not an HTTP method; write it in capitals (GET, POST) or `*` for any"
+                ));
             }
             Method::from_bytes(m.as_bytes()).map_err(|_| format!("`{m}` is not an HTTP method"))
         })

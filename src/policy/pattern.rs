@@ -28,7 +28,11 @@ impl Pattern {
             .strip_prefix('/')
             .ok_or_else(|| format!("path pattern `{source}` must start with `/`"))?;
         let mut segs = Vec::new();
-        let parts: Vec<&str> = if body.is_empty() { Vec::new() } else { body.split('/').collect() };
+        let parts: Vec<&str> = if body.is_empty() {
+            Vec::new()
+        } else {
+            body.split('/').collect()
+        };
         for (i, part) in parts.iter().enumerate() {
             let seg = match *part {
                 "*" => Seg::One,
@@ -36,17 +40,24 @@ impl Pattern {
                 p if p.starts_with("{*") && p.ends_with('}') => Seg::Tail,
                 p if p.starts_with('{') && p.ends_with('}') && p.len() > 2 => Seg::One,
                 p if p.contains(['{', '}', '*']) => {
-                    return Err(format!("path pattern `{source}`: segment `{p}` mixes text with `{{`, `}}` or `*`; use a whole segment"));
+                    return Err(format!(
+                        "path pattern `{source}`: segment `{p}` mixes text with `{{`, `}}` or `*`; use a whole segment"
+                    ));
                 }
                 "." | ".." => return Err(format!("path pattern `{source}` has a dot segment")),
                 p => Seg::Literal(p.to_owned()),
             };
             if seg == Seg::Tail && i + 1 != parts.len() {
-                return Err(format!("path pattern `{source}`: `**` or `{{*rest}}` must be the last segment"));
+                return Err(format!(
+                    "path pattern `{source}`: `**` or `{{*rest}}` must be the last segment"
+                ));
             }
             segs.push(seg);
         }
-        Ok(Self { segs, source: source.to_owned() })
+        Ok(Self {
+            segs,
+            source: source.to_owned(),
+        })
     }
 
     pub(crate) fn source(&self) -> &str {
@@ -78,7 +89,9 @@ impl Pattern {
 /// Splits a raw path (no query) into segments. `%2F` stays inside its segment. A `.` or
 /// `..` segment, also percent-encoded, is an invalid request.
 pub(crate) fn split_path(path: &str) -> Result<Vec<&str>, AuthError> {
-    let body = path.strip_prefix('/').ok_or_else(|| AuthError::invalid_request(Reason::BadPath))?;
+    let body = path
+        .strip_prefix('/')
+        .ok_or_else(|| AuthError::invalid_request(Reason::BadPath))?;
     if body.is_empty() {
         return Ok(Vec::new());
     }
@@ -112,8 +125,15 @@ impl Prefix {
         let body = trimmed
             .strip_prefix('/')
             .ok_or_else(|| format!("prefix `{source}` must start with `/`"))?;
-        let segs = if body.is_empty() { Vec::new() } else { body.split('/').map(str::to_owned).collect() };
-        Ok(Self { segs, source: source.to_owned() })
+        let segs = if body.is_empty() {
+            Vec::new()
+        } else {
+            body.split('/').map(str::to_owned).collect()
+        };
+        Ok(Self {
+            segs,
+            source: source.to_owned(),
+        })
     }
 
     pub(crate) fn source(&self) -> &str {

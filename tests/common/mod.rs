@@ -5,7 +5,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::{get, post};
 use http::{Request, Response};
-use portcullis::{Algorithm, AuthLayer, Authenticator, AuthenticatorBuilder, Policy, Principal, Signer};
+use portcullis::{
+    Algorithm, AuthLayer, Authenticator, AuthenticatorBuilder, Policy, Principal, Signer,
+};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -22,13 +24,21 @@ pub fn fixture(name: &str) -> String {
 /// (private PEM, public PEM) of the fixture key for `alg`.
 pub fn keypair(alg: Algorithm) -> (String, String) {
     let stem = match alg {
-        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512 => "rsa2048",
+        Algorithm::RS256
+        | Algorithm::RS384
+        | Algorithm::RS512
+        | Algorithm::PS256
+        | Algorithm::PS384
+        | Algorithm::PS512 => "rsa2048",
         Algorithm::ES256 => "p256",
         Algorithm::ES384 => "p384",
         Algorithm::EdDSA => "ed25519",
         _ => panic!("{alg} has no key pair"),
     };
-    (fixture(&format!("{stem}.key.pem")), fixture(&format!("{stem}.pub.pem")))
+    (
+        fixture(&format!("{stem}.key.pem")),
+        fixture(&format!("{stem}.pub.pem")),
+    )
 }
 
 pub fn hs256() -> Signer {
@@ -65,32 +75,57 @@ pub fn app(auth: Authenticator, policy: Policy) -> Router {
 pub fn fedn_app() -> Router {
     app(
         hs_builder().build().unwrap(),
-        Policy::fedn_rest().allow("GET", "/me", ["*"]).build().unwrap(),
+        Policy::fedn_rest()
+            .allow("GET", "/me", ["*"])
+            .build()
+            .unwrap(),
     )
 }
 
 /// Sends one request with an optional Authorization value; returns (status, headers, body).
-pub async fn send(app: &Router, method: &str, path: &str, authz: Option<&str>) -> (u16, http::HeaderMap, Value) {
+pub async fn send(
+    app: &Router,
+    method: &str,
+    path: &str,
+    authz: Option<&str>,
+) -> (u16, http::HeaderMap, Value) {
     let mut req = Request::builder().method(method).uri(path);
     if let Some(a) = authz {
         req = req.header("authorization", a);
     }
-    let res = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     split(res).await
 }
 
 pub async fn split(res: Response<Body>) -> (u16, http::HeaderMap, Value) {
     let status = res.status().as_u16();
     let headers = res.headers().clone();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
-    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, headers, body)
 }
 
 /// Asserts a rejection: status, WWW-Authenticate (None for absent) and JSON body.
-pub fn assert_rejected(got: &(u16, http::HeaderMap, Value), status: u16, challenge: Option<&str>, code: &str, message: &str) {
+pub fn assert_rejected(
+    got: &(u16, http::HeaderMap, Value),
+    status: u16,
+    challenge: Option<&str>,
+    code: &str,
+    message: &str,
+) {
     assert_eq!(got.0, status, "status; body {:?}", got.2);
-    assert_eq!(got.1.get("www-authenticate").map(|v| v.to_str().unwrap()), challenge, "WWW-Authenticate");
+    assert_eq!(
+        got.1.get("www-authenticate").map(|v| v.to_str().unwrap()),
+        challenge,
+        "WWW-Authenticate"
+    );
     assert_eq!(got.2, json!({"error": code, "message": message}), "body");
 }
 
