@@ -2,6 +2,10 @@
 //!
 //! Everything else in the crate speaks our own [`Algorithm`] and [`Key`], so upgrading
 //! jsonwebtoken is a change to this file alone.
+//!
+//! HMAC keys are the one exception to "verify through jsonwebtoken": jsonwebtoken rebuilds
+//! the HMAC key schedule and copies the secret on every call, so HMAC verification uses
+//! the same backend (aws-lc-rs) with a key prepared once, and a constant-time compare.
 
 use jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
 use jsonwebtoken::{DecodingKey, EncodingKey};
@@ -30,7 +34,15 @@ fn jwt_alg(alg: Algorithm) -> jsonwebtoken::Algorithm {
 
 /// A verification key, ready for the algorithm it was built for.
 #[derive(Clone)]
-pub(crate) struct Key(DecodingKey);
+pub(crate) enum Key {
+    /// An HMAC key with its key schedule computed once.
+    Hmac(aws_lc_rs::hmac::Key),
+    /// A public key, verified through jsonwebtoken.
+    Public(DecodingKey),
+}
+
+/// Room for the longest HMAC tag (HS512, 64 bytes) plus the decoder's length estimate.
+const TAG_BUF: usize = 96;
 
 /// Smallest RSA modulus we accept, in bits.
 const MIN_RSA_BITS: usize = 2048;
@@ -44,8 +56,14 @@ fn rsa_bits(n: &[u8]) -> usize {
 }
 
 impl Key {
-    pub(crate) fn hmac(secret: &[u8]) -> Self {
-        Self(DecodingKey::from_secret(secret))
+    pub(crate) fn hmac(alg: Algorithm, secret: &[u8]) -> Self {
+        use aws_lc_rs::hmac;
+        let algorithm = match alg {
+            Algorithm::HS384 => hmac::HMAC_SHA384,
+            Algorithm::HS512 => hmac::HMAC_SHA512,
+            _ => hmac::HMAC_SHA256,
+        };
+        Self::Hmac(hmac::Key::new(algorithm, secret))
     }
 
     /// RSA public key from its modulus and exponent (big-endian bytes).
@@ -63,7 +81,7 @@ impl Key {
         if e_trim.len() > 8 {
             return Err("RSA public exponent is too large".into());
         }
-        Ok(Self(DecodingKey::from_rsa_raw_components(n, e)))
+        Ok(Self::Public(DecodingKey::from_rsa_raw_components(n, e)))
     }
 
     /// EC public key from its affine coordinates.
@@ -72,12 +90,12 @@ impl Key {
         point.push(0x04);
         point.extend_from_slice(x);
         point.extend_from_slice(y);
-        Ok(Self(DecodingKey::from_ec_der(&point)))
+        Ok(Self::Public(DecodingKey::from_ec_der(&point)))
     }
 
     /// Ed25519 public key.
     pub(crate) fn ed_public(x: &[u8]) -> Self {
-        Self(DecodingKey::from_ed_der(x))
+        Self::Public(DecodingKey::from_ed_der(x))
     }
 
     /// A public key in PEM (SubjectPublicKeyInfo, or PKCS#1 for RSA) for `alg`.
@@ -101,14 +119,14 @@ impl Key {
                 if point.len() != want || point[0] != 0x04 {
                     return Err(format!("the EC key is not on the curve of {alg}"));
                 }
-                Ok(Self(key))
+                Ok(Self::Public(key))
             }
             Family::Ed => {
                 let key = DecodingKey::from_ed_pem(pem).map_err(|_| bad("Ed25519"))?;
                 if key.try_get_as_bytes().map(<[u8]>::len).ok() != Some(32) {
                     return Err(bad("Ed25519"));
                 }
-                Ok(Self(key))
+                Ok(Self::Public(key))
             }
         }
     }
@@ -117,7 +135,20 @@ impl Key {
 /// Checks `signature` (base64url, already checked to be canonical) over `message` with
 /// `key` for `alg`. Any failure, including a key the backend cannot parse, is `false`.
 pub(crate) fn verify(signature: &str, message: &[u8], key: &Key, alg: Algorithm) -> bool {
-    jsonwebtoken::crypto::verify(signature, message, &key.0, jwt_alg(alg)).unwrap_or(false)
+    match key {
+        Key::Hmac(key) => {
+            use base64::Engine;
+            let mut tag = [0u8; TAG_BUF];
+            // Strict base64url (no padding, canonical trailing bits); too long fails.
+            match super::strict_b64().decode_slice(signature, &mut tag) {
+                Ok(n) => aws_lc_rs::hmac::verify(key, message, &tag[..n]).is_ok(),
+                Err(_) => false,
+            }
+        }
+        Key::Public(key) => {
+            jsonwebtoken::crypto::verify(signature, message, key, jwt_alg(alg)).unwrap_or(false)
+        }
+    }
 }
 
 /// Mints tokens: for development, tests, and the command-line tool.

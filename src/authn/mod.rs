@@ -380,7 +380,7 @@ impl AuthenticatorBuilder {
                         VerifyingKey {
                             alg: self.hmac_alg,
                             kid: None,
-                            key: jwt::Key::hmac(&secret),
+                            key: jwt::Key::hmac(self.hmac_alg, &secret),
                         },
                         "hmac_secret",
                     )?;
@@ -641,10 +641,8 @@ impl Authenticator {
                     Selection::WrongAlgorithm => "the token's alg is not the key's",
                 }))
             })?;
-        // Canonical signature encoding (jsonwebtoken decodes it again for verification).
-        if b64.decode(s64).is_err() {
-            return Err(malformed("signature is not strict base64url"));
-        }
+        // jsonwebtoken decodes the signature with the same strict engine (no padding,
+        // canonical trailing bits), so a non-canonical signature fails verification.
         let signed = &token[..h64.len() + 1 + p64.len()];
         if !jwt::verify(s64, signed.as_bytes(), &key.key, key.alg) {
             return Err(AuthError::invalid_token(Reason::BadSignature));

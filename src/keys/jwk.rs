@@ -168,7 +168,7 @@ fn parse_one(
             if k.len() < min {
                 return Err(format!("`k` is shorter than {min} bytes"));
             }
-            (alg, Key::hmac(&k))
+            (alg, Key::hmac(alg, &k))
         }
         other => {
             return Err(format!(

@@ -130,14 +130,8 @@ impl Shared {
             return Ok(None);
         }
         let principal = self.authenticator.authenticate(&parts.headers)?;
-        let decision = self.policy.decide(&principal, &target);
-        match decision.into_result() {
-            Ok(reason) => {
-                tracing::trace!(%reason, "request allowed");
-                Ok(Some(principal))
-            }
-            Err(err) => Err(err),
-        }
+        self.policy.authorize(&principal, &target)?;
+        Ok(Some(principal))
     }
 
     fn reject<B>(&self, err: AuthError) -> Response<AuthBody<B>> {

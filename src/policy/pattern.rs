@@ -70,7 +70,8 @@ impl Pattern {
             match seg {
                 Seg::Tail => return true,
                 Seg::One => {
-                    if i >= path.len() {
+                    // One segment means a non-empty one: `/items/{id}` does not open `/items/`.
+                    if path.get(i).is_none_or(|s| s.is_empty()) {
                         return false;
                     }
                 }
