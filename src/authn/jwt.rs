@@ -36,7 +36,7 @@ fn jwt_alg(alg: Algorithm) -> jsonwebtoken::Algorithm {
 #[derive(Clone)]
 pub(crate) enum Key {
     /// An HMAC key with its key schedule computed once.
-    Hmac(aws_lc_rs::hmac::Key),
+    Hmac(Box<aws_lc_rs::hmac::Key>),
     /// A public key, verified through jsonwebtoken.
     Public(DecodingKey),
 }
@@ -63,7 +63,7 @@ impl Key {
             Algorithm::HS512 => hmac::HMAC_SHA512,
             _ => hmac::HMAC_SHA256,
         };
-        Self::Hmac(hmac::Key::new(algorithm, secret))
+        Self::Hmac(Box::new(hmac::Key::new(algorithm, secret)))
     }
 
     /// RSA public key from its modulus and exponent (big-endian bytes).
