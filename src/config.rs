@@ -161,22 +161,13 @@ impl EnvConfig {
         };
         for name in ["FEDN_AUTH_WHITELIST_URL_PREFIX", "FEDN_AUTH_WHITELIST_URL"] {
             for p in get(name).iter().flat_map(|v| list(v)) {
-                if !p.starts_with('/') {
-                    return Err(ConfigError::new(
-                        name,
-                        format!("`{p}` must start with `/`, like `/internal`"),
-                    ));
-                }
+                crate::policy::check_prefix(p).map_err(|e| ConfigError::new(name, e))?;
                 policy = policy.public_prefix(p);
             }
         }
         if let Some(p) = get("FEDN_CUSTOM_URL_PREFIX") {
-            if !p.starts_with('/') {
-                return Err(ConfigError::new(
-                    "FEDN_CUSTOM_URL_PREFIX",
-                    format!("`{p}` must start with `/`, like `/internal`"),
-                ));
-            }
+            crate::policy::check_prefix(&p)
+                .map_err(|e| ConfigError::new("FEDN_CUSTOM_URL_PREFIX", e))?;
             policy = policy.url_prefix(p);
         }
         match (
@@ -238,6 +229,10 @@ impl EnvConfig {
             "leeway" => e.renamed("PORTCULLIS_LEEWAY_SECONDS"),
             "scheme" => e.renamed("FEDN_AUTH_SCHEME"),
             "max_token_bytes" => e.renamed("PORTCULLIS_MAX_TOKEN_BYTES"),
+            "public_key_pem" => e
+                .renamed("PORTCULLIS_PUBLIC_KEY_FILE")
+                .with_hint("the key's algorithm comes from FEDN_JWT_ALGORITHM"),
+            "jwk_set" => e.renamed("PORTCULLIS_JWK_SET_FILE"),
             "realm" => e.renamed("PORTCULLIS_REALM"),
             _ => e,
         })?;

@@ -334,6 +334,12 @@ impl ConfigError {
         }
     }
 
+    /// The same error with a hint appended.
+    pub(crate) fn with_hint(mut self, hint: &str) -> Self {
+        self.message = format!("{} ({hint})", self.message);
+        self
+    }
+
     /// The setting (builder method, environment variable or file key) that is wrong.
     pub fn setting(&self) -> &str {
         &self.setting

@@ -83,7 +83,7 @@ mod principal;
 
 pub use authn::{
     Authenticator, AuthenticatorBuilder, Clock, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
-    DangerousAuthenticatorBuilder, MAX_LEEWAY, SignError, Signer,
+    DangerousAuthenticatorBuilder, MAX_LEEWAY, MAX_TOKEN_BYTES_CAP, SignError, Signer,
 };
 pub use config::EnvConfig;
 pub use error::{AuthError, AuthErrorKind, ConfigError, GrpcCode};

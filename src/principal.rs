@@ -42,6 +42,7 @@ struct Inner {
     roles: Vec<String>,
     groups: Vec<String>,
     claims: Map<String, Value>,
+    header: Map<String, Value>,
 }
 
 impl Principal {
@@ -51,6 +52,7 @@ impl Principal {
         roles: Vec<String>,
         groups: Vec<String>,
         claims: Map<String, Value>,
+        header: Map<String, Value>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -59,6 +61,7 @@ impl Principal {
                 roles,
                 groups,
                 claims,
+                header,
             }),
         }
     }
@@ -90,6 +93,12 @@ impl Principal {
     /// All claims of the verified token.
     pub fn claims(&self) -> &Map<String, Value> {
         &self.inner.claims
+    }
+
+    /// The verified token's JOSE header parameters (`alg`, `kid`, `typ`, and any `crit`
+    /// parameters you declared with `understand_crit`, for you to check).
+    pub fn header(&self) -> &Map<String, Value> {
+        &self.inner.header
     }
 
     /// One claim, by a dotted path such as `realm_access.roles`.
@@ -129,10 +138,17 @@ pub(crate) fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option
     Some(current)
 }
 
-/// Reads a list of strings from a claim: a string (split on spaces), or an array of
-/// strings. Any other type yields nothing, never an error.
-pub(crate) fn strings_at(claims: &Map<String, Value>, path: &str) -> Vec<String> {
+/// Reads a list of strings from a claim: a string (one item, or split on spaces when
+/// `split`), or an array of strings. Any other type yields nothing, never an error.
+pub(crate) fn strings_at(claims: &Map<String, Value>, path: &str, split: bool) -> Vec<String> {
     match claim_at(claims, path) {
+        Some(Value::String(s)) if !split => {
+            if s.is_empty() {
+                Vec::new()
+            } else {
+                vec![s.clone()]
+            }
+        }
         Some(Value::String(s)) => s
             .split(' ')
             .filter(|p| !p.is_empty())

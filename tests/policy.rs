@@ -144,7 +144,10 @@ fn path_patterns_param_star_and_tail() {
         ("/one/x", true, None),
         ("/one", false, Some(DecisionReason::UnmatchedDenied)),
         ("/one/x/y", false, Some(DecisionReason::UnmatchedDenied)),
-        ("/files", true, None),
+        // `{*rest}` needs at least one segment (as in axum); `**` takes zero or more.
+        ("/files", false, Some(DecisionReason::UnmatchedDenied)),
+        ("/files/", false, Some(DecisionReason::UnmatchedDenied)),
+        ("/blobs", true, None),
         ("/files/a", true, None),
         ("/files/a/b/c", true, None),
         ("/filesx/a", false, Some(DecisionReason::UnmatchedDenied)),
@@ -332,6 +335,12 @@ async fn r4_dot_segments_are_400_through_the_layer() {
         "/health/../admin",
         "/health/%2e%2e/admin",
         "/a/../b?x=1",
+        // A dot segment hidden behind an encoded slash or backslash: a server behind us
+        // that decodes and normalises would walk out of the route.
+        "/a/%2F..",
+        "/health/..%2F..%2Fadmin",
+        "/health/..%2fadmin",
+        "/a/.%5C",
     ];
     for path in paths {
         // With no token, with a valid admin token, and on a public prefix: 400 first.
@@ -351,7 +360,8 @@ async fn r4_dot_segments_are_400_through_the_layer() {
         "/a/.x",
         "/a/%2e%2e%2e",
         "/a/b.c",
-        "/a/%2F..",
+        "/a/%2F...",
+        "/a/x%2Fy",
     ] {
         assert_ok(&send(&app, "GET", path, Some(&admin)).await, path);
     }
@@ -549,7 +559,10 @@ async fn r1_role_claim_shapes() {
     let table: Vec<(&str, Value, bool)> = vec![
         ("role", json!({"role": "client"}), true),
         ("role", json!({"role": ["other", "client"]}), true),
-        ("role", json!({"role": "other client"}), true),
+        // A string under any name but `scope`/`scp` is one role, never split.
+        ("role", json!({"role": "other client"}), false),
+        ("role", json!({"role": "super admin client"}), false),
+        ("scp", json!({"scp": "read client"}), true),
         ("role", json!({"role": ["other", 5, "client"]}), true),
         ("scope", json!({"scope": "read client write"}), true),
         ("scope", json!({"scope": "read  client"}), true),

@@ -84,6 +84,8 @@ pub const DEFAULT_LEEWAY: u64 = 60;
 pub const MAX_LEEWAY: u64 = 300;
 /// Default cap on the size of a token, in bytes, checked before any decoding.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// The largest token size cap the builder accepts, in bytes.
+pub const MAX_TOKEN_BYTES_CAP: usize = 64 * 1024;
 /// Longest `kid` we look up; longer ones are refused.
 const MAX_KID_LEN: usize = 256;
 /// Latest NumericDate we accept (9999-12-31T23:59:59Z).
@@ -99,6 +101,7 @@ pub struct Authenticator {
 
 struct Inner {
     challenge: Arc<Challenge>,
+    split_roles: bool,
     keys: KeySet,
     schemes: Vec<String>,
     realm: String,
@@ -279,8 +282,10 @@ impl AuthenticatorBuilder {
         self
     }
 
-    /// The claim path roles are read from: a string, an array of strings, or a
-    /// space-delimited string; dots walk nested objects (`realm_access.roles`).
+    /// The claim path roles are read from; dots walk nested objects
+    /// (`realm_access.roles`). The claim may be a string (one role), an array of strings,
+    /// or, when the path ends in `scope` or `scp`, a space-delimited string (OAuth
+    /// scopes). A string under any other name is one role: `"super admin"` is not `admin`.
     /// Default `role` (FEDn).
     pub fn role_claim(mut self, path: impl Into<String>) -> Self {
         self.role_claim = path.into();
@@ -302,7 +307,8 @@ impl AuthenticatorBuilder {
     }
 
     /// Declares a `crit` header parameter name your application understands and checks
-    /// itself. Default: none, so any token with `crit` is refused.
+    /// itself, through [`Principal::header`]. Default: none, so any token with `crit` is
+    /// refused.
     pub fn understand_crit(mut self, name: impl Into<String>) -> Self {
         self.crit.push(name.into());
         self
@@ -342,14 +348,22 @@ impl AuthenticatorBuilder {
                 "scheme names must be non-empty HTTP tokens such as `Bearer` or `Token`",
             ));
         }
-        if self.max_token_bytes == 0 {
+        if self.max_token_bytes == 0 || self.max_token_bytes > MAX_TOKEN_BYTES_CAP {
             return Err(ConfigError::new(
                 "max_token_bytes",
-                "must be greater than zero",
+                format!("must be between 1 and {MAX_TOKEN_BYTES_CAP} bytes"),
             ));
         }
-        if self.realm.contains('"') || self.realm.contains('\\') {
-            return Err(ConfigError::new("realm", "must not contain `\"` or `\\`"));
+        if self.realm.is_empty()
+            || !self
+                .realm
+                .bytes()
+                .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+        {
+            return Err(ConfigError::new(
+                "realm",
+                "must be non-empty visible ASCII or spaces, without `\"` or `\\`",
+            ));
         }
         let mut keys = KeySet::default();
         for source in self.sources {
@@ -413,6 +427,14 @@ impl AuthenticatorBuilder {
                 }
             }
         }
+        if let Some(alg) = keys.ambiguous_without_kid() {
+            return Err(ConfigError::new(
+                "keys",
+                format!(
+                    "several {alg} keys have no `kid`, so no token could choose between them; give each key a kid"
+                ),
+            ));
+        }
         if keys.has_hmac() && keys.has_asymmetric() {
             return Err(ConfigError::new(
                 "keys",
@@ -421,6 +443,10 @@ impl AuthenticatorBuilder {
         }
         Ok(Authenticator {
             inner: Arc::new(Inner {
+                split_roles: {
+                    let last = self.role_claim.rsplit('.').next().unwrap_or("");
+                    last == "scope" || last == "scp"
+                },
                 challenge: Arc::new(Challenge {
                     scheme: self.schemes[0].clone(),
                     realm: self.realm.clone(),
@@ -537,7 +563,7 @@ impl Authenticator {
     /// Parses one credential value, as found in an `Authorization` header or gRPC metadata.
     pub fn token_from_value<'v>(&self, value: &'v [u8]) -> Result<&'v str, AuthError> {
         // Longest scheme plus separator plus the cap: refuse before looking further.
-        if value.len() > self.inner.max_token_bytes + 64 {
+        if value.len() > self.inner.max_token_bytes.saturating_add(64) {
             return Err(AuthError::invalid_request(Reason::TooLarge));
         }
         let sep = value.iter().position(|&b| b == b' ' || b == b'\t');
@@ -579,20 +605,21 @@ impl Authenticator {
 
     /// Verifies a token: format, header, key, signature, then claims.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let payload = self.check_jws(token)?;
+        let (header, payload) = self.check_jws(token)?;
         let claims =
             json::object(&payload).map_err(|e| AuthError::invalid_token(Reason::Malformed(e)))?;
         self.check_claims(&claims)?;
         let inner = &self.inner;
         let subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
-        let roles = strings_at(&claims, &inner.role_claim);
-        let groups = strings_at(&claims, &inner.groups_claim);
+        let roles = strings_at(&claims, &inner.role_claim, inner.split_roles);
+        let groups = strings_at(&claims, &inner.groups_claim, false);
         Ok(Principal::new(
             inner.challenge.clone(),
             subject,
             roles,
             groups,
             claims,
+            header,
         ))
     }
 
@@ -600,10 +627,11 @@ impl Authenticator {
     /// the payload bytes, without reading them as claims. For JWS that are not JWTs, and
     /// for signature-level test vectors.
     pub fn verify_signature(&self, token: &str) -> Result<Vec<u8>, AuthError> {
-        self.check_jws(token)
+        self.check_jws(token).map(|(_, payload)| payload)
     }
 
-    fn check_jws(&self, token: &str) -> Result<Vec<u8>, AuthError> {
+    /// Checks the JWS layer and returns the header parameters and the payload bytes.
+    fn check_jws(&self, token: &str) -> Result<(Map<String, Value>, Vec<u8>), AuthError> {
         let malformed = |what| AuthError::invalid_token(Reason::Malformed(what));
         if token.len() > self.inner.max_token_bytes {
             return Err(AuthError::invalid_request(Reason::TooLarge));
@@ -628,8 +656,8 @@ impl Authenticator {
         let header_bytes = b64
             .decode(h64)
             .map_err(|_| malformed("header is not strict base64url"))?;
-        let header = json::object(&header_bytes).map_err(malformed)?;
-        let header = self.check_header(&header)?;
+        let header_map = json::object(&header_bytes).map_err(malformed)?;
+        let header = self.check_header(&header_map)?;
         let key = self
             .inner
             .keys
@@ -650,7 +678,7 @@ impl Authenticator {
         let payload = b64
             .decode(p64)
             .map_err(|_| malformed("payload is not strict base64url"))?;
-        Ok(payload)
+        Ok((header_map, payload))
     }
 
     fn check_header<'h>(&self, header: &'h Map<String, Value>) -> Result<Header<'h>, AuthError> {

@@ -203,6 +203,18 @@ impl KeySet {
         self.keys.len()
     }
 
+    /// An algorithm for which two keys have no kid (no token could choose between them).
+    pub(crate) fn ambiguous_without_kid(&self) -> Option<Algorithm> {
+        let mut seen = Vec::new();
+        for key in self.keys.iter().filter(|k| k.kid.is_none()) {
+            if seen.contains(&key.alg) {
+                return Some(key.alg);
+            }
+            seen.push(key.alg);
+        }
+        None
+    }
+
     pub(crate) fn has_hmac(&self) -> bool {
         self.keys.iter().any(|k| k.alg.family() == Family::Hmac)
     }

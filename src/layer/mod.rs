@@ -181,6 +181,7 @@ where
                 ResponseFuture {
                     state: State::Inner {
                         fut: self.inner.call(Request::from_parts(parts, body)),
+                        shared: self.shared.clone(),
                     },
                 }
             }
@@ -204,7 +205,7 @@ pin_project_lite::pin_project! {
 pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<F, B> {
-        Inner { #[pin] fut: F },
+        Inner { #[pin] fut: F, shared: Arc<Shared> },
         Reject { res: Option<Response<AuthBody<B>>> },
     }
 }
@@ -217,7 +218,23 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Inner { fut } => fut.poll(cx).map(|r| r.map(|res| res.map(AuthBody::inner))),
+            StateProj::Inner { fut, shared } => fut.poll(cx).map(|r| {
+                r.map(|mut res| {
+                    // A handler that answers with an `AuthError` gets the challenge the
+                    // table asks for, with this layer's scheme and realm.
+                    if !res.headers().contains_key(WWW_AUTHENTICATE) {
+                        let challenge = res
+                            .extensions()
+                            .get::<AuthError>()
+                            .and_then(|e| shared.authenticator.challenge(e));
+                        if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok())
+                        {
+                            res.headers_mut().insert(WWW_AUTHENTICATE, value);
+                        }
+                    }
+                    res.map(AuthBody::inner)
+                })
+            }),
             StateProj::Reject { res } => match res.take() {
                 Some(res) => Poll::Ready(Ok(res)),
                 None => panic!("ResponseFuture polled after completion"),

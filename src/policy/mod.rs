@@ -118,16 +118,24 @@ impl fmt::Debug for Policy {
 /// A request target checked against the policy: method and path segments.
 #[derive(Debug)]
 pub struct Target<'a> {
-    method: Method,
-    /// The path as sent, and without the URL prefix when it starts with it.
-    paths: [Option<Vec<&'a str>>; 2],
-    public: Option<usize>,
+    method: &'a Method,
+    /// The path as sent, split at `/`.
+    full: Vec<&'a str>,
+    /// How many leading segments the URL prefix takes, when the path starts with it.
+    strip: Option<usize>,
+    /// The public prefix that covers the path, if any.
+    public: Option<Arc<str>>,
 }
 
 impl Target<'_> {
     /// Whether a public prefix covers the target, so it needs no token.
     pub fn is_public(&self) -> bool {
         self.public.is_some()
+    }
+
+    /// The path as sent, and the path without the URL prefix when it starts with it.
+    fn paths(&self) -> impl Iterator<Item = &[&str]> {
+        std::iter::once(&self.full[..]).chain(self.strip.map(|n| &self.full[n..]))
     }
 }
 
@@ -273,22 +281,24 @@ impl Policy {
     }
 
     /// Checks the request path (dot segments give 400) and finds whether it is public.
-    pub fn target<'a>(&self, method: &Method, path: &'a str) -> Result<Target<'a>, AuthError> {
+    pub fn target<'a>(&self, method: &'a Method, path: &'a str) -> Result<Target<'a>, AuthError> {
         let full = split_path(path)?;
-        let stripped = self
+        let strip = self
             .inner
             .url_prefix
             .as_ref()
-            .and_then(|p| p.strip(&full))
-            .map(<[&str]>::to_vec);
+            .and_then(|p| p.strip_len(&full));
+        let stripped = strip.map(|n| &full[n..]);
         let public = self
             .inner
             .public
             .iter()
-            .position(|p| p.covers(&full) || stripped.as_deref().is_some_and(|s| p.covers(s)));
+            .find(|p| p.covers(&full) || stripped.is_some_and(|s| p.covers(s)))
+            .map(|p| p.source().clone());
         Ok(Target {
-            method: method.clone(),
-            paths: [Some(full), stripped],
+            method,
+            full,
+            strip,
             public,
         })
     }
@@ -310,10 +320,10 @@ impl Policy {
     }
 
     fn public_decision(&self, target: &Target<'_>) -> Option<Decision> {
-        target.public.map(|i| Decision {
+        target.public.as_ref().map(|prefix| Decision {
             allowed: true,
             reason: DecisionReason::Public {
-                prefix: self.inner.public[i].source().to_owned(),
+                prefix: prefix.to_string(),
             },
         })
     }
@@ -344,12 +354,7 @@ impl Policy {
     fn allows(&self, roles: &[String], target: &Target<'_>) -> bool {
         let mut named = false;
         for rule in &self.inner.rules {
-            if !target
-                .paths
-                .iter()
-                .flatten()
-                .any(|p| rule.matches(&target.method, p))
-            {
+            if !target.paths().any(|p| rule.matches(target.method, p)) {
                 continue;
             }
             if rule.any_role || roles.iter().any(|r| rule.granted_by.contains(r.as_str())) {
@@ -368,11 +373,7 @@ impl Policy {
         let mut named = false;
         let mut needs = BTreeSet::new();
         for (index, rule) in self.inner.rules.iter().enumerate() {
-            let hit = target
-                .paths
-                .iter()
-                .flatten()
-                .any(|p| rule.matches(&target.method, p));
+            let hit = target.paths().any(|p| rule.matches(target.method, p));
             if !hit {
                 continue;
             }
@@ -537,26 +538,17 @@ impl PolicyBuilder {
         let public = self
             .public
             .iter()
-            .map(|p| {
-                Prefix::parse(p).map_err(|e| {
-                    ConfigError::new(
-                        "public prefix",
-                        format!("{e} (FEDN_AUTH_WHITELIST_URL_PREFIX)"),
-                    )
-                })
-            })
+            .map(|p| Prefix::parse(p).map_err(|e| ConfigError::new("public prefix", e)))
             .collect::<Result<Vec<_>, _>>()?;
         let url_prefix = match self.url_prefix.as_deref() {
             None | Some("") => None,
-            Some(p) => Some(Prefix::parse(p).map_err(|e| {
-                ConfigError::new("url prefix", format!("{e} (FEDN_CUSTOM_URL_PREFIX)"))
-            })?),
+            Some(p) => Some(Prefix::parse(p).map_err(|e| ConfigError::new("url prefix", e))?),
         };
         for (k, _) in &self.required_claims {
             if k.is_empty() {
                 return Err(ConfigError::new(
                     "required claim",
-                    "the claim name is empty (FEDN_JWT_CUSTOM_CLAIM_KEY)",
+                    "the claim name is empty",
                 ));
             }
         }
@@ -570,6 +562,11 @@ impl PolicyBuilder {
             }),
         })
     }
+}
+
+/// Checks a prefix as a public or URL prefix, for errors that name their setting.
+pub(crate) fn check_prefix(prefix: &str) -> Result<(), String> {
+    Prefix::parse(prefix).map(|_| ())
 }
 
 /// A required claim holds: a string equal to `want`, or an array containing it.

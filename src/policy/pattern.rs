@@ -11,8 +11,9 @@ enum Seg {
     Literal(String),
     /// `{name}` or `*`: any one segment.
     One,
-    /// `{*rest}` or `**`: the rest of the path, zero or more segments.
-    Tail,
+    /// The rest of the path: `**` matches zero or more segments, `{*rest}` one or more
+    /// (as in axum, `/files/{*rest}` does not match `/files`).
+    Tail { at_least_one: bool },
 }
 
 /// A parsed path pattern such as `/api/v1/clients/{id}` or `/files/{*rest}`.
@@ -36,8 +37,10 @@ impl Pattern {
         for (i, part) in parts.iter().enumerate() {
             let seg = match *part {
                 "*" => Seg::One,
-                "**" => Seg::Tail,
-                p if p.starts_with("{*") && p.ends_with('}') => Seg::Tail,
+                "**" => Seg::Tail {
+                    at_least_one: false,
+                },
+                p if p.starts_with("{*") && p.ends_with('}') => Seg::Tail { at_least_one: true },
                 p if p.starts_with('{') && p.ends_with('}') && p.len() > 2 => Seg::One,
                 p if p.contains(['{', '}', '*']) => {
                     return Err(format!(
@@ -47,7 +50,7 @@ impl Pattern {
                 "." | ".." => return Err(format!("path pattern `{source}` has a dot segment")),
                 p => Seg::Literal(p.to_owned()),
             };
-            if seg == Seg::Tail && i + 1 != parts.len() {
+            if matches!(seg, Seg::Tail { .. }) && i + 1 != parts.len() {
                 return Err(format!(
                     "path pattern `{source}`: `**` or `{{*rest}}` must be the last segment"
                 ));
@@ -56,7 +59,7 @@ impl Pattern {
         }
         Ok(Self {
             segs,
-            source: source.to_owned(),
+            source: source.into(),
         })
     }
 
@@ -68,7 +71,9 @@ impl Pattern {
         let mut i = 0;
         for seg in &self.segs {
             match seg {
-                Seg::Tail => return true,
+                Seg::Tail { at_least_one } => {
+                    return !at_least_one || path.get(i).is_some_and(|s| !s.is_empty());
+                }
                 Seg::One => {
                     // One segment means a non-empty one: `/items/{id}` does not open `/items/`.
                     if path.get(i).is_none_or(|s| s.is_empty()) {
@@ -96,48 +101,73 @@ pub(crate) fn split_path(path: &str) -> Result<Vec<&str>, AuthError> {
     if body.is_empty() {
         return Ok(Vec::new());
     }
-    let segs: Vec<&str> = body.split('/').collect();
-    for seg in &segs {
-        if is_dot_segment(seg) {
+    let mut segs = Vec::with_capacity(8);
+    for seg in body.split('/') {
+        if segs.len() == MAX_SEGMENTS {
+            return Err(AuthError::invalid_request(Reason::BadPath));
+        }
+        if has_dot_segment(seg) {
             return Err(AuthError::invalid_request(Reason::DotSegment));
         }
+        segs.push(seg);
     }
     Ok(segs)
 }
 
-fn is_dot_segment(seg: &str) -> bool {
-    if seg.len() > 6 || !seg.starts_with(['.', '%']) {
+/// Most path segments a request may have; more is an invalid request.
+pub(crate) const MAX_SEGMENTS: usize = 256;
+
+/// Whether a raw segment is `.` or `..`, also percent-encoded, or holds one once an
+/// encoded slash or backslash is decoded (`..%2F..`): a server behind us that decodes and
+/// normalises would otherwise walk out of the matched route.
+fn has_dot_segment(seg: &str) -> bool {
+    if seg == "." || seg == ".." {
+        return true;
+    }
+    if !seg.contains('%') {
         return false;
     }
     let decoded = percent_decode_str(seg).collect::<Vec<u8>>();
-    decoded == b"." || decoded == b".."
+    decoded
+        .split(|&b| b == b'/' || b == b'\\')
+        .any(|piece| piece == b"." || piece == b"..")
 }
 
 /// A public prefix, matched on whole segments.
 #[derive(Debug, Clone)]
 pub(crate) struct Prefix {
     segs: Vec<String>,
-    source: String,
+    source: std::sync::Arc<str>,
 }
 
 impl Prefix {
     pub(crate) fn parse(source: &str) -> Result<Self, String> {
-        let trimmed = source.trim_end_matches('/');
-        let body = trimmed
-            .strip_prefix('/')
-            .ok_or_else(|| format!("prefix `{source}` must start with `/`"))?;
-        let segs = if body.is_empty() {
-            Vec::new()
-        } else {
-            body.split('/').map(str::to_owned).collect()
-        };
+        if !source.starts_with('/') {
+            return Err(format!(
+                "prefix `{source}` must start with `/`, like `/internal`"
+            ));
+        }
+        let body = source.trim_end_matches('/');
+        if body.is_empty() {
+            return Err(format!(
+                "prefix `{source}` would cover every route; name a path below `/`, like `/internal`"
+            ));
+        }
+        let body = &body[1..];
+        if body
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+        {
+            return Err(format!("prefix `{source}` has an empty or dot segment"));
+        }
+        let segs = body.split('/').map(str::to_owned).collect();
         Ok(Self {
             segs,
-            source: source.to_owned(),
+            source: source.into(),
         })
     }
 
-    pub(crate) fn source(&self) -> &str {
+    pub(crate) fn source(&self) -> &std::sync::Arc<str> {
         &self.source
     }
 
@@ -146,8 +176,8 @@ impl Prefix {
         path.len() >= self.segs.len() && self.segs.iter().zip(path).all(|(a, b)| a == b)
     }
 
-    /// `path` with this prefix removed, when it starts with it.
-    pub(crate) fn strip<'p, 'a>(&self, path: &'p [&'a str]) -> Option<&'p [&'a str]> {
-        (!self.segs.is_empty() && self.covers(path)).then(|| &path[self.segs.len()..])
+    /// How many leading segments of `path` this prefix takes, when it starts with it.
+    pub(crate) fn strip_len(&self, path: &[&str]) -> Option<usize> {
+        self.covers(path).then_some(self.segs.len())
     }
 }
