@@ -1,32 +1,44 @@
 #!/usr/bin/env bash
-# Runs the quickstart, then every curl command it prints, and checks each answers the
-# status its comment line promises. Usage: scripts/check-quickstart.sh [extra env...]
+# Runs the quickstart, then every curl command and gRPC call it prints, and checks each
+# answers the status (HTTP code or gRPC code) its comment line promises. Usage: scripts/check-quickstart.sh [extra env...]
 # Example: scripts/check-quickstart.sh FEDN_AUTH_SCHEME=Token FEDN_CUSTOM_URL_PREFIX=/internal
+# A first argument without `=` names another example: scripts/check-quickstart.sh remote_keys
 set -euo pipefail
 cd "$(dirname "$0")/.."
+example=quickstart
+if [[ $# -gt 0 && $1 != *=* ]]; then example=$1; shift; fi
 port=${PORT:-$((20000 + RANDOM % 20000))}
+grpc_port=$((port + 1))
 out=$(mktemp)
-cargo build -q --example quickstart
-env PORT="$port" "$@" ./target/debug/examples/quickstart >"$out" 2>&1 &
+cargo build -q --example "$example"
+env PORT="$port" GRPC_PORT="$grpc_port" "$@" "./target/debug/examples/$example" >"$out" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$out"' EXIT
 for _ in $(seq 1 100); do
   grep -q "listening on" "$out" && break
-  kill -0 $pid 2>/dev/null || { cat "$out"; echo "quickstart exited early"; exit 1; }
+  kill -0 $pid 2>/dev/null || { cat "$out"; echo "$example exited early"; exit 1; }
   sleep 0.1
 done
-# Token variables printed by the quickstart.
-eval "$(grep -E "^(ADMIN|CLIENT|NOROLE)='" "$out" || true)"
+# Token variables printed by the example (upper-case names).
+eval "$(grep -E "^[A-Z][A-Z_]*='" "$out" || true)"
 pass=0; fail=0; expect=""
 while IFS= read -r line; do
-  if [[ $line =~ ^#.*-\>\ ([0-9]{3}) ]]; then
+  if [[ $line =~ ^#.*-\>\ ([0-9]{3}|[A-Z_]+) ]]; then
     expect=${BASH_REMATCH[1]}
   elif [[ $line == curl* && -n $expect ]]; then
     cmd=${line/curl -i/curl -s -o /dev/null -w %\{http_code\} --max-time 5}
     got=$(eval "$cmd" || true)
+  elif [[ $line == *"--example quickstart -- call"* && -n $expect ]]; then
+    cmd=${line/cargo run -q --example quickstart -- call/env "$@" ./target/debug/examples/quickstart call}
+    got=$(eval "$cmd" 2>&1 | head -1 | cut -d' ' -f1)
+  else
+    continue
+  fi
+  if [[ -n ${got+x} ]]; then
     if [[ $got == "$expect" ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: expected $expect, got $got: $line"; fi
     expect=""
+    unset got
   fi
 done <"$out"
-echo "quickstart: $pass passed, $fail failed"
+echo "$example: $pass passed, $fail failed"
 [[ $fail -eq 0 && $pass -gt 0 ]]

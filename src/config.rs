@@ -12,6 +12,10 @@
 //! | `FEDN_JWT_CUSTOM_CLAIM_KEY` / `_VALUE` | a required claim and its value | none |
 //! | `PORTCULLIS_PUBLIC_KEY_FILE` | PEM public key file, for `FEDN_JWT_ALGORITHM` | none |
 //! | `PORTCULLIS_JWK_SET_FILE` | static JWK set file | none |
+//! | `PORTCULLIS_JWKS_URL` | remote JWK set URL (https; http for loopback), feature `jwks` | none |
+//! | `PORTCULLIS_OIDC_ISSUER` | OIDC issuers, keys by discovery (comma-separated), feature `jwks` | none |
+//! | `PORTCULLIS_JWKS_TTL_SECONDS` | remote key set TTL without `Cache-Control: max-age` | `600` |
+//! | `PORTCULLIS_JWKS_COOLDOWN_SECONDS` | least time between refetches for unknown `kid`s | `30` |
 //! | `PORTCULLIS_ISSUER` | required `iss` (comma-separated for several) | any |
 //! | `PORTCULLIS_AUDIENCE` | required `aud` (comma-separated for several) | not checked |
 //! | `PORTCULLIS_ROLE_CLAIM` | claim path of roles | `role` |
@@ -104,6 +108,45 @@ impl EnvConfig {
             auth = auth.jwk_set_json(read_file("PORTCULLIS_JWK_SET_FILE", &path)?);
             has_keys = true;
         }
+        #[cfg(feature = "jwks")]
+        {
+            let mut options = crate::keys::JwksOptions::new();
+            if let Some(url) = get("PORTCULLIS_JWKS_URL") {
+                auth = auth.jwks_url(url.trim());
+                has_keys = true;
+            }
+            for iss in get("PORTCULLIS_OIDC_ISSUER").iter().flat_map(|v| list(v)) {
+                auth = auth.oidc_issuer(iss);
+                has_keys = true;
+            }
+            let seconds = |name: &str, v: &str| {
+                v.trim()
+                    .parse::<u64>()
+                    .map(std::time::Duration::from_secs)
+                    .map_err(|_| ConfigError::new(name, "not a whole number of seconds"))
+            };
+            if let Some(v) = get("PORTCULLIS_JWKS_TTL_SECONDS") {
+                options = options.ttl(seconds("PORTCULLIS_JWKS_TTL_SECONDS", &v)?);
+            }
+            if let Some(v) = get("PORTCULLIS_JWKS_COOLDOWN_SECONDS") {
+                options = options.cooldown(seconds("PORTCULLIS_JWKS_COOLDOWN_SECONDS", &v)?);
+            }
+            auth = auth.jwks_options(options);
+        }
+        #[cfg(not(feature = "jwks"))]
+        for name in [
+            "PORTCULLIS_JWKS_URL",
+            "PORTCULLIS_OIDC_ISSUER",
+            "PORTCULLIS_JWKS_TTL_SECONDS",
+            "PORTCULLIS_JWKS_COOLDOWN_SECONDS",
+        ] {
+            if get(name).is_some() {
+                return Err(ConfigError::new(
+                    name,
+                    "remote key sets need the `jwks` feature of portcullis; enable it",
+                ));
+            }
+        }
         if let Some(scheme) = get("FEDN_AUTH_SCHEME") {
             auth = auth.schemes([scheme.trim().to_owned()]);
         }
@@ -157,7 +200,7 @@ impl EnvConfig {
 
         let mut policy = match get("PORTCULLIS_POLICY_FILE") {
             Some(path) => crate::policy::builder_from_file(&path)?,
-            None => Policy::fedn_rest(),
+            None => Policy::fedn(),
         };
         for name in ["FEDN_AUTH_WHITELIST_URL_PREFIX", "FEDN_AUTH_WHITELIST_URL"] {
             for p in get(name).iter().flat_map(|v| list(v)) {
@@ -224,7 +267,7 @@ impl EnvConfig {
             "hmac_secret" if secret_var => e.renamed("FEDN_JWT_SECRET_KEY"),
             "hmac_algorithm" => e.renamed("FEDN_JWT_ALGORITHM"),
             "keys" => e.renamed(
-                "FEDN_JWT_SECRET_KEY (or PORTCULLIS_PUBLIC_KEY_FILE, PORTCULLIS_JWK_SET_FILE)",
+                "FEDN_JWT_SECRET_KEY (or PORTCULLIS_PUBLIC_KEY_FILE, PORTCULLIS_JWK_SET_FILE, PORTCULLIS_JWKS_URL, PORTCULLIS_OIDC_ISSUER)",
             ),
             "leeway" => e.renamed("PORTCULLIS_LEEWAY_SECONDS"),
             "scheme" => e.renamed("FEDN_AUTH_SCHEME"),
@@ -233,6 +276,10 @@ impl EnvConfig {
                 .renamed("PORTCULLIS_PUBLIC_KEY_FILE")
                 .with_hint("the key's algorithm comes from FEDN_JWT_ALGORITHM"),
             "jwk_set" => e.renamed("PORTCULLIS_JWK_SET_FILE"),
+            "jwks_url" => e.renamed("PORTCULLIS_JWKS_URL"),
+            "oidc_issuer" => e.renamed("PORTCULLIS_OIDC_ISSUER"),
+            "jwks_ttl" => e.renamed("PORTCULLIS_JWKS_TTL_SECONDS"),
+            "jwks_cooldown" => e.renamed("PORTCULLIS_JWKS_COOLDOWN_SECONDS"),
             "realm" => e.renamed("PORTCULLIS_REALM"),
             _ => e,
         })?;

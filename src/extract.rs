@@ -63,6 +63,24 @@ impl AuthRejection {
     pub fn error(&self) -> &AuthError {
         &self.error
     }
+
+    /// A rejection with no challenge (500 misuse, 503).
+    pub(crate) fn plain(error: AuthError) -> Self {
+        Self {
+            error,
+            challenge: None,
+        }
+    }
+
+    /// A rejection of a verified caller: the challenge names the scheme and realm of the
+    /// authenticator that verified it.
+    pub(crate) fn for_principal(error: AuthError, principal: &Principal) -> Self {
+        let c = principal.challenge();
+        Self {
+            challenge: error.www_authenticate(&c.scheme, &c.realm),
+            error,
+        }
+    }
 }
 
 impl IntoResponse for AuthRejection {

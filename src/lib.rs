@@ -7,6 +7,10 @@
 //! [`Principal`], and a [`Policy`] decides `(principal, request) -> Decision` with a
 //! reason. [`AuthLayer`] is a thin adapter over both.
 //!
+//! For resource permissions inside handlers, [`Authorizer::authorize_user`] answers
+//! `(subject, resource_uri, permission)` from access records held in process (roles,
+//! groups, statements; Authress-like), with the reason, and reloads without blocking.
+//!
 //! ## Quick start (axum)
 //!
 //! ```
@@ -37,8 +41,37 @@
 //! ```
 //!
 //! For hyper, wrap any `Service<http::Request<B>>` with [`AuthLayer`] through
-//! `tower::ServiceBuilder` (see the [`layer`](AuthLayer) docs); tonic support comes with
-//! the gRPC adapter.
+//! `tower::ServiceBuilder` (see the [`AuthLayer`] docs).
+//!
+//! ## Quick start (tonic)
+//!
+//! The same layer guards a tonic server by method name, and answers gRPC callers with
+//! gRPC statuses:
+//!
+//! ```
+//! use portcullis::{AuthLayer, Authenticator, Policy};
+//! use tower::{Layer, ServiceExt};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let auth = Authenticator::builder().hmac_secret("0123456789abcdef0123456789abcdef").build()?;
+//! let policy = Policy::builder()
+//!     .public_grpc("/grpc.health.v1.Health/Check")
+//!     .allow_grpc("/quickstart.v1.Greeter/*", ["client"])
+//!     .build()?;
+//! // In a server: `tonic::transport::Server::builder().layer(AuthLayer::new(auth, policy))`.
+//! let svc = AuthLayer::new(auth, policy).layer(tower::service_fn(|_req: http::Request<String>| async {
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+//! }));
+//! let call = http::Request::post("/quickstart.v1.Greeter/SayHello")
+//!     .header("content-type", "application/grpc")
+//!     .body(String::new())?;
+//! let res = svc.oneshot(call).await?;
+//! assert_eq!(res.status(), 200); // trailers-only
+//! assert_eq!(res.headers()["grpc-status"], "16"); // UNAUTHENTICATED
+//! assert_eq!(res.headers()["grpc-message"], "Missing token");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # });
+//! ```
 //!
 //! ## Answers
 //!
@@ -65,17 +98,22 @@
 //!
 //! ## Feature flags
 //!
-//! - `axum` (default): the [`Principal`] and [`Claims`] extractors.
+//! - `axum` (default): the [`Principal`] and [`Claims`] extractors, and [`Authz`].
+//! - `watch`: `MemoryStore::watch_file`, a tokio task that reloads an access-record file.
+//! - `tonic`: the `grpc` module (interceptor, status conversion, handler helpers).
 //!
 //! MSRV: Rust 1.88 (edition 2024).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod authn;
+mod authz;
 mod config;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
+#[cfg(feature = "tonic")]
+pub mod grpc;
 mod keys;
 mod layer;
 mod policy;
@@ -85,10 +123,22 @@ pub use authn::{
     Authenticator, AuthenticatorBuilder, Clock, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
     DangerousAuthenticatorBuilder, MAX_LEEWAY, MAX_TOKEN_BYTES_CAP, SignError, Signer,
 };
+#[cfg(feature = "axum")]
+pub use authz::Authz;
+#[cfg(feature = "watch")]
+pub use authz::FileWatch;
+pub use authz::{
+    AccessDecision, AccessReason, Authorizer, Grant, MemoryStore, Record, RecordSet,
+    RecordSetBuilder, RecordStore, Statement, Subject, Via,
+};
 pub use config::EnvConfig;
 pub use error::{AuthError, AuthErrorKind, ConfigError, GrpcCode};
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Claims};
+#[cfg(feature = "reqwest-client")]
+pub use keys::JwksClient;
+#[cfg(feature = "jwks")]
+pub use keys::JwksOptions;
 pub use keys::{Algorithm, UnknownAlgorithm};
 pub use layer::{Auth, AuthBody, AuthLayer, ResponseFuture};
 pub use policy::{Decision, DecisionReason, Policy, PolicyBuilder, Target, Unmatched};

@@ -35,7 +35,9 @@ use http::header::AUTHORIZATION;
 use serde_json::{Map, Value};
 
 use crate::error::{AuthError, ConfigError, Reason};
-use crate::keys::{Algorithm, Family, KeySet, Selection, VerifyingKey, parse_jwk_set};
+use crate::keys::{Algorithm, Family, KeySet, Pending, Selection, VerifyingKey, parse_jwk_set};
+#[cfg(feature = "jwks")]
+use crate::keys::{JwksOptions, RemoteBuilder, RemoteKeys};
 use crate::principal::{Challenge, Principal, strings_at};
 
 pub use jwt::{SignError, Signer};
@@ -91,9 +93,61 @@ const MAX_KID_LEN: usize = 256;
 /// Latest NumericDate we accept (9999-12-31T23:59:59Z).
 const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
 
+/// Whether key selection may wait for a remote key set to be fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Ask the caller to wait for a needed fetch (the async path).
+    Wait,
+    /// Start a needed fetch in the background and answer from what is loaded (the sync
+    /// path).
+    Kick,
+    /// Answer from what is loaded (the second pass of the async path, after its wait).
+    Never,
+}
+
+/// Why verification stopped before an answer.
+pub(crate) enum Step {
+    /// The answer is this error.
+    Fail(AuthError),
+    /// Keys must be fetched first (only with remote key sets, in [`Mode::Wait`]).
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    Fetch(Pending),
+}
+
+impl From<AuthError> for Step {
+    fn from(e: AuthError) -> Self {
+        Self::Fail(e)
+    }
+}
+
+impl Step {
+    /// The answer of a path that cannot wait.
+    pub(crate) fn into_error(self) -> AuthError {
+        match self {
+            Self::Fail(e) => e,
+            // Only `Mode::Wait` asks for a fetch; answer as if no keys were loaded.
+            Self::Fetch(_) => AuthError::keys_unavailable(),
+        }
+    }
+}
+
+/// The 401 for a token no key fits.
+pub(crate) fn no_key_error(e: Selection) -> AuthError {
+    AuthError::invalid_token(Reason::NoKey(match e {
+        Selection::NoKey => "no key for this token",
+        Selection::Ambiguous => "several keys fit and the token names no kid",
+        Selection::WrongAlgorithm => "the token's alg is not the key's",
+    }))
+}
+
 /// Verifies tokens and turns them into a [`Principal`].
 ///
 /// Cheap to clone (one `Arc`), `Send + Sync`. Build it with [`Authenticator::builder`].
+///
+/// With remote key sets (feature `jwks`), [`verify`](Self::verify) answers from the keys
+/// already loaded and never waits on the network, while
+/// [`verify_async`](Self::verify_async) may wait for a fetch (first load, end of the TTL,
+/// an unknown `kid`); the layer uses the async path only when a fetch is due.
 #[derive(Clone)]
 pub struct Authenticator {
     inner: Arc<Inner>,
@@ -115,12 +169,21 @@ struct Inner {
     crit: Vec<String>,
     require_exp: bool,
     clock: Arc<dyn Clock>,
+    #[cfg(feature = "jwks")]
+    remote: Option<RemoteKeys>,
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("keys", &self.inner.keys.len())
+            .field("remote_key_sets", &{
+                #[cfg(feature = "jwks")]
+                let n = self.inner.remote.as_ref().map_or(0, RemoteKeys::len);
+                #[cfg(not(feature = "jwks"))]
+                let n = 0;
+                n
+            })
             .field("schemes", &self.inner.schemes)
             .field("issuers", &self.inner.issuers)
             .field("audiences", &self.inner.audiences)
@@ -156,6 +219,8 @@ pub struct AuthenticatorBuilder {
     clock: Arc<dyn Clock>,
     allow_short_hmac: bool,
     require_exp: bool,
+    #[cfg(feature = "jwks")]
+    remote: RemoteBuilder,
 }
 
 impl std::fmt::Debug for AuthenticatorBuilder {
@@ -185,6 +250,8 @@ impl Default for AuthenticatorBuilder {
             clock: Arc::new(SystemClock),
             allow_short_hmac: false,
             require_exp: true,
+            #[cfg(feature = "jwks")]
+            remote: RemoteBuilder::default(),
         }
     }
 }
@@ -237,6 +304,55 @@ impl AuthenticatorBuilder {
     /// duplicate `kid`, or `oct` keys mixed with asymmetric ones, refuse the set.
     pub fn jwk_set_json(mut self, json: impl Into<String>) -> Self {
         self.sources.push(KeySource::JwkSet(json.into()));
+        self
+    }
+
+    /// Adds a remote JWK set for every token whose `iss` has no key source of its own
+    /// (`PORTCULLIS_JWKS_URL`; feature `jwks`). `https`, or `http` for loopback hosts. It
+    /// cannot be combined with static keys (bind it to its issuer with
+    /// [`issuer_jwks_url`](Self::issuer_jwks_url) instead). Fetching, caching and refresh
+    /// follow [`JwksOptions`]; keys are fetched on first use, or by
+    /// [`Authenticator::load_keys`].
+    #[cfg(feature = "jwks")]
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.remote.jwks_url(url.into());
+        self
+    }
+
+    /// Adds a remote JWK set for the tokens whose `iss` equals `issuer` (feature `jwks`).
+    /// The token's `iss` picks this set in O(1); no other key verifies those tokens, and
+    /// this set verifies no other token. `iss` is still checked as usual.
+    #[cfg(feature = "jwks")]
+    pub fn issuer_jwks_url(mut self, issuer: impl Into<String>, url: impl Into<String>) -> Self {
+        self.remote.issuer_jwks_url(issuer.into(), url.into());
+        self
+    }
+
+    /// Adds an OpenID Connect issuer (`PORTCULLIS_OIDC_ISSUER`; feature `jwks`): its keys
+    /// come from the `jwks_uri` of `<issuer>/.well-known/openid-configuration`, whose
+    /// `issuer` must equal this one exactly. Tokens whose `iss` equals `issuer` use these
+    /// keys and no others, as with [`issuer_jwks_url`](Self::issuer_jwks_url).
+    #[cfg(feature = "jwks")]
+    pub fn oidc_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.remote.oidc_issuer(issuer.into());
+        self
+    }
+
+    /// Settings of the remote key sets: TTL, cooldown, stale age, timeouts, caps. Default
+    /// [`JwksOptions::default`].
+    #[cfg(feature = "jwks")]
+    pub fn jwks_options(mut self, options: JwksOptions) -> Self {
+        self.remote.options(options);
+        self
+    }
+
+    /// The HTTP client for remote key sets, when you need a proxy, a custom CA or mTLS
+    /// (feature `reqwest-client`). Default: a client this crate builds (rustls with the
+    /// platform's roots, no redirects, the timeouts of [`JwksOptions`]). One client serves
+    /// every remote set of the authenticator.
+    #[cfg(feature = "reqwest-client")]
+    pub fn jwks_client(mut self, client: crate::keys::JwksClient) -> Self {
+        self.remote.client(client);
         self
     }
 
@@ -326,11 +442,15 @@ impl AuthenticatorBuilder {
     }
 
     /// Checks the configuration and builds the authenticator.
-    pub fn build(self) -> Result<Authenticator, ConfigError> {
-        if self.sources.is_empty() {
+    pub fn build(mut self) -> Result<Authenticator, ConfigError> {
+        #[cfg(feature = "jwks")]
+        let no_remote = self.remote.is_empty();
+        #[cfg(not(feature = "jwks"))]
+        let no_remote = true;
+        if self.sources.is_empty() && no_remote {
             return Err(ConfigError::new(
                 "keys",
-                "no key source is configured; set an HMAC secret (FEDN_JWT_SECRET_KEY), a PEM public key or a JWK set (turning authentication off takes an explicit setting)",
+                "no key source is configured; set an HMAC secret (FEDN_JWT_SECRET_KEY), a PEM public key, a JWK set, a JWK set URL (PORTCULLIS_JWKS_URL) or an OIDC issuer (PORTCULLIS_OIDC_ISSUER) (turning authentication off takes an explicit setting)",
             ));
         }
         if self.leeway > MAX_LEEWAY {
@@ -366,7 +486,7 @@ impl AuthenticatorBuilder {
             ));
         }
         let mut keys = KeySet::default();
-        for source in self.sources {
+        for source in std::mem::take(&mut self.sources) {
             match source {
                 KeySource::Hmac(secret) => {
                     if self.hmac_alg.family() != Family::Hmac {
@@ -441,6 +561,20 @@ impl AuthenticatorBuilder {
                 "HMAC secrets and public keys are mixed; use one kind per authenticator",
             ));
         }
+        #[cfg(feature = "jwks")]
+        let remote = {
+            // Tokens of a bound issuer carry that `iss`: accept it wherever issuers are
+            // listed.
+            if !self.issuers.is_empty() {
+                let bound: Vec<String> = self.remote.bound_issuers().map(str::to_owned).collect();
+                for iss in bound {
+                    if !self.issuers.contains(&iss) {
+                        self.issuers.push(iss);
+                    }
+                }
+            }
+            std::mem::take(&mut self.remote).build(self.clock.clone(), !keys.is_empty())?
+        };
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 split_roles: {
@@ -464,6 +598,8 @@ impl AuthenticatorBuilder {
                 crit: self.crit,
                 require_exp: self.require_exp,
                 clock: self.clock,
+                #[cfg(feature = "jwks")]
+                remote,
             }),
         })
     }
@@ -505,6 +641,15 @@ impl DangerousAuthenticatorBuilder {
         self
     }
 
+    /// Risk: a key set fetched over plain http can be replaced by anyone on the path, who
+    /// then mints tokens you accept. Allows `http` key set and issuer URLs on any host
+    /// (without it, only loopback hosts may use http).
+    #[cfg(feature = "jwks")]
+    pub fn allow_http_key_urls(mut self) -> Self {
+        self.inner.remote.allow_http();
+        self
+    }
+
     /// Back to the safe settings.
     pub fn safe(self) -> AuthenticatorBuilder {
         self.inner
@@ -543,10 +688,24 @@ impl Authenticator {
         err.www_authenticate(self.scheme(), &self.inner.realm)
     }
 
-    /// Reads the token from the `Authorization` header and verifies it.
+    /// Reads the token from the `Authorization` header and verifies it with the keys
+    /// already loaded (see [`verify`](Self::verify)).
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
         let token = self.token_from_headers(headers)?;
         self.verify(token)
+    }
+
+    /// Reads the token from the `Authorization` header and verifies it, waiting for remote
+    /// keys when a fetch is due (see [`verify_async`](Self::verify_async)).
+    pub async fn authenticate_async(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        let token = self.token_from_headers(headers)?;
+        self.verify_async(token).await
+    }
+
+    /// The layer's first try: answers at once, or says a fetch is due.
+    pub(crate) fn authenticate_or_fetch(&self, headers: &HeaderMap) -> Result<Principal, Step> {
+        let token = self.token_from_headers(headers)?;
+        self.verify_mode(token, Mode::Wait)
     }
 
     /// Reads the token from the `Authorization` header (SPEC section 1) without verifying
@@ -604,10 +763,39 @@ impl Authenticator {
     }
 
     /// Verifies a token: format, header, key, signature, then claims.
+    ///
+    /// It never waits: with remote key sets it answers from the keys already loaded (503
+    /// before the first load; stale keys within the stale age) and starts any due fetch in
+    /// the background when a tokio runtime is present. Use
+    /// [`verify_async`](Self::verify_async) to wait for keys.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let (header, payload) = self.check_jws(token)?;
-        let claims =
-            json::object(&payload).map_err(|e| AuthError::invalid_token(Reason::Malformed(e)))?;
+        self.verify_mode(token, Mode::Kick)
+            .map_err(Step::into_error)
+    }
+
+    /// Verifies a token like [`verify`](Self::verify), but when a remote key set must be
+    /// fetched first (first load, end of the TTL, an unknown `kid` outside the cooldown) it
+    /// waits for that fetch, shared with every other request that needs it. Without remote
+    /// key sets it never waits. Dropping the future cancels the wait, never the fetch.
+    pub async fn verify_async(&self, token: &str) -> Result<Principal, AuthError> {
+        match self.verify_mode(token, Mode::Wait) {
+            Ok(p) => Ok(p),
+            Err(Step::Fail(e)) => Err(e),
+            Err(Step::Fetch(pending)) => {
+                pending.wait().await;
+                self.verify_mode(token, Mode::Never)
+                    .map_err(Step::into_error)
+            }
+        }
+    }
+
+    fn verify_mode(&self, token: &str, mode: Mode) -> Result<Principal, Step> {
+        let (header, payload, claims) = self.check_jws(token, mode)?;
+        let claims = match claims {
+            Some(claims) => claims,
+            None => json::object(&payload)
+                .map_err(|e| AuthError::invalid_token(Reason::Malformed(e)))?,
+        };
         self.check_claims(&claims)?;
         let inner = &self.inner;
         let subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
@@ -627,30 +815,64 @@ impl Authenticator {
     /// the payload bytes, without reading them as claims. For JWS that are not JWTs, and
     /// for signature-level test vectors.
     pub fn verify_signature(&self, token: &str) -> Result<Vec<u8>, AuthError> {
-        self.check_jws(token).map(|(_, payload)| payload)
+        self.check_jws(token, Mode::Kick)
+            .map(|(_, payload, _)| payload)
+            .map_err(Step::into_error)
     }
 
-    /// Checks the JWS layer and returns the header parameters and the payload bytes.
-    fn check_jws(&self, token: &str) -> Result<(Map<String, Value>, Vec<u8>), AuthError> {
+    /// Fetches every remote key set now and reports the first that has no usable keys,
+    /// naming its setting and the fetch error (feature `jwks`). Call it once at start to
+    /// fail fast on a wrong URL; without it keys load on first use. Concurrent calls and
+    /// requests share one fetch per set.
+    #[cfg(feature = "jwks")]
+    pub async fn load_keys(&self) -> Result<(), ConfigError> {
+        let Some(remote) = &self.inner.remote else {
+            return Ok(());
+        };
+        for set in remote.all() {
+            set.load().await;
+            let (usable, error) = set.status();
+            if !usable {
+                return Err(ConfigError::new(
+                    set.setting(),
+                    format!(
+                        "no keys from `{}`: {}",
+                        set.name(),
+                        error.as_deref().unwrap_or("the fetch did not run")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the JWS layer and returns the header parameters, the payload bytes, and the
+    /// claims when they were parsed already (to pick the issuer's keys).
+    #[allow(clippy::type_complexity)]
+    fn check_jws(
+        &self,
+        token: &str,
+        mode: Mode,
+    ) -> Result<(Map<String, Value>, Vec<u8>, Option<Map<String, Value>>), Step> {
         let malformed = |what| AuthError::invalid_token(Reason::Malformed(what));
         if token.len() > self.inner.max_token_bytes {
-            return Err(AuthError::invalid_request(Reason::TooLarge));
+            return Err(AuthError::invalid_request(Reason::TooLarge).into());
         }
         let bytes = token.as_bytes();
         if !bytes
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         {
-            return Err(malformed("not compact base64url segments"));
+            return Err(malformed("not compact base64url segments").into());
         }
         let mut parts = token.split('.');
         let (Some(h64), Some(p64), Some(s64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(malformed("not three segments"));
+            return Err(malformed("not three segments").into());
         };
         if h64.is_empty() || p64.is_empty() || s64.is_empty() {
-            return Err(malformed("empty segment"));
+            return Err(malformed("empty segment").into());
         }
         let b64 = strict_b64();
         let header_bytes = b64
@@ -658,27 +880,57 @@ impl Authenticator {
             .map_err(|_| malformed("header is not strict base64url"))?;
         let header_map = json::object(&header_bytes).map_err(malformed)?;
         let header = self.check_header(&header_map)?;
+        // jsonwebtoken decodes the signature with the same strict engine (no padding,
+        // canonical trailing bits), so a non-canonical signature fails verification.
+        let signed = &token[..h64.len() + 1 + p64.len()];
+        #[cfg(feature = "jwks")]
+        if let Some(remote) = &self.inner.remote {
+            // The token's `iss` picks its issuer's keys (a map look-up), so the claims are
+            // read before the signature; `iss` is checked again with the other claims.
+            let mut parsed = None;
+            let mut set = None;
+            if !remote.by_issuer.is_empty() {
+                let payload = b64
+                    .decode(p64)
+                    .map_err(|_| malformed("payload is not strict base64url"))?;
+                let claims = json::object(&payload).map_err(malformed)?;
+                set = claims
+                    .get("iss")
+                    .and_then(Value::as_str)
+                    .and_then(|iss| remote.by_issuer.get(iss));
+                parsed = Some((payload, claims));
+            }
+            if let Some(set) = set.or(remote.any.as_ref()) {
+                let snapshot = set.snapshot();
+                let key = set.select(&snapshot, header.kid, header.alg, mode)?;
+                if !jwt::verify(s64, signed.as_bytes(), &key.key, key.alg) {
+                    return Err(AuthError::invalid_token(Reason::BadSignature).into());
+                }
+                return Ok(match parsed {
+                    Some((payload, claims)) => (header_map, payload, Some(claims)),
+                    None => {
+                        let payload = b64
+                            .decode(p64)
+                            .map_err(|_| malformed("payload is not strict base64url"))?;
+                        (header_map, payload, None)
+                    }
+                });
+            }
+        }
+        #[cfg(not(feature = "jwks"))]
+        let _ = mode;
         let key = self
             .inner
             .keys
             .select(header.kid, header.alg)
-            .map_err(|e| {
-                AuthError::invalid_token(Reason::NoKey(match e {
-                    Selection::NoKey => "no key for this token",
-                    Selection::Ambiguous => "several keys fit and the token names no kid",
-                    Selection::WrongAlgorithm => "the token's alg is not the key's",
-                }))
-            })?;
-        // jsonwebtoken decodes the signature with the same strict engine (no padding,
-        // canonical trailing bits), so a non-canonical signature fails verification.
-        let signed = &token[..h64.len() + 1 + p64.len()];
+            .map_err(no_key_error)?;
         if !jwt::verify(s64, signed.as_bytes(), &key.key, key.alg) {
-            return Err(AuthError::invalid_token(Reason::BadSignature));
+            return Err(AuthError::invalid_token(Reason::BadSignature).into());
         }
         let payload = b64
             .decode(p64)
             .map_err(|_| malformed("payload is not strict base64url"))?;
-        Ok((header_map, payload))
+        Ok((header_map, payload, None))
     }
 
     fn check_header<'h>(&self, header: &'h Map<String, Value>) -> Result<Header<'h>, AuthError> {

@@ -49,6 +49,43 @@ pub(crate) fn parse_jwk_set(
 ) -> Result<(KeySet, Vec<Skipped>), String> {
     let raw: RawSet = crate::authn::json::from_slice_strict(json)
         .map_err(|e| format!("not a JWK set (a JSON object with `keys`): {e}"))?;
+    parse_values(raw.keys, allow_hmac, min_hmac_override)
+}
+
+/// Parses a JWK set fetched from the network (SECURITY.md J2, K2): at most `max_keys`
+/// entries, and never an `oct` key: a set that holds one is refused whole, so a remote set
+/// can neither yield an HMAC key nor mix one with asymmetric keys.
+#[cfg(feature = "jwks")]
+pub(crate) fn parse_remote_jwk_set(
+    json: &[u8],
+    max_keys: usize,
+) -> Result<(KeySet, Vec<Skipped>), String> {
+    let raw: RawSet = crate::authn::json::from_slice_strict(json)
+        .map_err(|e| format!("not a JWK set (a JSON object with `keys`): {e}"))?;
+    if raw.keys.len() > max_keys {
+        return Err(format!(
+            "the set has {} keys, more than the cap of {max_keys}",
+            raw.keys.len()
+        ));
+    }
+    if raw
+        .keys
+        .iter()
+        .any(|k| k.get("kty").and_then(Value::as_str) == Some("oct"))
+    {
+        return Err(
+            "the set holds an `oct` (HMAC) key; a remote set must publish public keys only".into(),
+        );
+    }
+    parse_values(raw.keys, false, None)
+}
+
+fn parse_values(
+    keys: Vec<Value>,
+    allow_hmac: bool,
+    min_hmac_override: Option<usize>,
+) -> Result<(KeySet, Vec<Skipped>), String> {
+    let raw = RawSet { keys };
     let mut set = KeySet::default();
     let mut skipped = Vec::new();
     // A kid names one key of the published set, whether or not we can use that key: two

@@ -17,12 +17,31 @@
 //! ```
 
 mod jwk;
+#[cfg(feature = "jwks")]
+mod remote;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
 pub(crate) use jwk::parse_jwk_set;
+#[cfg(feature = "reqwest-client")]
+pub use remote::JwksClient;
+#[cfg(feature = "jwks")]
+pub use remote::JwksOptions;
+#[cfg(feature = "jwks")]
+pub(crate) use remote::{Pending, RemoteBuilder, RemoteKeys};
+
+/// Without the `jwks` feature no verification ever waits for keys: this has no values.
+#[cfg(not(feature = "jwks"))]
+pub(crate) enum Pending {}
+
+#[cfg(not(feature = "jwks"))]
+impl Pending {
+    pub(crate) async fn wait(self) {
+        match self {}
+    }
+}
 
 use crate::authn::jwt::Key;
 
@@ -207,6 +226,49 @@ impl KeySet {
     pub(crate) fn ambiguous_without_kid(&self) -> Option<Algorithm> {
         let mut seen = Vec::new();
         for key in self.keys.iter().filter(|k| k.kid.is_none()) {
+            if seen.contains(&key.alg) {
+                return Some(key.alg);
+            }
+            seen.push(key.alg);
+        }
+        None
+    }
+
+    /// Whether a key of the set has this `kid`.
+    #[cfg(feature = "jwks")]
+    pub(crate) fn has_kid(&self, kid: &str) -> bool {
+        self.by_kid.contains_key(kid)
+    }
+
+    /// The set without the kid-less keys of any algorithm that has several of them (no
+    /// token could choose between those), and the algorithms whose keys were dropped.
+    #[cfg(feature = "jwks")]
+    pub(crate) fn without_ambiguous(self) -> (KeySet, Vec<Algorithm>) {
+        let mut dropped = Vec::new();
+        while let Some(alg) = self.ambiguous_without_kid_excluding(&dropped) {
+            dropped.push(alg);
+        }
+        if dropped.is_empty() {
+            return (self, dropped);
+        }
+        let mut set = KeySet::default();
+        for key in self.keys {
+            if key.kid.is_none() && dropped.contains(&key.alg) {
+                continue;
+            }
+            // Kids were unique in `self`, so this cannot fail.
+            let _ = set.push(key);
+        }
+        (set, dropped)
+    }
+
+    #[cfg(feature = "jwks")]
+    fn ambiguous_without_kid_excluding(&self, skip: &[Algorithm]) -> Option<Algorithm> {
+        let mut seen = Vec::new();
+        for key in self.keys.iter().filter(|k| k.kid.is_none()) {
+            if skip.contains(&key.alg) {
+                continue;
+            }
             if seen.contains(&key.alg) {
                 return Some(key.alg);
             }

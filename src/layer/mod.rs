@@ -43,14 +43,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{CONTENT_TYPE, USER_AGENT, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
 pub use body::AuthBody;
 
-use crate::authn::Authenticator;
+use crate::authn::{Authenticator, Step};
 use crate::error::AuthError;
 use crate::policy::Policy;
 use crate::principal::Principal;
@@ -124,20 +124,80 @@ impl<S> std::fmt::Debug for Auth<S> {
 }
 
 impl Shared {
-    fn check(&self, parts: &http::request::Parts) -> Result<Option<Principal>, AuthError> {
-        let target = self.policy.target(&parts.method, parts.uri.path())?;
+    fn target<'a>(
+        &self,
+        parts: &'a http::request::Parts,
+    ) -> Result<crate::policy::Target<'a>, AuthError> {
+        if is_grpc(&parts.headers) {
+            let agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
+            self.policy.grpc_target(parts.uri.path(), agent)
+        } else {
+            self.policy.target(&parts.method, parts.uri.path())
+        }
+    }
+
+    /// Answers at once, or says remote keys must be fetched first (`Step::Fetch`).
+    fn check(&self, parts: &http::request::Parts) -> Result<Option<Principal>, Step> {
+        let target = self.target(parts)?;
         if target.is_public() {
             return Ok(None);
         }
-        let principal = self.authenticator.authenticate(&parts.headers)?;
+        let principal = self.authenticator.authenticate_or_fetch(&parts.headers)?;
         self.policy.authorize(&principal, &target)?;
         Ok(Some(principal))
     }
 
-    fn reject<B>(&self, err: AuthError) -> Response<AuthBody<B>> {
-        tracing::debug!(error = %err, status = err.status().as_u16(), "request rejected");
-        rejection_response(&err, self.authenticator.challenge(&err))
+    /// The same check, waiting for remote keys.
+    async fn check_async(
+        &self,
+        parts: &http::request::Parts,
+    ) -> Result<Option<Principal>, AuthError> {
+        let target = self.target(parts)?;
+        if target.is_public() {
+            return Ok(None);
+        }
+        let principal = self
+            .authenticator
+            .authenticate_async(&parts.headers)
+            .await?;
+        self.policy.authorize(&principal, &target)?;
+        Ok(Some(principal))
     }
+
+    fn reject<B>(&self, err: AuthError, grpc: bool) -> Response<AuthBody<B>> {
+        tracing::debug!(error = %err, status = err.status().as_u16(), grpc, "request rejected");
+        if grpc {
+            grpc_rejection(&err)
+        } else {
+            rejection_response(&err, self.authenticator.challenge(&err))
+        }
+    }
+}
+
+/// Whether a request is gRPC: its content type is `application/grpc` or
+/// `application/grpc+<codec>`.
+pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers.get(CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.len() >= 16
+            && v[..16].eq_ignore_ascii_case(b"application/grpc")
+            && matches!(v.get(16), None | Some(b'+') | Some(b';'))
+    })
+}
+
+/// Builds the gRPC answer for `err`: a trailers-only response (HTTP 200, `grpc-status`
+/// and `grpc-message` in the headers, no body), with the error in the extensions.
+pub(crate) fn grpc_rejection<B>(err: &AuthError) -> Response<AuthBody<B>> {
+    let mut res = Response::new(AuthBody::empty());
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert("grpc-status", HeaderValue::from(err.grpc_code() as u16));
+    // The fixed messages are printable ASCII without `%`, so they need no percent-encoding.
+    if let Ok(message) = HeaderValue::from_str(&err.message()) {
+        headers.insert("grpc-message", message);
+    }
+    res.extensions_mut().insert(err.clone());
+    res
 }
 
 /// Builds the HTTP answer for `err`: status, `WWW-Authenticate`, JSON body, and the error
@@ -157,9 +217,33 @@ pub(crate) fn rejection_response<B>(
     res
 }
 
+/// The path of a request that must wait for remote keys: check, then call the inner
+/// service (already ready) with the principal. Boxed, and taken only when a fetch is due.
+fn checked<S, ReqBody>(
+    shared: Arc<Shared>,
+    mut parts: http::request::Parts,
+    body: ReqBody,
+    mut inner: S,
+) -> Pin<Box<dyn Future<Output = Result<S::Future, AuthError>> + Send>>
+where
+    S: Service<Request<ReqBody>> + Send + 'static,
+    ReqBody: Send + 'static,
+{
+    Box::pin(async move {
+        if let Some(p) = shared.check_async(&parts).await? {
+            parts.extensions.insert(p);
+        }
+        Ok(inner.call(Request::from_parts(parts, body)))
+    })
+}
+
+/// `S: Clone + Send + 'static` and `ReqBody: Send + 'static`: a request that must wait
+/// for remote keys (feature `jwks`) is checked in a boxed future that owns a ready clone of
+/// the inner service; every other request is answered at once, without boxing.
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Auth<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    ReqBody: Send + 'static,
 {
     type Response = Response<AuthBody<ResBody>>;
     type Error = S::Error;
@@ -185,11 +269,24 @@ where
                     },
                 }
             }
-            Err(err) => ResponseFuture {
+            Err(Step::Fail(err)) => ResponseFuture {
                 state: State::Reject {
-                    res: Some(self.shared.reject(err)),
+                    res: Some(self.shared.reject(err, is_grpc(&parts.headers))),
                 },
             },
+            Err(Step::Fetch(_)) => {
+                // `self.inner` was polled ready: it goes into the future, a clone stays.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                let grpc = is_grpc(&parts.headers);
+                ResponseFuture {
+                    state: State::Fetch {
+                        fut: checked(self.shared.clone(), parts, body, inner),
+                        shared: self.shared.clone(),
+                        grpc,
+                    },
+                }
+            }
         }
     }
 }
@@ -207,6 +304,11 @@ pin_project_lite::pin_project! {
     enum State<F, B> {
         Inner { #[pin] fut: F, shared: Arc<Shared> },
         Reject { res: Option<Response<AuthBody<B>>> },
+        Fetch {
+            fut: Pin<Box<dyn Future<Output = Result<F, AuthError>> + Send>>,
+            shared: Arc<Shared>,
+            grpc: bool,
+        },
     }
 }
 
@@ -217,7 +319,24 @@ where
     type Output = Result<Response<AuthBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
+        let mut state = self.project().state;
+        // Only a request that waits for remote keys starts in `Fetch`; it moves on to
+        // `Inner` (or answers with the rejection) once the keys are there.
+        while let StateProj::Fetch { fut, shared, grpc } = state.as_mut().project() {
+            match fut.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(inner)) => {
+                    let shared = shared.clone();
+                    state.set(State::Inner { fut: inner, shared });
+                }
+                Poll::Ready(Err(err)) => {
+                    let res = shared.reject(err, *grpc);
+                    state.set(State::Reject { res: Some(res) });
+                }
+            }
+        }
+        match state.project() {
+            StateProj::Fetch { .. } => Poll::Pending,
             StateProj::Inner { fut, shared } => fut.poll(cx).map(|r| {
                 r.map(|mut res| {
                     // A handler that answers with an `AuthError` gets the challenge the

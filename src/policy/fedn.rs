@@ -50,3 +50,70 @@ impl Policy {
             .public_prefix("/health")
     }
 }
+
+/// FEDn's gRPC method map: methods and the roles that may call them.
+const GRPC_ROLES: [(&str, &str); 12] = [
+    ("/fedn.Combiner/TaskStream", "client"),
+    ("/fedn.Combiner/SendModelUpdate", "client"),
+    ("/fedn.Combiner/SendModelValidation", "client"),
+    ("/fedn.Connector/SendHeartbeat", "client"),
+    ("/fedn.Connector/SendStatus", "client"),
+    ("/fedn.ModelService/Download", "client"),
+    ("/fedn.ModelService/Upload", "client"),
+    ("/fedn.Control/Start", "controller"),
+    ("/fedn.Control/Stop", "controller"),
+    ("/fedn.Control/FlushAggregationQueue", "controller"),
+    ("/fedn.Control/SetAggregator", "controller"),
+    ("/fedn.Control/SetServerFunctions", "controller"),
+];
+
+/// FEDn's public gRPC methods (its `ENDPOINT_WHITELIST`).
+const GRPC_PUBLIC: [&str; 9] = [
+    "/fedn.Connector/AcceptingClients",
+    "/fedn.Connector/ListActiveClients",
+    "/fedn.Control/Start",
+    "/fedn.Control/Stop",
+    "/fedn.Control/SendCommand",
+    "/fedn.Control/GetState",
+    "/fedn.Control/FlushAggregationQueue",
+    "/fedn.Control/SetAggregator",
+    "/fedn.Control/SetServerFunctions",
+];
+
+impl PolicyBuilder {
+    /// Adds FEDn's gRPC policy to this builder: FEDn's method map exactly (the client
+    /// methods of `fedn.Combiner`, `fedn.Connector` and `fedn.ModelService`, the
+    /// controller methods of `fedn.Control`), its public methods, and unmatched methods
+    /// open to any valid token. FEDn's `grpc_health_probe` user-agent allow-list is not
+    /// included: add it with [`grpc_user_agent`](Self::grpc_user_agent) if you want it.
+    ///
+    /// ```
+    /// use portcullis::Policy;
+    ///
+    /// let policy = Policy::builder().fedn_grpc().build()?;
+    /// let task = policy.grpc_target("/fedn.Combiner/TaskStream", None)?;
+    /// assert!(policy.decide_roles(&["client"], &task).is_allowed());
+    /// assert!(!policy.decide_roles(&["admin"], &task).is_allowed());
+    /// assert!(policy.grpc_target("/fedn.Connector/AcceptingClients", None)?.is_public());
+    /// let other = policy.grpc_target("/fedn.Combiner/SendModelMetric", None)?;
+    /// assert!(policy.decide_roles(&["anyone"], &other).is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fedn_grpc(mut self) -> Self {
+        for (method, role) in GRPC_ROLES {
+            self = self.allow_grpc(method, [role]);
+        }
+        for method in GRPC_PUBLIC {
+            self = self.public_grpc(method);
+        }
+        self.unmatched_grpc(super::Unmatched::Authenticated)
+    }
+}
+
+impl Policy {
+    /// FEDn's REST and gRPC policies in one builder: [`Policy::fedn_rest`] plus
+    /// [`PolicyBuilder::fedn_grpc`].
+    pub fn fedn() -> PolicyBuilder {
+        Policy::fedn_rest().fedn_grpc()
+    }
+}

@@ -22,6 +22,32 @@ struct File {
     inherit: HashMap<String, Vec<String>>,
     #[serde(default)]
     rule: Vec<FileRule>,
+    #[serde(default)]
+    unmatched_grpc: Option<String>,
+    #[serde(default)]
+    public_grpc: Vec<String>,
+    #[serde(default)]
+    grpc_user_agents: Vec<String>,
+    #[serde(default)]
+    grpc: Vec<GrpcRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrpcRule {
+    roles: Vec<String>,
+    method: String,
+}
+
+fn unmatched(value: Option<&str>, origin: &str, key: &str) -> Result<Unmatched, ConfigError> {
+    match value {
+        None | Some("deny") => Ok(Unmatched::Deny),
+        Some("authenticated") => Ok(Unmatched::Authenticated),
+        Some(other) => Err(ConfigError::new(
+            format!("{origin}: {key}"),
+            format!("`{other}` is not `deny` or `authenticated`"),
+        )),
+    }
 }
 
 #[derive(Deserialize)]
@@ -49,16 +75,22 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<PolicyBuilder, ConfigErr
         ConfigError::new(format!("{origin}:{line}:{col}"), e.message().to_owned())
     })?;
     let mut b = PolicyBuilder::default();
-    b = match file.unmatched.as_deref() {
-        None | Some("deny") => b.unmatched(Unmatched::Deny),
-        Some("authenticated") => b.unmatched(Unmatched::Authenticated),
-        Some(other) => {
-            return Err(ConfigError::new(
-                format!("{origin}: unmatched"),
-                format!("`{other}` is not `deny` or `authenticated`"),
-            ));
-        }
-    };
+    b = b
+        .unmatched(unmatched(file.unmatched.as_deref(), origin, "unmatched")?)
+        .unmatched_grpc(unmatched(
+            file.unmatched_grpc.as_deref(),
+            origin,
+            "unmatched_grpc",
+        )?);
+    for p in file.public_grpc {
+        b = b.public_grpc(p);
+    }
+    for a in file.grpc_user_agents {
+        b = b.grpc_user_agent(a);
+    }
+    for rule in file.grpc {
+        b = b.allow_grpc(&rule.method, rule.roles);
+    }
     for p in file.public {
         b = b.public_prefix(p);
     }

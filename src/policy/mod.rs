@@ -46,7 +46,7 @@ use serde_json::Value;
 
 use crate::error::{AuthError, ConfigError, Reason};
 use crate::principal::{Principal, claim_at};
-use pattern::{Pattern, Prefix, split_path};
+use pattern::{GrpcPattern, Pattern, Prefix, split_grpc, split_path};
 
 /// What a policy does with a route that no rule names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,10 +59,19 @@ pub enum Unmatched {
     Authenticated,
 }
 
+/// What a rule matches: HTTP methods and a path pattern, or a gRPC method pattern.
+#[derive(Debug, Clone)]
+enum Matcher {
+    Http {
+        methods: Option<Vec<Method>>,
+        pattern: Pattern,
+    },
+    Grpc(GrpcPattern),
+}
+
 #[derive(Debug, Clone)]
 struct Rule {
-    methods: Option<Vec<Method>>,
-    pattern: Pattern,
+    matcher: Matcher,
     /// The roles as written, for reasons.
     roles: Vec<String>,
     /// The roles that satisfy the rule once inheritance is applied.
@@ -71,14 +80,42 @@ struct Rule {
 }
 
 impl Rule {
-    fn matches(&self, method: &Method, path: &[&str]) -> bool {
-        let method_ok = match &self.methods {
-            None => true,
-            Some(ms) => ms
-                .iter()
-                .any(|m| m == method || (*m == Method::GET && *method == Method::HEAD)),
-        };
-        method_ok && self.pattern.matches(path)
+    fn matches(&self, target: &Target<'_>) -> bool {
+        match (&self.matcher, &target.kind) {
+            (
+                Matcher::Http { methods, pattern },
+                TargetKind::Http {
+                    method,
+                    full,
+                    strip,
+                },
+            ) => {
+                let method_ok = match methods {
+                    None => true,
+                    Some(ms) => ms
+                        .iter()
+                        .any(|m| m == *method || (*m == Method::GET && **method == Method::HEAD)),
+                };
+                method_ok
+                    && (pattern.matches(full) || strip.is_some_and(|n| pattern.matches(&full[n..])))
+            }
+            (Matcher::Grpc(pattern), TargetKind::Grpc { method }) => pattern.matches(method),
+            _ => false,
+        }
+    }
+
+    /// (methods, pattern) as written, for reasons.
+    fn describe(&self) -> (String, String) {
+        match &self.matcher {
+            Matcher::Http { methods, pattern } => (
+                match methods {
+                    None => "*".to_owned(),
+                    Some(ms) => ms.iter().map(Method::as_str).collect::<Vec<_>>().join(","),
+                },
+                pattern.source().to_owned(),
+            ),
+            Matcher::Grpc(pattern) => ("gRPC".to_owned(), pattern.source().to_owned()),
+        }
     }
 }
 
@@ -95,6 +132,9 @@ struct Inner {
     url_prefix: Option<Prefix>,
     required_claims: Vec<(String, String)>,
     unmatched: Unmatched,
+    grpc_public: Vec<GrpcPattern>,
+    grpc_user_agents: Vec<String>,
+    grpc_unmatched: Unmatched,
 }
 
 impl fmt::Debug for Policy {
@@ -118,24 +158,36 @@ impl fmt::Debug for Policy {
 /// A request target checked against the policy: method and path segments.
 #[derive(Debug)]
 pub struct Target<'a> {
-    method: &'a Method,
-    /// The path as sent, split at `/`.
-    full: Vec<&'a str>,
-    /// How many leading segments the URL prefix takes, when the path starts with it.
-    strip: Option<usize>,
-    /// The public prefix that covers the path, if any.
+    kind: TargetKind<'a>,
+    /// The public prefix or method pattern that covers the target, if any.
     public: Option<Arc<str>>,
 }
 
+#[derive(Debug)]
+enum TargetKind<'a> {
+    Http {
+        method: &'a Method,
+        /// The path as sent, split at `/`.
+        full: Vec<&'a str>,
+        /// How many leading segments the URL prefix takes, when the path starts with it.
+        strip: Option<usize>,
+    },
+    Grpc {
+        /// The full method name, `/pkg.Service/Method`.
+        method: &'a str,
+    },
+}
+
 impl Target<'_> {
-    /// Whether a public prefix covers the target, so it needs no token.
+    /// Whether a public prefix (or public gRPC method) covers the target, so it needs no
+    /// token.
     pub fn is_public(&self) -> bool {
         self.public.is_some()
     }
 
-    /// The path as sent, and the path without the URL prefix when it starts with it.
-    fn paths(&self) -> impl Iterator<Item = &[&str]> {
-        std::iter::once(&self.full[..]).chain(self.strip.map(|n| &self.full[n..]))
+    /// Whether this is a gRPC method rather than an HTTP route.
+    pub fn is_grpc(&self) -> bool {
+        matches!(self.kind, TargetKind::Grpc { .. })
     }
 }
 
@@ -275,6 +327,13 @@ impl Policy {
     /// roles = ["client"]
     /// methods = ["POST"]            # optional; default any method
     /// path = "/api/v1/clients/add"
+    ///
+    /// unmatched_grpc = "authenticated"          # gRPC methods no rule names; default "deny"
+    /// public_grpc = ["/grpc.health.v1.Health/*"]
+    /// grpc_user_agents = ["grpc_health_probe"]  # off unless listed
+    /// [[grpc]]
+    /// roles = ["client"]
+    /// method = "/fedn.Combiner/TaskStream"      # or "/pkg.Service/*", or "*"
     /// ```
     pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<Self, ConfigError> {
         builder_from_file(&path.as_ref().display().to_string())?.build()
@@ -296,9 +355,42 @@ impl Policy {
             .find(|p| p.covers(&full) || stripped.is_some_and(|s| p.covers(s)))
             .map(|p| p.source().clone());
         Ok(Target {
-            method,
-            full,
-            strip,
+            kind: TargetKind::Http {
+                method,
+                full,
+                strip,
+            },
+            public,
+        })
+    }
+
+    /// Checks a gRPC request: `path` is the full method name (`/pkg.Service/Method`, the
+    /// HTTP/2 `:path`), `user_agent` the `user-agent` metadata. Public methods, and callers
+    /// whose user agent's first word is on the allow-list, need no token.
+    pub fn grpc_target<'a>(
+        &self,
+        path: &'a str,
+        user_agent: Option<&str>,
+    ) -> Result<Target<'a>, AuthError> {
+        if split_grpc(path).is_none() {
+            return Err(AuthError::invalid_request(Reason::BadPath));
+        }
+        let inner = &self.inner;
+        let public = inner
+            .grpc_public
+            .iter()
+            .find(|p| p.matches(path))
+            .map(|p| Arc::from(p.source()))
+            .or_else(|| {
+                let agent = user_agent?.split(' ').next()?;
+                inner
+                    .grpc_user_agents
+                    .iter()
+                    .find(|a| *a == agent)
+                    .map(|a| Arc::from(format!("user-agent {a}")))
+            });
+        Ok(Target {
+            kind: TargetKind::Grpc { method: path },
             public,
         })
     }
@@ -349,12 +441,20 @@ impl Policy {
         self.decide(principal, target).into_result().map(|_| ())
     }
 
+    fn unmatched_for(&self, target: &Target<'_>) -> Unmatched {
+        if target.is_grpc() {
+            self.inner.grpc_unmatched
+        } else {
+            self.inner.unmatched
+        }
+    }
+
     /// Whether some rule naming the target lets one of `roles` through (or none names it
     /// and unmatched targets are open to any valid token).
     fn allows(&self, roles: &[String], target: &Target<'_>) -> bool {
         let mut named = false;
         for rule in &self.inner.rules {
-            if !target.paths().any(|p| rule.matches(target.method, p)) {
+            if !rule.matches(target) {
                 continue;
             }
             if rule.any_role || roles.iter().any(|r| rule.granted_by.contains(r.as_str())) {
@@ -362,7 +462,7 @@ impl Policy {
             }
             named = true;
         }
-        !named && self.inner.unmatched == Unmatched::Authenticated
+        !named && self.unmatched_for(target) == Unmatched::Authenticated
     }
 
     /// Decides from roles alone (no required claims): for explaining and testing.
@@ -373,7 +473,7 @@ impl Policy {
         let mut named = false;
         let mut needs = BTreeSet::new();
         for (index, rule) in self.inner.rules.iter().enumerate() {
-            let hit = target.paths().any(|p| rule.matches(target.method, p));
+            let hit = rule.matches(target);
             if !hit {
                 continue;
             }
@@ -387,22 +487,20 @@ impl Policy {
                     .find(|r| rule.granted_by.contains(*r))
             };
             if let Some(role) = role {
+                let (methods, pattern) = rule.describe();
                 return Decision {
                     allowed: true,
                     reason: DecisionReason::Rule {
                         index,
-                        methods: match &rule.methods {
-                            None => "*".to_owned(),
-                            Some(ms) => ms.iter().map(Method::as_str).collect::<Vec<_>>().join(","),
-                        },
-                        pattern: rule.pattern.source().to_owned(),
+                        methods,
+                        pattern,
                         role: role.to_owned(),
                     },
                 };
             }
             needs.extend(rule.roles.iter().cloned());
         }
-        match (named, self.inner.unmatched) {
+        match (named, self.unmatched_for(target)) {
             (true, _) => Decision {
                 allowed: false,
                 reason: DecisionReason::MissingRole {
@@ -424,7 +522,11 @@ impl Policy {
 /// Builds a [`Policy`]. Mistakes are collected and reported by [`build`](Self::build).
 #[derive(Debug, Default, Clone)]
 pub struct PolicyBuilder {
-    rules: Vec<(String, String, Vec<String>)>,
+    /// (methods, pattern, roles); methods `None` marks a gRPC rule.
+    rules: Vec<(Option<String>, String, Vec<String>)>,
+    grpc_public: Vec<String>,
+    grpc_user_agents: Vec<String>,
+    grpc_unmatched: Unmatched,
     public: Vec<String>,
     url_prefix: Option<String>,
     required_claims: Vec<(String, String)>,
@@ -441,10 +543,47 @@ impl PolicyBuilder {
         S: Into<String>,
     {
         self.rules.push((
-            methods.to_owned(),
+            Some(methods.to_owned()),
             pattern.to_owned(),
             roles.into_iter().map(Into::into).collect(),
         ));
+        self
+    }
+
+    /// Allows `roles` to call gRPC methods matching `pattern`: a full method name
+    /// (`/pkg.Service/Method`), a whole service (`/pkg.Service/*`), or `*` for every method.
+    /// The role `*` means any valid token.
+    pub fn allow_grpc<I, S>(mut self, pattern: &str, roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.rules.push((
+            None,
+            pattern.to_owned(),
+            roles.into_iter().map(Into::into).collect(),
+        ));
+        self
+    }
+
+    /// A public gRPC method (or `/pkg.Service/*`): calls need no token.
+    pub fn public_grpc(mut self, pattern: impl Into<String>) -> Self {
+        self.grpc_public.push(pattern.into());
+        self
+    }
+
+    /// A user agent whose calls need no token, compared with the first word of the
+    /// `user-agent` metadata (FEDn allows `grpc_health_probe`). Off unless configured:
+    /// any client can claim any user agent, so allow only what is harmless to expose.
+    pub fn grpc_user_agent(mut self, agent: impl Into<String>) -> Self {
+        self.grpc_user_agents.push(agent.into());
+        self
+    }
+
+    /// What to do with gRPC methods no rule names. Default [`Unmatched::Deny`];
+    /// FEDn's gRPC policy uses [`Unmatched::Authenticated`].
+    pub fn unmatched_grpc(mut self, unmatched: Unmatched) -> Self {
+        self.grpc_unmatched = unmatched;
         self
     }
 
@@ -509,15 +648,25 @@ impl PolicyBuilder {
             .collect();
         let mut rules = Vec::with_capacity(self.rules.len());
         for (i, (methods, pattern, roles)) in self.rules.into_iter().enumerate() {
-            let setting = format!("rule {i} ({methods} {pattern})");
+            let setting = match &methods {
+                Some(m) => format!("rule {i} ({m} {pattern})"),
+                None => format!("rule {i} (gRPC {pattern})"),
+            };
             if roles.is_empty() || roles.iter().any(String::is_empty) {
                 return Err(ConfigError::new(
                     setting,
                     "a rule needs at least one non-empty role (`*` for any valid token)",
                 ));
             }
-            let methods = parse_methods(&methods).map_err(|e| ConfigError::new(&setting, e))?;
-            let pattern = Pattern::parse(&pattern).map_err(|e| ConfigError::new(&setting, e))?;
+            let matcher = match methods {
+                Some(methods) => Matcher::Http {
+                    methods: parse_methods(&methods).map_err(|e| ConfigError::new(&setting, e))?,
+                    pattern: Pattern::parse(&pattern).map_err(|e| ConfigError::new(&setting, e))?,
+                },
+                None => Matcher::Grpc(
+                    GrpcPattern::parse(&pattern).map_err(|e| ConfigError::new(&setting, e))?,
+                ),
+            };
             let mut granted_by: BTreeSet<String> = roles.iter().cloned().collect();
             for role in &roles {
                 for (holder, reach) in &closures {
@@ -528,8 +677,7 @@ impl PolicyBuilder {
             }
             let any_role = roles.iter().any(|r| r == "*");
             rules.push(Rule {
-                methods,
-                pattern,
+                matcher,
                 roles,
                 granted_by,
                 any_role,
@@ -559,6 +707,15 @@ impl PolicyBuilder {
                 url_prefix,
                 required_claims: self.required_claims,
                 unmatched: self.unmatched,
+                grpc_public: self
+                    .grpc_public
+                    .iter()
+                    .map(|p| {
+                        GrpcPattern::parse(p).map_err(|e| ConfigError::new("public gRPC method", e))
+                    })
+                    .collect::<Result<_, _>>()?,
+                grpc_user_agents: self.grpc_user_agents,
+                grpc_unmatched: self.grpc_unmatched,
             }),
         })
     }
@@ -570,7 +727,7 @@ pub(crate) fn check_prefix(prefix: &str) -> Result<(), String> {
 }
 
 /// A required claim holds: a string equal to `want`, or an array containing it.
-fn claim_matches(principal: &Principal, key: &str, want: &str) -> bool {
+pub(crate) fn claim_matches(principal: &Principal, key: &str, want: &str) -> bool {
     match claim_at(principal.claims(), key) {
         Some(Value::String(s)) => s == want,
         Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(want)),

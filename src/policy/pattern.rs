@@ -181,3 +181,64 @@ impl Prefix {
         self.covers(path).then_some(self.segs.len())
     }
 }
+
+/// A gRPC method pattern: `/pkg.Service/Method`, `/pkg.Service/*`, or `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GrpcPattern {
+    kind: GrpcKind,
+    source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GrpcKind {
+    Any,
+    /// The service part with both slashes: `/pkg.Service/`.
+    Service(String),
+    Exact(String),
+}
+
+impl GrpcPattern {
+    pub(crate) fn parse(source: &str) -> Result<Self, String> {
+        if source == "*" {
+            return Ok(Self {
+                kind: GrpcKind::Any,
+                source: source.to_owned(),
+            });
+        }
+        let (service, method) = split_grpc(source).ok_or_else(|| {
+            format!("gRPC method pattern `{source}` must look like `/pkg.Service/Method`, `/pkg.Service/*` or `*`")
+        })?;
+        let kind = if method == "*" {
+            GrpcKind::Service(format!("/{service}/"))
+        } else if method.contains('*') || service.contains('*') {
+            return Err(format!(
+                "gRPC method pattern `{source}`: `*` stands only for the whole method or the whole pattern"
+            ));
+        } else {
+            GrpcKind::Exact(source.to_owned())
+        };
+        Ok(Self {
+            kind,
+            source: source.to_owned(),
+        })
+    }
+
+    pub(crate) fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub(crate) fn matches(&self, method: &str) -> bool {
+        match &self.kind {
+            GrpcKind::Any => true,
+            GrpcKind::Service(prefix) => method.starts_with(prefix.as_str()),
+            GrpcKind::Exact(m) => m == method,
+        }
+    }
+}
+
+/// Splits `/pkg.Service/Method` into its two non-empty parts.
+pub(crate) fn split_grpc(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    let ok = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '%']);
+    (ok(service) && ok(method)).then_some((service, method))
+}

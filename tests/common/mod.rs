@@ -1,6 +1,8 @@
 //! Shared test helpers: fixture keys, signers, a fixed clock, and a guarded axum app.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod grpc;
+
 use axum::Router;
 use axum::body::Body;
 use axum::routing::{get, post};

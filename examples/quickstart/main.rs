@@ -1,15 +1,19 @@
-//! The quickstart: an axum server on 127.0.0.1 guarded by portcullis with the FEDn REST
-//! policy plus `GET /me` for any valid token.
+//! The quickstart: an axum server and a tonic gRPC server on 127.0.0.1, both guarded by
+//! one portcullis layer with the FEDn policy plus `GET /me` for any valid token and the
+//! quickstart's gRPC methods.
 //!
 //! ```text
-//! cargo run --example quickstart            # dev secret, port 3000
-//! PORT=8080 FEDN_JWT_SECRET_KEY=... FEDN_AUTH_SCHEME=Token cargo run --example quickstart
+//! cargo run --example quickstart            # dev secret, HTTP on 3000, gRPC on 50051
+//! PORT=8080 GRPC_PORT=50052 FEDN_JWT_SECRET_KEY=... FEDN_AUTH_SCHEME=Token cargo run --example quickstart
+//! cargo run --example quickstart -- call SayHello "$TOKEN"   # a gRPC client
 //! ```
 //!
 //! It reads every setting of `portcullis::EnvConfig` (FEDn's names and `PORTCULLIS_*`).
 //! Without a configured key it generates a development secret. At start it prints curl
 //! commands with tokens for admin, client and a role-less caller, each with the answer to
 //! expect. A bad configuration makes it exit with the message instead of starting.
+
+mod grpc;
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -65,6 +69,20 @@ fn set_path(claims: &mut Map<String, Value>, path: &str, value: Value) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("call") {
+        let port = env("GRPC_PORT").unwrap_or_else(|| "50051".to_owned());
+        let scheme = env("FEDN_AUTH_SCHEME").unwrap_or_else(|| "Bearer".to_owned());
+        let method = args.get(1).map(String::as_str).unwrap_or("");
+        let token = args.get(2).map(String::as_str).filter(|t| !t.is_empty());
+        return match grpc::call(&format!("127.0.0.1:{port}"), method, token, &scheme).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("quickstart call: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -90,7 +108,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         config = config.map_authenticator(|a| a.hmac_secret(&secret).hmac_algorithm(alg));
         signing_secret = Some(secret);
     }
-    let policy_extra = config.map_policy(|p| p.allow("GET", "/me", ["*"]));
+    let policy_extra = config.map_policy(|p| {
+        p.allow("GET", "/me", ["*"])
+            .public_grpc("/grpc.health.v1.Health/Check")
+            .allow_grpc("/quickstart.v1.Greeter/SayHello", ["client", "admin"])
+            .allow_grpc("/quickstart.v1.Admin/Stats", ["admin"])
+    });
     let layer = policy_extra.build_layer()?;
     let scheme = layer.authenticator().scheme().to_owned();
 
@@ -98,7 +121,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(prefix) = env("FEDN_CUSTOM_URL_PREFIX") {
         app = app.clone().nest(prefix.trim_end_matches('/'), routes());
     }
-    let app = app.layer(layer);
+    let app = app.layer(layer.clone());
 
     let port: u16 = match env("PORT") {
         Some(p) => p
@@ -110,8 +133,26 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("PORT: cannot listen on 127.0.0.1:{port}: {e}"))?;
     let base = format!("http://127.0.0.1:{port}");
+    let grpc_port: u16 = match env("GRPC_PORT") {
+        Some(p) => p
+            .parse()
+            .map_err(|_| format!("GRPC_PORT: `{p}` is not a port number"))?,
+        None => 50051,
+    };
+    let grpc_listener = tokio::net::TcpListener::bind(("127.0.0.1", grpc_port))
+        .await
+        .map_err(|e| format!("GRPC_PORT: cannot listen on 127.0.0.1:{grpc_port}: {e}"))?;
+    // How to call the gRPC methods: the built-in client, or grpcurl with the proto file.
+    let call = "cargo run -q --example quickstart -- call";
+    let mut grpc_env = String::new();
+    if grpc_port != 50051 {
+        grpc_env.push_str(&format!("GRPC_PORT={grpc_port} "));
+    }
+    if let Some(scheme) = env("FEDN_AUTH_SCHEME") {
+        grpc_env.push_str(&format!("FEDN_AUTH_SCHEME={scheme} "));
+    }
 
-    println!("portcullis quickstart listening on {base}\n");
+    println!("portcullis quickstart listening on {base} (HTTP) and 127.0.0.1:{grpc_port} (gRPC)\n");
     println!("# public route, no token needed -> 200");
     println!("curl -i {base}/health\n");
     println!("# no token -> 401 {{\"error\":\"missing_token\",\"message\":\"Missing token\"}}");
@@ -187,16 +228,54 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     "curl -i -X POST -H \"Authorization: {scheme} $CLIENT\" {base}{prefix}/api/v1/clients/add\n"
                 );
             }
+            println!("## gRPC, with the quickstart's own client (or grpcurl, shown once below)\n");
+            println!("# public health check, no token -> OK");
+            println!("{grpc_env}{call} Check\n");
+            println!("# no token -> UNAUTHENTICATED Missing token");
+            println!("{grpc_env}{call} SayHello\n");
+            println!("# client greets -> OK");
+            println!("{grpc_env}{call} SayHello \"$CLIENT\"\n");
+            println!("# admin greets -> OK");
+            println!("{grpc_env}{call} SayHello \"$ADMIN\"\n");
+            println!(
+                "# a role-less caller cannot greet -> PERMISSION_DENIED Insufficient permissions"
+            );
+            println!("{grpc_env}{call} SayHello \"$NOROLE\"\n");
+            println!("# client asks for admin stats -> PERMISSION_DENIED Insufficient permissions");
+            println!("{grpc_env}{call} Stats \"$CLIENT\"\n");
+            println!("# admin stats -> OK");
+            println!("{grpc_env}{call} Stats \"$ADMIN\"\n");
+            println!("# the same with grpcurl (not needed for the quickstart):");
+            println!(
+                "#   grpcurl -plaintext -import-path examples/quickstart -proto quickstart.proto -H \"authorization: {scheme} $CLIENT\" -d '{{\"name\":\"you\"}}' 127.0.0.1:{grpc_port} quickstart.v1.Greeter/SayHello\n"
+            );
         }
         _ => {
             println!("Keys are public keys or a JWK set: mint tokens with your issuer, then call");
-            println!("curl -i -H \"Authorization: {scheme} $TOKEN\" {base}/me\n");
+            println!("curl -i -H \"Authorization: {scheme} $TOKEN\" {base}/me");
+            println!("{grpc_env}{call} SayHello \"$TOKEN\"\n");
         }
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<grpc::GreeterServer>().await;
+    let state = grpc::State::default();
+    let grpc_server = tonic::transport::Server::builder()
+        .layer(layer)
+        .add_service(health)
+        .add_service(grpc::GreeterServer(state.clone()))
+        .add_service(grpc::AdminServer(state))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+        );
+    let http_server = axum::serve(listener, app).with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    let (http, grpc) = tokio::join!(http_server, grpc_server);
+    http?;
+    grpc?;
     Ok(())
 }
