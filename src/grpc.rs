@@ -113,7 +113,9 @@ impl AuthInterceptor {
     }
 
     /// Requires one of these roles for every method of the service (PERMISSION_DENIED
-    /// otherwise). Default: any valid token.
+    /// otherwise). Default: any valid token. Roles compare exactly: the policy's role
+    /// inheritance does not apply here, and `*` is a role name like any other (leave the
+    /// list empty to accept any valid token).
     pub fn require_any_role<I, S>(self, roles: I) -> Self
     where
         I: IntoIterator<Item = S>,

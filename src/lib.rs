@@ -58,8 +58,8 @@
 //!     .public_grpc("/grpc.health.v1.Health/Check")
 //!     .allow_grpc("/quickstart.v1.Greeter/*", ["client"])
 //!     .build()?;
-//! // In a server: `tonic::transport::Server::builder().layer(AuthLayer::new(auth, policy))`.
-//! let svc = AuthLayer::new(auth, policy).layer(tower::service_fn(|_req: http::Request<String>| async {
+//! // In a server: `tonic::transport::Server::builder().layer(AuthLayer::new(auth, policy).for_grpc())`.
+//! let svc = AuthLayer::new(auth, policy).for_grpc().layer(tower::service_fn(|_req: http::Request<String>| async {
 //!     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
 //! }));
 //! let call = http::Request::post("/quickstart.v1.Greeter/SayHello")
@@ -101,6 +101,10 @@
 //! - `axum` (default): the [`Principal`] and [`Claims`] extractors, and [`Authz`].
 //! - `watch`: `MemoryStore::watch_file`, a tokio task that reloads an access-record file.
 //! - `tonic`: the `grpc` module (interceptor, status conversion, handler helpers).
+//! - `jwks` (default): remote key sets (`jwks_url`, `issuer_jwks_url`, `oidc_issuer`,
+//!   [`JwksOptions`]) with one shared reqwest client over rustls; needs a tokio runtime.
+//! - `reqwest-client`: `JwksClient::from_reqwest`, to bring your own reqwest 0.13 client
+//!   (proxy, custom CA, mTLS); it follows reqwest's major version.
 //!
 //! MSRV: Rust 1.88 (edition 2024).
 

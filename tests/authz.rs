@@ -983,3 +983,30 @@ fn decisions_explain_themselves() {
     .collect();
     assert_eq!(reasons, expected);
 }
+
+#[test]
+fn a1_slash_star_is_one_segment_and_below_not_the_root() {
+    let authz = single(&["documents:read"], &["/*"]);
+    check(
+        &authz,
+        &[
+            ("/x", "documents:read", true),
+            ("/x/y/z", "documents:read", true),
+            ("/", "documents:read", false),
+        ],
+    );
+}
+
+#[test]
+fn a1_dot_segments_behind_encoded_slashes_are_denied() {
+    let authz = single(&["documents:read"], &["/documents"]);
+    check(
+        &authz,
+        &[
+            ("/documents/ok", "documents:read", true),
+            ("/documents/..%2Fsecret", "documents:read", false),
+            ("/documents/%2e%2e%5cadmin", "documents:read", false),
+            ("/documents/a%2Fb", "documents:read", true),
+        ],
+    );
+}

@@ -173,7 +173,7 @@ async fn layer_guards_streaming_methods() {
 async fn layer_user_agent_allow_list_only_when_configured() {
     let with_ua = Policy::builder()
         .allow_grpc("*", ["client"])
-        .grpc_user_agent("grpc_health_probe")
+        .grpc_user_agent("grpc_health_probe", ["/grpc.health.v1.Health/*"])
         .build()
         .unwrap();
     let addr = serve(Some(AuthLayer::new(hs_builder().build().unwrap(), with_ua))).await;
@@ -182,6 +182,12 @@ async fn layer_user_agent_allow_list_only_when_configured() {
         unary(&mut probe, "/grpc.health.v1.Health/Check", None)
             .await
             .is_ok()
+    );
+    // Scoped: the same user agent opens nothing outside the health service.
+    assert_status(
+        unary(&mut probe, "/test.v1.Echo/Admin", None).await,
+        Code::Unauthenticated,
+        "Missing token",
     );
     let mut other = client(addr, Some("grpc_health_probe_x")).await;
     assert_status(
@@ -223,7 +229,9 @@ async fn e7_several_authorization_entries_are_unauthenticated() {
 async fn plain_http_answers_are_unchanged_through_the_same_layer() {
     use tower::{Layer, ServiceExt};
     let layer = AuthLayer::new(hs_builder().build().unwrap(), quickstart_policy());
-    let svc = layer.layer(tonic::service::Routes::new(common::grpc::Named::<0>));
+    let svc = layer
+        .for_grpc()
+        .layer(tonic::service::Routes::new(common::grpc::Named::<0>));
     // Not gRPC (no application/grpc content type): the HTTP table answers.
     let req = http::Request::post("/test.v1.Echo/Hello")
         .body(tonic::body::Body::empty())
@@ -428,7 +436,9 @@ fn grpc_rules_in_the_policy_file() {
         r#"
 unmatched_grpc = "authenticated"
 public_grpc = ["/grpc.health.v1.Health/*"]
-grpc_user_agents = ["grpc_health_probe"]
+[[grpc_user_agent]]
+agent = "grpc_health_probe"
+methods = ["/grpc.health.v1.Health/*"]
 [[grpc]]
 roles = ["client"]
 method = "/fedn.Combiner/TaskStream"
@@ -456,12 +466,14 @@ method = "/quickstart.v1.Admin/*"
             .unwrap()
             .is_public()
     );
+    let probe = Some("grpc_health_probe grpc-go/1.70");
     assert!(
         policy
-            .grpc_target("/x.Y/Z", Some("grpc_health_probe grpc-go/1.70"))
+            .grpc_target("/grpc.health.v1.Health/Check", probe)
             .unwrap()
             .is_public()
     );
+    assert!(!policy.grpc_target("/x.Y/Z", probe).unwrap().is_public());
     // A bad method name is an invalid request; bad patterns are configuration errors.
     for bad in ["/", "/svc", "//m", "/svc/", "/a/b/c", "/a/%2e%2e", "/../m"] {
         let err = policy.grpc_target(bad, None).unwrap_err();
@@ -476,6 +488,73 @@ method = "/quickstart.v1.Admin/*"
             .allow_grpc(bad, ["r"])
             .build()
             .unwrap_err();
-        assert!(err.setting().starts_with("rule 0 (gRPC"), "{bad}: {err}");
+        assert!(err.setting().starts_with("grpc rule 0 ("), "{bad}: {err}");
     }
+}
+
+#[tokio::test]
+async fn the_server_chooses_the_rules_not_the_content_type() {
+    use tower::{Layer, ServiceExt};
+    // An HTTP layer (FEDn policy): a gRPC content type does not switch to the gRPC rules,
+    // where unmatched methods take any valid token. A client on the combiner's route is
+    // refused, and the answer stays HTTP (never a 200 trailers-only form).
+    let http_layer = fedn_layer(&[]);
+    let app = common::app(
+        http_layer.authenticator().clone(),
+        http_layer.policy().clone(),
+    );
+    let req = http::Request::post("/add_combiner")
+        .header("content-type", "application/grpc")
+        .header("authorization", bearer(claims("client")))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    // A gRPC layer: a non-gRPC content type does not switch to the HTTP rules (where admin
+    // holds every route). An admin on TaskStream is refused, with the HTTP answer.
+    let svc = fedn_layer(&[])
+        .for_grpc()
+        .layer(tonic::service::Routes::new(common::grpc::Named::<1>));
+    let req = http::Request::post("/fedn.Combiner/TaskStream")
+        .header("content-type", "application/json")
+        .header("authorization", bearer(claims("admin")))
+        .body(tonic::body::Body::empty())
+        .unwrap();
+    let res = svc.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 403);
+    // gRPC-web counts as gRPC for the answer's form.
+    let req = http::Request::post("/fedn.Combiner/TaskStream")
+        .header("content-type", "application/grpc-web+proto")
+        .body(tonic::body::Body::empty())
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["grpc-status"], "16");
+}
+
+#[test]
+fn grpc_patterns_match_whole_names() {
+    let policy = Policy::builder()
+        .allow_grpc("/pkg.Svc/*", ["r"])
+        .build()
+        .unwrap();
+    for (method, allowed) in [
+        ("/pkg.Svc/M", true),
+        ("/pkg.SvcX/M", false),
+        ("/pkg.svc/M", false),
+        ("/pkg/Svc/M", false),
+        ("/xpkg.Svc/M", false),
+    ] {
+        let decision = match policy.grpc_target(method, None) {
+            Ok(t) => policy.decide_roles(&["r"], &t).is_allowed(),
+            Err(_) => false,
+        };
+        assert_eq!(decision, allowed, "{method}");
+    }
+    let err = Policy::builder()
+        .allow_grpc("/*/*", ["r"])
+        .build()
+        .unwrap_err();
+    assert!(err.setting().starts_with("grpc rule 0 ("), "{err}");
 }

@@ -843,13 +843,23 @@ async fn j5_never_loaded_is_503_with_backoff() {
     // Within the backoff no request fetches again.
     assert_unavailable(&app, &valid).await;
     assert_eq!(issuer.hits(), 1);
-    // gRPC gets UNAVAILABLE as a real status.
+    // gRPC (through a gRPC layer) gets UNAVAILABLE as a real status.
+    let grpc = tower::Layer::layer(
+        &AuthLayer::new(
+            auth.clone(),
+            Policy::builder().allow_grpc("*", ["*"]).build().unwrap(),
+        )
+        .for_grpc(),
+        tower::service_fn(|_req: Request<Body>| async {
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        }),
+    );
     let req = Request::post("/pkg.Service/Method")
         .header("content-type", "application/grpc")
         .header("authorization", format!("Bearer {valid}"))
         .body(Body::empty())
         .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
+    let res = grpc.oneshot(req).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["grpc-status"], "14");
     assert_eq!(
@@ -1187,4 +1197,87 @@ async fn environment_names_for_remote_keys() {
         .unwrap_err();
         assert_eq!(err.setting(), name, "{err}");
     }
+}
+
+/// A client you bring may follow redirects; the answer is refused all the same (J2).
+#[cfg(feature = "reqwest-client")]
+#[tokio::test]
+async fn j2_own_client_redirects_are_still_refused() {
+    use portcullis::JwksClient;
+    let a = es256("a");
+    let clock = TestClock::new();
+    let issuer = Issuer::start(set(&[&a])).await;
+    issuer.behave(Behaviour::Redirect);
+    let client = reqwest::Client::builder().build().unwrap();
+    let auth = builder(&clock)
+        .jwks_url(issuer.jwks_url())
+        .jwks_client(JwksClient::from_reqwest(client))
+        .build()
+        .unwrap();
+    let app = app(auth.clone());
+    assert_unavailable(&app, &token(&a, None)).await;
+    // The client followed the redirect; the redirected answer was not used.
+    assert_eq!(issuer.state.other_hits.load(SeqCst), 1);
+    clock.advance(1);
+    let err = auth.load_keys().await.unwrap_err();
+    assert!(err.to_string().contains("redirects"), "{err}");
+    // Once the issuer answers directly, the same client loads the keys.
+    issuer.behave(Behaviour::Serve);
+    clock.advance(2);
+    assert_ok(&app, &token(&a, None), &a).await;
+}
+
+// ---------------------------------------------------------------- the tonic interceptor
+
+/// Issue 4: the interceptor answers from keys already loaded and never waits on the
+/// network; an unknown kid starts a background refresh.
+#[cfg(feature = "tonic")]
+#[tokio::test]
+async fn interceptor_unknown_kid_starts_a_background_refresh() {
+    use portcullis::grpc::AuthInterceptor;
+    use tonic::service::Interceptor;
+
+    fn request(token: &str) -> tonic::Request<()> {
+        let mut req = tonic::Request::new(());
+        req.metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        req
+    }
+
+    let (a, b) = (es256("a"), es256("b"));
+    let clock = TestClock::new();
+    let issuer = Issuer::start(set(&[&a])).await;
+    let auth = remote(&issuer, &clock);
+
+    // Never loaded: UNAVAILABLE at once, and a background load starts.
+    let mut interceptor = AuthInterceptor::new(auth.clone());
+    let status = interceptor.call(request(&token(&a, None))).unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert_eq!(status.message(), "Authentication keys unavailable");
+    issuer.wait_for_hits(1).await;
+    auth.load_keys().await.unwrap();
+    let hits = issuer.hits();
+
+    // Loaded: a known kid passes, with the principal in the extensions.
+    let req = interceptor.call(request(&token(&a, None))).unwrap();
+    assert_eq!(
+        portcullis::grpc::principal(&req).unwrap().subject(),
+        Some("user-of-a")
+    );
+
+    // A new kid is published. The interceptor answers at once from the loaded keys
+    // (UNAUTHENTICATED, Invalid token) and starts one background refresh.
+    issuer.publish(set(&[&a, &b]));
+    let status = interceptor.call(request(&token(&b, None))).unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    assert_eq!(status.message(), "Invalid token");
+    issuer.wait_for_hits(hits + 1).await;
+    // Join that refresh (single-flight) rather than sleeping; then the new kid passes.
+    auth.verify_async(&token(&b, None)).await.unwrap();
+    let req = interceptor.call(request(&token(&b, None))).unwrap();
+    assert_eq!(
+        portcullis::grpc::principal(&req).unwrap().subject(),
+        Some("user-of-b")
+    );
+    assert_eq!(issuer.hits(), hits + 1, "one background fetch, no more");
 }

@@ -261,7 +261,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     health_reporter.set_serving::<grpc::GreeterServer>().await;
     let state = grpc::State::default();
     let grpc_server = tonic::transport::Server::builder()
-        .layer(layer)
+        .layer(layer.for_grpc())
         .add_service(health)
         .add_service(grpc::GreeterServer(state.clone()))
         .add_service(grpc::AdminServer(state))

@@ -386,6 +386,9 @@ impl AuthenticatorBuilder {
     }
 
     /// Requires `iss` to equal this issuer (call again to accept several). Default: any.
+    /// When a list is set, the issuers of [`issuer_jwks_url`](Self::issuer_jwks_url) and
+    /// [`oidc_issuer`](Self::oidc_issuer) are accepted too (their keys verify only tokens
+    /// that name them).
     pub fn issuer(mut self, iss: impl Into<String>) -> Self {
         self.issuers.push(iss.into());
         self

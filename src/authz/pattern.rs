@@ -114,7 +114,8 @@ pub(super) struct Resource {
 impl Resource {
     /// Checks the resource rules: no empty segment, no `.` or `..` segment, `*` only as a
     /// whole segment, no `{name}` segment (write `*`), no control characters. A leading
-    /// slash is optional and a trailing slash ignored; `*` and `/` cover everything.
+    /// slash is optional and a trailing slash ignored; `*` and `/` cover everything, and
+    /// `/*` is one segment of any name (with everything below it), as SPEC section 5 says.
     pub(super) fn parse(source: &str) -> Result<Self, String> {
         if source.chars().any(char::is_control) {
             return Err(format!(
@@ -122,8 +123,7 @@ impl Resource {
                 source.escape_debug()
             ));
         }
-        if source == "*" || source == "/" || source == "/*" {
-            // `/*` would cover every resource but the root; nobody means that.
+        if source == "*" || source == "/" {
             return Ok(Self {
                 text: "*".into(),
                 segs: Vec::new(),
@@ -178,18 +178,10 @@ fn trim_slashes(s: &str) -> &str {
     s.strip_suffix('/').unwrap_or(s)
 }
 
-/// `.` and `..`, also percent-encoded (`%2e`, `.%2E`, ...).
+/// `.` and `..`, also percent-encoded (`%2e`, `.%2E`, ...), or hidden behind an encoded
+/// slash or backslash (`..%2Fsecret`): the same rule the route policy applies.
 fn is_dot_segment(s: &str) -> bool {
-    let rest = s.strip_prefix('.').or_else(|| {
-        s.get(..3)
-            .filter(|p| p.eq_ignore_ascii_case("%2e"))
-            .map(|_| &s[3..])
-    });
-    match rest {
-        None => false,
-        Some("") => true,
-        Some(r) => r == "." || r.eq_ignore_ascii_case("%2e"),
-    }
+    crate::policy::has_dot_segment(s)
 }
 
 /// Splits a requested resource into segments, or `None` when it is not a valid path:

@@ -110,7 +110,7 @@ pub use watch::FileWatch;
 #[cfg(feature = "watch")]
 mod watch {
     use std::path::{Path, PathBuf};
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
     use super::MemoryStore;
     use crate::authz::RecordSet;
@@ -133,10 +133,10 @@ mod watch {
         }
     }
 
-    /// What identifies a version of the file without reading it.
-    fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-        let meta = std::fs::metadata(path).ok()?;
-        Some((meta.modified().ok()?, meta.len()))
+    /// What identifies a version of the file: its content. Timestamps and sizes miss a
+    /// same-size rewrite within the timestamp's granularity; record files are small.
+    fn stamp(path: &Path) -> Option<Vec<u8>> {
+        std::fs::read(path).ok()
     }
 
     impl MemoryStore {
@@ -144,7 +144,7 @@ mod watch {
         /// tokio runtime and swaps in each new version that is valid. An invalid version is
         /// logged at warn level with its file, line and field, and the current set stays.
         ///
-        /// A version is noticed by its modification time and size. The store is not
+        /// A version is noticed by its content. The store is not
         /// loaded from the file at start: build it with [`RecordSet::from_file`].
         ///
         /// # Panics

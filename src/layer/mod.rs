@@ -1,10 +1,19 @@
-//! The tower layer: guards any `Service<http::Request<B>>` (axum routers, hyper services).
+//! The tower layer: guards any `Service<http::Request<B>>` (axum routers, hyper services,
+//! tonic servers).
 //!
 //! For each request it checks the path, skips public prefixes, authenticates the token,
 //! asks the policy, and then either calls the inner service with the [`Principal`] in the
 //! request extensions, or answers itself with the status, `WWW-Authenticate` and JSON body
 //! of the answer table (the [`AuthError`] goes into the response extensions). A rejection
 //! is a response, never `Service::Error`, so the inner error type is untouched.
+//!
+//! The server, never the client, chooses which rules apply. [`AuthLayer::new`] judges
+//! every request by the policy's HTTP rules and answers over HTTP. On a tonic server use
+//! [`AuthLayer::for_grpc`]: every request is judged by the gRPC rules, the path being the
+//! full method name `/pkg.Service/Method` (exactly two segments; anything else is an
+//! invalid request), and gRPC requests (content type `application/grpc`, `+proto`,
+//! `grpc-web`...) are answered with trailers-only gRPC statuses, while anything else keeps
+//! the HTTP answers. A user agent opens only the methods its allow-list entry names.
 //!
 //! ```
 //! use http::{Request, StatusCode};
@@ -58,6 +67,8 @@ use crate::principal::Principal;
 struct Shared {
     authenticator: Authenticator,
     policy: Policy,
+    /// Judge requests by the gRPC rules (a tonic server) rather than the HTTP rules.
+    grpc: bool,
 }
 
 /// The tower [`Layer`] that authenticates and authorizes requests.
@@ -73,6 +84,7 @@ impl std::fmt::Debug for AuthLayer {
         f.debug_struct("AuthLayer")
             .field("authenticator", &self.shared.authenticator)
             .field("policy", &self.shared.policy)
+            .field("grpc", &self.shared.grpc)
             .finish()
     }
 }
@@ -84,6 +96,39 @@ impl AuthLayer {
             shared: Arc::new(Shared {
                 authenticator,
                 policy,
+                grpc: false,
+            }),
+        }
+    }
+
+    /// The same layer for a tonic server: every request is judged by the policy's gRPC
+    /// rules (method patterns, public methods, user agents, the gRPC unmatched default),
+    /// whatever its content type says, and gRPC requests get gRPC statuses.
+    ///
+    /// ```
+    /// use portcullis::{AuthLayer, Authenticator, Policy};
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let auth = Authenticator::builder().hmac_secret("0123456789abcdef0123456789abcdef").build()?;
+    /// let policy = Policy::builder().public_grpc("/grpc.health.v1.Health/Check").build()?;
+    /// let layer = AuthLayer::new(auth, policy).for_grpc();
+    /// let svc = layer.layer(tower::service_fn(|_req: http::Request<String>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// }));
+    /// let check = http::Request::post("/grpc.health.v1.Health/Check")
+    ///     .header("content-type", "application/grpc")
+    ///     .body(String::new())?;
+    /// assert_eq!(svc.oneshot(check).await?.status(), 200);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # });
+    /// ```
+    pub fn for_grpc(self) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                authenticator: self.shared.authenticator.clone(),
+                policy: self.shared.policy.clone(),
+                grpc: true,
             }),
         }
     }
@@ -128,7 +173,7 @@ impl Shared {
         &self,
         parts: &'a http::request::Parts,
     ) -> Result<crate::policy::Target<'a>, AuthError> {
-        if is_grpc(&parts.headers) {
+        if self.grpc {
             let agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
             self.policy.grpc_target(parts.uri.path(), agent)
         } else {
@@ -164,6 +209,12 @@ impl Shared {
         Ok(Some(principal))
     }
 
+    /// Whether to answer `headers`' request in gRPC form: only on a gRPC layer, and only
+    /// for a gRPC content type.
+    fn answers_grpc(&self, headers: &http::HeaderMap) -> bool {
+        self.grpc && is_grpc(headers)
+    }
+
     fn reject<B>(&self, err: AuthError, grpc: bool) -> Response<AuthBody<B>> {
         tracing::debug!(error = %err, status = err.status().as_u16(), grpc, "request rejected");
         if grpc {
@@ -174,14 +225,14 @@ impl Shared {
     }
 }
 
-/// Whether a request is gRPC: its content type is `application/grpc` or
-/// `application/grpc+<codec>`.
+/// Whether a request is gRPC: its content type is `application/grpc`,
+/// `application/grpc+<codec>`, or gRPC-web (`application/grpc-web...`).
 pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
     headers.get(CONTENT_TYPE).is_some_and(|v| {
         let v = v.as_bytes();
         v.len() >= 16
             && v[..16].eq_ignore_ascii_case(b"application/grpc")
-            && matches!(v.get(16), None | Some(b'+') | Some(b';'))
+            && matches!(v.get(16), None | Some(b'+') | Some(b';') | Some(b'-'))
     })
 }
 
@@ -271,14 +322,17 @@ where
             }
             Err(Step::Fail(err)) => ResponseFuture {
                 state: State::Reject {
-                    res: Some(self.shared.reject(err, is_grpc(&parts.headers))),
+                    res: Some(
+                        self.shared
+                            .reject(err, self.shared.answers_grpc(&parts.headers)),
+                    ),
                 },
             },
             Err(Step::Fetch(_)) => {
                 // `self.inner` was polled ready: it goes into the future, a clone stays.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                let grpc = is_grpc(&parts.headers);
+                let grpc = self.shared.answers_grpc(&parts.headers);
                 ResponseFuture {
                     state: State::Fetch {
                         fut: checked(self.shared.clone(), parts, body, inner),

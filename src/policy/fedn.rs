@@ -85,7 +85,8 @@ impl PolicyBuilder {
     /// methods of `fedn.Combiner`, `fedn.Connector` and `fedn.ModelService`, the
     /// controller methods of `fedn.Control`), its public methods, and unmatched methods
     /// open to any valid token. FEDn's `grpc_health_probe` user-agent allow-list is not
-    /// included: add it with [`grpc_user_agent`](Self::grpc_user_agent) if you want it.
+    /// included (it opens every method to anyone who claims that user agent); scope it
+    /// with [`grpc_user_agent`](Self::grpc_user_agent) if you want it.
     ///
     /// ```
     /// use portcullis::Policy;

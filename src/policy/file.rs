@@ -27,9 +27,16 @@ struct File {
     #[serde(default)]
     public_grpc: Vec<String>,
     #[serde(default)]
-    grpc_user_agents: Vec<String>,
+    grpc_user_agent: Vec<UserAgent>,
     #[serde(default)]
     grpc: Vec<GrpcRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserAgent {
+    agent: String,
+    methods: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -85,8 +92,8 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<PolicyBuilder, ConfigErr
     for p in file.public_grpc {
         b = b.public_grpc(p);
     }
-    for a in file.grpc_user_agents {
-        b = b.grpc_user_agent(a);
+    for a in file.grpc_user_agent {
+        b = b.grpc_user_agent(a.agent, a.methods);
     }
     for rule in file.grpc {
         b = b.allow_grpc(&rule.method, rule.roles);

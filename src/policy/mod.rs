@@ -46,6 +46,7 @@ use serde_json::Value;
 
 use crate::error::{AuthError, ConfigError, Reason};
 use crate::principal::{Principal, claim_at};
+pub(crate) use pattern::has_dot_segment;
 use pattern::{GrpcPattern, Pattern, Prefix, split_grpc, split_path};
 
 /// What a policy does with a route that no rule names.
@@ -71,6 +72,8 @@ enum Matcher {
 
 #[derive(Debug, Clone)]
 struct Rule {
+    /// Position among the rules of its kind (HTTP or gRPC), as written.
+    index: usize,
     matcher: Matcher,
     /// The roles as written, for reasons.
     roles: Vec<String>,
@@ -133,7 +136,8 @@ struct Inner {
     required_claims: Vec<(String, String)>,
     unmatched: Unmatched,
     grpc_public: Vec<GrpcPattern>,
-    grpc_user_agents: Vec<String>,
+    /// User agents and the methods they may call without a token.
+    grpc_user_agents: Vec<(String, Vec<GrpcPattern>)>,
     grpc_unmatched: Unmatched,
 }
 
@@ -151,6 +155,25 @@ impl fmt::Debug for Policy {
                     .collect::<Vec<_>>(),
             )
             .field("unmatched", &self.inner.unmatched)
+            .field(
+                "public_grpc",
+                &self
+                    .inner
+                    .grpc_public
+                    .iter()
+                    .map(GrpcPattern::source)
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "grpc_user_agents",
+                &self
+                    .inner
+                    .grpc_user_agents
+                    .iter()
+                    .map(|(a, m)| (a, m.iter().map(GrpcPattern::source).collect::<Vec<_>>()))
+                    .collect::<Vec<_>>(),
+            )
+            .field("unmatched_grpc", &self.inner.grpc_unmatched)
             .finish_non_exhaustive()
     }
 }
@@ -202,7 +225,7 @@ pub enum DecisionReason {
     },
     /// A rule allowed it.
     Rule {
-        /// Index of the rule in the policy.
+        /// Position of the rule among the policy's HTTP rules, or among its gRPC rules.
         index: usize,
         /// The rule's method list (`*` for any).
         methods: String,
@@ -330,7 +353,9 @@ impl Policy {
     ///
     /// unmatched_grpc = "authenticated"          # gRPC methods no rule names; default "deny"
     /// public_grpc = ["/grpc.health.v1.Health/*"]
-    /// grpc_user_agents = ["grpc_health_probe"]  # off unless listed
+    /// [[grpc_user_agent]]                       # off unless listed
+    /// agent = "grpc_health_probe"
+    /// methods = ["/grpc.health.v1.Health/*"]
     /// [[grpc]]
     /// roles = ["client"]
     /// method = "/fedn.Combiner/TaskStream"      # or "/pkg.Service/*", or "*"
@@ -386,8 +411,8 @@ impl Policy {
                 inner
                     .grpc_user_agents
                     .iter()
-                    .find(|a| *a == agent)
-                    .map(|a| Arc::from(format!("user-agent {a}")))
+                    .find(|(a, methods)| a == agent && methods.iter().any(|m| m.matches(path)))
+                    .map(|(a, _)| Arc::from(format!("user-agent {a}")))
             });
         Ok(Target {
             kind: TargetKind::Grpc { method: path },
@@ -472,7 +497,7 @@ impl Policy {
         }
         let mut named = false;
         let mut needs = BTreeSet::new();
-        for (index, rule) in self.inner.rules.iter().enumerate() {
+        for rule in &self.inner.rules {
             let hit = rule.matches(target);
             if !hit {
                 continue;
@@ -491,7 +516,7 @@ impl Policy {
                 return Decision {
                     allowed: true,
                     reason: DecisionReason::Rule {
-                        index,
+                        index: rule.index,
                         methods,
                         pattern,
                         role: role.to_owned(),
@@ -525,7 +550,7 @@ pub struct PolicyBuilder {
     /// (methods, pattern, roles); methods `None` marks a gRPC rule.
     rules: Vec<(Option<String>, String, Vec<String>)>,
     grpc_public: Vec<String>,
-    grpc_user_agents: Vec<String>,
+    grpc_user_agents: Vec<(String, Vec<String>)>,
     grpc_unmatched: Unmatched,
     public: Vec<String>,
     url_prefix: Option<String>,
@@ -572,11 +597,30 @@ impl PolicyBuilder {
         self
     }
 
-    /// A user agent whose calls need no token, compared with the first word of the
-    /// `user-agent` metadata (FEDn allows `grpc_health_probe`). Off unless configured:
-    /// any client can claim any user agent, so allow only what is harmless to expose.
-    pub fn grpc_user_agent(mut self, agent: impl Into<String>) -> Self {
-        self.grpc_user_agents.push(agent.into());
+    /// Lets callers whose user agent's first word is `agent` call `methods` (gRPC method
+    /// patterns) without a token, as FEDn does for `grpc_health_probe` on the health
+    /// service. Off unless configured. Any client can claim any user agent, so list only
+    /// methods that are harmless to expose: an empty list is refused, and FEDn's own
+    /// allow-list (which opens every method) is deliberately not reproduced.
+    ///
+    /// ```
+    /// use portcullis::Policy;
+    ///
+    /// let policy = Policy::builder()
+    ///     .grpc_user_agent("grpc_health_probe", ["/grpc.health.v1.Health/*"])
+    ///     .build()?;
+    /// let probe = Some("grpc_health_probe grpc-go/1.70");
+    /// assert!(policy.grpc_target("/grpc.health.v1.Health/Check", probe)?.is_public());
+    /// assert!(!policy.grpc_target("/pkg.Admin/Stats", probe)?.is_public());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn grpc_user_agent<I, S>(mut self, agent: impl Into<String>, methods: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.grpc_user_agents
+            .push((agent.into(), methods.into_iter().map(Into::into).collect()));
         self
     }
 
@@ -647,10 +691,23 @@ impl PolicyBuilder {
             .map(|k| (k.clone(), closure(k)))
             .collect();
         let mut rules = Vec::with_capacity(self.rules.len());
-        for (i, (methods, pattern, roles)) in self.rules.into_iter().enumerate() {
-            let setting = match &methods {
-                Some(m) => format!("rule {i} ({m} {pattern})"),
-                None => format!("rule {i} (gRPC {pattern})"),
+        let (mut http_index, mut grpc_index) = (0, 0);
+        for (methods, pattern, roles) in self.rules {
+            let (index, setting) = match &methods {
+                Some(m) => {
+                    http_index += 1;
+                    (
+                        http_index - 1,
+                        format!("rule {} ({m} {pattern})", http_index - 1),
+                    )
+                }
+                None => {
+                    grpc_index += 1;
+                    (
+                        grpc_index - 1,
+                        format!("grpc rule {} ({pattern})", grpc_index - 1),
+                    )
+                }
             };
             if roles.is_empty() || roles.iter().any(String::is_empty) {
                 return Err(ConfigError::new(
@@ -677,6 +734,7 @@ impl PolicyBuilder {
             }
             let any_role = roles.iter().any(|r| r == "*");
             rules.push(Rule {
+                index,
                 matcher,
                 roles,
                 granted_by,
@@ -714,7 +772,24 @@ impl PolicyBuilder {
                         GrpcPattern::parse(p).map_err(|e| ConfigError::new("public gRPC method", e))
                     })
                     .collect::<Result<_, _>>()?,
-                grpc_user_agents: self.grpc_user_agents,
+                grpc_user_agents: self
+                    .grpc_user_agents
+                    .into_iter()
+                    .map(|(agent, methods)| {
+                        let setting = format!("gRPC user agent `{agent}`");
+                        if agent.is_empty() || agent.contains(char::is_whitespace) {
+                            return Err(ConfigError::new(setting, "must be one non-empty word, the user agent's first"));
+                        }
+                        if methods.is_empty() {
+                            return Err(ConfigError::new(setting, "name the methods it may call without a token, like `/grpc.health.v1.Health/*`"));
+                        }
+                        let methods = methods
+                            .iter()
+                            .map(|m| GrpcPattern::parse(m).map_err(|e| ConfigError::new(&setting, e)))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        Ok((agent, methods))
+                    })
+                    .collect::<Result<_, _>>()?,
                 grpc_unmatched: self.grpc_unmatched,
             }),
         })

@@ -120,7 +120,7 @@ pub(crate) const MAX_SEGMENTS: usize = 256;
 /// Whether a raw segment is `.` or `..`, also percent-encoded, or holds one once an
 /// encoded slash or backslash is decoded (`..%2F..`): a server behind us that decodes and
 /// normalises would otherwise walk out of the matched route.
-fn has_dot_segment(seg: &str) -> bool {
+pub(crate) fn has_dot_segment(seg: &str) -> bool {
     if seg == "." || seg == ".." {
         return true;
     }
@@ -208,12 +208,13 @@ impl GrpcPattern {
         let (service, method) = split_grpc(source).ok_or_else(|| {
             format!("gRPC method pattern `{source}` must look like `/pkg.Service/Method`, `/pkg.Service/*` or `*`")
         })?;
-        let kind = if method == "*" {
-            GrpcKind::Service(format!("/{service}/"))
-        } else if method.contains('*') || service.contains('*') {
+        if service.contains('*') || (method != "*" && method.contains('*')) {
             return Err(format!(
                 "gRPC method pattern `{source}`: `*` stands only for the whole method or the whole pattern"
             ));
+        }
+        let kind = if method == "*" {
+            GrpcKind::Service(format!("/{service}/"))
         } else {
             GrpcKind::Exact(source.to_owned())
         };

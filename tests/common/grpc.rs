@@ -110,7 +110,8 @@ impl<const N: usize> Service<http::Request<Body>> for Named<N> {
     }
 }
 
-/// Starts a tonic server on 127.0.0.1:0 guarded by `layer` (if any); returns its address.
+/// Starts a tonic server on 127.0.0.1:0 guarded by `layer` (made a gRPC layer with
+/// `for_grpc`), or unguarded for `None` (the benches' baseline); returns its address.
 pub async fn serve(layer: Option<portcullis::AuthLayer>) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -119,7 +120,7 @@ pub async fn serve(layer: Option<portcullis::AuthLayer>) -> std::net::SocketAddr
     let fut: Pin<Box<dyn Future<Output = _> + Send>> = match layer {
         Some(layer) => Box::pin(
             server
-                .layer(layer)
+                .layer(layer.for_grpc())
                 .add_service(Named::<0>)
                 .add_service(Named::<1>)
                 .add_service(Named::<2>)
@@ -131,6 +132,9 @@ pub async fn serve(layer: Option<portcullis::AuthLayer>) -> std::net::SocketAddr
             tonic::transport::Server::builder()
                 .add_service(Named::<0>)
                 .add_service(Named::<1>)
+                .add_service(Named::<2>)
+                .add_service(Named::<3>)
+                .add_service(Named::<4>)
                 .serve_with_incoming(incoming),
         ),
     };
