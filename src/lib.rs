@@ -133,7 +133,7 @@ pub use authz::Authz;
 pub use authz::FileWatch;
 pub use authz::{
     AccessDecision, AccessReason, Authorizer, Grant, MemoryStore, Record, RecordSet,
-    RecordSetBuilder, RecordStore, Statement, Subject, Via,
+    RecordSetBuilder, RecordStore, Statement, Subject, Via, resource_uri,
 };
 pub use config::EnvConfig;
 pub use error::{AuthError, AuthErrorKind, ConfigError, GrpcCode};

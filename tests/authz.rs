@@ -1010,3 +1010,22 @@ fn a1_dot_segments_behind_encoded_slashes_are_denied() {
         ],
     );
 }
+
+#[test]
+fn resource_uri_keeps_a_decoded_slash_inside_its_segment() {
+    let authz = single(&["documents:read"], &["/documents/A"]);
+    let nested = portcullis::resource_uri(["documents", "A", "page"]);
+    assert!(
+        authz
+            .authorize_user("u", &nested, "documents:read")
+            .is_allowed()
+    );
+    // A path parameter that decoded to `A/secret` names another document, not A's child.
+    let sneaky = portcullis::resource_uri(["documents", "A/secret"]);
+    assert_eq!(sneaky, "/documents/A%2Fsecret");
+    assert!(
+        !authz
+            .authorize_user("u", &sneaky, "documents:read")
+            .is_allowed()
+    );
+}

@@ -24,7 +24,8 @@ use crate::principal::Principal;
 /// use tower::ServiceExt;
 ///
 /// async fn read(authz: Authz, Path(id): Path<String>) -> Result<String, AuthRejection> {
-///     authz.require(&format!("/documents/{id}"), "documents:read")?;
+///     // `resource_uri` keeps a decoded `%2F` inside its segment.
+///     authz.require(&portcullis::resource_uri(["documents", &id]), "documents:read")?;
 ///     Ok(format!("document {id}"))
 /// }
 ///

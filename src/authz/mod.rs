@@ -137,6 +137,34 @@ pub use records::{Record, RecordSet, RecordSetBuilder, Statement};
 pub use store::FileWatch;
 pub use store::{MemoryStore, RecordStore};
 
+/// Builds a resource URI from segments taken from a request (path parameters, ids),
+/// percent-encoding `/`, `\` and `%` inside each one, so a value such as `A/secret` (a
+/// decoded `%2F`) stays one segment and cannot reach below `/documents/A`.
+///
+/// ```
+/// use portcullis::resource_uri;
+///
+/// assert_eq!(resource_uri(["documents", "A"]), "/documents/A");
+/// assert_eq!(resource_uri(["documents", "A/secret"]), "/documents/A%2Fsecret");
+/// ```
+pub fn resource_uri<I, S>(segments: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    const SET: &percent_encoding::AsciiSet =
+        &percent_encoding::CONTROLS.add(b'/').add(b'\\').add(b'%');
+    let mut out = String::new();
+    for seg in segments {
+        out.push('/');
+        out.extend(percent_encoding::utf8_percent_encode(seg.as_ref(), SET));
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
 /// Who is asking: a user id, plus groups and token roles.
 ///
 /// Made from a user id (`"ada"`), with [`Subject::user`] and the `with_` methods, or from
