@@ -31,12 +31,14 @@ pub struct Principal {
 /// The scheme and realm of the authenticator that made a principal, for challenges in
 /// extractor rejections.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
 pub(crate) struct Challenge {
     pub(crate) scheme: String,
     pub(crate) realm: String,
 }
 
 struct Inner {
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     challenge: Arc<Challenge>,
     subject: Option<String>,
     roles: Vec<String>,
@@ -66,6 +68,7 @@ impl Principal {
         }
     }
 
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn challenge(&self) -> &Challenge {
         &self.inner.challenge
     }

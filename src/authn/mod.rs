@@ -886,42 +886,46 @@ impl Authenticator {
         // jsonwebtoken decodes the signature with the same strict engine (no padding,
         // canonical trailing bits), so a non-canonical signature fails verification.
         let signed = &token[..h64.len() + 1 + p64.len()];
+        // Claims parsed early, when the token's `iss` had to pick its issuer's keys.
+        #[cfg_attr(not(feature = "jwks"), allow(unused_mut))]
+        let mut parsed: Option<(Vec<u8>, Map<String, Value>)> = None;
+        #[cfg(feature = "jwks")]
+        let snapshot;
+        #[cfg(feature = "jwks")]
+        let mut remote_set = None;
         #[cfg(feature = "jwks")]
         if let Some(remote) = &self.inner.remote {
             // The token's `iss` picks its issuer's keys (a map look-up), so the claims are
             // read before the signature; `iss` is checked again with the other claims.
-            let mut parsed = None;
-            let mut set = None;
+            let mut by_issuer = None;
             if !remote.by_issuer.is_empty() {
                 let payload = b64
                     .decode(p64)
                     .map_err(|_| malformed("payload is not strict base64url"))?;
                 let claims = json::object(&payload).map_err(malformed)?;
-                set = claims
+                by_issuer = claims
                     .get("iss")
                     .and_then(Value::as_str)
                     .and_then(|iss| remote.by_issuer.get(iss));
                 parsed = Some((payload, claims));
             }
-            if let Some(set) = set.or(remote.any.as_ref()) {
-                let snapshot = set.snapshot();
-                let key = set.select(&snapshot, header.kid, header.alg, mode)?;
-                if !jwt::verify(s64, signed.as_bytes(), &key.key, key.alg) {
-                    return Err(AuthError::invalid_token(Reason::BadSignature).into());
-                }
-                return Ok(match parsed {
-                    Some((payload, claims)) => (header_map, payload, Some(claims)),
-                    None => {
-                        let payload = b64
-                            .decode(p64)
-                            .map_err(|_| malformed("payload is not strict base64url"))?;
-                        (header_map, payload, None)
-                    }
-                });
-            }
+            remote_set = by_issuer.or(remote.any.as_ref());
         }
         #[cfg(not(feature = "jwks"))]
         let _ = mode;
+        #[cfg(feature = "jwks")]
+        let key = match remote_set {
+            Some(set) => {
+                snapshot = set.snapshot();
+                set.select(&snapshot, header.kid, header.alg, mode)?
+            }
+            None => self
+                .inner
+                .keys
+                .select(header.kid, header.alg)
+                .map_err(no_key_error)?,
+        };
+        #[cfg(not(feature = "jwks"))]
         let key = self
             .inner
             .keys
@@ -930,10 +934,15 @@ impl Authenticator {
         if !jwt::verify(s64, signed.as_bytes(), &key.key, key.alg) {
             return Err(AuthError::invalid_token(Reason::BadSignature).into());
         }
-        let payload = b64
-            .decode(p64)
-            .map_err(|_| malformed("payload is not strict base64url"))?;
-        Ok((header_map, payload, None))
+        Ok(match parsed {
+            Some((payload, claims)) => (header_map, payload, Some(claims)),
+            None => {
+                let payload = b64
+                    .decode(p64)
+                    .map_err(|_| malformed("payload is not strict base64url"))?;
+                (header_map, payload, None)
+            }
+        })
     }
 
     fn check_header<'h>(&self, header: &'h Map<String, Value>) -> Result<Header<'h>, AuthError> {
