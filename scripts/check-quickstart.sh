@@ -11,7 +11,8 @@ port=${PORT:-$((20000 + RANDOM % 20000))}
 grpc_port=$((port + 1))
 out=$(mktemp)
 cargo build -q --example "$example"
-env PORT="$port" GRPC_PORT="$grpc_port" "$@" "./target/debug/examples/$example" >"$out" 2>&1 &
+bin_dir="${CARGO_TARGET_DIR:-target}/debug/examples"
+env PORT="$port" GRPC_PORT="$grpc_port" "$@" "$bin_dir/$example" >"$out" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$out"' EXIT
 for _ in $(seq 1 100); do
@@ -29,7 +30,7 @@ while IFS= read -r line; do
     cmd=${line/curl -i/curl -s -o /dev/null -w %\{http_code\} --max-time 5}
     got=$(eval "$cmd" || true)
   elif [[ $line == *"--example quickstart -- call"* && -n $expect ]]; then
-    cmd=${line/cargo run -q --example quickstart -- call/env "$@" ./target/debug/examples/quickstart call}
+    cmd=${line/cargo run -q --example quickstart -- call/env "$@" $bin_dir/quickstart call}
     got=$(eval "$cmd" 2>&1 | head -1 | cut -d' ' -f1)
   else
     continue
