@@ -26,7 +26,7 @@ fn jwt_alg(alg: Algorithm) -> jsonwebtoken::Algorithm {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("verify");
-    for alg in Algorithm::ALL {
+    for &alg in Algorithm::ALL {
         let hmac = alg.as_str().starts_with("HS");
         let (signer, auth, bare_key) = if hmac {
             (

@@ -3,7 +3,7 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `FEDN_JWT_SECRET_KEY` | HMAC secret | none |
+//! | `FEDN_JWT_SECRET_KEY` | HMAC secret; under an asymmetric `FEDN_JWT_ALGORITHM` (RS256, ES256, EdDSA...) the PEM public key, as FEDn reads it | none |
 //! | `FEDN_JWT_ALGORITHM` | the keys' algorithm (HMAC secret or PEM key) | `HS256` |
 //! | `FEDN_AUTH_SCHEME` | accepted scheme name | `Bearer` |
 //! | `FEDN_AUTH_WHITELIST_URL_PREFIX` | public prefixes (comma-separated) | none |
@@ -17,7 +17,7 @@
 //! | `PORTCULLIS_JWKS_TTL_SECONDS` | remote key set TTL without `Cache-Control: max-age` | `600` |
 //! | `PORTCULLIS_JWKS_COOLDOWN_SECONDS` | least time between refetches for unknown `kid`s | `30` |
 //! | `PORTCULLIS_ISSUER` | required `iss` (comma-separated for several) | any |
-//! | `PORTCULLIS_AUDIENCE` | required `aud` (comma-separated for several) | not checked |
+//! | `PORTCULLIS_AUDIENCE` | required `aud` (comma-separated for several) | none: tokens carrying `aud` are refused |
 //! | `PORTCULLIS_ROLE_CLAIM` | claim path of roles | `role` |
 //! | `PORTCULLIS_GROUPS_CLAIM` | claim path of groups | `groups` |
 //! | `PORTCULLIS_LEEWAY_SECONDS` | clock leeway, at most 300 | `60` |
@@ -46,9 +46,10 @@
 //! # Ok::<(), portcullis::ConfigError>(())
 //! ```
 
+use crate::authn::pem_label;
 use crate::authn::{Authenticator, AuthenticatorBuilder};
 use crate::error::ConfigError;
-use crate::keys::Algorithm;
+use crate::jose::{Algorithm, Family};
 use crate::layer::AuthLayer;
 use crate::policy::{Policy, PolicyBuilder};
 
@@ -60,6 +61,7 @@ pub struct EnvConfig {
     policy: PolicyBuilder,
     has_keys: bool,
     secret_var: bool,
+    secret_pem: bool,
 }
 
 fn list(v: &str) -> impl Iterator<Item = &str> {
@@ -94,9 +96,38 @@ impl EnvConfig {
             None => Algorithm::HS256,
         };
         let mut has_keys = false;
-        let secret_var = get("FEDN_JWT_SECRET_KEY").is_some();
+        let mut secret_var = false;
+        let mut secret_pem = false;
         if let Some(secret) = get("FEDN_JWT_SECRET_KEY") {
-            auth = auth.hmac_secret(secret).hmac_algorithm(alg);
+            if alg.family() == Family::Hmac {
+                auth = auth.hmac_secret(secret).hmac_algorithm(alg);
+                secret_var = true;
+            } else {
+                // FEDn (PyJWT) reads the variable as the key of that algorithm: under an
+                // asymmetric FEDN_JWT_ALGORITHM it holds the PEM public key.
+                match pem_label(secret.as_bytes()) {
+                    Some(label) if label.ends_with("PUBLIC KEY") => {
+                        auth = auth.public_key_pem(alg, secret.trim());
+                        secret_pem = true;
+                    }
+                    Some(label) => {
+                        return Err(ConfigError::new(
+                            "FEDN_JWT_SECRET_KEY",
+                            format!(
+                                "holds a PEM `{label}` block; with FEDN_JWT_ALGORITHM={alg} it must hold the PEM public key (-----BEGIN PUBLIC KEY-----), never a private key"
+                            ),
+                        ));
+                    }
+                    None => {
+                        return Err(ConfigError::new(
+                            "FEDN_JWT_ALGORITHM",
+                            format!(
+                                "{alg} is not an HMAC algorithm, and FEDN_JWT_SECRET_KEY holds no PEM public key (-----BEGIN PUBLIC KEY-----) for it; for an HMAC secret use HS256, HS384 or HS512"
+                            ),
+                        ));
+                    }
+                }
+            }
             has_keys = true;
         }
         if let Some(path) = get("PORTCULLIS_PUBLIC_KEY_FILE") {
@@ -237,6 +268,7 @@ impl EnvConfig {
             policy,
             has_keys,
             secret_var,
+            secret_pem,
         })
     }
 
@@ -262,7 +294,7 @@ impl EnvConfig {
 
     /// Builds the authenticator and the policy.
     pub fn build(self) -> Result<(Authenticator, Policy), ConfigError> {
-        let secret_var = self.secret_var;
+        let (secret_var, secret_pem) = (self.secret_var, self.secret_pem);
         let auth = self.auth.build().map_err(|e| match e.setting() {
             "hmac_secret" if secret_var => e.renamed("FEDN_JWT_SECRET_KEY"),
             "hmac_algorithm" => e.renamed("FEDN_JWT_ALGORITHM"),
@@ -272,6 +304,9 @@ impl EnvConfig {
             "leeway" => e.renamed("PORTCULLIS_LEEWAY_SECONDS"),
             "scheme" => e.renamed("FEDN_AUTH_SCHEME"),
             "max_token_bytes" => e.renamed("PORTCULLIS_MAX_TOKEN_BYTES"),
+            "public_key_pem" if secret_pem => e
+                .renamed("FEDN_JWT_SECRET_KEY")
+                .with_hint("the key's algorithm comes from FEDN_JWT_ALGORITHM"),
             "public_key_pem" => e
                 .renamed("PORTCULLIS_PUBLIC_KEY_FILE")
                 .with_hint("the key's algorithm comes from FEDN_JWT_ALGORITHM"),

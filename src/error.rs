@@ -17,7 +17,9 @@
 //! );
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use http::StatusCode;
 
@@ -96,7 +98,7 @@ impl AuthErrorKind {
     }
 
     /// The RFC 6750 error code for `WWW-Authenticate`, if this kind has one.
-    fn rfc6750_code(self) -> Option<&'static str> {
+    pub(crate) fn rfc6750_code(self) -> Option<&'static str> {
         match self {
             Self::InvalidRequest => Some("invalid_request"),
             Self::InvalidToken => Some("invalid_token"),
@@ -151,7 +153,72 @@ pub(crate) enum Reason {
 pub struct AuthError {
     kind: AuthErrorKind,
     reason: Reason,
-    scheme: Option<Box<str>>,
+    scheme: Option<Arc<str>>,
+}
+
+/// One row of the answer table: a kind with one fixed message. Answers are precomputed per
+/// row (see `crate::answer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Row {
+    Missing,
+    WrongScheme,
+    InvalidRequest,
+    InvalidPath,
+    Expired,
+    InvalidToken,
+    Forbidden,
+    KeysUnavailable,
+    Misuse,
+}
+
+impl Row {
+    /// Every row, in index order.
+    pub(crate) const ALL: [Row; 9] = [
+        Row::Missing,
+        Row::WrongScheme,
+        Row::InvalidRequest,
+        Row::InvalidPath,
+        Row::Expired,
+        Row::InvalidToken,
+        Row::Forbidden,
+        Row::KeysUnavailable,
+        Row::Misuse,
+    ];
+
+    pub(crate) fn kind(self) -> AuthErrorKind {
+        match self {
+            Row::Missing | Row::WrongScheme => AuthErrorKind::MissingCredentials,
+            Row::InvalidRequest | Row::InvalidPath => AuthErrorKind::InvalidRequest,
+            Row::Expired | Row::InvalidToken => AuthErrorKind::InvalidToken,
+            Row::Forbidden => AuthErrorKind::Forbidden,
+            Row::KeysUnavailable => AuthErrorKind::KeysUnavailable,
+            Row::Misuse => AuthErrorKind::Misuse,
+        }
+    }
+
+    /// The fixed text of the row; `scheme` completes "Invalid token scheme, expected".
+    /// It keeps FEDn's words so FEDn clients keep working.
+    pub(crate) fn message(self, scheme: &str) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
+            Row::WrongScheme => {
+                return Cow::Owned(format!("Invalid token scheme, expected {scheme}"));
+            }
+            Row::Missing => "Missing token",
+            Row::InvalidPath => "Invalid request path",
+            Row::InvalidRequest => "Invalid request",
+            Row::Expired => "Token expired",
+            Row::InvalidToken => "Invalid token",
+            Row::Forbidden => "Insufficient permissions",
+            Row::KeysUnavailable => "Authentication keys unavailable",
+            Row::Misuse => "Internal error",
+        })
+    }
+
+    /// The JSON body: `{"error": "<code>", "message": "<fixed text>"}`.
+    pub(crate) fn body(self, scheme: &str) -> String {
+        serde_json::json!({ "error": self.kind().code(), "message": self.message(scheme) })
+            .to_string()
+    }
 }
 
 impl AuthError {
@@ -167,11 +234,11 @@ impl AuthError {
         Self::new(AuthErrorKind::MissingCredentials, Reason::NoHeader)
     }
 
-    pub(crate) fn wrong_scheme(expected: &str) -> Self {
+    pub(crate) fn wrong_scheme(expected: &Arc<str>) -> Self {
         Self {
             kind: AuthErrorKind::MissingCredentials,
             reason: Reason::WrongScheme,
-            scheme: Some(expected.into()),
+            scheme: Some(expected.clone()),
         }
     }
 
@@ -224,30 +291,34 @@ impl AuthError {
         self.reason == Reason::Expired
     }
 
+    /// The row of the answer table this error is answered with.
+    pub(crate) fn row(&self) -> Row {
+        match (&self.kind, &self.reason) {
+            (AuthErrorKind::MissingCredentials, Reason::WrongScheme) => Row::WrongScheme,
+            (AuthErrorKind::MissingCredentials, _) => Row::Missing,
+            (AuthErrorKind::InvalidRequest, Reason::DotSegment | Reason::BadPath) => {
+                Row::InvalidPath
+            }
+            (AuthErrorKind::InvalidRequest, _) => Row::InvalidRequest,
+            (AuthErrorKind::InvalidToken, Reason::Expired) => Row::Expired,
+            (AuthErrorKind::InvalidToken, _) => Row::InvalidToken,
+            (AuthErrorKind::Forbidden, _) => Row::Forbidden,
+            (AuthErrorKind::KeysUnavailable, _) => Row::KeysUnavailable,
+            (AuthErrorKind::Misuse, _) => Row::Misuse,
+        }
+    }
+
     /// The fixed text sent to the client. It keeps FEDn's words so FEDn clients keep
     /// working, and never holds the token, a key id or a claim value.
     pub fn message(&self) -> String {
-        match (&self.kind, &self.reason) {
-            (AuthErrorKind::MissingCredentials, Reason::WrongScheme) => format!(
-                "Invalid token scheme, expected {}",
-                self.scheme.as_deref().unwrap_or("Bearer")
-            ),
-            (AuthErrorKind::MissingCredentials, _) => "Missing token".to_owned(),
-            (AuthErrorKind::InvalidRequest, Reason::DotSegment | Reason::BadPath) => {
-                "Invalid request path".to_owned()
-            }
-            (AuthErrorKind::InvalidRequest, _) => "Invalid request".to_owned(),
-            (AuthErrorKind::InvalidToken, Reason::Expired) => "Token expired".to_owned(),
-            (AuthErrorKind::InvalidToken, _) => "Invalid token".to_owned(),
-            (AuthErrorKind::Forbidden, _) => "Insufficient permissions".to_owned(),
-            (AuthErrorKind::KeysUnavailable, _) => "Authentication keys unavailable".to_owned(),
-            (AuthErrorKind::Misuse, _) => "Internal error".to_owned(),
-        }
+        self.row()
+            .message(self.scheme.as_deref().unwrap_or("Bearer"))
+            .into_owned()
     }
 
     /// The JSON body: `{"error": "<code>", "message": "<fixed text>"}`.
     pub fn body(&self) -> String {
-        serde_json::json!({ "error": self.kind.code(), "message": self.message() }).to_string()
+        self.row().body(self.scheme.as_deref().unwrap_or("Bearer"))
     }
 
     /// The `WWW-Authenticate` value for this rejection, given the scheme name and realm,

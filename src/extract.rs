@@ -41,21 +41,22 @@
 //! ```
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use crate::answer::{self, Answers};
 use crate::error::{AuthError, Reason};
-use crate::layer::rejection_response;
 use crate::principal::Principal;
 
 /// The rejection of the extractors: an [`AuthError`] answered as the table says.
 #[derive(Debug)]
 pub struct AuthRejection {
     error: AuthError,
-    challenge: Option<String>,
+    answers: Option<Arc<Answers>>,
 }
 
 impl AuthRejection {
@@ -64,39 +65,37 @@ impl AuthRejection {
         &self.error
     }
 
-    /// A rejection with no challenge (500 misuse, 503).
+    /// A rejection with no challenge of its own (the layer in front adds one).
     pub(crate) fn plain(error: AuthError) -> Self {
         Self {
             error,
-            challenge: None,
+            answers: None,
         }
     }
 
     /// A rejection of a verified caller: the challenge names the scheme and realm of the
     /// authenticator that verified it.
     pub(crate) fn for_principal(error: AuthError, principal: &Principal) -> Self {
-        let c = principal.challenge();
         Self {
-            challenge: error.www_authenticate(&c.scheme, &c.realm),
             error,
+            answers: Some(principal.answers().clone()),
         }
     }
 }
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        rejection_response::<axum_core::body::Body>(&self.error, self.challenge)
-            .map(axum_core::body::Body::new)
+        match &self.answers {
+            Some(answers) => answers.http::<axum_core::body::Body>(&self.error),
+            None => answer::plain::<axum_core::body::Body>(&self.error),
+        }
+        .map(axum_core::body::Body::new)
     }
 }
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        AuthRejection {
-            error: self,
-            challenge: None,
-        }
-        .into_response()
+        AuthRejection::plain(self).into_response()
     }
 }
 
@@ -104,16 +103,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Principal>()
-            .cloned()
-            .ok_or_else(|| AuthRejection {
-                error: AuthError::misuse(
-                    "Principal extractor without AuthLayer in front, or on a public route",
-                ),
-                challenge: None,
-            })
+        parts.extensions.get::<Principal>().cloned().ok_or_else(|| {
+            AuthRejection::plain(AuthError::misuse(
+                "Principal extractor without AuthLayer in front, or on a public route",
+            ))
+        })
     }
 }
 
@@ -141,11 +135,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
         principal.claims_as::<T>().map(Claims).map_err(|_| {
             let error =
                 AuthError::invalid_token(Reason::Claim("claims do not fit the handler's type"));
-            let c = principal.challenge();
-            AuthRejection {
-                challenge: error.www_authenticate(&c.scheme, &c.realm),
-                error,
-            }
+            AuthRejection::for_principal(error, &principal)
         })
     }
 }

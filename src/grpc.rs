@@ -142,7 +142,11 @@ impl AuthInterceptor {
         }
         let token = inner.authenticator.token_from_value(value.as_bytes())?;
         let principal = inner.authenticator.verify(token)?;
-        if !inner.roles.is_empty() && !principal.roles().iter().any(|r| inner.roles.contains(r)) {
+        if !inner.roles.is_empty()
+            && !principal
+                .roles()
+                .any(|r| inner.roles.iter().any(|x| x == r))
+        {
             return Err(AuthError::forbidden_because(format!(
                 "the service needs one of: {}",
                 inner.roles.join(", ")

@@ -110,22 +110,27 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod answer;
 mod authn;
 mod authz;
+mod body;
+mod clock;
 mod config;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
 #[cfg(feature = "tonic")]
 pub mod grpc;
+mod jose;
 mod keys;
-mod layer;
+pub mod layer;
 mod policy;
 mod principal;
+mod signer;
 
 pub use authn::{
-    Authenticator, AuthenticatorBuilder, Clock, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
-    DangerousAuthenticatorBuilder, MAX_LEEWAY, MAX_TOKEN_BYTES_CAP, SignError, Signer,
+    Authenticator, AuthenticatorBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
+    DangerousAuthenticatorBuilder, MAX_LEEWAY, MAX_TOKEN_BYTES_CAP,
 };
 #[cfg(feature = "axum")]
 pub use authz::Authz;
@@ -135,15 +140,17 @@ pub use authz::{
     AccessDecision, AccessReason, Authorizer, Grant, MemoryStore, Record, RecordSet,
     RecordSetBuilder, RecordStore, Statement, Subject, Via, resource_uri,
 };
+pub use clock::Clock;
 pub use config::EnvConfig;
 pub use error::{AuthError, AuthErrorKind, ConfigError, GrpcCode};
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Claims};
+pub use jose::{Algorithm, UnknownAlgorithm};
 #[cfg(feature = "reqwest-client")]
 pub use keys::JwksClient;
 #[cfg(feature = "jwks")]
 pub use keys::JwksOptions;
-pub use keys::{Algorithm, UnknownAlgorithm};
-pub use layer::{Auth, AuthBody, AuthLayer, ResponseFuture};
+pub use layer::{AuthBody, AuthLayer};
 pub use policy::{Decision, DecisionReason, Policy, PolicyBuilder, Target, Unmatched};
-pub use principal::Principal;
+pub use principal::{Principal, Strs};
+pub use signer::{SignError, Signer};

@@ -3,6 +3,10 @@
 //! A [`Principal`] is made only by [`Authenticator`](crate::Authenticator) after a token
 //! verified; the layer puts it into the request extensions. Cloning is cheap (one `Arc`).
 //!
+//! It holds the token's decoded header and claims as they arrived, plus the subject, roles
+//! and groups read from them; the full claim map is built only when
+//! [`claims`](Principal::claims) or [`claim`](Principal::claim) first asks for it.
+//!
 //! ```
 //! use portcullis::{Authenticator, Signer, Algorithm};
 //! use serde_json::json;
@@ -14,13 +18,19 @@
 //! let principal = auth.verify(&token)?;
 //! assert_eq!(principal.subject(), Some("ada"));
 //! assert!(principal.has_role("admin"));
+//! assert_eq!(principal.roles(), ["admin"]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::sync::Arc;
+use std::fmt;
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+
+use crate::answer::Answers;
+use crate::jose::json;
 
 /// The caller whose token verified: subject, roles, groups and all claims.
 #[derive(Clone)]
@@ -28,140 +38,326 @@ pub struct Principal {
     inner: Arc<Inner>,
 }
 
-/// The scheme and realm of the authenticator that made a principal, for challenges in
-/// extractor rejections.
-#[derive(Debug)]
-#[cfg_attr(not(feature = "axum"), allow(dead_code))]
-pub(crate) struct Challenge {
-    pub(crate) scheme: String,
-    pub(crate) realm: String,
+/// Most subject, role and group strings kept without a second allocation.
+const INLINE_SPANS: usize = 8;
+
+/// Ranges into one string buffer: subject, then roles, then groups.
+#[derive(Default)]
+struct Spans {
+    inline: [(u32, u32); INLINE_SPANS],
+    len: usize,
+    more: Vec<(u32, u32)>,
+}
+
+impl Spans {
+    fn push(&mut self, r: Range<usize>) {
+        let r = (r.start as u32, r.end as u32);
+        if self.len < INLINE_SPANS {
+            self.inline[self.len] = r;
+            self.len += 1;
+        } else {
+            self.more.push(r);
+        }
+    }
+
+    fn get(&self, i: usize) -> (u32, u32) {
+        if i < INLINE_SPANS {
+            self.inline[i]
+        } else {
+            self.more[i - INLINE_SPANS]
+        }
+    }
+}
+
+/// What the verifier read from a token for its principal, built up while reading.
+#[derive(Default)]
+pub(crate) struct Identity {
+    strings: String,
+    spans: Spans,
+    subject: bool,
+    roles: usize,
+    groups: usize,
+}
+
+impl Identity {
+    fn push(&mut self, s: &str) {
+        let start = self.strings.len();
+        self.strings.push_str(s);
+        self.spans.push(start..self.strings.len());
+    }
+
+    /// Sets the subject; call it first, at most once.
+    pub(crate) fn subject(&mut self, s: &str) {
+        debug_assert!(self.roles == 0 && self.groups == 0 && !self.subject);
+        self.push(s);
+        self.subject = true;
+    }
+
+    /// Adds a role; call after the subject and before any group.
+    pub(crate) fn role(&mut self, s: &str) {
+        debug_assert!(self.groups == 0);
+        self.push(s);
+        self.roles += 1;
+    }
+
+    /// Adds a group.
+    pub(crate) fn group(&mut self, s: &str) {
+        self.push(s);
+        self.groups += 1;
+    }
+
+    /// Reserves room for the strings to come, so that they take one allocation.
+    pub(crate) fn reserve(&mut self, bytes: usize) {
+        self.strings.reserve(bytes);
+    }
 }
 
 struct Inner {
-    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    challenge: Arc<Challenge>,
-    subject: Option<String>,
-    roles: Vec<String>,
-    groups: Vec<String>,
-    claims: Map<String, Value>,
-    header: Map<String, Value>,
+    answers: Arc<Answers>,
+    /// The decoded header JSON, then the decoded payload JSON.
+    buf: Vec<u8>,
+    header_len: usize,
+    id: Identity,
+    claims: OnceLock<Map<String, Value>>,
+    header: OnceLock<Map<String, Value>>,
 }
 
 impl Principal {
     pub(crate) fn new(
-        challenge: Arc<Challenge>,
-        subject: Option<String>,
-        roles: Vec<String>,
-        groups: Vec<String>,
-        claims: Map<String, Value>,
-        header: Map<String, Value>,
+        answers: Arc<Answers>,
+        buf: Vec<u8>,
+        header_len: usize,
+        id: Identity,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                challenge,
-                subject,
-                roles,
-                groups,
-                claims,
-                header,
+                answers,
+                buf,
+                header_len,
+                id,
+                claims: OnceLock::new(),
+                header: OnceLock::new(),
             }),
         }
     }
 
+    /// The answers of the authenticator that verified this caller (its scheme and realm),
+    /// for rejections in extractors.
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    pub(crate) fn challenge(&self) -> &Challenge {
-        &self.inner.challenge
+    pub(crate) fn answers(&self) -> &Arc<Answers> {
+        &self.inner.answers
+    }
+
+    fn string(&self, i: usize) -> &str {
+        let (a, b) = self.inner.id.spans.get(i);
+        &self.inner.id.strings[a as usize..b as usize]
+    }
+
+    fn strs(&self, start: usize, len: usize) -> Strs<'_> {
+        Strs {
+            principal: self,
+            next: start,
+            end: start + len,
+        }
     }
 
     /// The `sub` claim, when it is a string.
     pub fn subject(&self) -> Option<&str> {
-        self.inner.subject.as_deref()
+        self.inner.id.subject.then(|| self.string(0))
     }
 
-    /// The roles read from the configured role claim (default `role`).
-    pub fn roles(&self) -> &[String] {
-        &self.inner.roles
+    /// The roles read from the configured role claim (default `role`), in token order.
+    pub fn roles(&self) -> Strs<'_> {
+        let id = &self.inner.id;
+        self.strs(usize::from(id.subject), id.roles)
     }
 
     /// Whether the caller holds exactly this role (case-sensitive).
     pub fn has_role(&self, role: &str) -> bool {
-        self.inner.roles.iter().any(|r| r == role)
+        self.roles().any(|r| r == role)
     }
 
-    /// The groups read from the configured groups claim (default `groups`).
-    pub fn groups(&self) -> &[String] {
-        &self.inner.groups
+    /// The groups read from the configured groups claim (default `groups`), in token order.
+    pub fn groups(&self) -> Strs<'_> {
+        let id = &self.inner.id;
+        self.strs(usize::from(id.subject) + id.roles, id.groups)
     }
 
-    /// All claims of the verified token.
+    fn payload(&self) -> &[u8] {
+        &self.inner.buf[self.inner.header_len..]
+    }
+
+    /// All claims of the verified token (built on first use).
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.inner.claims
+        self.inner
+            .claims
+            .get_or_init(|| json::object(self.payload()).unwrap_or_default())
     }
 
     /// The verified token's JOSE header parameters (`alg`, `kid`, `typ`, and any `crit`
     /// parameters you declared with `understand_crit`, for you to check).
     pub fn header(&self) -> &Map<String, Value> {
-        &self.inner.header
+        self.inner.header.get_or_init(|| {
+            json::object(&self.inner.buf[..self.inner.header_len]).unwrap_or_default()
+        })
     }
 
-    /// One claim, by a dotted path such as `realm_access.roles`.
+    /// One claim, by a path of nested member names separated by dots, such as
+    /// `realm_access.roles`. A dot inside a member name is written `\.`:
+    /// `https://example\.com/roles` names the top-level member `https://example.com/roles`.
+    /// A path never matches a member whose name merely contains its dots.
     pub fn claim(&self, path: &str) -> Option<&Value> {
-        claim_at(&self.inner.claims, path)
+        claim_at(self.claims(), &ClaimPath::parse(path))
     }
 
     /// The claims deserialized into your own type.
     pub fn claims_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(&self.inner.claims)
+        serde_json::from_slice(self.payload())
     }
 }
 
-impl std::fmt::Debug for Principal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Claim values may be personal data; only names are printed.
         f.debug_struct("Principal")
-            .field("subject", &self.inner.subject)
-            .field("roles", &self.inner.roles)
-            .field("groups", &self.inner.groups)
-            .field("claims", &self.inner.claims.keys().collect::<Vec<_>>())
+            .field("subject", &self.subject())
+            .field("roles", &self.roles())
+            .field("groups", &self.groups())
+            .field("claims", &self.claims().keys().collect::<Vec<_>>())
             .finish()
     }
 }
 
-/// Walks a dotted path through nested objects. A path segment that names a member
-/// containing a dot is tried whole first, so `https://example.com/roles` works too.
-pub(crate) fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    if let Some(v) = claims.get(path) {
-        return Some(v);
-    }
-    let mut parts = path.split('.');
-    let mut current = claims.get(parts.next()?)?;
-    for part in parts {
-        current = current.as_object()?.get(part)?;
-    }
-    Some(current)
+/// The roles or groups of a [`Principal`]: an iterator of `&str`, comparable with arrays
+/// and slices of strings, serialized as a JSON array.
+#[derive(Clone)]
+pub struct Strs<'a> {
+    principal: &'a Principal,
+    next: usize,
+    end: usize,
 }
 
-/// Reads a list of strings from a claim: a string (one item, or split on spaces when
-/// `split`), or an array of strings. Any other type yields nothing, never an error.
-pub(crate) fn strings_at(claims: &Map<String, Value>, path: &str, split: bool) -> Vec<String> {
-    match claim_at(claims, path) {
-        Some(Value::String(s)) if !split => {
-            if s.is_empty() {
-                Vec::new()
-            } else {
-                vec![s.clone()]
+impl<'a> Iterator for Strs<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        (self.next < self.end).then(|| {
+            self.next += 1;
+            self.principal.string(self.next - 1)
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.end - self.next;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Strs<'_> {}
+
+impl DoubleEndedIterator for Strs<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        (self.next < self.end).then(|| {
+            self.end -= 1;
+            self.principal.string(self.end)
+        })
+    }
+}
+
+impl Strs<'_> {
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.next == self.end
+    }
+
+    /// Whether `s` is among them (exact, case-sensitive).
+    pub fn contains(&self, s: &str) -> bool {
+        self.clone().any(|x| x == s)
+    }
+}
+
+impl fmt::Debug for Strs<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
+    }
+}
+
+impl serde::Serialize for Strs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.clone())
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<[S]> for Strs<'_> {
+    fn eq(&self, other: &[S]) -> bool {
+        self.len() == other.len() && self.clone().zip(other).all(|(a, b)| a == b.as_ref())
+    }
+}
+
+impl<S: AsRef<str>, const N: usize> PartialEq<[S; N]> for Strs<'_> {
+    fn eq(&self, other: &[S; N]) -> bool {
+        *self == other[..]
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<&[S]> for Strs<'_> {
+    fn eq(&self, other: &&[S]) -> bool {
+        *self == **other
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<Vec<S>> for Strs<'_> {
+    fn eq(&self, other: &Vec<S>) -> bool {
+        *self == other[..]
+    }
+}
+
+/// A claim path: nested member names, written with dots between them and `\.` for a dot
+/// inside a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClaimPath {
+    names: Vec<String>,
+}
+
+impl ClaimPath {
+    pub(crate) fn parse(path: &str) -> Self {
+        let mut names = Vec::new();
+        let mut current = String::new();
+        let mut chars = path.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('.') => current.push('.'),
+                    Some(other) => {
+                        current.push('\\');
+                        current.push(other);
+                    }
+                    None => current.push('\\'),
+                },
+                '.' => names.push(std::mem::take(&mut current)),
+                c => current.push(c),
             }
         }
-        Some(Value::String(s)) => s
-            .split(' ')
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| v.as_str())
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
+        names.push(current);
+        Self { names }
     }
+
+    pub(crate) fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The last member name (`scope` in `a.scope`).
+    pub(crate) fn last(&self) -> &str {
+        self.names.last().map_or("", String::as_str)
+    }
+}
+
+/// Walks a claim path through nested objects of a claim map.
+pub(crate) fn claim_at<'a>(claims: &'a Map<String, Value>, path: &ClaimPath) -> Option<&'a Value> {
+    let (first, rest) = path.names.split_first()?;
+    let mut current = claims.get(first)?;
+    for name in rest {
+        current = current.as_object()?.get(name)?;
+    }
+    Some(current)
 }

@@ -1993,24 +1993,44 @@ async fn c5_configured_iss_and_aud_required_and_matching() {
         }
         refused(&auth, &hs256().sign(&c).unwrap()).await;
     }
-    // Not configured: any value passes, but a wrong type is still refused.
+    // No issuer configured: any issuer passes, but a wrong type is still refused.
     let open = hs_builder().build().unwrap();
     accepted(
         &open,
         &hs256()
-            .sign(&claims_with(
-                "client",
-                json!({"iss": "anyone", "aud": "anything"}),
-            ))
+            .sign(&claims_with("client", json!({"iss": "anyone"})))
             .unwrap(),
     )
     .await;
+    // No audience configured: a token that carries `aud` was minted for some service and
+    // is refused (RFC 7519 section 4.1.3), with the fix named; the dangerous opt-out
+    // takes any value.
+    let anything = hs256()
+        .sign(&claims_with(
+            "client",
+            json!({"iss": "anyone", "aud": "anything"}),
+        ))
+        .unwrap();
+    refused(&open, &anything).await;
+    let err = open.verify(&anything).unwrap_err();
+    assert!(err.to_string().contains("PORTCULLIS_AUDIENCE"), "{err}");
+    assert!(err.to_string().contains(".audience(..)"), "{err}");
+    let unchecked = hs_builder()
+        .dangerous()
+        .allow_unchecked_audience()
+        .build()
+        .unwrap();
+    accepted(&unchecked, &anything).await;
     for change in [json!({"aud": 5}), json!({"iss": 5}), json!({"aud": [1]})] {
-        refused(
-            &open,
-            &hs256().sign(&claims_with("client", change)).unwrap(),
-        )
-        .await;
+        for auth in [&open, &unchecked] {
+            refused(
+                auth,
+                &hs256()
+                    .sign(&claims_with("client", change.clone()))
+                    .unwrap(),
+            )
+            .await;
+        }
     }
 }
 

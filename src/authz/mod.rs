@@ -196,8 +196,8 @@ impl<'a> Subject<'a> {
     pub fn principal(principal: &'a Principal) -> Self {
         Self {
             user: principal.subject(),
-            groups: principal.groups().iter().map(String::as_str).collect(),
-            roles: principal.roles().iter().map(String::as_str).collect(),
+            groups: principal.groups().collect(),
+            roles: principal.roles().collect(),
         }
     }
 

@@ -1,12 +1,11 @@
-//! JWK set parsing with the loading rules of shared/SECURITY.md K6.
+//! JWK set parsing with the loading rules of the parent module.
 
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Algorithm, Family, KeySet, VerifyingKey};
-use crate::authn::jwt::Key;
-use crate::authn::strict_b64;
+use super::{KeySet, VerifyingKey};
+use crate::jose::{self, Algorithm, Family, Key, strict_b64};
 
 /// The longest `kid` we keep; longer ones make the key unusable.
 pub(crate) const MAX_KID_LEN: usize = 256;
@@ -47,7 +46,7 @@ pub(crate) fn parse_jwk_set(
     allow_hmac: bool,
     min_hmac_override: Option<usize>,
 ) -> Result<(KeySet, Vec<Skipped>), String> {
-    let raw: RawSet = crate::authn::json::from_slice_strict(json)
+    let raw: RawSet = jose::json::from_slice_strict(json)
         .map_err(|e| format!("not a JWK set (a JSON object with `keys`): {e}"))?;
     parse_values(raw.keys, allow_hmac, min_hmac_override)
 }
@@ -60,7 +59,7 @@ pub(crate) fn parse_remote_jwk_set(
     json: &[u8],
     max_keys: usize,
 ) -> Result<(KeySet, Vec<Skipped>), String> {
-    let raw: RawSet = crate::authn::json::from_slice_strict(json)
+    let raw: RawSet = jose::json::from_slice_strict(json)
         .map_err(|e| format!("not a JWK set (a JSON object with `keys`): {e}"))?;
     if raw.keys.len() > max_keys {
         return Err(format!(
@@ -151,15 +150,20 @@ fn parse_one(
         None => None,
     };
     let crv = string(&raw.crv, "crv")?;
-    let (alg, key) = match kty {
+    let key = match kty {
         "RSA" => {
-            let alg = alg.unwrap_or(Algorithm::RS256);
-            if alg.family() != Family::Rsa {
+            if let Some(alg) = alg
+                && alg.family() != Family::Rsa
+            {
                 return Err(format!("`alg` {alg} does not fit kty RSA"));
             }
             let n = bytes(&raw.n, "n")?;
             let e = bytes(&raw.e, "e")?;
-            (alg, Key::rsa_components(&n, &e)?)
+            // Without `alg`, an RSA key verifies every RS* and PS* algorithm.
+            let algs = alg
+                .as_ref()
+                .map_or(jose::RSA_ALGORITHMS, std::slice::from_ref);
+            Key::rsa_components(&n, &e, algs)?
         }
         "EC" => {
             let (want, len) = match crv.as_deref() {
@@ -176,7 +180,7 @@ fn parse_one(
             if x.len() != len || y.len() != len {
                 return Err("`x` or `y` has the wrong length for the curve".into());
             }
-            (alg, Key::ec_point(&x, &y)?)
+            Key::ec_point(alg, &x, &y)?
         }
         "OKP" => {
             if crv.as_deref() != Some("Ed25519") {
@@ -190,22 +194,47 @@ fn parse_one(
             if x.len() != 32 {
                 return Err("`x` is not 32 bytes".into());
             }
-            (alg, Key::ed_public(&x))
+            Key::ed_public(&x)?
         }
         "oct" => {
             if !allow_hmac {
                 return Err("`oct` keys are not accepted from this source".into());
             }
-            let alg = alg.unwrap_or(Algorithm::HS256);
-            if alg.family() != Family::Hmac {
+            if let Some(alg) = alg
+                && alg.family() != Family::Hmac
+            {
                 return Err(format!("`alg` {alg} does not fit kty oct"));
             }
             let k = bytes(&raw.k, "k")?;
-            let min = min_hmac_override.unwrap_or(alg.min_hmac_len()).max(1);
-            if k.len() < min {
-                return Err(format!("`k` is shorter than {min} bytes"));
+            let algs: Vec<Algorithm> = match (alg, min_hmac_override) {
+                (Some(alg), _) => {
+                    let min = min_hmac_override.unwrap_or(alg.min_hmac_len()).max(1);
+                    if k.len() < min {
+                        return Err(format!("`k` is shorter than {min} bytes"));
+                    }
+                    vec![alg]
+                }
+                // Without `alg`: the HMAC algorithms the secret is long enough for.
+                (None, None) => jose::hmac_algorithms_for(k.len()).collect(),
+                // Short secrets allowed on purpose: HS256 only, as before.
+                (None, Some(min)) => {
+                    if k.len() < min.max(1) {
+                        return Err(format!("`k` is shorter than {} bytes", min.max(1)));
+                    }
+                    let mut algs: Vec<Algorithm> = jose::hmac_algorithms_for(k.len()).collect();
+                    if algs.is_empty() {
+                        algs.push(Algorithm::HS256);
+                    }
+                    algs
+                }
+            };
+            if algs.is_empty() {
+                return Err(format!(
+                    "`k` is shorter than {} bytes",
+                    Algorithm::HS256.min_hmac_len()
+                ));
             }
-            (alg, Key::hmac(alg, &k))
+            Key::hmac(&algs, &k)
         }
         other => {
             return Err(format!(
@@ -214,5 +243,5 @@ fn parse_one(
             ));
         }
     };
-    Ok(VerifyingKey { alg, kid, key })
+    Ok(VerifyingKey { kid, key })
 }

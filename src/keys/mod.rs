@@ -1,19 +1,29 @@
-//! Keys: algorithms, static key sets, and JWK set loading with the rules of
-//! shared/SECURITY.md K6.
+//! Keys: static key sets, JWK set loading, and remote key sets.
 //!
 //! The algorithm always comes from the key, never from the token: a token is accepted only
-//! when its `alg` equals the algorithm of the key that verifies it.
+//! when its `alg` is one the key that verifies it was loaded for. A key names its
+//! algorithm (`alg`), or, for a JWK without `alg`, verifies exactly the algorithms of its
+//! type and size: every RS* and PS* algorithm for an RSA key, the curve's one for EC,
+//! EdDSA for Ed25519, and the HS* algorithms an `oct` secret is long enough for. HMAC is
+//! never accepted from an asymmetric key.
+//!
+//! JWK sets are loaded by these rules: `use` must be `sig`, `key_ops` must include
+//! `verify`, `kty`, `crv` and `alg` must agree, RSA keys need 2048 bits and an odd
+//! exponent above 1, a duplicate `kid` refuses the whole set, an unknown `kty` skips only
+//! that key, private members are never read.
+//!
+//! This module reports its own results ([`Lookup`]); the verifier above it turns them
+//! into answers.
 //!
 //! ```
 //! use portcullis::{Algorithm, Authenticator};
 //!
-//! assert_eq!("ES256".parse::<Algorithm>().unwrap(), Algorithm::ES256);
-//! assert!("none".parse::<Algorithm>().is_err());
 //! // A JWK set that mixes `oct` and asymmetric keys is refused when building.
 //! let mixed = r#"{"keys":[
 //!   {"kty":"oct","alg":"HS256","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
 //!   {"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
 //! assert!(Authenticator::builder().jwk_set_json(mixed).build().is_err());
+//! # let _ = Algorithm::HS256;
 //! ```
 
 mod jwk;
@@ -21,8 +31,6 @@ mod jwk;
 mod remote;
 
 use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
 
 pub(crate) use jwk::parse_jwk_set;
 #[cfg(feature = "reqwest-client")]
@@ -30,7 +38,9 @@ pub use remote::JwksClient;
 #[cfg(feature = "jwks")]
 pub use remote::JwksOptions;
 #[cfg(feature = "jwks")]
-pub(crate) use remote::{Pending, RemoteBuilder, RemoteKeys};
+pub(crate) use remote::{Pending, RemoteBuilder, RemoteKeys, RemoteSet};
+
+use crate::jose::{Algorithm, Family, Key};
 
 /// Without the `jwks` feature no verification ever waits for keys: this has no values.
 #[cfg(not(feature = "jwks"))]
@@ -43,144 +53,52 @@ impl Pending {
     }
 }
 
-use crate::authn::jwt::Key;
-
-/// A signature algorithm we verify. `none`, ES512 and the encryption algorithms are not
-/// among them, on purpose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Algorithm {
-    /// HMAC with SHA-256.
-    HS256,
-    /// HMAC with SHA-384.
-    HS384,
-    /// HMAC with SHA-512.
-    HS512,
-    /// RSASSA-PKCS1-v1_5 with SHA-256.
-    RS256,
-    /// RSASSA-PKCS1-v1_5 with SHA-384.
-    RS384,
-    /// RSASSA-PKCS1-v1_5 with SHA-512.
-    RS512,
-    /// RSASSA-PSS with SHA-256.
-    PS256,
-    /// RSASSA-PSS with SHA-384.
-    PS384,
-    /// RSASSA-PSS with SHA-512.
-    PS512,
-    /// ECDSA on P-256 with SHA-256.
-    ES256,
-    /// ECDSA on P-384 with SHA-384.
-    ES384,
-    /// EdDSA on Ed25519.
-    EdDSA,
-}
-
-/// The family of an algorithm, which decides what key it needs.
+/// Whether a key look-up may wait for a remote key set to be fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Family {
-    Hmac,
-    Rsa,
-    Ec,
-    Ed,
+pub(crate) enum Mode {
+    /// Ask the caller to wait for a needed fetch (the async path).
+    Wait,
+    /// Start a needed fetch in the background and answer from what is loaded (the sync
+    /// path).
+    Kick,
+    /// Answer from what is loaded (the second pass of the async path, after its wait).
+    Never,
 }
 
-impl Algorithm {
-    /// Every algorithm, in a stable order.
-    pub const ALL: [Algorithm; 12] = [
-        Self::HS256,
-        Self::HS384,
-        Self::HS512,
-        Self::RS256,
-        Self::RS384,
-        Self::RS512,
-        Self::PS256,
-        Self::PS384,
-        Self::PS512,
-        Self::ES256,
-        Self::ES384,
-        Self::EdDSA,
-    ];
+/// Why a key look-up gave no key.
+pub(crate) enum Lookup {
+    /// No key of the set fits the token.
+    NoKey(Selection),
+    /// No usable keys are loaded (never loaded, or past the stale age).
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    Unavailable,
+    /// Keys must be fetched first (only with remote key sets, in [`Mode::Wait`]).
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    Fetch(Pending),
+}
 
-    /// The name used in the JOSE `alg` header parameter.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::HS256 => "HS256",
-            Self::HS384 => "HS384",
-            Self::HS512 => "HS512",
-            Self::RS256 => "RS256",
-            Self::RS384 => "RS384",
-            Self::RS512 => "RS512",
-            Self::PS256 => "PS256",
-            Self::PS384 => "PS384",
-            Self::PS512 => "PS512",
-            Self::ES256 => "ES256",
-            Self::ES384 => "ES384",
-            Self::EdDSA => "EdDSA",
-        }
-    }
-
-    pub(crate) fn family(self) -> Family {
-        match self {
-            Self::HS256 | Self::HS384 | Self::HS512 => Family::Hmac,
-            Self::RS256 | Self::RS384 | Self::RS512 | Self::PS256 | Self::PS384 | Self::PS512 => {
-                Family::Rsa
-            }
-            Self::ES256 | Self::ES384 => Family::Ec,
-            Self::EdDSA => Family::Ed,
-        }
-    }
-
-    /// The shortest HMAC secret we accept without the `dangerous` opt-in: the hash size.
-    pub(crate) fn min_hmac_len(self) -> usize {
-        match self {
-            Self::HS384 => 48,
-            Self::HS512 => 64,
-            _ => 32,
-        }
+impl From<Selection> for Lookup {
+    fn from(s: Selection) -> Self {
+        Self::NoKey(s)
     }
 }
 
-impl fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The error of parsing an unknown or unsupported algorithm name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownAlgorithm(String);
-
-impl fmt::Display for UnknownAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unsupported algorithm `{}`; use one of HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA",
-            self.0.chars().take(16).collect::<String>()
-        )
-    }
-}
-
-impl std::error::Error for UnknownAlgorithm {}
-
-impl FromStr for Algorithm {
-    type Err = UnknownAlgorithm;
-
-    /// Names compare exactly, as JOSE says: `hs256` is not `HS256`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| UnknownAlgorithm(s.to_owned()))
-    }
-}
-
-/// One verification key with the algorithm it is for.
+/// One verification key: its `kid`, and the key prepared for its algorithms.
 #[derive(Clone)]
 pub(crate) struct VerifyingKey {
-    pub(crate) alg: Algorithm,
     pub(crate) kid: Option<String>,
     pub(crate) key: Key,
+}
+
+impl VerifyingKey {
+    fn family(&self) -> Option<Family> {
+        self.key.algorithms().next().map(Algorithm::family)
+    }
+
+    /// Checks the signature of a token whose header names `alg`.
+    pub(crate) fn verify(&self, signature: &str, message: &[u8], alg: Algorithm) -> bool {
+        self.key.verify(signature, message, alg)
+    }
 }
 
 /// The keys of one issuer (or of a static configuration), indexed by `kid`.
@@ -222,16 +140,27 @@ impl KeySet {
         self.keys.len()
     }
 
-    /// An algorithm for which two keys have no kid (no token could choose between them).
-    pub(crate) fn ambiguous_without_kid(&self) -> Option<Algorithm> {
-        let mut seen = Vec::new();
+    /// An algorithm that two keys without a kid both verify (no token could choose
+    /// between them), skipping the algorithms in `skip`.
+    fn shared_without_kid(&self, skip: &[Algorithm]) -> Option<Algorithm> {
+        let mut seen: Vec<Algorithm> = Vec::new();
         for key in self.keys.iter().filter(|k| k.kid.is_none()) {
-            if seen.contains(&key.alg) {
-                return Some(key.alg);
+            for alg in key.key.algorithms() {
+                if skip.contains(&alg) {
+                    continue;
+                }
+                if seen.contains(&alg) {
+                    return Some(alg);
+                }
+                seen.push(alg);
             }
-            seen.push(key.alg);
         }
         None
+    }
+
+    /// An algorithm for which two keys have no kid (no token could choose between them).
+    pub(crate) fn ambiguous_without_kid(&self) -> Option<Algorithm> {
+        self.shared_without_kid(&[])
     }
 
     /// Whether a key of the set has this `kid`.
@@ -240,12 +169,12 @@ impl KeySet {
         self.by_kid.contains_key(kid)
     }
 
-    /// The set without the kid-less keys of any algorithm that has several of them (no
-    /// token could choose between those), and the algorithms whose keys were dropped.
+    /// The set without the kid-less keys that share an algorithm with another kid-less
+    /// key (no token could choose between them), and the algorithms concerned.
     #[cfg(feature = "jwks")]
     pub(crate) fn without_ambiguous(self) -> (KeySet, Vec<Algorithm>) {
         let mut dropped = Vec::new();
-        while let Some(alg) = self.ambiguous_without_kid_excluding(&dropped) {
+        while let Some(alg) = self.shared_without_kid(&dropped) {
             dropped.push(alg);
         }
         if dropped.is_empty() {
@@ -253,7 +182,7 @@ impl KeySet {
         }
         let mut set = KeySet::default();
         for key in self.keys {
-            if key.kid.is_none() && dropped.contains(&key.alg) {
+            if key.kid.is_none() && key.key.algorithms().any(|a| dropped.contains(&a)) {
                 continue;
             }
             // Kids were unique in `self`, so this cannot fail.
@@ -262,31 +191,18 @@ impl KeySet {
         (set, dropped)
     }
 
-    #[cfg(feature = "jwks")]
-    fn ambiguous_without_kid_excluding(&self, skip: &[Algorithm]) -> Option<Algorithm> {
-        let mut seen = Vec::new();
-        for key in self.keys.iter().filter(|k| k.kid.is_none()) {
-            if skip.contains(&key.alg) {
-                continue;
-            }
-            if seen.contains(&key.alg) {
-                return Some(key.alg);
-            }
-            seen.push(key.alg);
-        }
-        None
-    }
-
     pub(crate) fn has_hmac(&self) -> bool {
-        self.keys.iter().any(|k| k.alg.family() == Family::Hmac)
+        self.keys.iter().any(|k| k.family() == Some(Family::Hmac))
     }
 
     pub(crate) fn has_asymmetric(&self) -> bool {
-        self.keys.iter().any(|k| k.alg.family() != Family::Hmac)
+        self.keys
+            .iter()
+            .any(|k| k.family().is_some_and(|f| f != Family::Hmac))
     }
 
     /// Chooses the key for a token: by `kid` when the token names one we hold, else the one
-    /// key without a kid for that algorithm. The key's algorithm must equal the token's.
+    /// key without a kid that verifies `alg`. The key must verify the token's `alg`.
     pub(crate) fn select(
         &self,
         kid: Option<&str>,
@@ -294,7 +210,7 @@ impl KeySet {
     ) -> Result<&VerifyingKey, Selection> {
         if let Some(&i) = kid.and_then(|kid| self.by_kid.get(kid)) {
             let key = &self.keys[i];
-            return if key.alg == alg {
+            return if key.key.supports(alg) {
                 Ok(key)
             } else {
                 Err(Selection::WrongAlgorithm)
@@ -306,7 +222,7 @@ impl KeySet {
             if kid.is_some() && key.kid.is_some() {
                 continue;
             }
-            if key.alg == alg {
+            if key.key.supports(alg) {
                 if found.is_some() {
                     return Err(Selection::Ambiguous);
                 }
@@ -314,7 +230,7 @@ impl KeySet {
             }
         }
         found.ok_or(
-            if self.keys.iter().any(|k| k.alg.family() == alg.family()) {
+            if self.keys.iter().any(|k| k.family() == Some(alg.family())) {
                 Selection::WrongAlgorithm
             } else {
                 Selection::NoKey

@@ -1,6 +1,6 @@
 //! Remote key sets: a JWK set URL, or OIDC discovery from an issuer (feature `jwks`).
 //!
-//! What this module guarantees (shared/SECURITY.md J1 to J7, K2, K6):
+//! What this module guarantees:
 //!
 //! - URLs come only from configuration: `https`, or `http` for loopback hosts
 //!   (`localhost`, `127.0.0.0/8`, `::1`). Header parameters such as `jku` are never read.
@@ -63,9 +63,10 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::jwk::parse_remote_jwk_set;
-use super::{Algorithm, KeySet, VerifyingKey};
-use crate::authn::{Clock, Mode, Step, no_key_error};
-use crate::error::{AuthError, ConfigError};
+use super::{KeySet, Lookup, Mode, VerifyingKey};
+use crate::clock::Clock;
+use crate::error::ConfigError;
+use crate::jose::{Algorithm, json};
 
 /// Entries of the negative cache of unknown `kid`s (SECURITY.md D2).
 const NEGATIVE_CAPACITY: u64 = 4096;
@@ -612,14 +613,14 @@ impl RemoteSet {
         kid: Option<&str>,
         alg: Algorithm,
         mode: Mode,
-    ) -> Result<&'s VerifyingKey, Step> {
+    ) -> Result<&'s VerifyingKey, Lookup> {
         let now = self.fetcher.clock.now();
         let keys = match &snap.keys {
             Some(keys) if now < snap.usable_until => keys,
             _ => {
                 return Err(self
                     .need(Why::Load, snap.generation, now, mode, None)
-                    .unwrap_or_else(|| Step::Fail(AuthError::keys_unavailable())));
+                    .unwrap_or(Lookup::Unavailable));
             }
         };
         if now >= snap.expires_at {
@@ -648,7 +649,7 @@ impl RemoteSet {
                         return Err(step);
                     }
                 }
-                Err(Step::Fail(no_key_error(e)))
+                Err(Lookup::NoKey(e))
             }
         }
     }
@@ -662,7 +663,7 @@ impl RemoteSet {
         now: u64,
         mode: Mode,
         kid: Option<&str>,
-    ) -> Option<Step> {
+    ) -> Option<Lookup> {
         if mode == Mode::Never {
             return None;
         }
@@ -681,7 +682,7 @@ impl RemoteSet {
             }
         }
         match mode {
-            Mode::Wait => Some(Step::Fetch(Pending {
+            Mode::Wait => Some(Lookup::Fetch(Pending {
                 set: self.clone(),
                 why,
                 generation,
@@ -838,7 +839,7 @@ impl RemoteSet {
 
     async fn discover(&self, issuer: &str, discovery: &Url) -> Result<Url, String> {
         let (body, _) = self.fetcher.get(discovery).await?;
-        let doc = crate::authn::json::object(&body)
+        let doc = json::object(&body)
             .map_err(|e| format!("discovery document is not a JSON object: {e}"))?;
         if doc.get("issuer").and_then(Value::as_str) != Some(issuer) {
             return Err("the discovery document's `issuer` is not the configured issuer".into());

@@ -45,7 +45,7 @@ use http::Method;
 use serde_json::Value;
 
 use crate::error::{AuthError, ConfigError, Reason};
-use crate::principal::{Principal, claim_at};
+use crate::principal::Principal;
 pub(crate) use pattern::has_dot_segment;
 use pattern::{GrpcPattern, Pattern, Prefix, split_grpc, split_path};
 
@@ -433,7 +433,7 @@ impl Policy {
                 };
             }
         }
-        self.decide_roles(principal.roles(), target)
+        self.decide_roles(&principal.roles().collect::<Vec<_>>(), target)
     }
 
     fn public_decision(&self, target: &Target<'_>) -> Option<Decision> {
@@ -476,13 +476,17 @@ impl Policy {
 
     /// Whether some rule naming the target lets one of `roles` through (or none names it
     /// and unmatched targets are open to any valid token).
-    fn allows(&self, roles: &[String], target: &Target<'_>) -> bool {
+    fn allows<'r>(
+        &self,
+        roles: impl Iterator<Item = &'r str> + Clone,
+        target: &Target<'_>,
+    ) -> bool {
         let mut named = false;
         for rule in &self.inner.rules {
             if !rule.matches(target) {
                 continue;
             }
-            if rule.any_role || roles.iter().any(|r| rule.granted_by.contains(r.as_str())) {
+            if rule.any_role || roles.clone().any(|r| rule.granted_by.contains(r)) {
                 return true;
             }
             named = true;
@@ -803,7 +807,7 @@ pub(crate) fn check_prefix(prefix: &str) -> Result<(), String> {
 
 /// A required claim holds: a string equal to `want`, or an array containing it.
 pub(crate) fn claim_matches(principal: &Principal, key: &str, want: &str) -> bool {
-    match claim_at(principal.claims(), key) {
+    match principal.claim(key) {
         Some(Value::String(s)) => s == want,
         Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(want)),
         _ => false,

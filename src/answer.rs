@@ -1,0 +1,172 @@
+//! The answer table, precomputed: for each row (a kind with its fixed message), the HTTP
+//! status, the JSON body, the `WWW-Authenticate` challenge with the authenticator's scheme
+//! and realm, and the gRPC status and message.
+//!
+//! Bodies and challenges are fixed per row, so they are built once per authenticator; a
+//! rejection then costs only the response itself (its header map and the [`AuthError`] in
+//! its extensions). Floods of requests without a token are the cheapest attack, and they
+//! are answered from here.
+//!
+//! ```
+//! use portcullis::{AuthLayer, Authenticator, Policy};
+//! use tower::{Layer, ServiceExt};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let auth = Authenticator::builder().hmac_secret("0123456789abcdef0123456789abcdef").realm("docs").build()?;
+//! let svc = AuthLayer::new(auth, Policy::builder().build()?).layer(tower::service_fn(
+//!     |_req: http::Request<String>| async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) },
+//! ));
+//! let res = svc.oneshot(http::Request::get("/x").body(String::new())?).await?;
+//! assert_eq!(res.status(), 401);
+//! assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="docs""#);
+//! assert_eq!(res.headers()["content-type"], "application/json");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # });
+//! ```
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+
+use crate::body::AuthBody;
+use crate::error::{AuthError, Row};
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
+
+struct Answer {
+    status: StatusCode,
+    body: Bytes,
+    challenge: Option<HeaderValue>,
+    grpc_status: HeaderValue,
+    grpc_message: HeaderValue,
+}
+
+/// The precomputed answers of one authenticator (its scheme and realm).
+pub(crate) struct Answers {
+    scheme: Arc<str>,
+    realm: Box<str>,
+    rows: Vec<Answer>,
+}
+
+impl std::fmt::Debug for Answers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answers")
+            .field("scheme", &self.scheme)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A header value built once, shared by every clone from then on.
+fn shared(value: HeaderValue) -> HeaderValue {
+    let _ = value.clone();
+    value
+}
+
+impl Answers {
+    /// Precomputes every row for `scheme` and `realm` (already validated: a header-safe
+    /// token and a quoted-string body).
+    pub(crate) fn new(scheme: &str, realm: &str) -> Self {
+        let rows = Row::ALL
+            .iter()
+            .map(|&row| {
+                let kind = row.kind();
+                let body = Bytes::from(row.body(scheme));
+                // `Bytes` from a `Vec` turns shared on its first clone: do it here, once.
+                let _ = body.clone();
+                let challenge = match kind.status() {
+                    StatusCode::SERVICE_UNAVAILABLE | StatusCode::INTERNAL_SERVER_ERROR => None,
+                    _ => {
+                        let value = match kind.rfc6750_code() {
+                            Some(code) => format!(r#"{scheme} realm="{realm}", error="{code}""#),
+                            None => format!(r#"{scheme} realm="{realm}""#),
+                        };
+                        HeaderValue::from_str(&value).ok().map(shared)
+                    }
+                };
+                let message = row.message(scheme);
+                Answer {
+                    status: kind.status(),
+                    body,
+                    challenge,
+                    grpc_status: HeaderValue::from(kind.grpc_code() as u16),
+                    // The fixed messages are printable ASCII without `%`: no encoding needed.
+                    grpc_message: shared(
+                        HeaderValue::from_str(&message)
+                            .unwrap_or(HeaderValue::from_static("Invalid token")),
+                    ),
+                }
+            })
+            .collect();
+        Self {
+            scheme: scheme.into(),
+            realm: realm.into(),
+            rows,
+        }
+    }
+
+    fn row(&self, err: &AuthError) -> &Answer {
+        &self.rows[err.row() as usize]
+    }
+
+    pub(crate) fn scheme(&self) -> &Arc<str> {
+        &self.scheme
+    }
+
+    pub(crate) fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// The `WWW-Authenticate` value for `err`, if its row carries one.
+    pub(crate) fn challenge(&self, err: &AuthError) -> Option<&HeaderValue> {
+        self.row(err).challenge.as_ref()
+    }
+
+    /// The HTTP answer for `err`: status, `WWW-Authenticate`, JSON body, and the error in
+    /// the response extensions.
+    pub(crate) fn http<B>(&self, err: &AuthError) -> Response<AuthBody<B>> {
+        let row = self.row(err);
+        let mut res = Response::new(AuthBody::full(row.body.clone()));
+        *res.status_mut() = row.status;
+        let headers = res.headers_mut();
+        headers.insert(CONTENT_TYPE, JSON);
+        if let Some(challenge) = &row.challenge {
+            headers.insert(WWW_AUTHENTICATE, challenge.clone());
+        }
+        res.extensions_mut().insert(err.clone());
+        res
+    }
+
+    /// The gRPC answer for `err`: a trailers-only response (HTTP 200, `grpc-status` and
+    /// `grpc-message` in the headers, no body), with the error in the extensions.
+    /// `content_type` is the request's (a gRPC-web client expects its own back), or
+    /// `application/grpc` when `None`.
+    pub(crate) fn grpc<B>(
+        &self,
+        err: &AuthError,
+        content_type: Option<&HeaderValue>,
+    ) -> Response<AuthBody<B>> {
+        let row = self.row(err);
+        let mut res = Response::new(AuthBody::empty());
+        let headers = res.headers_mut();
+        headers.insert(CONTENT_TYPE, content_type.cloned().unwrap_or(GRPC));
+        headers.insert("grpc-status", row.grpc_status.clone());
+        headers.insert("grpc-message", row.grpc_message.clone());
+        res.extensions_mut().insert(err.clone());
+        res
+    }
+}
+
+/// The HTTP answer for `err` without an authenticator at hand (no challenge: the layer in
+/// front adds its own to responses that carry an [`AuthError`]).
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
+pub(crate) fn plain<B>(err: &AuthError) -> Response<AuthBody<B>> {
+    let mut res = Response::new(AuthBody::full(Bytes::from(err.body())));
+    *res.status_mut() = err.status();
+    res.headers_mut().insert(CONTENT_TYPE, JSON);
+    res.extensions_mut().insert(err.clone());
+    res
+}

@@ -1,0 +1,173 @@
+//! Claims: the registered claims checked, and the subject, roles and groups read out.
+
+use serde_json::value::RawValue;
+
+use super::{Authenticator, malformed};
+use crate::error::{AuthError, Reason};
+use crate::jose::json::{self, Scalar};
+use crate::principal::Identity;
+
+/// Latest NumericDate we accept (9999-12-31T23:59:59Z).
+const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
+
+/// A NumericDate: a non-negative JSON number no later than year 9999, fractions floored.
+fn numeric_date(v: &Scalar<'_>) -> Option<u64> {
+    match *v {
+        Scalar::U64(u) => (u as f64 <= MAX_NUMERIC_DATE).then_some(u),
+        Scalar::F64(f) => {
+            (f.is_finite() && (0.0..=MAX_NUMERIC_DATE).contains(&f)).then_some(f as u64)
+        }
+        _ => None,
+    }
+}
+
+fn claim(what: &'static str) -> AuthError {
+    AuthError::invalid_token(Reason::Claim(what))
+}
+
+/// The registered claims we read, then the first member name of the role and groups paths.
+const NAMES: [&str; 7] = ["exp", "nbf", "iat", "sub", "jti", "iss", "aud"];
+
+impl Authenticator {
+    /// Checks the claims of a verified payload and reads the caller's identity from them.
+    pub(super) fn read_claims(&self, payload: &[u8]) -> Result<Identity, AuthError> {
+        let inner = &*self.inner;
+        let role_head = inner.role_claim.names()[0].as_str();
+        let groups_head = inner.groups_claim.names()[0].as_str();
+        let names = [
+            NAMES[0],
+            NAMES[1],
+            NAMES[2],
+            NAMES[3],
+            NAMES[4],
+            NAMES[5],
+            NAMES[6],
+            role_head,
+            groups_head,
+        ];
+        let [exp, nbf, iat, sub, jti, iss, aud, roles, groups] =
+            json::scan_object(payload, &names).map_err(malformed)?;
+        let now = inner.clock.now();
+        let leeway = inner.leeway;
+        match exp.map(Scalar::of) {
+            Some(v) => {
+                let exp = numeric_date(&v).ok_or_else(|| claim("exp is not a NumericDate"))?;
+                if exp.saturating_add(leeway) < now {
+                    return Err(AuthError::invalid_token(Reason::Expired));
+                }
+            }
+            None if inner.require_exp => return Err(claim("exp missing")),
+            None => {}
+        }
+        if let Some(v) = nbf.map(Scalar::of) {
+            let nbf = numeric_date(&v).ok_or_else(|| claim("nbf is not a NumericDate"))?;
+            if nbf > now.saturating_add(leeway) {
+                return Err(claim("not valid yet (nbf)"));
+            }
+        }
+        if let Some(v) = iat.map(Scalar::of) {
+            let iat = numeric_date(&v).ok_or_else(|| claim("iat is not a NumericDate"))?;
+            if iat > now.saturating_add(leeway) {
+                return Err(claim("issued in the future (iat)"));
+            }
+        }
+        let sub = sub.map(Scalar::of);
+        for v in [&sub, &jti.map(Scalar::of)].into_iter().flatten() {
+            if !matches!(v, Scalar::Str(_)) {
+                return Err(claim("sub or jti is not a string"));
+            }
+        }
+        match iss.map(Scalar::of) {
+            Some(Scalar::Str(iss))
+                if !inner.issuers.is_empty() && !inner.issuers.iter().any(|i| *i == iss) =>
+            {
+                return Err(claim("iss does not match"));
+            }
+            Some(Scalar::Str(_)) => {}
+            Some(_) => return Err(claim("iss is not a string")),
+            None if !inner.issuers.is_empty() => return Err(claim("iss missing")),
+            None => {}
+        }
+        self.check_audience(aud)?;
+
+        let mut id = Identity::default();
+        let sub = sub.as_ref().and_then(Scalar::as_str);
+        let roles = roles.and_then(|raw| json::walk(raw, &inner.role_claim.names()[1..]));
+        let groups = groups.and_then(|raw| json::walk(raw, &inner.groups_claim.names()[1..]));
+        // One allocation for every string: their raw JSON lengths bound them.
+        id.reserve(
+            sub.map_or(0, str::len)
+                + roles.map_or(0, |r| r.get().len())
+                + groups.map_or(0, |g| g.get().len()),
+        );
+        if let Some(sub) = sub {
+            id.subject(sub);
+        }
+        if let Some(raw) = roles {
+            strings(raw, inner.split_roles, |s| id.role(s));
+        }
+        if let Some(raw) = groups {
+            strings(raw, false, |s| id.group(s));
+        }
+        Ok(id)
+    }
+
+    /// `aud` (a string or an array of strings): it must name a configured audience; with
+    /// none configured, a token that carries `aud` is refused unless the dangerous opt-out
+    /// is set.
+    fn check_audience(&self, aud: Option<&RawValue>) -> Result<(), AuthError> {
+        let inner = &*self.inner;
+        let Some(raw) = aud else {
+            return if inner.audiences.is_empty() {
+                Ok(())
+            } else {
+                Err(claim("aud missing"))
+            };
+        };
+        let mut any = false;
+        let mut non_string = false;
+        let shape = json::for_each_item(raw, |item, _| {
+            match item {
+                Some(a) => any |= inner.audiences.iter().any(|x| x == a),
+                None => non_string = true,
+            }
+            !non_string
+        });
+        match shape {
+            json::Shape::Str | json::Shape::Array if non_string => {
+                Err(claim("aud holds a non-string"))
+            }
+            json::Shape::Str | json::Shape::Array => {
+                if !inner.audiences.is_empty() {
+                    return if any {
+                        Ok(())
+                    } else {
+                        Err(claim("aud does not match"))
+                    };
+                }
+                if inner.check_audience {
+                    return Err(claim(
+                        "the token has aud but no audience is configured; set PORTCULLIS_AUDIENCE or .audience(..) to this service's name (or opt out with .dangerous().allow_unchecked_audience())",
+                    ));
+                }
+                Ok(())
+            }
+            json::Shape::Other => Err(claim("aud is not a string or an array of strings")),
+        }
+    }
+}
+
+/// Reads a list of strings from a claim: a string (one item, or split on spaces when
+/// `split`), or an array of strings (other items are passed over). Any other type yields
+/// nothing, never an error.
+fn strings(raw: &RawValue, split: bool, mut push: impl FnMut(&str)) {
+    json::for_each_item(raw, |item, in_array| {
+        match item {
+            Some(s) if in_array => push(s),
+            Some(s) if split => s.split(' ').filter(|p| !p.is_empty()).for_each(&mut push),
+            Some(s) if !s.is_empty() => push(s),
+            _ => {}
+        }
+        true
+    });
+}

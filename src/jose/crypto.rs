@@ -1,0 +1,298 @@
+//! The one file that names `jsonwebtoken` and `aws-lc-rs`: prepared verification keys,
+//! signature checks, and signing.
+//!
+//! Verification keys are prepared once, when a key is loaded: an HMAC key schedule, or a
+//! parsed public key (aws-lc-rs `ParsedPublicKey`) for RSA, RSA-PSS, ECDSA and EdDSA. A
+//! check then decodes the signature onto the stack and runs the math; it never parses a
+//! key, boxes a verifier or allocates. Signing (for tests and development tools) goes
+//! through jsonwebtoken.
+
+use aws_lc_rs::hmac;
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
+use jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+use jsonwebtoken::{DecodingKey, EncodingKey};
+use serde::Serialize;
+
+use super::{Algorithm, Family, strict_b64};
+
+fn jwt_alg(alg: Algorithm) -> jsonwebtoken::Algorithm {
+    use jsonwebtoken::Algorithm as J;
+    match alg {
+        Algorithm::HS256 => J::HS256,
+        Algorithm::HS384 => J::HS384,
+        Algorithm::HS512 => J::HS512,
+        Algorithm::RS256 => J::RS256,
+        Algorithm::RS384 => J::RS384,
+        Algorithm::RS512 => J::RS512,
+        Algorithm::PS256 => J::PS256,
+        Algorithm::PS384 => J::PS384,
+        Algorithm::PS512 => J::PS512,
+        Algorithm::ES256 => J::ES256,
+        Algorithm::ES384 => J::ES384,
+        Algorithm::EdDSA => J::EdDSA,
+    }
+}
+
+/// The aws-lc-rs parameters of a public-key algorithm (RSA keys of 2048 to 8192 bits).
+fn public_params(alg: Algorithm) -> Option<&'static dyn sig::VerificationAlgorithm> {
+    Some(match alg {
+        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        // JWS carries ECDSA signatures as fixed-width r || s (RFC 7518 section 3.4).
+        Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
+        Algorithm::EdDSA => &sig::ED25519,
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => return None,
+    })
+}
+
+fn rsa_params(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
+    Some(match alg {
+        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
+}
+
+/// One prepared key for one algorithm.
+#[derive(Clone)]
+enum Prepared {
+    /// An HMAC key with its key schedule computed once.
+    Hmac(Box<hmac::Key>),
+    /// A parsed public key.
+    Public(ParsedPublicKey),
+}
+
+/// A verification key, prepared for each algorithm it may verify (one, or several for a
+/// JWK without `alg`: every RSA algorithm for an RSA key, the HMAC algorithms a secret's
+/// length allows). A token still names one algorithm, which must be among them.
+#[derive(Clone)]
+pub(crate) struct Key {
+    prepared: Box<[(Algorithm, Prepared)]>,
+}
+
+/// Room for the longest signature we verify (RSA 8192 bits: 1024 bytes) plus the
+/// decoder's length estimate.
+const SIG_BUF: usize = 1040;
+
+/// Smallest RSA modulus we accept, in bits.
+const MIN_RSA_BITS: usize = 2048;
+
+fn rsa_bits(n: &[u8]) -> usize {
+    let n = match n.iter().position(|&b| b != 0) {
+        Some(i) => &n[i..],
+        None => return 0,
+    };
+    n.len() * 8 - n[0].leading_zeros() as usize
+}
+
+fn hmac_algorithm(alg: Algorithm) -> hmac::Algorithm {
+    match alg {
+        Algorithm::HS384 => hmac::HMAC_SHA384,
+        Algorithm::HS512 => hmac::HMAC_SHA512,
+        _ => hmac::HMAC_SHA256,
+    }
+}
+
+impl Key {
+    /// An HMAC key for each of `algs` (all HMAC algorithms).
+    pub(crate) fn hmac(algs: &[Algorithm], secret: &[u8]) -> Self {
+        let prepared = algs
+            .iter()
+            .map(|&alg| {
+                (
+                    alg,
+                    Prepared::Hmac(Box::new(hmac::Key::new(hmac_algorithm(alg), secret))),
+                )
+            })
+            .collect();
+        Self { prepared }
+    }
+
+    /// The algorithms this key verifies.
+    pub(crate) fn algorithms(&self) -> impl Iterator<Item = Algorithm> + '_ {
+        self.prepared.iter().map(|(alg, _)| *alg)
+    }
+
+    /// Whether this key verifies `alg`.
+    pub(crate) fn supports(&self, alg: Algorithm) -> bool {
+        self.prepared.iter().any(|(a, _)| *a == alg)
+    }
+
+    /// RSA public key from its modulus and exponent (big-endian bytes), for each of `algs`
+    /// (all RSA algorithms).
+    pub(crate) fn rsa_components(n: &[u8], e: &[u8], algs: &[Algorithm]) -> Result<Self, String> {
+        let bits = rsa_bits(n);
+        if bits < MIN_RSA_BITS {
+            return Err(format!(
+                "RSA key has {bits} bits; at least {MIN_RSA_BITS} are required"
+            ));
+        }
+        let e_trim: Vec<u8> = e.iter().copied().skip_while(|&b| b == 0).collect();
+        if e_trim.is_empty() || e_trim == [1] || e_trim.last().is_some_and(|b| b % 2 == 0) {
+            return Err("RSA public exponent must be odd and greater than 1".into());
+        }
+        if e_trim.len() > 8 {
+            return Err("RSA public exponent is too large".into());
+        }
+        let n_trim = &n[n.len() - bits.div_ceil(8)..];
+        let components = RsaPublicKeyComponents {
+            n: n_trim,
+            e: &e_trim[..],
+        };
+        let prepared = algs
+            .iter()
+            .map(|&alg| {
+                let params =
+                    rsa_params(alg).ok_or_else(|| format!("{alg} is not an RSA algorithm"))?;
+                let key = components
+                    .to_parsed_public_key(params)
+                    .map_err(|e| format!("not a usable RSA public key ({e})"))?;
+                Ok((alg, Prepared::Public(key)))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Self { prepared })
+    }
+
+    /// EC public key from its affine coordinates, for `alg` (ES256 or ES384).
+    pub(crate) fn ec_point(alg: Algorithm, x: &[u8], y: &[u8]) -> Result<Self, String> {
+        let mut point = Vec::with_capacity(1 + x.len() + y.len());
+        point.push(0x04);
+        point.extend_from_slice(x);
+        point.extend_from_slice(y);
+        Self::public(alg, &point, "the EC point is not on the curve")
+    }
+
+    /// Ed25519 public key (32 bytes).
+    pub(crate) fn ed_public(x: &[u8]) -> Result<Self, String> {
+        Self::public(Algorithm::EdDSA, x, "not an Ed25519 public key")
+    }
+
+    fn public(alg: Algorithm, bytes: &[u8], what: &str) -> Result<Self, String> {
+        let params = public_params(alg).ok_or_else(|| format!("{alg} takes a secret"))?;
+        let key = ParsedPublicKey::new(params, bytes).map_err(|_| what.to_owned())?;
+        Ok(Self {
+            prepared: Box::new([(alg, Prepared::Public(key))]),
+        })
+    }
+
+    /// A public key in PEM (SubjectPublicKeyInfo, or PKCS#1 for RSA) for `alg`.
+    pub(crate) fn from_pem(alg: Algorithm, pem: &[u8]) -> Result<Self, String> {
+        let bad = |what: &str| format!("not a PEM {what} public key for {alg}");
+        match alg.family() {
+            Family::Hmac => Err(format!("{alg} takes a secret, not a PEM key")),
+            Family::Rsa => {
+                let key = DecodingKey::from_rsa_pem(pem).map_err(|_| bad("RSA"))?;
+                let der = key.try_get_as_bytes().map_err(|_| bad("RSA"))?;
+                let (n, e) = (DEFAULT_PROVIDER
+                    .key_utils
+                    .rsa_pub_components_from_public_key)(der)
+                .map_err(|_| bad("RSA"))?;
+                Self::rsa_components(&n, &e, &[alg])
+            }
+            Family::Ec => {
+                let key = DecodingKey::from_ec_pem(pem).map_err(|_| bad("EC"))?;
+                let point = key.try_get_as_bytes().map_err(|_| bad("EC"))?;
+                let want = if alg == Algorithm::ES256 { 65 } else { 97 };
+                if point.len() != want || point[0] != 0x04 {
+                    return Err(format!("the EC key is not on the curve of {alg}"));
+                }
+                Self::public(
+                    alg,
+                    point,
+                    &format!("the EC key is not on the curve of {alg}"),
+                )
+            }
+            Family::Ed => {
+                let key = DecodingKey::from_ed_pem(pem).map_err(|_| bad("Ed25519"))?;
+                let x = key.try_get_as_bytes().map_err(|_| bad("Ed25519"))?;
+                if x.len() != 32 {
+                    return Err(bad("Ed25519"));
+                }
+                Self::public(alg, x, &bad("Ed25519"))
+            }
+        }
+    }
+
+    /// Checks `signature` (base64url) over `message` for `alg`. Any failure (a signature
+    /// that is not strict base64url, too long, or wrong; an algorithm this key does not
+    /// verify) is `false`.
+    pub(crate) fn verify(&self, signature: &str, message: &[u8], alg: Algorithm) -> bool {
+        use base64::Engine;
+        let Some((_, prepared)) = self.prepared.iter().find(|(a, _)| *a == alg) else {
+            return false;
+        };
+        let mut buf = [0u8; SIG_BUF];
+        // Strict base64url (no padding, canonical trailing bits); too long fails.
+        let Ok(n) = strict_b64().decode_slice(signature, &mut buf) else {
+            return false;
+        };
+        let signature = &buf[..n];
+        match prepared {
+            Prepared::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
+            Prepared::Public(key) => key.verify_sig(message, signature).is_ok(),
+        }
+    }
+}
+
+/// A private key for minting tokens.
+#[derive(Clone)]
+pub(crate) struct SigningKey {
+    alg: Algorithm,
+    key: EncodingKey,
+}
+
+impl SigningKey {
+    /// An HMAC signing key; `alg` must be an HMAC algorithm.
+    pub(crate) fn hmac(alg: Algorithm, secret: &[u8]) -> Result<Self, String> {
+        if alg.family() != Family::Hmac {
+            return Err(format!(
+                "{alg} is not an HMAC algorithm; use HS256, HS384 or HS512"
+            ));
+        }
+        Ok(Self {
+            alg,
+            key: EncodingKey::from_secret(secret),
+        })
+    }
+
+    /// A private key in PEM (PKCS#8; PKCS#1 also for RSA) for `alg`.
+    pub(crate) fn from_pem(alg: Algorithm, pem: &[u8]) -> Result<Self, String> {
+        let key = match alg.family() {
+            Family::Hmac => return Err(format!("{alg} takes a secret; use Signer::hmac")),
+            Family::Rsa => EncodingKey::from_rsa_pem(pem),
+            Family::Ec => EncodingKey::from_ec_pem(pem),
+            Family::Ed => EncodingKey::from_ed_pem(pem),
+        }
+        .map_err(|_| format!("not a PEM private key for {alg}"))?;
+        Ok(Self { alg, key })
+    }
+
+    pub(crate) fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// Signs `claims` into a compact JWS with the header `{"alg", "typ": "JWT"}` and `kid`.
+    pub(crate) fn sign<T: Serialize>(
+        &self,
+        kid: Option<&str>,
+        claims: &T,
+    ) -> Result<String, String> {
+        let mut header = jsonwebtoken::Header::new(jwt_alg(self.alg));
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &self.key).map_err(|e| e.to_string())
+    }
+
+    /// Signs `message` and returns the base64url signature.
+    pub(crate) fn sign_bytes(&self, message: &[u8]) -> Result<String, String> {
+        jsonwebtoken::crypto::sign(message, &self.key, jwt_alg(self.alg)).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,631 @@
+//! Strict JSON: duplicate member names are an error at every depth.
+//!
+//! serde_json keeps the last of two equal names; JOSE (RFC 7515 section 5.2) says a parser
+//! must either reject duplicates or keep only the last, and we reject. Depth is bounded by
+//! serde_json's recursion limit (128), so deep nesting is an error, never a stack overflow;
+//! arrays and objects hold at most 1024 items.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+/// A `serde_json::Value` that refuses duplicate member names while parsing.
+struct StrictValue(Value);
+
+impl<'de> de::Deserialize<'de> for StrictValue {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+/// Most elements of one array, or members of one object: huge arrays are refused, so a
+/// token cannot make us build one. Real tokens and key sets stay far below it.
+const MAX_ITEMS: usize = 1024;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number out of range"))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            if items.len() == MAX_ITEMS {
+                return Err(de::Error::custom("array too long"));
+            }
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let StrictValue(v) = map.next_value_seed(StrictSeed)?;
+            if out.len() == MAX_ITEMS {
+                return Err(de::Error::custom("object has too many members"));
+            }
+            if out.insert(key, v).is_some() {
+                return Err(de::Error::custom("duplicate member name"));
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+struct StrictSeed;
+
+impl<'de> DeserializeSeed<'de> for StrictSeed {
+    type Value = StrictValue;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<StrictValue, D::Error> {
+        de::Deserialize::deserialize(d)
+    }
+}
+
+/// Parses a JSON object, refusing duplicate names, a BOM, trailing bytes and non-objects.
+pub(crate) fn object(bytes: &[u8]) -> Result<Map<String, Value>, &'static str> {
+    // serde_json refuses a BOM and trailing non-whitespace by itself.
+    match serde_json::from_slice::<StrictValue>(bytes) {
+        Ok(StrictValue(Value::Object(map))) => Ok(map),
+        Ok(_) => Err("not a JSON object"),
+        Err(_) => Err("not valid JSON, or a duplicate member name"),
+    }
+}
+
+/// Parses a document into `T`, refusing duplicate member names anywhere.
+pub(crate) fn from_slice_strict<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let StrictValue(v) = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}
+
+// ---------------------------------------------------------------------------------------
+// The request path: strict checks and borrowed reads, without building a `Value`.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+
+/// An object member name, borrowed from the input unless it holds escapes.
+struct Name<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Member names seen in one object, to refuse duplicates. Small objects stay on the
+/// stack; large ones (an attacker's) move to a hash set, so the check stays linear.
+struct Seen<'de> {
+    inline: [&'de str; 16],
+    len: usize,
+    more: Vec<Cow<'de, str>>,
+    set: Option<HashSet<Cow<'de, str>>>,
+}
+
+impl<'de> Seen<'de> {
+    fn new() -> Self {
+        Self {
+            inline: [""; 16],
+            len: 0,
+            more: Vec::new(),
+            set: None,
+        }
+    }
+
+    /// Records `name`; `false` when it was seen already.
+    fn insert(&mut self, name: Cow<'de, str>) -> bool {
+        if let Some(set) = &mut self.set {
+            return set.insert(name);
+        }
+        let n: &str = &name;
+        if self.inline[..self.len].contains(&n) || self.more.iter().any(|m| m == n) {
+            return false;
+        }
+        match name {
+            Cow::Borrowed(b) if self.len < self.inline.len() => {
+                self.inline[self.len] = b;
+                self.len += 1;
+            }
+            other => {
+                self.more.push(other);
+                if self.more.len() > 32 {
+                    let mut set: HashSet<Cow<'de, str>> = self.more.drain(..).collect();
+                    set.extend(self.inline[..self.len].iter().map(|s| Cow::Borrowed(*s)));
+                    self.set = Some(set);
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Validates one value with the strict rules (duplicate names at every depth, item caps)
+/// and discards it.
+struct Check;
+
+impl<'de> DeserializeSeed<'de> for Check {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(CheckVisitor)
+    }
+}
+
+struct CheckVisitor;
+
+fn check_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    let mut n = 0;
+    while seq.next_element_seed(Check)?.is_some() {
+        n += 1;
+        if n > MAX_ITEMS {
+            return Err(de::Error::custom("array too long"));
+        }
+    }
+    Ok(())
+}
+
+fn check_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    let mut seen = Seen::new();
+    let mut n = 0;
+    while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
+        map.next_value_seed(Check)?;
+        n += 1;
+        if n > MAX_ITEMS {
+            return Err(de::Error::custom("object has too many members"));
+        }
+        if !seen.insert(name) {
+            return Err(de::Error::custom("duplicate member name"));
+        }
+    }
+    Ok(())
+}
+
+impl<'de> Visitor<'de> for CheckVisitor {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        if v.is_finite() {
+            Ok(())
+        } else {
+            Err(E::custom("number out of range"))
+        }
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        check_seq(seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        check_map(map)
+    }
+}
+
+/// Checks a whole document by the strict rules without building it.
+#[cfg(test)]
+pub(crate) fn check(bytes: &[u8]) -> Result<(), &'static str> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    Check
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|_| "not valid JSON, or a duplicate member name")
+}
+
+/// The members of an object that a scan was asked for, as borrowed raw JSON.
+pub(crate) type Members<'de, const N: usize> = [Option<&'de RawValue>; N];
+
+struct Scan<'n, const N: usize> {
+    names: &'n [&'n str; N],
+    strict: bool,
+}
+
+enum Scanned<'de, const N: usize> {
+    Object(Members<'de, N>),
+    NotObject,
+}
+
+impl<'de, const N: usize> DeserializeSeed<'de> for Scan<'_, N> {
+    type Value = Scanned<'de, N>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for Scan<'_, N> {
+    type Value = Scanned<'de, N>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Scanned::NotObject)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Scanned::NotObject)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Scanned::NotObject)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Scanned::NotObject)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Scanned::NotObject)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Scanned::NotObject)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        if self.strict {
+            check_seq(seq)?;
+        }
+        Ok(Scanned::NotObject)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found: Members<'de, N> = [None; N];
+        let mut seen = Seen::new();
+        let mut n = 0;
+        while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
+            if self.names.contains(&&*name) {
+                let raw: &'de RawValue = map.next_value()?;
+                for (slot, want) in found.iter_mut().zip(self.names) {
+                    if *want == &*name {
+                        *slot = Some(raw);
+                    }
+                }
+                if self.strict && raw.get().starts_with(['{', '[']) {
+                    let mut de = serde_json::Deserializer::from_str(raw.get());
+                    Check.deserialize(&mut de).map_err(de::Error::custom)?;
+                }
+            } else if self.strict {
+                map.next_value_seed(Check)?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+            n += 1;
+            if self.strict {
+                if n > MAX_ITEMS {
+                    return Err(de::Error::custom("object has too many members"));
+                }
+                if !seen.insert(name) {
+                    return Err(de::Error::custom("duplicate member name"));
+                }
+            }
+        }
+        Ok(Scanned::Object(found))
+    }
+}
+
+fn scan<'de, const N: usize>(
+    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+    names: &[&str; N],
+    strict: bool,
+) -> Result<Members<'de, N>, &'static str> {
+    let scanned = Scan { names, strict }
+        .deserialize(&mut *de)
+        .and_then(|s| de.end().map(|()| s));
+    match scanned {
+        Ok(Scanned::Object(found)) => Ok(found),
+        Ok(Scanned::NotObject) => Err("not a JSON object"),
+        Err(_) => Err("not valid JSON, or a duplicate member name"),
+    }
+}
+
+/// Checks a whole JSON object by the strict rules (as [`object`] does: no duplicate names
+/// at any depth, no BOM, no trailing bytes, item caps) and returns the members named in
+/// `names`, borrowed. Nothing is allocated for objects of up to 16 members with plain
+/// names.
+pub(crate) fn scan_object<'de, const N: usize>(
+    bytes: &'de [u8],
+    names: &[&str; N],
+) -> Result<Members<'de, N>, &'static str> {
+    scan(
+        &mut serde_json::Deserializer::from_slice(bytes),
+        names,
+        true,
+    )
+}
+
+/// A JSON value read as one scalar, borrowed where it can be.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Scalar<'de> {
+    Null,
+    Bool(bool),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Str(Cow<'de, str>),
+    /// An array or an object.
+    Compound,
+}
+
+impl<'de> Scalar<'de> {
+    /// Reads an already checked raw value.
+    pub(crate) fn of(raw: &'de RawValue) -> Self {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::I64(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::U64(v))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::F64(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Compound)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Compound)
+            }
+        }
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        de::Deserializer::deserialize_any(&mut de, V).unwrap_or(Scalar::Compound)
+    }
+
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// What [`for_each_item`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Str,
+    Array,
+    Other,
+}
+
+/// Walks an already checked raw value that is a string or an array: `each` gets the
+/// string, or each array element (`None` for an element that is not a string), with
+/// `true` for array elements. Returning `false` from `each` skips the rest.
+pub(crate) fn for_each_item(
+    raw: &RawValue,
+    mut each: impl FnMut(Option<&str>, bool) -> bool,
+) -> Shape {
+    struct V<'f, F>(&'f mut F);
+    impl<'de, F: FnMut(Option<&str>, bool) -> bool> Visitor<'de> for V<'_, F> {
+        type Value = Shape;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or an array")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Shape, E> {
+            (self.0)(Some(v), false);
+            Ok(Shape::Str)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+            while let Some(MaybeStr(item)) = seq.next_element::<MaybeStr<'de>>()? {
+                if !(self.0)(item.as_deref(), true) {
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    break;
+                }
+            }
+            Ok(Shape::Array)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
+            Ok(Shape::Other)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
+            Ok(Shape::Other)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
+            Ok(Shape::Other)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
+            Ok(Shape::Other)
+        }
+        fn visit_unit<E>(self) -> Result<Shape, E> {
+            Ok(Shape::Other)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Shape::Other)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    de::Deserializer::deserialize_any(&mut de, V(&mut each)).unwrap_or(Shape::Other)
+}
+
+/// A string, or `None` for any other value (which is skipped).
+struct MaybeStr<'de>(Option<Cow<'de, str>>);
+
+impl<'de> de::Deserialize<'de> for MaybeStr<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MaybeStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<MaybeStr<'de>, E> {
+                Ok(MaybeStr(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<MaybeStr<'de>, E> {
+                Ok(MaybeStr(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<MaybeStr<'de>, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<MaybeStr<'de>, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<MaybeStr<'de>, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<MaybeStr<'de>, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_unit<E>(self) -> Result<MaybeStr<'de>, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MaybeStr<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(MaybeStr(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MaybeStr<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(MaybeStr(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Follows `path` (member names) down through nested objects of an already checked raw
+/// value. Only nested members are followed: a path is never matched against a member
+/// whose name holds a dot.
+pub(crate) fn walk<'de, S: AsRef<str>>(
+    mut raw: &'de RawValue,
+    path: &[S],
+) -> Option<&'de RawValue> {
+    for name in path {
+        let names = [name.as_ref()];
+        let [found] = scan(
+            &mut serde_json::Deserializer::from_slice(raw.get().as_bytes()),
+            &names,
+            false,
+        )
+        .ok()?;
+        raw = found?;
+    }
+    Some(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_matches_the_strict_parser() {
+        for doc in [
+            r#"{"a":1,"b":{"c":[1,2,{"d":null}]}}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":{"x":1,"x":2}}"#,
+            r#"{"sub":{"x":1,"x":2}}"#,
+            r#"{"sub":[{"x":1,"x":2}]}"#,
+            r#"{"a\u0062":1,"ab":2}"#,
+            r#"[1,2]"#,
+            r#""x""#,
+            r#"{"a":1} x"#,
+            "\u{feff}{}",
+            r#"{"a":1e400}"#,
+        ] {
+            let strict = object(doc.as_bytes());
+            let scanned = scan_object(doc.as_bytes(), &["sub"]);
+            assert_eq!(strict.is_ok(), scanned.is_ok(), "{doc}");
+            if let (Err(a), Err(b)) = (strict, scanned) {
+                assert_eq!(a, b, "{doc}");
+            }
+        }
+    }
+
+    #[test]
+    fn many_members_stay_linear_and_refuse_duplicates() {
+        let mut doc = String::from("{");
+        for i in 0..1000 {
+            doc.push_str(&format!("\"k{i}\":{i},"));
+        }
+        doc.push_str("\"k500\":1}");
+        assert!(scan_object(doc.as_bytes(), &["k1"]).is_err());
+        assert!(check(doc.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn walk_follows_nested_members_only() {
+        let doc = r#"{"realm_access":{"roles":["a","b"]},"realm_access.roles":["x"]}"#;
+        let [top] = scan_object(doc.as_bytes(), &["realm_access"]).unwrap();
+        let raw = walk(top.unwrap(), &["roles"]).unwrap();
+        let mut got = Vec::new();
+        let shape = for_each_item(raw, |s, _| {
+            got.push(s.unwrap().to_owned());
+            true
+        });
+        assert_eq!(shape, Shape::Array);
+        assert_eq!(got, ["a", "b"]);
+    }
+}

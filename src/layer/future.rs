@@ -1,0 +1,96 @@
+//! The future of [`Auth`](super::Auth).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::Response;
+use http::header::WWW_AUTHENTICATE;
+
+use super::Shared;
+use crate::body::AuthBody;
+use crate::error::AuthError;
+
+pin_project_lite::pin_project! {
+    /// The future of [`Auth`](super::Auth): the inner service's, or an immediate rejection.
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+impl<F, B> ResponseFuture<F, B> {
+    pub(super) fn new(state: State<F, B>) -> Self {
+        Self { state }
+    }
+}
+
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    pub(super) enum State<F, B> {
+        Inner { #[pin] fut: F, shared: Arc<Shared> },
+        Reject { res: Option<Response<AuthBody<B>>> },
+        Fetch {
+            fut: Pin<Box<dyn Future<Output = Result<F, AuthError>> + Send>>,
+            shared: Arc<Shared>,
+            grpc: Option<super::service::GrpcAnswer>,
+        },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<AuthBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        // Only a request that waits for remote keys starts in `Fetch`; it moves on to
+        // `Inner` (or answers with the rejection) once the keys are there.
+        while let StateProj::Fetch { fut, shared, grpc } = state.as_mut().project() {
+            match fut.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(inner)) => {
+                    let shared = shared.clone();
+                    state.set(State::Inner { fut: inner, shared });
+                }
+                Poll::Ready(Err(err)) => {
+                    let res = shared.reject(err, grpc.as_ref());
+                    state.set(State::Reject { res: Some(res) });
+                }
+            }
+        }
+        match state.project() {
+            StateProj::Fetch { .. } => Poll::Pending,
+            StateProj::Inner { fut, shared } => fut.poll(cx).map(|r| {
+                r.map(|mut res| {
+                    // A handler that answers with an `AuthError` gets the challenge the
+                    // table asks for, with this layer's scheme and realm.
+                    if !res.headers().contains_key(WWW_AUTHENTICATE) {
+                        let challenge = res
+                            .extensions()
+                            .get::<AuthError>()
+                            .and_then(|e| shared.authenticator.answers().challenge(e))
+                            .cloned();
+                        if let Some(value) = challenge {
+                            res.headers_mut().insert(WWW_AUTHENTICATE, value);
+                        }
+                    }
+                    res.map(AuthBody::inner)
+                })
+            }),
+            StateProj::Reject { res } => match res.take() {
+                Some(res) => Poll::Ready(Ok(res)),
+                None => panic!("ResponseFuture polled after completion"),
+            },
+        }
+    }
+}

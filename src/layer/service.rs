@@ -1,0 +1,200 @@
+//! The service [`Auth`]: checks each request, then calls the inner service or answers.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{CONTENT_TYPE, USER_AGENT};
+use http::{HeaderValue, Request, Response};
+use tower_service::Service;
+
+use super::Shared;
+use super::future::{ResponseFuture, State};
+use crate::authn::Step;
+use crate::body::AuthBody;
+use crate::error::AuthError;
+use crate::policy::Target;
+use crate::principal::Principal;
+
+/// The service made by [`AuthLayer`](super::AuthLayer).
+#[derive(Clone)]
+pub struct Auth<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> std::fmt::Debug for Auth<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth").finish_non_exhaustive()
+    }
+}
+
+impl<S> Auth<S> {
+    pub(super) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the guard and returns the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl Shared {
+    fn target<'a>(&self, parts: &'a http::request::Parts) -> Result<Target<'a>, AuthError> {
+        if self.grpc {
+            let agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
+            self.policy.grpc_target(parts.uri.path(), agent)
+        } else {
+            self.policy.target(&parts.method, parts.uri.path())
+        }
+    }
+
+    /// Answers at once, or says remote keys must be fetched first (`Step::Fetch`).
+    fn check(&self, parts: &http::request::Parts) -> Result<Option<Principal>, Step> {
+        let target = self.target(parts)?;
+        if target.is_public() {
+            return Ok(None);
+        }
+        let principal = self.authenticator.authenticate_or_fetch(&parts.headers)?;
+        self.policy.authorize(&principal, &target)?;
+        Ok(Some(principal))
+    }
+
+    /// The same check, waiting for remote keys.
+    async fn check_async(
+        &self,
+        parts: &http::request::Parts,
+    ) -> Result<Option<Principal>, AuthError> {
+        let target = self.target(parts)?;
+        if target.is_public() {
+            return Ok(None);
+        }
+        let principal = self
+            .authenticator
+            .authenticate_async(&parts.headers)
+            .await?;
+        self.policy.authorize(&principal, &target)?;
+        Ok(Some(principal))
+    }
+
+    /// Whether to answer `headers`' request in gRPC form, and under which content type:
+    /// only on a gRPC layer, only for a gRPC content type; gRPC-web gets its own content
+    /// type back (its clients refuse `application/grpc`), gRPC gets `application/grpc`.
+    pub(super) fn grpc_answer(&self, headers: &http::HeaderMap) -> Option<GrpcAnswer> {
+        if !self.grpc {
+            return None;
+        }
+        let ct = headers.get(CONTENT_TYPE).filter(|v| is_grpc_type(v))?;
+        let web = ct.as_bytes().get(16) == Some(&b'-');
+        Some(GrpcAnswer(web.then(|| ct.clone())))
+    }
+
+    pub(super) fn reject<B>(
+        &self,
+        err: AuthError,
+        grpc: Option<&GrpcAnswer>,
+    ) -> Response<AuthBody<B>> {
+        tracing::debug!(error = %err, status = err.status().as_u16(), grpc = grpc.is_some(), "request rejected");
+        let answers = self.authenticator.answers();
+        match grpc {
+            Some(GrpcAnswer(content_type)) => answers.grpc(&err, content_type.as_ref()),
+            None => answers.http(&err),
+        }
+    }
+}
+
+/// A gRPC answer's content type: the request's for gRPC-web, else `application/grpc`.
+pub(super) struct GrpcAnswer(Option<HeaderValue>);
+
+/// Whether a content type is gRPC: `application/grpc`, `application/grpc+<codec>`, or
+/// gRPC-web (`application/grpc-web...`).
+fn is_grpc_type(v: &HeaderValue) -> bool {
+    let v = v.as_bytes();
+    v.len() >= 16
+        && v[..16].eq_ignore_ascii_case(b"application/grpc")
+        && matches!(v.get(16), None | Some(b'+') | Some(b';') | Some(b'-'))
+}
+
+/// The path of a request that must wait for remote keys: check, then call the inner
+/// service (already ready) with the principal. Boxed, and taken only when a fetch is due.
+fn checked<S, ReqBody>(
+    shared: Arc<Shared>,
+    mut parts: http::request::Parts,
+    body: ReqBody,
+    mut inner: S,
+) -> Pin<Box<dyn Future<Output = Result<S::Future, AuthError>> + Send>>
+where
+    S: Service<Request<ReqBody>> + Send + 'static,
+    ReqBody: Send + 'static,
+{
+    Box::pin(async move {
+        if let Some(p) = shared.check_async(&parts).await? {
+            parts.extensions.insert(p);
+        }
+        Ok(inner.call(Request::from_parts(parts, body)))
+    })
+}
+
+/// `S: Clone + Send + 'static` and `ReqBody: Send + 'static`: a request that must wait
+/// for remote keys (feature `jwks`) is checked in a boxed future that owns a ready clone of
+/// the inner service; every other request is answered at once, without boxing.
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Auth<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    ReqBody: Send + 'static,
+{
+    type Response = Response<AuthBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        // Identity comes only from our own verification: drop anything already there.
+        parts.extensions.remove::<Principal>();
+        let state = match self.shared.check(&parts) {
+            Ok(principal) => {
+                if let Some(p) = principal {
+                    parts.extensions.insert(p);
+                }
+                State::Inner {
+                    fut: self.inner.call(Request::from_parts(parts, body)),
+                    shared: self.shared.clone(),
+                }
+            }
+            Err(Step::Fail(err)) => {
+                let grpc = self.shared.grpc_answer(&parts.headers);
+                State::Reject {
+                    res: Some(self.shared.reject(err, grpc.as_ref())),
+                }
+            }
+            Err(Step::Fetch(_)) => {
+                // `self.inner` was polled ready: it goes into the future, a clone stays.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                let grpc = self.shared.grpc_answer(&parts.headers);
+                State::Fetch {
+                    fut: checked(self.shared.clone(), parts, body, inner),
+                    shared: self.shared.clone(),
+                    grpc,
+                }
+            }
+        };
+        ResponseFuture::new(state)
+    }
+}
