@@ -9,7 +9,9 @@
 //! ```
 //!
 //! It reads every setting of `portcullis::EnvConfig` (FEDn's names and `PORTCULLIS_*`).
-//! Without a configured key it generates a development secret. At start it prints curl
+//! Without a configured key it generates a development secret. With FEDn's RS256 set-up
+//! (`FEDN_JWT_ALGORITHM=RS256`, the PEM public key in `FEDN_JWT_SECRET_KEY`) it mints its
+//! example tokens with the development private key in `QUICKSTART_SIGNING_KEY_FILE`. At start it prints curl
 //! commands with tokens for admin, client and a role-less caller, each with the answer to
 //! expect. A bad configuration makes it exit with the message instead of starting.
 
@@ -157,9 +159,28 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("curl -i {base}/health\n");
     println!("# no token -> 401 {{\"error\":\"missing_token\",\"message\":\"Missing token\"}}");
     println!("curl -i {base}/me\n");
-    match (&signing_secret, alg) {
+    // Tokens for the printed commands: signed with the HMAC secret, or, when the keys are
+    // public keys (FEDn's RS256 set-up: the PEM public key in FEDN_JWT_SECRET_KEY), with
+    // the development private key in QUICKSTART_SIGNING_KEY_FILE.
+    let signer = match (&signing_secret, alg) {
         (Some(secret), Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) => {
-            let signer = Signer::hmac(alg, secret)?;
+            Some(Signer::hmac(alg, secret)?)
+        }
+        _ => match env("QUICKSTART_SIGNING_KEY_FILE") {
+            Some(path) => {
+                let pem = std::fs::read_to_string(&path).map_err(|e| {
+                    format!("QUICKSTART_SIGNING_KEY_FILE: cannot read `{path}`: {e}")
+                })?;
+                Some(
+                    Signer::from_pem(alg, pem)
+                        .map_err(|e| format!("QUICKSTART_SIGNING_KEY_FILE: {e}"))?,
+                )
+            }
+            None => None,
+        },
+    };
+    match signer {
+        Some(signer) => {
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
             let role_claim = env("PORTCULLIS_ROLE_CLAIM").unwrap_or_else(|| "role".to_owned());
             let mint =
@@ -250,8 +271,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 "#   grpcurl -plaintext -import-path examples/quickstart -proto quickstart.proto -H \"authorization: {scheme} $CLIENT\" -d '{{\"name\":\"you\"}}' 127.0.0.1:{grpc_port} quickstart.v1.Greeter/SayHello\n"
             );
         }
-        _ => {
-            println!("Keys are public keys or a JWK set: mint tokens with your issuer, then call");
+        None => {
+            println!(
+                "Keys are public keys or a JWK set: mint tokens with your issuer (or give the"
+            );
+            println!(
+                "quickstart a development private key in QUICKSTART_SIGNING_KEY_FILE), then call"
+            );
             println!("curl -i -H \"Authorization: {scheme} $TOKEN\" {base}/me");
             println!("{grpc_env}{call} SayHello \"$TOKEN\"\n");
         }

@@ -1,0 +1,138 @@
+//! Heap allocations of one request through the layer, counted by a global allocator.
+//!
+//! The figures are pinned: a change that allocates more on the request path fails here.
+//! BENCHMARKS.md records them. One test in this binary, so no other test thread allocates
+//! while it counts; the futures are polled by hand, so no runtime allocates either.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use portcullis::{Algorithm, AuthLayer, Authenticator, Policy, Signer};
+use serde_json::json;
+use tower::{Layer, Service};
+
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+/// Most allocations of one allowed HS256 request: the decoded token buffer, the
+/// principal's strings, the principal, and the request extensions that carry it (their
+/// map, its table and the boxed entry).
+const ALLOWED_MAX: u64 = 8;
+/// Most allocations of one rejection without a token: the response's header map (two)
+/// and the extensions entry for the `AuthError` (three); the body and challenge are
+/// precomputed and shared.
+const MISSING_MAX: u64 = 6;
+/// Most allocations the layer itself adds to a missing-token rejection beyond building
+/// that response (its header map and its extensions entry).
+const MISSING_BEYOND_RESPONSE_MAX: u64 = 1;
+
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("future was not ready"),
+    }
+}
+
+fn blocks() -> u64 {
+    dhat::HeapStats::get().total_blocks
+}
+
+/// Allocations made by `f`, once it ran a few times (first calls fill lazy statics).
+fn count<T>(mut f: impl FnMut() -> T) -> u64 {
+    for _ in 0..3 {
+        drop(f());
+    }
+    let before = blocks();
+    let out = f();
+    let n = blocks() - before;
+    drop(out);
+    n
+}
+
+#[test]
+fn allocations_of_one_request() {
+    let _profiler = dhat::Profiler::builder().testing().build();
+
+    let auth = Authenticator::builder()
+        .hmac_secret(SECRET)
+        .build()
+        .unwrap();
+    let policy = Policy::fedn_rest().build().unwrap();
+    let mut svc =
+        AuthLayer::new(auth, policy).layer(tower::service_fn(|_req: Request<Full<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+        }));
+    let token = Signer::hmac(Algorithm::HS256, SECRET)
+        .unwrap()
+        .sign(&json!({"sub": "client-1", "role": "client", "exp": 4_000_000_000u64, "iat": 1_700_000_000u64}))
+        .unwrap();
+    let header = http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    let mut requests = (0..8)
+        .map(|_| {
+            Request::post("/api/v1/clients/add")
+                .header("authorization", header.clone())
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        })
+        .collect::<Vec<_>>()
+        .into_iter();
+    let allowed = count(|| {
+        let res = ready(svc.call(requests.next().unwrap())).unwrap();
+        assert_eq!(res.status(), 200);
+        res
+    });
+
+    let mut bare = (0..8)
+        .map(|_| {
+            Request::post("/api/v1/clients/add")
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        })
+        .collect::<Vec<_>>()
+        .into_iter();
+    let missing = count(|| {
+        let res = ready(svc.call(bare.next().unwrap())).unwrap();
+        assert_eq!(res.status(), 401);
+        res
+    });
+
+    // The response itself: a header map with two entries and one extensions entry.
+    let err = portcullis::AuthError::keys_unavailable();
+    let response_itself = count(|| {
+        let mut res = Response::new(());
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        res.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer realm=\"api\""),
+        );
+        res.extensions_mut().insert(err.clone());
+        res
+    });
+
+    println!(
+        "allocations: allowed HS256 request {allowed}, missing-token rejection {missing} (the response itself: {response_itself})"
+    );
+    assert!(
+        allowed <= ALLOWED_MAX,
+        "allowed request: {allowed} allocations"
+    );
+    assert!(
+        missing <= MISSING_MAX,
+        "missing token: {missing} allocations"
+    );
+    assert!(
+        missing.saturating_sub(response_itself) <= MISSING_BEYOND_RESPONSE_MAX,
+        "missing token: {missing} allocations, {response_itself} of them the response itself"
+    );
+}
