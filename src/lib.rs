@@ -136,7 +136,7 @@ pub use authz::{
     RecordSetBuilder, RecordStore, Statement, Subject, Via, resource_uri,
 };
 pub use config::EnvConfig;
-pub use error::{AuthError, AuthErrorKind, ConfigError, GrpcCode};
+pub use error::{AuthError, AuthErrorKind, ConfigError, ConfigErrorKind, GrpcCode};
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Claims};
 #[cfg(feature = "reqwest-client")]
