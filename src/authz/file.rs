@@ -402,3 +402,21 @@ fn format_of(path: &std::path::Path) -> Result<(Format, String), ConfigError> {
     }
 }
 
+/// Parses the content of the record file at `path`, already read (by the file watcher),
+/// as [`RecordSet::from_file`] would.
+#[cfg(feature = "watch")]
+pub(super) fn parse_file_bytes(
+    path: &std::path::Path,
+    bytes: &[u8],
+) -> Result<RecordSet, ConfigError> {
+    let (format, origin) = format_of(path)?;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        ConfigError::at(
+            ConfigErrorKind::Records,
+            origin.clone(),
+            "",
+            format!("cannot read it: {e}"),
+        )
+    })?;
+    parse(text, format, &origin)
+}
