@@ -376,32 +376,214 @@ impl std::error::Error for AuthError {}
 
 /// Bad configuration, found when building. It names the setting and says how to fix it.
 ///
+/// [`kind`](Self::kind) says which part of the configuration is wrong, for code that
+/// reacts to it; [`setting`](Self::setting) names the builder method, environment variable
+/// or file position; [`message`](Self::message) says what is wrong and how to fix it; and
+/// for an error found in a file, [`location`](Self::location) is where. `Display` shows
+/// `{setting}: {message}`.
+///
 /// ```
-/// use portcullis::Authenticator;
+/// use portcullis::{Authenticator, ConfigErrorKind};
 ///
 /// let err = Authenticator::builder().hmac_secret("short").build().unwrap_err();
+/// assert_eq!(err.kind(), ConfigErrorKind::HmacSecret);
 /// assert_eq!(err.setting(), "hmac_secret");
-/// assert!(err.to_string().contains("32 bytes"));
+/// assert!(err.message().contains("32 bytes"));
+/// assert_eq!(err.to_string(), format!("hmac_secret: {}", err.message()));
+/// assert_eq!(err.location(), None);
+///
+/// let advice = match err.kind() {
+///     ConfigErrorKind::HmacSecret => "generate a secret with `openssl rand -hex 32`",
+///     ConfigErrorKind::Keys => "configure a key source",
+///     _ => "fix the setting it names",
+/// };
+/// assert!(advice.starts_with("generate"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    kind: ConfigErrorKind,
     setting: String,
     message: String,
+    in_file: bool,
+}
+
+/// Which part of the configuration a [`ConfigError`] is about.
+///
+/// The kind follows the setting, whether it was set in code, through an environment
+/// variable or in a file: `hmac_secret` and `FEDN_JWT_SECRET_KEY` are both
+/// [`HmacSecret`](Self::HmacSecret). New kinds may be added; match with a `_` arm.
+///
+/// ```
+/// use portcullis::{ConfigErrorKind, EnvConfig};
+///
+/// let env = |name: &str| match name {
+///     "FEDN_JWT_SECRET_KEY" => Some("0123456789abcdef0123456789abcdef".to_owned()),
+///     "PORTCULLIS_LEEWAY_SECONDS" => Some("soon".to_owned()),
+///     _ => None,
+/// };
+/// let err = EnvConfig::from_lookup(env).unwrap_err();
+/// assert_eq!(err.kind(), ConfigErrorKind::Claims);
+/// assert_eq!(err.setting(), "PORTCULLIS_LEEWAY_SECONDS");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// The key sources taken together: none is configured, HMAC secrets are mixed with
+    /// public keys, or several keys of one algorithm have no `kid` to tell them apart.
+    Keys,
+    /// The HMAC secret: shorter than its algorithm needs, or the short-secret opt-in
+    /// (`PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET`) is not `true` or `false`.
+    HmacSecret,
+    /// An algorithm: a name that is not one, or not an HMAC algorithm where an HMAC
+    /// secret needs one (`hmac_algorithm`, `FEDN_JWT_ALGORITHM`, a `Signer`'s).
+    Algorithm,
+    /// A PEM public key (`public_key_pem`, `PORTCULLIS_PUBLIC_KEY_FILE`): unreadable, not
+    /// PEM, or not a key for its algorithm.
+    PublicKey,
+    /// A static JWK set (`jwk_set_json`, `PORTCULLIS_JWK_SET_FILE`): unreadable, not a
+    /// JWK set, or without a usable key.
+    JwkSet,
+    /// Remote key sets: a JWK set URL or OIDC issuer (not an absolute `https` URL, bound
+    /// twice, several applying to every token, or no keys when loaded), their options
+    /// (`jwks_*`: TTL, cooldown, max-age bounds, timeouts, size caps), the HTTP client, or
+    /// the `jwks` feature missing for them.
+    RemoteKeys,
+    /// The claim checks: issuer, audience, role and groups claims, `typ`, `crit`,
+    /// leeway.
+    Claims,
+    /// How a token is taken from a request: the authorization schemes, the realm, the
+    /// token size cap (`max_token_bytes`).
+    Extraction,
+    /// The route and gRPC policy: rules, their roles, methods and patterns, public
+    /// prefixes, the URL prefix, required claims, public gRPC methods, gRPC user agents,
+    /// the policy file.
+    Policy,
+    /// Access records for `authorize_user`: roles, groups, records, statements, their
+    /// permissions and resources, and record files.
+    Records,
+    /// The key of a `Signer`: a private key that does not parse, or a secret given
+    /// where a private key is needed.
+    SigningKey,
+    /// An environment variable of ours whose value is wrong and that no kind above
+    /// covers.
+    Environment,
+    /// Anything else.
+    Other,
+}
+
+impl ConfigErrorKind {
+    /// The kind of a setting, by its name: builder settings, the environment variables
+    /// that [`EnvConfig`](crate::EnvConfig) reads, and the labels the policy and record
+    /// builders give their entries. Errors found in a file get their kind from the
+    /// parser instead ([`ConfigError::at`]), since a file name says nothing.
+    fn of(setting: &str) -> Self {
+        use ConfigErrorKind::*;
+        match setting {
+            "keys" => Keys,
+            "hmac_secret" | "FEDN_JWT_SECRET_KEY" | "PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET" => {
+                HmacSecret
+            }
+            "hmac_algorithm" | "signer algorithm" | "FEDN_JWT_ALGORITHM" => Algorithm,
+            "public_key_pem" | "PORTCULLIS_PUBLIC_KEY_FILE" => PublicKey,
+            "jwk_set" | "PORTCULLIS_JWK_SET_FILE" => JwkSet,
+            "signer key" => SigningKey,
+            "jwks_url" | "issuer_jwks_url" | "oidc_issuer" | "PORTCULLIS_OIDC_ISSUER" => RemoteKeys,
+            s if s.starts_with("jwks_") || s.starts_with("PORTCULLIS_JWKS_") => RemoteKeys,
+            "issuer"
+            | "audience"
+            | "role_claim"
+            | "groups_claim"
+            | "typ"
+            | "crit"
+            | "leeway"
+            | "PORTCULLIS_ISSUER"
+            | "PORTCULLIS_AUDIENCE"
+            | "PORTCULLIS_ROLE_CLAIM"
+            | "PORTCULLIS_GROUPS_CLAIM"
+            | "PORTCULLIS_LEEWAY_SECONDS" => Claims,
+            "scheme"
+            | "realm"
+            | "max_token_bytes"
+            | "FEDN_AUTH_SCHEME"
+            | "PORTCULLIS_REALM"
+            | "PORTCULLIS_MAX_TOKEN_BYTES" => Extraction,
+            "public prefix"
+            | "url prefix"
+            | "required claim"
+            | "public gRPC method"
+            | "PORTCULLIS_POLICY_FILE"
+            | "FEDN_AUTH_WHITELIST_URL_PREFIX"
+            | "FEDN_AUTH_WHITELIST_URL"
+            | "FEDN_CUSTOM_URL_PREFIX"
+            | "FEDN_JWT_CUSTOM_CLAIM_KEY"
+            | "FEDN_JWT_CUSTOM_CLAIM_VALUE" => Policy,
+            // "rule 3 (GET /a)", "grpc rule 0 (/pkg.S/M)", "gRPC user agent `probe`".
+            s if s.starts_with("rule ")
+                || s.starts_with("grpc rule ")
+                || s.starts_with("gRPC user agent ") =>
+            {
+                Policy
+            }
+            // "roles", "roles.reader[0]", "groups.editors[1]", "records[0].statements[1]".
+            "roles" | "groups" => Records,
+            s if s.starts_with("roles.")
+                || s.starts_with("groups.")
+                || s.starts_with("records[") =>
+            {
+                Records
+            }
+            s if s.starts_with("FEDN_") || s.starts_with("PORTCULLIS_") => Environment,
+            _ => Other,
+        }
+    }
 }
 
 impl ConfigError {
     pub(crate) fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
+        let setting = setting.into();
         Self {
-            setting: setting.into(),
+            kind: ConfigErrorKind::of(&setting),
+            setting,
             message: message.into(),
+            in_file: false,
         }
     }
 
-    /// The same error, attributed to another setting (an environment variable, say).
-    pub(crate) fn renamed(self, setting: impl Into<String>) -> Self {
+    /// An error found in a file, at `location` (`file`, or `file:line:col`), in `field`
+    /// (a path such as `records[0].id`, or empty). The setting shows both, as
+    /// `file:line:col: field`.
+    pub(crate) fn at(
+        kind: ConfigErrorKind,
+        location: impl Into<String>,
+        field: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        let mut setting = location.into();
+        if !field.is_empty() {
+            setting = format!("{setting}: {field}");
+        }
         Self {
-            setting: setting.into(),
+            kind,
+            setting,
+            message: message.into(),
+            in_file: true,
+        }
+    }
+
+    /// The same error, attributed to another setting (an environment variable, say). The
+    /// kind stays, unless it was [`Other`](ConfigErrorKind::Other) and the new name
+    /// has one.
+    pub(crate) fn renamed(self, setting: impl Into<String>) -> Self {
+        let setting = setting.into();
+        let kind = match self.kind {
+            ConfigErrorKind::Other => ConfigErrorKind::of(&setting),
+            kind => kind,
+        };
+        Self {
+            kind,
+            setting,
             message: self.message,
+            in_file: false,
         }
     }
 
@@ -411,9 +593,37 @@ impl ConfigError {
         self
     }
 
-    /// The setting (builder method, environment variable or file key) that is wrong.
+    /// Which part of the configuration is wrong.
+    pub fn kind(&self) -> ConfigErrorKind {
+        self.kind
+    }
+
+    /// The setting (builder method, environment variable or file position) that is wrong.
     pub fn setting(&self) -> &str {
         &self.setting
+    }
+
+    /// What is wrong and how to fix it, without the setting.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// For an error found in a file (a policy or access-record file, or text read with
+    /// `from_toml_str` and the like, named `policy` or `records`): where it is, as the
+    /// file, then `:line:col` when the parser knows the line, then the field path when
+    /// it knows the field, as in `access.toml:12:14: records[0].statements[0].resources[1]`
+    /// or `policy.toml:3:1`. For such errors this is also the [`setting`](Self::setting).
+    /// `None` for builder settings and environment variables.
+    ///
+    /// ```
+    /// use portcullis::{ConfigErrorKind, RecordSet};
+    ///
+    /// let err = RecordSet::from_toml_str("[roles]\nreader = [\"documents::read\"]\n").unwrap_err();
+    /// assert_eq!(err.kind(), ConfigErrorKind::Records);
+    /// assert_eq!(err.location(), Some("records:2:10: roles.reader[0]"));
+    /// ```
+    pub fn location(&self) -> Option<&str> {
+        self.in_file.then_some(self.setting.as_str())
     }
 }
 

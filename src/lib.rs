@@ -142,7 +142,7 @@ pub use authz::{
 };
 pub use clock::Clock;
 pub use config::EnvConfig;
-pub use error::{AuthError, AuthErrorKind, ConfigError, GrpcCode};
+pub use error::{AuthError, AuthErrorKind, ConfigError, ConfigErrorKind, GrpcCode};
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Claims};
 pub use jose::{Algorithm, UnknownAlgorithm};

@@ -866,6 +866,52 @@ async fn watch_file_reloads_valid_versions_and_keeps_the_last_good_one() {
     watch.stop();
 }
 
+#[cfg(feature = "watch")]
+#[tokio::test(start_paused = true)]
+async fn watch_file_outlives_an_unreadable_file_and_stops_when_dropped() {
+    use std::time::Duration;
+
+    let path = temp_file("watched.toml", AISTORE);
+    let store = MemoryStore::new(RecordSet::from_file(&path).unwrap());
+    let authz = Authorizer::from_store(store.clone());
+    let watch = store.watch_file(&path, Duration::from_secs(1));
+    let allowed = |bucket: &str| {
+        authz
+            .authorize_user("alice", &format!("/clusters/c1/buckets/{bucket}"), "GET")
+            .is_allowed()
+    };
+    let polls = || async {
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+    };
+
+    // Removed: nothing to read, the last good records stay.
+    std::fs::remove_file(&path).unwrap();
+    polls().await;
+    assert!(allowed("photos"));
+    // Recreated with a new version: the watch is still alive and loads it.
+    std::fs::write(&path, AISTORE.replace("photos", "videos")).unwrap();
+    polls().await;
+    assert!(allowed("videos"));
+    assert!(!allowed("photos"));
+    // Not UTF-8: refused, kept, and the next valid version still loads.
+    std::fs::write(&path, b"\xff\xfe[roles]\n").unwrap();
+    polls().await;
+    assert!(allowed("videos"));
+    std::fs::write(&path, AISTORE).unwrap();
+    polls().await;
+    assert!(allowed("photos"));
+    assert!(!allowed("videos"));
+
+    // Dropping the handle stops the watch.
+    drop(watch);
+    std::fs::write(&path, AISTORE.replace("photos", "videos")).unwrap();
+    polls().await;
+    assert!(allowed("photos"));
+    assert!(!allowed("videos"));
+}
+
 // ---- Handlers ----
 
 async fn read_document(authz: Authz, Path(id): Path<String>) -> Result<String, AuthRejection> {

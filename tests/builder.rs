@@ -1,5 +1,5 @@
 //! Builder and layer behaviour found in review: configuration errors that name the
-//! setting, the segment cap, handler-returned errors, and `crit` parameters a caller
+//! setting and have a kind (and, from files, a location), the segment cap, handler-returned errors, and `crit` parameters a caller
 //! declared.
 
 mod common;
@@ -7,7 +7,10 @@ mod common;
 use axum::Router;
 use axum::routing::get;
 use common::*;
-use portcullis::{Algorithm, AuthError, AuthLayer, Authenticator, EnvConfig, Policy, Principal};
+use portcullis::{
+    Algorithm, AuthError, AuthLayer, Authenticator, ConfigErrorKind, EnvConfig, Policy, Principal,
+    RecordSet,
+};
 use serde_json::json;
 
 #[test]
@@ -161,4 +164,313 @@ fn understood_crit_parameters_reach_the_principal() {
         strict.verify(&token).unwrap_err().kind(),
         portcullis::AuthErrorKind::InvalidToken
     );
+}
+
+// ---- ConfigError kinds and locations ----
+
+/// The error of an environment, through `EnvConfig::from_lookup` and `build`.
+fn env_error(vars: &[(&str, &str)]) -> portcullis::ConfigError {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    EnvConfig::from_lookup(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        .and_then(|c| c.build())
+        .unwrap_err()
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("portcullis-builder-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn builder_errors_have_the_kind_of_their_setting() {
+    let (_, public) = keypair(Algorithm::ES256);
+    let cases: Vec<(portcullis::ConfigError, ConfigErrorKind, &str)> = vec![
+        (
+            Authenticator::builder()
+                .hmac_secret("short")
+                .build()
+                .unwrap_err(),
+            ConfigErrorKind::HmacSecret,
+            "hmac_secret",
+        ),
+        (
+            Authenticator::builder().build().unwrap_err(),
+            ConfigErrorKind::Keys,
+            "keys",
+        ),
+        (
+            Authenticator::builder()
+                .hmac_secret(SECRET)
+                .public_key_pem(Algorithm::ES256, &public)
+                .build()
+                .unwrap_err(),
+            ConfigErrorKind::Keys,
+            "keys",
+        ),
+        (
+            hs_builder()
+                .hmac_algorithm(Algorithm::RS256)
+                .build()
+                .unwrap_err(),
+            ConfigErrorKind::Algorithm,
+            "hmac_algorithm",
+        ),
+        (
+            Authenticator::builder()
+                .public_key_pem(Algorithm::ES256, "not a key")
+                .build()
+                .unwrap_err(),
+            ConfigErrorKind::PublicKey,
+            "public_key_pem",
+        ),
+        (
+            Authenticator::builder()
+                .jwk_set_json("{}")
+                .build()
+                .unwrap_err(),
+            ConfigErrorKind::JwkSet,
+            "jwk_set",
+        ),
+        (
+            hs_builder().leeway(10_000).build().unwrap_err(),
+            ConfigErrorKind::Claims,
+            "leeway",
+        ),
+        (
+            hs_builder().realm("").build().unwrap_err(),
+            ConfigErrorKind::Extraction,
+            "realm",
+        ),
+        (
+            hs_builder().schemes([""]).build().unwrap_err(),
+            ConfigErrorKind::Extraction,
+            "scheme",
+        ),
+        (
+            Policy::builder()
+                .allow("GET", "/a/x*", ["client"])
+                .build()
+                .unwrap_err(),
+            ConfigErrorKind::Policy,
+            "rule 0 (GET /a/x*)",
+        ),
+        (
+            Policy::builder().public_prefix("/").build().unwrap_err(),
+            ConfigErrorKind::Policy,
+            "public prefix",
+        ),
+        (
+            portcullis::Signer::hmac(Algorithm::ES256, SECRET).unwrap_err(),
+            ConfigErrorKind::Algorithm,
+            "signer algorithm",
+        ),
+        (
+            portcullis::Signer::from_pem(Algorithm::ES256, "not a key").unwrap_err(),
+            ConfigErrorKind::SigningKey,
+            "signer key",
+        ),
+    ];
+    for (err, kind, setting) in cases {
+        assert_eq!(err.kind(), kind, "{err}");
+        assert_eq!(err.setting(), setting, "{err}");
+        assert_eq!(err.location(), None, "{err}");
+        // The parts make up the display.
+        assert_eq!(err.to_string(), format!("{setting}: {}", err.message()));
+        assert!(!err.message().is_empty());
+    }
+}
+
+#[test]
+fn env_errors_have_the_kind_of_what_the_variable_configures() {
+    type Vars = &'static [(&'static str, &'static str)];
+    let cases: &[(Vars, ConfigErrorKind, &str)] = &[
+        (
+            &[("FEDN_JWT_SECRET_KEY", "short")],
+            ConfigErrorKind::HmacSecret,
+            "FEDN_JWT_SECRET_KEY",
+        ),
+        (&[], ConfigErrorKind::Keys, "FEDN_JWT_SECRET_KEY (or "),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("FEDN_JWT_ALGORITHM", "XS1"),
+            ],
+            ConfigErrorKind::Algorithm,
+            "FEDN_JWT_ALGORITHM",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("FEDN_JWT_ALGORITHM", "RS256"),
+            ],
+            ConfigErrorKind::Algorithm,
+            "FEDN_JWT_ALGORITHM",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_LEEWAY_SECONDS", "soon"),
+            ],
+            ConfigErrorKind::Claims,
+            "PORTCULLIS_LEEWAY_SECONDS",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_LEEWAY_SECONDS", "100000"),
+            ],
+            ConfigErrorKind::Claims,
+            "PORTCULLIS_LEEWAY_SECONDS",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_MAX_TOKEN_BYTES", "0"),
+            ],
+            ConfigErrorKind::Extraction,
+            "PORTCULLIS_MAX_TOKEN_BYTES",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET", "maybe"),
+            ],
+            ConfigErrorKind::HmacSecret,
+            "PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("FEDN_AUTH_WHITELIST_URL", "/"),
+            ],
+            ConfigErrorKind::Policy,
+            "FEDN_AUTH_WHITELIST_URL",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("FEDN_JWT_CUSTOM_CLAIM_KEY", "tenant"),
+            ],
+            ConfigErrorKind::Policy,
+            "FEDN_JWT_CUSTOM_CLAIM_VALUE",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_POLICY_FILE", "/nonexistent/policy.toml"),
+            ],
+            ConfigErrorKind::Policy,
+            "PORTCULLIS_POLICY_FILE",
+        ),
+        (
+            &[("PORTCULLIS_JWK_SET_FILE", "/nonexistent/set.json")],
+            ConfigErrorKind::JwkSet,
+            "PORTCULLIS_JWK_SET_FILE",
+        ),
+        (
+            &[("PORTCULLIS_PUBLIC_KEY_FILE", "/nonexistent/key.pem")],
+            ConfigErrorKind::PublicKey,
+            "PORTCULLIS_PUBLIC_KEY_FILE",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_JWKS_TTL_SECONDS", "hourly"),
+            ],
+            ConfigErrorKind::RemoteKeys,
+            "PORTCULLIS_JWKS_TTL_SECONDS",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_JWKS_URL", "not a url"),
+            ],
+            ConfigErrorKind::RemoteKeys,
+            "PORTCULLIS_JWKS_URL",
+        ),
+    ];
+    for (vars, kind, setting) in cases {
+        let err = env_error(vars);
+        assert_eq!(err.kind(), *kind, "{vars:?}: {err}");
+        assert!(err.setting().starts_with(setting), "{vars:?}: {err}");
+        assert_eq!(err.location(), None, "{err}");
+    }
+}
+
+#[test]
+fn policy_file_errors_name_their_line() {
+    // Line 5 holds the misspelt key.
+    let dir = temp_dir("policy");
+    let path = dir.join("policy.toml");
+    std::fs::write(
+        &path,
+        "unmatched = \"deny\"\n\n[[rule]]\nroles = [\"client\"]\npaht = \"/a\"\n",
+    )
+    .unwrap();
+    let origin = path.display().to_string();
+    let check = |err: portcullis::ConfigError| {
+        assert_eq!(err.kind(), ConfigErrorKind::Policy, "{err}");
+        let at = err.location().expect("a location");
+        assert_eq!(at, format!("{origin}:5:1"), "{err}");
+        assert_eq!(err.to_string(), format!("{at}: {}", err.message()));
+        assert!(err.message().contains("paht"), "{err}");
+    };
+    check(Policy::from_toml_file(&path).unwrap_err());
+    check(env_error(&[
+        ("FEDN_JWT_SECRET_KEY", SECRET),
+        ("PORTCULLIS_POLICY_FILE", path.to_str().unwrap()),
+    ]));
+    // A bad value of a known key: the file and the key.
+    let err = Policy::from_toml_str("unmatched = \"allow\"").unwrap_err();
+    assert_eq!(err.kind(), ConfigErrorKind::Policy);
+    assert_eq!(err.location(), Some("policy: unmatched"));
+    assert_eq!(
+        err.to_string(),
+        "policy: unmatched: `allow` is not `deny` or `authenticated`"
+    );
+}
+
+#[test]
+fn record_file_errors_are_records_with_a_location() {
+    let dir = temp_dir("records");
+    let path = dir.join("access.toml");
+    std::fs::write(
+        &path,
+        "[roles]\nreader = [\"documents:read\"]\n\n[[records]]\nid = \"r\"\n[[records.statements]]\nroles = [\"reader\"]\nresources = [\"/a//b\"]\nusers = [\"ada\"]\n",
+    )
+    .unwrap();
+    let err = RecordSet::from_file(&path).unwrap_err();
+    assert_eq!(err.kind(), ConfigErrorKind::Records, "{err}");
+    let origin = path.display().to_string();
+    // Line 8 holds the bad resource.
+    let at = err.location().expect("a location");
+    assert!(at.starts_with(&format!("{origin}:8:")), "{err}");
+    assert!(
+        at.ends_with(": records[0].statements[0].resources[0]"),
+        "{err}"
+    );
+    assert!(err.message().contains("//"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("{}: {}", err.location().unwrap(), err.message())
+    );
+    // A file that cannot be read: the file alone.
+    let missing = dir.join("missing.json");
+    let err = RecordSet::from_file(&missing).unwrap_err();
+    assert_eq!(err.kind(), ConfigErrorKind::Records);
+    assert_eq!(err.location(), Some(missing.display().to_string().as_str()));
+    assert!(err.message().starts_with("cannot read it"), "{err}");
+    // Built in code: records, without a location.
+    let err = RecordSet::builder()
+        .role("reader", ["documents::read"])
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ConfigErrorKind::Records);
+    assert_eq!(err.setting(), "roles.reader[0]");
+    assert_eq!(err.location(), None);
 }

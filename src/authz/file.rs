@@ -15,7 +15,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::pattern::{Action, Resource};
 use super::records::{Record, RecordSet, RecordSetBuilder, Statement};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigErrorKind};
 
 /// The two formats; same fields in both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,22 +254,19 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-fn located(origin: &str, line: usize, col: usize, path: &str) -> String {
+fn located(origin: &str, line: usize, col: usize, path: &str, message: String) -> ConfigError {
     let at = if line == 0 {
         origin.to_owned()
     } else {
         format!("{origin}:{line}:{col}")
     };
-    if path.is_empty() || path == "." {
-        at
-    } else {
-        format!("{at}: {path}")
-    }
+    let path = if path == "." { "" } else { path };
+    ConfigError::at(ConfigErrorKind::Records, at, path, message)
 }
 
 fn toml_error(origin: &str, text: &str, path: &str, e: &toml::de::Error) -> ConfigError {
     let (line, col) = e.span().map_or((0, 0), |s| line_col(text, s.start));
-    ConfigError::new(located(origin, line, col, path), e.message().to_owned())
+    located(origin, line, col, path, e.message().to_owned())
 }
 
 fn json_error(origin: &str, path: &str, e: &serde_json::Error) -> ConfigError {
@@ -279,7 +276,7 @@ fn json_error(origin: &str, path: &str, e: &serde_json::Error) -> ConfigError {
         Some(i) if e.line() > 0 => full[..i].to_owned(),
         _ => full,
     };
-    ConfigError::new(located(origin, e.line(), e.column(), path), message)
+    located(origin, e.line(), e.column(), path, message)
 }
 
 /// Runs one deserialization pass, with the field path tracked.
@@ -327,10 +324,8 @@ pub(super) fn parse(text: &str, format: Format, origin: &str) -> Result<RecordSe
         b = b.record(record);
     }
     // Everything was checked while reading; what is left would still name the field.
-    b.build().map_err(|e| {
-        let setting = format!("{origin}: {}", e.setting());
-        e.renamed(setting)
-    })
+    b.build()
+        .map_err(|e| ConfigError::at(e.kind(), origin, e.setting(), e.message()))
 }
 
 impl RecordSet {
@@ -379,19 +374,49 @@ impl RecordSet {
     /// ```
     pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let origin = path.display().to_string();
-        let format = match path.extension().and_then(|e| e.to_str()) {
-            Some(e) if e.eq_ignore_ascii_case("toml") => Format::Toml,
-            Some(e) if e.eq_ignore_ascii_case("json") => Format::Json,
-            _ => {
-                return Err(ConfigError::new(
-                    origin,
-                    "name an access-record file `*.toml` or `*.json`",
-                ));
-            }
-        };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(origin.clone(), format!("cannot read it: {e}")))?;
+        let (format, origin) = format_of(path)?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::at(
+                ConfigErrorKind::Records,
+                origin.clone(),
+                "",
+                format!("cannot read it: {e}"),
+            )
+        })?;
         parse(&text, format, &origin)
     }
+}
+
+/// The format a record file's name gives, and the name errors start with.
+fn format_of(path: &std::path::Path) -> Result<(Format, String), ConfigError> {
+    let origin = path.display().to_string();
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("toml") => Ok((Format::Toml, origin)),
+        Some(e) if e.eq_ignore_ascii_case("json") => Ok((Format::Json, origin)),
+        _ => Err(ConfigError::at(
+            ConfigErrorKind::Records,
+            origin,
+            "",
+            "name an access-record file `*.toml` or `*.json`",
+        )),
+    }
+}
+
+/// Parses the content of the record file at `path`, already read (by the file watcher),
+/// as [`RecordSet::from_file`] would.
+#[cfg(feature = "watch")]
+pub(super) fn parse_file_bytes(
+    path: &std::path::Path,
+    bytes: &[u8],
+) -> Result<RecordSet, ConfigError> {
+    let (format, origin) = format_of(path)?;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        ConfigError::at(
+            ConfigErrorKind::Records,
+            origin.clone(),
+            "",
+            format!("cannot read it: {e}"),
+        )
+    })?;
+    parse(text, format, &origin)
 }

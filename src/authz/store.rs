@@ -110,13 +110,15 @@ pub use watch::FileWatch;
 #[cfg(feature = "watch")]
 mod watch {
     use std::path::{Path, PathBuf};
+    use std::sync::Arc;
     use std::time::Duration;
 
     use super::MemoryStore;
-    use crate::authz::RecordSet;
+    use crate::authz::file;
 
     /// A running file watcher from [`MemoryStore::watch_file`]. Dropping it stops the
-    /// watcher.
+    /// watcher, so keep it for as long as the file should be watched.
+    #[must_use = "the watch stops when this handle is dropped; keep it for as long as the file should be watched"]
     #[derive(Debug)]
     pub struct FileWatch {
         task: tokio::task::JoinHandle<()>,
@@ -135,45 +137,71 @@ mod watch {
 
     /// What identifies a version of the file: its content. Timestamps and sizes miss a
     /// same-size rewrite within the timestamp's granularity; record files are small.
-    fn stamp(path: &Path) -> Option<Vec<u8>> {
-        std::fs::read(path).ok()
+    /// `None` while the file cannot be read (an editor replacing it, say).
+    fn read(path: &Path) -> Option<Arc<[u8]>> {
+        std::fs::read(path).ok().map(Arc::from)
     }
 
     impl MemoryStore {
         /// Feature `watch`: polls `path` every `every` (at least 10 ms) on the current
         /// tokio runtime and swaps in each new version that is valid. An invalid version is
         /// logged at warn level with its file, line and field, and the current set stays.
+        /// While the file cannot be read (removed, say) the current set stays and the
+        /// watch goes on: the next readable version is loaded.
         ///
-        /// A version is noticed by its content. The store is not
-        /// loaded from the file at start: build it with [`RecordSet::from_file`].
+        /// A version is noticed by its content. The store is not loaded from the file at
+        /// start: build it with [`RecordSet::from_file`](crate::RecordSet::from_file).
+        /// This call reads the file once, to learn the version the store holds; after
+        /// that each read and parse runs on tokio's blocking thread pool
+        /// (`spawn_blocking`), never on a runtime worker. Should one of them fail
+        /// unexpectedly (a panic), that is logged at warn level, the current set stays and
+        /// the watch goes on.
+        ///
+        /// The watch runs until the returned [`FileWatch`] is dropped or stopped.
         ///
         /// # Panics
         ///
         /// Outside a tokio runtime, as `tokio::spawn` does.
+        #[must_use = "the watch stops when the returned FileWatch is dropped; keep it for as long as the file should be watched"]
         pub fn watch_file(&self, path: impl Into<PathBuf>, every: Duration) -> FileWatch {
             let path = path.into();
             let store = self.clone();
             let every = every.max(Duration::from_millis(10));
             // The version present now is the one the store holds (or is about to).
-            let mut seen = stamp(&path);
+            let mut seen = read(&path);
             let task = tokio::spawn(async move {
                 let mut ticks = tokio::time::interval(every);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 ticks.tick().await;
                 loop {
                     ticks.tick().await;
-                    let now = stamp(&path);
-                    if now.is_none() || now == seen {
+                    let p = path.clone();
+                    let now = match tokio::task::spawn_blocking(move || read(&p)).await {
+                        Ok(Some(now)) => now,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            tracing::warn!(file = %path.display(), error = %e, "access records: reading the file failed; keeping the current ones");
+                            continue;
+                        }
+                    };
+                    if seen.as_ref() == Some(&now) {
                         continue;
                     }
-                    seen = now;
-                    match RecordSet::from_file(&path) {
-                        Ok(records) => {
+                    // Noticed once, even if its parse fails.
+                    seen = Some(now.clone());
+                    let p = path.clone();
+                    let parsed =
+                        tokio::task::spawn_blocking(move || file::parse_file_bytes(&p, &now)).await;
+                    match parsed {
+                        Ok(Ok(records)) => {
                             store.replace(records);
                             tracing::info!(file = %path.display(), "access records reloaded");
                         }
-                        Err(e) => {
+                        Ok(Err(e)) => {
                             tracing::warn!(error = %e, "access records not reloaded; keeping the current ones");
+                        }
+                        Err(e) => {
+                            tracing::warn!(file = %path.display(), error = %e, "access records: parsing the file failed; keeping the current ones");
                         }
                     }
                 }

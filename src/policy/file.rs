@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 
 use super::{PolicyBuilder, Unmatched};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigErrorKind};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,8 +50,10 @@ fn unmatched(value: Option<&str>, origin: &str, key: &str) -> Result<Unmatched, 
     match value {
         None | Some("deny") => Ok(Unmatched::Deny),
         Some("authenticated") => Ok(Unmatched::Authenticated),
-        Some(other) => Err(ConfigError::new(
-            format!("{origin}: {key}"),
+        Some(other) => Err(ConfigError::at(
+            ConfigErrorKind::Policy,
+            origin,
+            key,
             format!("`{other}` is not `deny` or `authenticated`"),
         )),
     }
@@ -79,7 +81,12 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<PolicyBuilder, ConfigErr
                 )
             })
             .unwrap_or((0, 0));
-        ConfigError::new(format!("{origin}:{line}:{col}"), e.message().to_owned())
+        ConfigError::at(
+            ConfigErrorKind::Policy,
+            format!("{origin}:{line}:{col}"),
+            "",
+            e.message(),
+        )
     })?;
     let mut b = PolicyBuilder::default();
     b = b
