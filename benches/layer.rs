@@ -1,5 +1,9 @@
-//! One request through the layer (oneshot over a `service_fn`), beside a bare
-//! `jsonwebtoken::decode` of the same token, in the same run.
+//! One request through the layer (a `service_fn` inner service, polled without a runtime):
+//!
+//! - an allowed request, beside a bare `jsonwebtoken::decode` of the same tokens (1,000
+//!   distinct tokens in turn), for HS256 and RS256;
+//! - a 401 without a token, and a 401 for a garbage token, beside the bare inner service
+//!   answering the same request.
 
 #![allow(missing_docs)]
 
@@ -26,6 +30,27 @@ struct Claims {
     exp: u64,
 }
 
+fn inner() -> impl tower::Service<
+    Request<Full<Bytes>>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+    })
+}
+
+fn request(authorization: Option<&str>) -> Request<Full<Bytes>> {
+    let mut req = Request::post("/api/v1/clients/add");
+    if let Some(value) = authorization {
+        req = req.header("authorization", value);
+    }
+    req.body(Full::new(Bytes::new())).unwrap()
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("layer");
     let rsa_pub = fixture("rsa2048.pub.pem");
@@ -50,37 +75,94 @@ fn bench(c: &mut Criterion) {
         ),
     ];
     for (alg, signer, auth, bare_key) in cases {
-        let token = signer.sign(&claims()).unwrap();
-        let header = format!("Bearer {token}");
+        let tokens = distinct_tokens(&signer, 1_000);
+        let headers: Vec<String> = tokens.iter().map(|t| format!("Bearer {t}")).collect();
         let policy = Policy::fedn_rest().build().unwrap();
-        let svc =
-            AuthLayer::new(auth, policy).layer(service_fn(|_req: Request<Full<Bytes>>| async {
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-            }));
-        let request = || {
-            Request::post("/api/v1/clients/add")
-                .header("authorization", header.as_str())
-                .body(Full::new(Bytes::new()))
-                .unwrap()
-        };
-        let res = ready(svc.clone().oneshot(request())).unwrap();
-        assert_eq!(res.status(), 200);
+        let svc = AuthLayer::new(auth, policy).layer(inner());
+        for h in &headers {
+            let res = ready(svc.clone().oneshot(request(Some(h)))).unwrap();
+            assert_eq!(res.status(), 200);
+        }
+        let mut i = 0;
         group.bench_function(format!("{alg}/layer_oneshot"), |b| {
             b.iter_batched(
-                request,
-                |req| {
-                    let res = ready(svc.clone().oneshot(req)).unwrap();
-                    debug_assert_eq!(res.status(), 200);
-                    res
+                || {
+                    i = (i + 1) % headers.len();
+                    request(Some(&headers[i]))
                 },
+                |req| ready(svc.clone().oneshot(req)).unwrap(),
                 BatchSize::SmallInput,
             )
         });
         let validation = Validation::new(alg.as_str().parse::<jsonwebtoken::Algorithm>().unwrap());
+        let mut i = 0;
         group.bench_function(format!("{alg}/bare_jsonwebtoken_decode"), |b| {
-            b.iter(|| jsonwebtoken::decode::<Claims>(&token, &bare_key, &validation).unwrap())
+            b.iter(|| {
+                i = (i + 1) % tokens.len();
+                jsonwebtoken::decode::<Claims>(&tokens[i], &bare_key, &validation).unwrap()
+            })
         });
     }
+
+    // Cheap rejections against the bare inner service answering the same request.
+    let auth = Authenticator::builder()
+        .hmac_secret(SECRET)
+        .build()
+        .unwrap();
+    let svc = AuthLayer::new(auth, Policy::fedn_rest().build().unwrap()).layer(inner());
+    let bare = inner();
+    // Not a JWS at all (no dots): refused before any decoding.
+    let garbage = "Bearer gibberish-that-is-no-jwt";
+    for (name, value, status) in [
+        ("no_token", None, 401),
+        ("garbage_token", Some(garbage), 401),
+    ] {
+        assert_eq!(
+            ready(svc.clone().oneshot(request(value))).unwrap().status(),
+            status
+        );
+        group.bench_function(format!("reject/{name}/layer_oneshot"), |b| {
+            b.iter_batched(
+                || request(value),
+                |req| ready(svc.clone().oneshot(req)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+        group.bench_function(format!("reject/{name}/bare_inner"), |b| {
+            b.iter_batched(
+                || request(value),
+                |req| ready(bare.clone().oneshot(req)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    // The floor of any rejection: an inner service that answers with a response of the
+    // same shape (two headers and an `AuthError` in the extensions).
+    let err = portcullis::AuthError::keys_unavailable();
+    let same_shape = service_fn(move |_req: Request<Full<Bytes>>| {
+        let err = err.clone();
+        async move {
+            let mut res = Response::new(Full::new(Bytes::from_static(b"{}")));
+            *res.status_mut() = http::StatusCode::UNAUTHORIZED;
+            res.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            res.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"api\""),
+            );
+            res.extensions_mut().insert(err);
+            Ok::<_, Infallible>(res)
+        }
+    });
+    group.bench_function("reject/no_token/bare_inner_same_response", |b| {
+        b.iter_batched(
+            || request(None),
+            |req| ready(same_shape.clone().oneshot(req)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
     group.finish();
 }
 

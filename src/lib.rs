@@ -90,12 +90,25 @@
 //!
 //! ## Security defaults
 //!
-//! The algorithm comes from the key, never from the token; `none` is never accepted;
-//! `exp` is required; `nbf` and `iat` are checked when present (leeway 60 s, at most
-//! 300 s); `crit`, `b64`, nested and encrypted tokens are refused; duplicate JSON members
+//! The algorithm comes from the key, never from the token; `none` is never accepted, nor
+//! HMAC from a public key; `exp` is required; `nbf` and `iat` are checked when present
+//! (leeway 60 s, at most 300 s); a token that carries `aud` is refused unless an audience
+//! is configured (and named by it) or [`DangerousAuthenticatorBuilder::allow_unchecked_audience`]
+//! opts out; `crit`, `b64`, nested and encrypted tokens are refused; duplicate JSON members
 //! are refused; HMAC secrets shorter than the hash are refused; tokens over 8 KiB are
-//! refused before decoding; routes no rule names are denied.
+//! refused before decoding; claim paths walk nested objects only; routes no rule names are
+//! denied.
 //!
+//! ## How the crate is built
+//!
+//! Dependencies run one way: `jose` (algorithms, strict base64url and JSON, prepared keys;
+//! the only module that names jsonwebtoken or aws-lc-rs) at the bottom, then `keys` (key
+//! sets, JWK loading, remote sets, with their own results), then the verifier
+//! ([`Authenticator`]) and beside it the [`Policy`] (compiled into an index when built),
+//! then the adapters: the [`layer`] ([`AuthLayer`] → [`layer::Auth`] →
+//! [`layer::ResponseFuture`]), the axum extractors and the tonic interceptor. Rejections
+//! come from an answer table precomputed per authenticator.
+
 //! ## Feature flags
 //!
 //! - `axum` (default): the [`Principal`] and [`Claims`] extractors, and [`Authz`].

@@ -35,6 +35,23 @@ pub fn ready<F: Future>(f: F) -> F::Output {
     }
 }
 
+/// `n` distinct tokens: the same shape as `claims()`, each with its own subject and id.
+pub fn distinct_tokens(signer: &portcullis::Signer, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            signer
+                .sign(&serde_json::json!({
+                    "sub": format!("user-{i}"),
+                    "jti": format!("{i:08x}"),
+                    "role": "client",
+                    "exp": 4_000_000_000u64,
+                    "iat": 1_700_000_000u64,
+                }))
+                .unwrap()
+        })
+        .collect()
+}
+
 pub fn claims() -> serde_json::Value {
     serde_json::json!({"sub": "user-1", "role": "client", "exp": 4_000_000_000u64, "iat": 1_700_000_000u64})
 }
