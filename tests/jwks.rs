@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -303,7 +304,9 @@ impl Issuer {
         *self.state.cache_control.lock().unwrap() = Some(cc.to_owned());
     }
 
+    /// Holds every key set request until `open_gate` (again after an earlier opening).
     fn gate(&self) {
+        self.state.gate.forget_permits(usize::MAX);
         self.state.gated.store(true, SeqCst);
     }
 
@@ -405,6 +408,23 @@ async fn assert_invalid(app: &Router, token: &str) {
         serde_json::from_str::<Value>(&body).unwrap(),
         json!({"error": "invalid_token", "message": "Invalid token"})
     );
+}
+
+/// Polls a future once with a waker that does nothing: `Ready` means it did not wait.
+fn poll_once<F: Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
+    fut.poll(&mut Context::from_waker(std::task::Waker::noop()))
+}
+
+/// Lets the fetch held at the issuer's gate go on and waits until it has ended (its set
+/// installed or its failure recorded): `load_keys` joins the running fetch.
+async fn release(auth: &Authenticator, issuer: &Issuer) {
+    let mut join = std::pin::pin!(auth.load_keys());
+    assert!(
+        poll_once(join.as_mut()).is_pending(),
+        "no fetch was running"
+    );
+    issuer.open_gate();
+    let _ = join.await;
 }
 
 async fn assert_unavailable(app: &Router, token: &str) {
@@ -825,6 +845,57 @@ async fn j4_flood_of_random_kids() {
         );
     }
     assert!(issuer.hits() <= 1 + 4, "{} fetches", issuer.hits());
+}
+
+/// Requests check the fetch gates (a fetch running, the backoff) without a lock; a fetch
+/// still starts only under it, so concurrent requests in the refresh-ahead window make
+/// exactly one fetch, and none in the backoff after it failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn j4_concurrent_requests_in_the_refresh_window_make_one_fetch() {
+    let a = es256("a");
+    let clock = TestClock::new();
+    let issuer = Issuer::start(set(&[&a])).await;
+    let auth = remote(&issuer, &clock);
+    let app = app(auth.clone());
+    let valid = token(&a, None);
+    auth.load_keys().await.unwrap();
+    clock.advance(TTL - 10);
+    let burst = |expect_hits: usize| {
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let (app, auth, t) = (app.clone(), auth.clone(), valid.clone());
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        call(&app, &t).await.0
+                    } else {
+                        auth.verify(&t).map_or(500, |_| 200)
+                    }
+                })
+            })
+            .collect();
+        let issuer = issuer.clone();
+        async move {
+            for task in tasks {
+                assert_eq!(task.await.unwrap(), 200);
+            }
+            issuer.wait_for_hits(expect_hits).await;
+        }
+    };
+    // The refresh is held at the issuer while 200 requests come: one fetch.
+    issuer.gate();
+    burst(2).await;
+    assert_eq!(issuer.hits(), 2);
+    // It fails; in the backoff (1 s) 200 more requests make no fetch.
+    issuer.behave(Behaviour::Status(500));
+    release(&auth, &issuer).await;
+    burst(2).await;
+    assert_eq!(issuer.hits(), 2);
+    // After the backoff, one fetch again.
+    clock.advance(1);
+    issuer.gate();
+    burst(3).await;
+    release(&auth, &issuer).await;
+    assert_eq!(issuer.hits(), 3);
 }
 
 // ---------------------------------------------------------------- J5

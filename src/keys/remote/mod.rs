@@ -11,8 +11,10 @@
 //! - A remote set never yields an HMAC key: a set holding an `oct` key is refused whole.
 //!   The K6 loading rules apply to every key. Kid-less keys of an algorithm that has
 //!   several are skipped (no token could choose between them; the rest of the set serves).
-//! - Key look-ups on the request path read the current set through an atomic pointer: no
-//!   lock, no allocation, no network while the set is fresh.
+//! - Key look-ups on the request path read the current set through an atomic pointer, and
+//!   the checks that decide whether a fetch may start (one running, the backoff, the
+//!   cooldown) read atomics: a look-up takes a lock only to start a fetch, and allocates
+//!   nothing and never touches the network while the set is fresh.
 //! - The set lives for its TTL (default 10 min; `Cache-Control: max-age` is honoured,
 //!   clamped to 1 min .. 1 h by default). A request that arrives in the last 30 s of the
 //!   TTL starts a refresh in the background; one that arrives after it waits for the

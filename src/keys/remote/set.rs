@@ -1,5 +1,8 @@
 //! The state of one remote key set: the snapshot requests read, and the fetch bookkeeping.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Release};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::{ArcSwap, Guard};
@@ -23,13 +26,27 @@ pub(crate) struct Snapshot {
     generation: u64,
 }
 
-/// Fetch bookkeeping, touched only off the hot path.
+/// What decides, without a lock, whether a fetch may start. The request path only reads
+/// these; they change with [`Control`] locked, so a fetch starts only under the lock
+/// (single-flight) while the checks that usually say "no" take none.
+#[derive(Default)]
+struct Gates {
+    /// A fetch is running (mirrors `Control::flight`). Cleared after the fetch has
+    /// installed its set or recorded its failure, so a reader that sees `false` also sees
+    /// those.
+    flight: AtomicBool,
+    /// No fetch before this time: the backoff after failures.
+    retry_at: AtomicU64,
+    /// No fetch for an unknown `kid` before this time: the cooldown after the last one.
+    miss_at: AtomicU64,
+}
+
+/// Fetch bookkeeping, locked only to start a fetch, to end one, and for the rare reads
+/// (`load_keys`, discovery).
 #[derive(Default)]
 struct Control {
     flight: Option<watch::Receiver<()>>,
     failures: u32,
-    retry_at: u64,
-    last_miss_fetch: Option<u64>,
     jwks_uri: Option<Url>,
     last_error: Option<String>,
 }
@@ -69,12 +86,12 @@ pub(crate) struct RemoteSet {
     source: Source,
     fetcher: Arc<Fetcher>,
     state: ArcSwap<Snapshot>,
+    gates: Gates,
     ctl: Mutex<Control>,
     negative: moka::sync::Cache<Box<str>, ()>,
-}
-
-fn lock(m: &Mutex<Control>) -> MutexGuard<'_, Control> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    /// How often `ctl` was locked, for the tests that prove the request path takes no lock.
+    #[cfg(test)]
+    locks: std::sync::atomic::AtomicUsize,
 }
 
 impl RemoteSet {
@@ -88,9 +105,19 @@ impl RemoteSet {
                 usable_until: 0,
                 generation: 0,
             }),
+            gates: Gates::default(),
             ctl: Mutex::new(Control::default()),
             negative: moka::sync::Cache::new(NEGATIVE_CAPACITY),
+            #[cfg(test)]
+            locks: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Control> {
+        #[cfg(test)]
+        self.locks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.ctl.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The URL or issuer, for logs and errors.
@@ -129,11 +156,11 @@ impl RemoteSet {
         let now = self.fetcher.clock.now();
         let snap = self.state.load();
         let usable = snap.keys.is_some() && now < snap.usable_until;
-        (usable, lock(&self.ctl).last_error.clone())
+        (usable, self.lock().last_error.clone())
     }
 
-    /// Chooses the key for a token from `snap`. On the hot path (fresh set, known kid)
-    /// this takes no lock. `mode` says whether a needed fetch is asked for (`Wait`),
+    /// Chooses the key for a token from `snap`. It takes no lock unless it starts a fetch:
+    /// not for a fresh set, nor while a fetch runs, nor in the backoff or the cooldown. `mode` says whether a needed fetch is asked for (`Wait`),
     /// started in the background (`Kick`), or not done (`Never`).
     pub(crate) fn select<'s>(
         self: &Arc<Self>,
@@ -183,7 +210,7 @@ impl RemoteSet {
     }
 
     /// Decides whether a fetch is due for `why`: in `Wait` mode returns the wait, in `Kick`
-    /// mode starts the fetch without waiting.
+    /// mode starts the fetch without waiting. Takes no lock unless a fetch is to start.
     fn need(
         self: &Arc<Self>,
         why: Why,
@@ -200,49 +227,45 @@ impl RemoteSet {
         {
             return None;
         }
-        {
-            let ctl = lock(&self.ctl);
-            // A fetch that ended after the caller read `generation` installed its set
-            // before clearing the flight: in `Wait` mode the caller looks again.
-            let newer = mode == Mode::Wait && self.state.load().generation != generation;
-            if ctl.flight.is_none() && !self.allowed(&ctl, why, now) && !newer {
-                return None;
-            }
-        }
+        // `flight` first: a fetch clears it only after installing its set or recording its
+        // failure, so seeing it clear means seeing those too.
+        let running = self.gates.flight.load(Acquire);
         match mode {
-            Mode::Wait => Some(Lookup::Fetch(Pending {
-                set: self.clone(),
-                why,
-                generation,
-            })),
+            Mode::Wait => {
+                // A fetch that ended after the caller read `generation` installed its set
+                // before clearing the flight: the caller looks again.
+                let newer = self.state.load().generation != generation;
+                (running || newer || self.allowed(why, now)).then(|| {
+                    Lookup::Fetch(Pending {
+                        set: self.clone(),
+                        why,
+                        generation,
+                    })
+                })
+            }
             _ => {
-                self.start(why, generation, now);
+                if !running && self.allowed(why, now) {
+                    self.start(why, generation, now);
+                }
                 None
             }
         }
     }
 
     /// Whether a new fetch for `why` may start now (backoff, and the miss cooldown).
-    fn allowed(&self, ctl: &Control, why: Why, now: u64) -> bool {
-        if now < ctl.retry_at {
-            return false;
-        }
-        match why {
-            Why::Miss => ctl
-                .last_miss_fetch
-                .is_none_or(|t| now >= t.saturating_add(self.fetcher.timing.cooldown)),
-            Why::Load | Why::Refresh => true,
-        }
+    fn allowed(&self, why: Why, now: u64) -> bool {
+        now >= self.gates.retry_at.load(Acquire)
+            && (why != Why::Miss || now >= self.gates.miss_at.load(Acquire))
     }
 
     /// Joins the running fetch, or starts one when it is still due. `None`: nothing to
     /// wait for (a fetch since `generation` already changed the set, or none is allowed).
     fn start(self: &Arc<Self>, why: Why, generation: u64, now: u64) -> Option<watch::Receiver<()>> {
-        let mut ctl = lock(&self.ctl);
+        let mut ctl = self.lock();
         if let Some(done) = &ctl.flight {
             return Some(done.clone());
         }
-        if self.state.load().generation != generation || !self.allowed(&ctl, why, now) {
+        if self.state.load().generation != generation || !self.allowed(why, now) {
             return None;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -253,10 +276,12 @@ impl RemoteSet {
             return None;
         };
         if why == Why::Miss {
-            ctl.last_miss_fetch = Some(now);
+            let next = now.saturating_add(self.fetcher.timing.cooldown);
+            self.gates.miss_at.store(next, Release);
         }
         let (tx, rx) = watch::channel(());
         ctl.flight = Some(rx.clone());
+        self.gates.flight.store(true, Release);
         drop(ctl);
         let this = self.clone();
         runtime.spawn(async move { this.run(tx).await });
@@ -270,7 +295,9 @@ impl RemoteSet {
         struct ClearFlight<'a>(&'a RemoteSet);
         impl Drop for ClearFlight<'_> {
             fn drop(&mut self) {
-                lock(&self.0.ctl).flight = None;
+                let mut ctl = self.0.lock();
+                ctl.flight = None;
+                self.0.gates.flight.store(false, Release);
             }
         }
         let _clear = ClearFlight(&self);
@@ -306,17 +333,19 @@ impl RemoteSet {
             generation,
         }));
         self.negative.invalidate_all();
-        let mut ctl = lock(&self.ctl);
+        let mut ctl = self.lock();
         ctl.failures = 0;
-        ctl.retry_at = 0;
+        self.gates.retry_at.store(0, Release);
         ctl.last_error = None;
     }
 
     fn failed(&self, error: String, now: u64) {
-        let mut ctl = lock(&self.ctl);
+        let mut ctl = self.lock();
         ctl.failures = ctl.failures.saturating_add(1);
         let delay = (1u64 << (ctl.failures - 1).min(6)).min(MAX_BACKOFF);
-        ctl.retry_at = now.saturating_add(delay);
+        self.gates
+            .retry_at
+            .store(now.saturating_add(delay), Release);
         // The discovery document may have moved the key set: read it again next time.
         ctl.jwks_uri = None;
         tracing::warn!(
@@ -332,17 +361,100 @@ impl RemoteSet {
         let url = match &self.source {
             Source::Jwks(url) => url.clone(),
             Source::Oidc { issuer, discovery } => {
-                let known = lock(&self.ctl).jwks_uri.clone();
+                let known = self.lock().jwks_uri.clone();
                 match known {
                     Some(url) => url,
                     None => {
                         let url = self.fetcher.discover(issuer, discovery).await?;
-                        lock(&self.ctl).jwks_uri = Some(url.clone());
+                        self.lock().jwks_uri = Some(url.clone());
                         url
                     }
                 }
             }
         };
         self.fetcher.key_set(&url, self.name()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::SeqCst;
+
+    use super::*;
+    use crate::keys::jwk::parse_remote_jwk_set;
+    use crate::keys::remote::JwksOptions;
+
+    const T0: u64 = 1_700_000_000;
+    const TTL: u64 = 600;
+    /// RFC 8037's Ed25519 public key: `select` chooses keys, it never verifies here.
+    const SET: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","use":"sig","alg":"EdDSA",
+        "kid":"a","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+
+    /// A set with the default options, loaded at `T0`, and the clock it reads.
+    fn loaded() -> (Arc<RemoteSet>, Arc<AtomicU64>) {
+        let now = Arc::new(AtomicU64::new(T0));
+        let clock = now.clone();
+        let fetcher = Arc::new(Fetcher {
+            client: reqwest::Client::new(),
+            timing: JwksOptions::new().check().unwrap(),
+            clock: Arc::new(move || clock.load(SeqCst)),
+            allow_http: false,
+        });
+        let url = Url::parse("https://issuer.example/jwks.json").unwrap();
+        let set = RemoteSet::new(Source::Jwks(url), fetcher);
+        let (keys, _) = parse_remote_jwk_set(SET.as_bytes(), 100).unwrap();
+        set.install(keys, None, T0);
+        (set, now)
+    }
+
+    /// Marks a fetch as running, as `start` does, without spawning one.
+    fn running(set: &RemoteSet) -> watch::Sender<()> {
+        let (tx, rx) = watch::channel(());
+        set.lock().flight = Some(rx);
+        set.gates.flight.store(true, Release);
+        tx
+    }
+
+    /// How often `select` locked the control mutex for these kids, in every mode.
+    fn locks_taken(set: &Arc<RemoteSet>, kids: &[&str]) -> usize {
+        let before = set.locks.load(SeqCst);
+        // `Never` last: it puts unknown kids in the negative cache.
+        for mode in [Mode::Wait, Mode::Kick, Mode::Never] {
+            for kid in kids {
+                let snap = set.snapshot();
+                let _ = set.select(&snap, Some(kid), Algorithm::EdDSA, mode);
+            }
+        }
+        set.locks.load(SeqCst) - before
+    }
+
+    #[test]
+    fn request_path_takes_no_lock_unless_a_fetch_starts() {
+        // A fresh set and a known kid.
+        let (set, _) = loaded();
+        assert_eq!(locks_taken(&set, &["a"]), 0);
+
+        // The refresh-ahead window and past the TTL, with a fetch running.
+        let (set, now) = loaded();
+        let _fetch = running(&set);
+        for (i, t) in [T0 + TTL - 10, T0 + TTL, T0 + TTL + 100]
+            .into_iter()
+            .enumerate()
+        {
+            now.store(t, SeqCst);
+            let ghost = format!("ghost-{i}");
+            assert_eq!(locks_taken(&set, &["a", &ghost]), 0, "at T0 + {}", t - T0);
+        }
+
+        // Backoff after a failure: past the TTL, known and unknown kids.
+        let (set, now) = loaded();
+        now.store(T0 + TTL, SeqCst);
+        set.failed("down".into(), T0 + TTL);
+        assert_eq!(locks_taken(&set, &["a", "ghost"]), 0);
+
+        // The cooldown after a fetch for an unknown kid.
+        let (set, _) = loaded();
+        set.gates.miss_at.store(T0 + 30, Release);
+        assert_eq!(locks_taken(&set, &["ghost-1", "ghost-2"]), 0);
     }
 }
