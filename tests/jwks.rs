@@ -757,6 +757,37 @@ async fn j4_unknown_kid_refetches_once_per_cooldown_with_a_negative_cache() {
     assert_eq!(issuer.hits(), 3);
 }
 
+/// A kid refused once (the refetch did not show it yet) is refused without a fetch for one
+/// cooldown, and accepted after it once the issuer publishes it: the negative cache
+/// expires by the injected clock, not only on a successful fetch.
+#[tokio::test]
+async fn j4_negative_cache_entries_expire_after_the_cooldown() {
+    let (a, b) = (es256("a"), es256("b"));
+    let clock = TestClock::new();
+    let issuer = Issuer::start(set(&[&a])).await;
+    let app = app(remote(&issuer, &clock));
+    assert_ok(&app, &token(&a, None), &a).await;
+    assert_eq!(issuer.hits(), 1);
+    // A token signed with b before the issuer publishes b: one refetch, still unknown.
+    let valid_b = token(&b, None);
+    assert_invalid(&app, &valid_b).await;
+    assert_eq!(issuer.hits(), 2);
+    issuer.publish(set(&[&a, &b]));
+    // For the cooldown b is known missing: refused without a fetch.
+    for step in [0, 1, COOLDOWN - 2, 1] {
+        clock.advance(step);
+        assert_invalid(&app, &valid_b).await;
+        assert_eq!(issuer.hits(), 2);
+    }
+    // Past it the entry has expired: exactly one refetch, which finds b.
+    clock.advance(1);
+    assert_ok(&app, &valid_b, &b).await;
+    assert_eq!(issuer.hits(), 3);
+    assert_ok(&app, &valid_b, &b).await;
+    assert_ok(&app, &token(&a, None), &a).await;
+    assert_eq!(issuer.hits(), 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn j4_concurrent_misses_make_one_fetch() {
     let (a, b) = (es256("a"), es256("b"));

@@ -21,8 +21,10 @@
 //!   refresh (all such requests share one fetch).
 //! - An unknown `kid` refetches the set at most once per cooldown (default 30 s); all the
 //!   requests that miss while that fetch runs wait for the same fetch. A `kid` still absent
-//!   after a fetch goes into a bounded negative cache until the next successful fetch. A
-//!   miss never drops a key.
+//!   after a fetch goes into a bounded negative cache (4096 entries) for one cooldown: it is
+//!   refused without a fetch until then, and may refetch once the cooldown is over (so a
+//!   key published just after that fetch is accepted a cooldown later). A successful fetch
+//!   empties the negative cache. A miss never drops a key.
 //! - A failed fetch keeps the last good keys for the stale age (default 1 h past the TTL)
 //!   and retries with backoff (1 s doubling to 60 s). With no usable keys the answer is
 //!   503 (`UNAVAILABLE`), [`AuthErrorKind::KeysUnavailable`](crate::AuthErrorKind).

@@ -88,7 +88,9 @@ pub(crate) struct RemoteSet {
     state: ArcSwap<Snapshot>,
     gates: Gates,
     ctl: Mutex<Control>,
-    negative: moka::sync::Cache<Box<str>, ()>,
+    /// Unknown `kid`s, with the clock time a fetch was found to lack them. An entry counts
+    /// for the cooldown (by the injected clock; moka's own expiry reads the real one).
+    negative: moka::sync::Cache<Box<str>, u64>,
     /// How often `ctl` was locked, for the tests that prove the request path takes no lock.
     #[cfg(test)]
     locks: std::sync::atomic::AtomicUsize,
@@ -196,8 +198,8 @@ impl RemoteSet {
                 {
                     if mode == Mode::Never {
                         // This pass follows a fetch made after the request came: the kid
-                        // is not published. Remember it until the next successful fetch.
-                        self.negative.insert(kid.into(), ());
+                        // is not published. Remember it for the cooldown.
+                        self.negative.insert(kid.into(), now);
                     } else if let Some(step) =
                         self.need(Why::Miss, snap.generation, now, mode, Some(kid))
                     {
@@ -223,7 +225,7 @@ impl RemoteSet {
             return None;
         }
         if let Some(kid) = kid
-            && self.negative.contains_key(kid)
+            && self.known_missing(kid, now)
         {
             return None;
         }
@@ -249,6 +251,19 @@ impl RemoteSet {
                 }
                 None
             }
+        }
+    }
+
+    /// Whether a fetch within the cooldown found this `kid` missing. An older entry is
+    /// dropped: the kid may have been published since.
+    fn known_missing(&self, kid: &str, now: u64) -> bool {
+        match self.negative.get(kid) {
+            Some(at) if now <= at.saturating_add(self.fetcher.timing.cooldown) => true,
+            Some(_) => {
+                self.negative.invalidate(kid);
+                false
+            }
+            None => false,
         }
     }
 
