@@ -415,6 +415,14 @@ fn poll_once<F: Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
     fut.poll(&mut Context::from_waker(std::task::Waker::noop()))
 }
 
+/// Waits until the issuer has seen `n` key set requests, made by a fetch that runs behind
+/// the requests (a refresh): no request waits for it.
+async fn background_fetch(issuer: &Issuer, n: usize) {
+    tokio::time::timeout(Duration::from_secs(20), issuer.wait_for_hits(n))
+        .await
+        .expect("a background fetch reached the issuer");
+}
+
 /// Lets the fetch held at the issuer's gate go on and waits until it has ended (its set
 /// installed or its failure recorded): `load_keys` joins the running fetch.
 async fn release(auth: &Authenticator, issuer: &Issuer) {
@@ -588,13 +596,16 @@ async fn j2_bad_answers_never_load_keys_and_keep_the_previous_ones() {
             "{name}: redirect followed"
         );
 
-        // Loaded, then the same bad answer at refresh time: the previous keys serve on.
+        // Loaded, then the same bad answer at refresh time: the previous keys serve on
+        // while the refresh runs behind the request.
         clock.advance(1);
         issuer.behave(Behaviour::Serve);
         assert_ok(&app, &valid, &a).await;
         assert_eq!(issuer.hits(), 2, "{name}");
         issuer.behave(behaviour);
         clock.advance(TTL + 1);
+        assert_ok(&app, &valid, &a).await;
+        background_fetch(&issuer, 3).await;
         assert_ok(&app, &valid, &a).await;
         assert_eq!(issuer.hits(), 3, "{name}");
         assert_eq!(issuer.state.other_hits.load(SeqCst), 0, "{name}");
@@ -674,6 +685,7 @@ async fn j3_ttl_and_cache_control_max_age_within_bounds() {
         assert_eq!(issuer.hits(), 1, "{cc:?}: fetched before the TTL ended");
         clock.advance(1);
         assert_ok(&app, &valid, &a).await;
+        background_fetch(&issuer, 2).await;
         assert_eq!(issuer.hits(), 2, "{cc:?}: no fetch at the end of the TTL");
         issuer.down();
     }
@@ -989,18 +1001,24 @@ async fn j5_failures_keep_the_last_good_keys_up_to_the_stale_age() {
     let a = es256("a");
     let clock = TestClock::new();
     let issuer = Issuer::start(set(&[&a])).await;
-    let app = app(remote(&issuer, &clock));
+    let auth = remote(&issuer, &clock);
+    let app = app(auth.clone());
     let valid = token(&a, None);
     assert_ok(&app, &valid, &a).await;
     issuer.behave(Behaviour::Status(503));
     clock.advance(TTL);
-    // Expired: one fetch fails, the stale keys answer.
+    // `load_keys` joins a running fetch, and starts none in the backoff: after it, the
+    // failure of the refresh a request started is recorded.
+    let settle = || async { auth.load_keys().await.unwrap() };
+    // Expired: the stale keys answer, and the refresh behind the request fails.
     assert_ok(&app, &valid, &a).await;
+    settle().await;
     assert_eq!(issuer.hits(), 2);
     // Backoff: 1 s, then 2 s, then 4 s between attempts; requests never wait meanwhile.
     for (step, hits) in [(0, 2), (1, 3), (1, 3), (1, 4), (3, 4), (1, 5)] {
         clock.advance(step);
         assert_ok(&app, &valid, &a).await;
+        settle().await;
         assert_eq!(issuer.hits(), hits);
     }
     // Just before the stale age ends the keys still serve; after it, 503.
@@ -1040,6 +1058,71 @@ async fn j5_outage_then_recovery() {
     assert_eq!(issuer.hits(), 2);
 }
 
+/// After the TTL, with the issuer down (hanging, or answering 500), requests answer from
+/// the stale keys on their first poll, through `verify_async` and through the layer, and
+/// the refresh runs behind them: an outage never makes a request wait.
+#[tokio::test]
+async fn j5_refresh_past_the_ttl_never_waits_while_keys_are_usable() {
+    let a = es256("a");
+    let valid = token(&a, None);
+    let request = || {
+        Request::get("/me")
+            .header("authorization", format!("Bearer {valid}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    for down in [Behaviour::Hang, Behaviour::Status(500)] {
+        let clock = TestClock::new();
+        let issuer = Issuer::start(set(&[&a])).await;
+        let auth = remote(&issuer, &clock);
+        let app = app(auth.clone());
+        auth.load_keys().await.unwrap();
+        issuer.behave(down.clone());
+        clock.advance(TTL);
+        for retry in 0..3 {
+            let hits = issuer.hits();
+            // verify_async: ready at the first poll, with the stale keys.
+            let mut verify = std::pin::pin!(auth.verify_async(&valid));
+            match poll_once(verify.as_mut()) {
+                Poll::Ready(Ok(p)) => assert_eq!(p.subject(), Some("user-of-a")),
+                Poll::Ready(Err(e)) => panic!("{down:?}, retry {retry}: {e}"),
+                Poll::Pending => panic!("{down:?}, retry {retry}: verify_async waited"),
+            }
+            // The layer: ready at the first poll too.
+            let mut res = std::pin::pin!(app.clone().oneshot(request()));
+            let Poll::Ready(res) = poll_once(res.as_mut()) else {
+                panic!("{down:?}, retry {retry}: the layer waited");
+            };
+            let res = res.unwrap();
+            assert_eq!(res.status(), 200);
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, "user-of-a");
+            if matches!(down, Behaviour::Hang) {
+                // The first request's fetch is still running: later ones neither wait nor
+                // fetch again.
+                background_fetch(&issuer, 2).await;
+                assert_eq!(issuer.hits(), 2, "{down:?}, retry {retry}");
+                continue;
+            }
+            // A background fetch was attempted.
+            background_fetch(&issuer, hits + 1).await;
+            assert_eq!(issuer.hits(), hits + 1, "{down:?}, retry {retry}");
+            // 500: the failure is recorded; after the backoff the next request retries.
+            auth.load_keys().await.unwrap();
+            clock.advance(1 << retry);
+        }
+        assert_eq!(
+            issuer.hits(),
+            if matches!(down, Behaviour::Hang) {
+                2
+            } else {
+                4
+            }
+        );
+        issuer.down();
+    }
+}
+
 // ---------------------------------------------------------------- J6
 
 /// Acceptance 3: rotation.
@@ -1048,7 +1131,8 @@ async fn j6_rotation_new_kid_on_first_sight_removed_key_refused() {
     let (a, b, c) = (es256("a"), es256("b"), es256("c"));
     let clock = TestClock::new();
     let issuer = Issuer::start(set(&[&a])).await;
-    let app = app(remote(&issuer, &clock));
+    let auth = remote(&issuer, &clock);
+    let app = app(auth.clone());
     assert_ok(&app, &token(&a, None), &a).await;
     assert_eq!(issuer.hits(), 1);
     // The issuer publishes b and signs with it: the first b token refetches and passes.
@@ -1065,10 +1149,13 @@ async fn j6_rotation_new_kid_on_first_sight_removed_key_refused() {
     assert_invalid(&app, &token(&a, None)).await;
     assert_eq!(issuer.hits(), 3);
     assert_ok(&app, &token(&b, None), &b).await;
-    // A TTL refresh removes keys too.
+    // A TTL refresh removes keys too (it runs behind the request that starts it).
     issuer.publish(set(&[&c]));
+    issuer.gate();
     clock.advance(TTL);
     assert_ok(&app, &token(&c, None), &c).await;
+    background_fetch(&issuer, 4).await;
+    release(&auth, &issuer).await;
     assert_eq!(issuer.hits(), 4);
     assert_invalid(&app, &token(&b, None)).await;
 }
@@ -1181,8 +1268,10 @@ async fn oidc_discovery_and_several_issuers() {
     assert_invalid(&app, &token(&a, Some("https://static.example"))).await;
     assert_eq!((issuer_a.hits(), issuer_b.hits()), before);
     // Discovery is read once; refreshes go to the jwks_uri.
+    let hits = issuer_a.hits();
     clock.advance(TTL);
     assert_ok(&app, &token(&a, Some(&iss_a)), &a).await;
+    background_fetch(&issuer_a, hits + 1).await;
     assert_eq!(issuer_a.state.discovery_hits.load(SeqCst), 1);
 
     // A discovery document for another issuer is refused: no keys, 503.

@@ -17,8 +17,10 @@
 //!   nothing and never touches the network while the set is fresh.
 //! - The set lives for its TTL (default 10 min; `Cache-Control: max-age` is honoured,
 //!   clamped to 1 min .. 1 h by default). A request that arrives in the last 30 s of the
-//!   TTL starts a refresh in the background; one that arrives after it waits for the
-//!   refresh (all such requests share one fetch).
+//!   TTL, or after it while the keys are usable (the stale age), starts a refresh in the
+//!   background and is answered from the keys already loaded: a refresh never makes a
+//!   request wait, so an issuer outage costs no latency. Only a first load (no usable
+//!   keys) and an unknown `kid` wait for a fetch.
 //! - An unknown `kid` refetches the set at most once per cooldown (default 30 s); all the
 //!   requests that miss while that fetch runs wait for the same fetch. A `kid` still absent
 //!   after a fetch goes into a bounded negative cache (4096 entries) for one cooldown: it is

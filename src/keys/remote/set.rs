@@ -56,7 +56,7 @@ struct Control {
 enum Why {
     /// No usable keys.
     Load,
-    /// The TTL is over.
+    /// The TTL is over or nearly, and the keys are still usable (never waited for).
     Refresh,
     /// The token names a `kid` the set lacks.
     Miss,
@@ -180,14 +180,11 @@ impl RemoteSet {
                     .unwrap_or(Lookup::Unavailable));
             }
         };
-        if now >= snap.expires_at {
-            if let Some(step) = self.need(Why::Refresh, snap.generation, now, mode, None) {
-                return Err(step);
-            }
-        } else if now.saturating_add(self.fetcher.timing.refresh_ahead) >= snap.expires_at
-            && mode != Mode::Never
+        if mode != Mode::Never
+            && now.saturating_add(self.fetcher.timing.refresh_ahead) >= snap.expires_at
         {
-            // Fresh enough to answer now; refresh behind the request.
+            // The TTL is over or nearly, but the keys still serve: whatever the mode, the
+            // refresh runs behind the request. Only a first load or an unknown kid waits.
             self.need(Why::Refresh, snap.generation, now, Mode::Kick, None);
         }
         match keys.select(kid, alg) {
