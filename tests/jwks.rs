@@ -1123,6 +1123,123 @@ async fn j5_refresh_past_the_ttl_never_waits_while_keys_are_usable() {
     }
 }
 
+/// The WARN events of this crate on the thread it is the default subscriber of.
+#[derive(Clone, Default)]
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl Warnings {
+    /// Runs `f` with this subscriber as the thread's default, and returns what it caught.
+    fn during(f: impl FnOnce()) -> Vec<String> {
+        let warnings = Self::default();
+        tracing::subscriber::with_default(warnings.clone(), f);
+        let caught = warnings.0.lock().unwrap().clone();
+        caught
+    }
+}
+
+impl tracing::Subscriber for Warnings {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target().starts_with("portcullis")
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Fields<'a>(&'a mut String);
+        impl tracing::field::Visit for Fields<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!("{}={value:?} ", field.name()));
+            }
+        }
+        if *event.metadata().level() == tracing::Level::WARN {
+            let mut line = String::new();
+            event.record(&mut Fields(&mut line));
+            self.0.lock().unwrap().push(line);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// A runtime built without IO and timers cannot run a fetch: `verify_async` answers 503,
+/// nothing panics on the request path, the failure is warned about once and starts the
+/// backoff, which holds even for a runtime that could fetch.
+#[test]
+fn j5_runtime_without_io_or_timers_is_a_failed_fetch_with_backoff() {
+    let a = es256("a");
+    let valid = token(&a, None);
+    let clock = TestClock::new();
+    let server = tokio::runtime::Runtime::new().unwrap();
+    let issuer = server.block_on(Issuer::start(set(&[&a])));
+    let auth = remote(&issuer, &clock);
+    let bare = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let full = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let unavailable = |rt: &tokio::runtime::Runtime| {
+        let err = rt.block_on(auth.verify_async(&valid)).unwrap_err();
+        assert_eq!(err.kind(), AuthErrorKind::KeysUnavailable);
+        assert_eq!(err.status(), 503);
+        assert_eq!(auth.challenge(&err), None);
+    };
+    let warnings = Warnings::during(|| {
+        // The fetch task panics inside the runtime; the request gets 503.
+        unavailable(&bare);
+        // Within the backoff: no new attempt, on this runtime or one that could fetch.
+        unavailable(&bare);
+        unavailable(&full);
+        assert_eq!(issuer.hits(), 0);
+        let err = full.block_on(auth.load_keys()).unwrap_err();
+        assert!(err.to_string().contains("IO and timers"), "{err}");
+        // After the backoff the bare runtime tries (and fails) again: no second warning.
+        clock.advance(1);
+        unavailable(&bare);
+    });
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(warnings[0].contains("enable_all"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("no keys are loaded yet; requests get 503"),
+        "{}",
+        warnings[0]
+    );
+    // That second failure doubled the backoff: 1 s is not enough, 2 s is.
+    clock.advance(1);
+    unavailable(&full);
+    assert_eq!(issuer.hits(), 0);
+    clock.advance(1);
+    let p = full.block_on(auth.verify_async(&valid)).unwrap();
+    assert_eq!(p.subject(), Some("user-of-a"));
+    assert_eq!(issuer.hits(), 1);
+}
+
+/// Without any runtime, `verify` cannot start a fetch: 503 every time, and one warning
+/// for 100 calls over 100 s (several backoff periods).
+#[test]
+fn j5_no_runtime_warns_once() {
+    let a = es256("a");
+    let valid = token(&a, None);
+    let clock = TestClock::new();
+    let auth = builder(&clock)
+        .jwks_url("http://127.0.0.1:9/jwks.json")
+        .build()
+        .unwrap();
+    let warnings = Warnings::during(|| {
+        for _ in 0..100 {
+            let err = auth.verify(&valid).unwrap_err();
+            assert_eq!(err.kind(), AuthErrorKind::KeysUnavailable);
+            assert_eq!(err.status(), 503);
+            clock.advance(1);
+        }
+    });
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(warnings[0].contains("no tokio runtime"), "{}", warnings[0]);
+}
+
 // ---------------------------------------------------------------- J6
 
 /// Acceptance 3: rotation.

@@ -31,7 +31,10 @@
 //!   and retries with backoff (1 s doubling to 60 s). With no usable keys the answer is
 //!   503 (`UNAVAILABLE`), [`AuthErrorKind::KeysUnavailable`](crate::AuthErrorKind).
 //! - Fetches run as their own tokio task: a client that goes away mid-fetch cancels only
-//!   its wait, never the fetch.
+//!   its wait, never the fetch. A thread without a tokio runtime, or a runtime built without
+//!   IO and timers (`Builder::enable_all` enables them), cannot fetch: that counts as a
+//!   failed fetch, with the backoff and one warning per set (until a fetch succeeds or the
+//!   cause changes), never as a panic.
 //!
 //! Times for TTL, cooldown, stale age and backoff come from the authenticator's
 //! [`Clock`](crate::Clock), so tests move time by hand; the network timeouts are real.

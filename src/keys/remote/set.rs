@@ -49,6 +49,19 @@ struct Control {
     failures: u32,
     jwks_uri: Option<Url>,
     last_error: Option<String>,
+    /// The trouble of the last failure, once warned about.
+    warned: Option<Trouble>,
+}
+
+/// What made a fetch fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trouble {
+    /// The issuer or the network: timeouts, statuses, bodies, discovery.
+    Fetch,
+    /// No tokio runtime on the thread that would start the fetch.
+    NoRuntime,
+    /// The fetch task panicked: a runtime without IO or timers cannot run it.
+    Runtime,
 }
 
 /// Why a request wants a fetch.
@@ -281,10 +294,9 @@ impl RemoteSet {
             return None;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(
-                source = self.name(),
-                "cannot fetch keys outside a tokio runtime"
-            );
+            let error = "no tokio runtime on this thread to run the fetch in; verify tokens \
+                         from within a tokio runtime";
+            self.failed(&mut ctl, Trouble::NoRuntime, error.into(), now);
             return None;
         };
         if why == Why::Miss {
@@ -313,17 +325,36 @@ impl RemoteSet {
             }
         }
         let _clear = ClearFlight(&self);
-        let result = match tokio::time::timeout(self.fetcher.timing.timeout, self.fetch()).await {
-            Ok(result) => result,
-            Err(_) => Err(format!(
-                "no complete answer within {:?}",
-                self.fetcher.timing.timeout
+        // The fetch runs in a task of its own: a runtime that cannot run it (built without
+        // IO or timers, which reqwest and `timeout` need) makes that task panic, which this
+        // one sees as an error and counts as a failed fetch.
+        let this = self.clone();
+        let fetch = tokio::spawn(async move {
+            let limit = this.fetcher.timing.timeout;
+            match tokio::time::timeout(limit, this.fetch()).await {
+                Ok(result) => result,
+                Err(_) => Err(format!("no complete answer within {limit:?}")),
+            }
+        });
+        let result = match fetch.await {
+            Ok(result) => result.map_err(|e| (Trouble::Fetch, e)),
+            Err(e) if e.is_panic() => Err((
+                Trouble::Runtime,
+                format!(
+                    "the fetch task panicked ({}); a tokio runtime needs IO and timers \
+                     enabled (Builder::enable_all) to fetch keys",
+                    panic_message(e.into_panic().as_ref())
+                ),
+            )),
+            Err(_) => Err((
+                Trouble::Fetch,
+                "the fetch task was cancelled (the runtime is shutting down)".into(),
             )),
         };
         let now = self.fetcher.clock.now();
         match result {
             Ok((keys, max_age)) => self.install(keys, max_age, now),
-            Err(e) => self.failed(e, now),
+            Err((trouble, e)) => self.failed(&mut self.lock(), trouble, e, now),
         }
     }
 
@@ -349,23 +380,37 @@ impl RemoteSet {
         ctl.failures = 0;
         self.gates.retry_at.store(0, Release);
         ctl.last_error = None;
+        ctl.warned = None;
     }
 
-    fn failed(&self, error: String, now: u64) {
-        let mut ctl = self.lock();
+    /// Records a failed fetch (or one that could not start) and sets the backoff. A
+    /// trouble of the runtime fails the same way at every attempt: it is warned about once,
+    /// until a fetch succeeds or the trouble changes.
+    fn failed(&self, ctl: &mut Control, trouble: Trouble, error: String, now: u64) {
         ctl.failures = ctl.failures.saturating_add(1);
         let delay = (1u64 << (ctl.failures - 1).min(6)).min(MAX_BACKOFF);
         self.gates
             .retry_at
             .store(now.saturating_add(delay), Release);
-        // The discovery document may have moved the key set: read it again next time.
-        ctl.jwks_uri = None;
-        tracing::warn!(
-            source = self.name(),
-            error = %error,
-            retry_in_seconds = delay,
-            "key set fetch failed; the last good keys stay in use"
-        );
+        if trouble == Trouble::Fetch {
+            // The discovery document may have moved the key set: read it again next time.
+            ctl.jwks_uri = None;
+        }
+        let repeated = trouble != Trouble::Fetch && ctl.warned == Some(trouble);
+        ctl.warned = Some(trouble);
+        let snap = self.state.load();
+        let then = match &snap.keys {
+            None => "no keys are loaded yet; requests get 503 until a fetch succeeds",
+            Some(_) if now >= snap.usable_until => {
+                "the keys are past their stale age; requests get 503 until a fetch succeeds"
+            }
+            Some(_) => "the last good keys stay in use",
+        };
+        if repeated {
+            tracing::debug!(source = self.name(), error = %error, retry_in_seconds = delay, "key set fetch failed again; {then}");
+        } else {
+            tracing::warn!(source = self.name(), error = %error, retry_in_seconds = delay, "key set fetch failed; {then}");
+        }
         ctl.last_error = Some(error);
     }
 
@@ -385,6 +430,17 @@ impl RemoteSet {
             }
         };
         self.fetcher.key_set(&url, self.name()).await
+    }
+}
+
+/// The message of a panic, if it has one.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "no message"
     }
 }
 
@@ -461,7 +517,7 @@ mod tests {
         // Backoff after a failure: past the TTL, known and unknown kids.
         let (set, now) = loaded();
         now.store(T0 + TTL, SeqCst);
-        set.failed("down".into(), T0 + TTL);
+        set.failed(&mut set.lock(), Trouble::Fetch, "down".into(), T0 + TTL);
         assert_eq!(locks_taken(&set, &["a", "ghost"]), 0);
 
         // The cooldown after a fetch for an unknown kid.
