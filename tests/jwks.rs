@@ -1132,8 +1132,7 @@ impl Warnings {
     fn during(f: impl FnOnce()) -> Vec<String> {
         let warnings = Self::default();
         tracing::subscriber::with_default(warnings.clone(), f);
-        let caught = warnings.0.lock().unwrap().clone();
-        caught
+        warnings.0.lock().unwrap().clone()
     }
 }
 
