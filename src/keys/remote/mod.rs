@@ -9,7 +9,8 @@
 //!   the number of keys; an answer counts only with status 200 and a JSON object with
 //!   `keys`. Anything else keeps the previous keys.
 //! - A remote set never yields an HMAC key: a set holding an `oct` key is refused whole.
-//!   The K6 loading rules apply to every key. Kid-less keys of an algorithm that has
+//!   Every key follows the rules of local JWK sets (`use` is `sig`, `key_ops` includes
+//!   `verify`, `kty`, `crv` and `alg` agree, RSA keys have 2048 bits). Kid-less keys of an algorithm that has
 //!   several are skipped (no token could choose between them; the rest of the set serves).
 //! - Key look-ups on the request path read the current set through an atomic pointer, and
 //!   the checks that decide whether a fetch may start (one running, the backoff, the
@@ -34,7 +35,7 @@
 //!   its wait, never the fetch. A thread without a tokio runtime, or a runtime built without
 //!   IO and timers (`Builder::enable_all` enables them), cannot fetch: that counts as a
 //!   failed fetch, with the backoff and one warning per set (until a fetch succeeds or the
-//!   cause changes), never as a panic.
+//!   cause changes), never a panic in the caller.
 //!
 //! Times for TTL, cooldown, stale age and backoff come from the authenticator's
 //! [`Clock`](crate::Clock), so tests move time by hand; the network timeouts are real.

@@ -175,8 +175,9 @@ impl RemoteSet {
     }
 
     /// Chooses the key for a token from `snap`. It takes no lock unless it starts a fetch:
-    /// not for a fresh set, nor while a fetch runs, nor in the backoff or the cooldown. `mode` says whether a needed fetch is asked for (`Wait`),
-    /// started in the background (`Kick`), or not done (`Never`).
+    /// not for a fresh set, nor while a fetch runs, nor in the backoff or the cooldown.
+    /// `mode` says whether a needed fetch is asked for (`Wait`), started in the background
+    /// (`Kick`), or not done (`Never`). A refresh is always started in the background.
     pub(crate) fn select<'s>(
         self: &Arc<Self>,
         snap: &'s Snapshot,
@@ -407,9 +408,19 @@ impl RemoteSet {
             Some(_) => "the last good keys stay in use",
         };
         if repeated {
-            tracing::debug!(source = self.name(), error = %error, retry_in_seconds = delay, "key set fetch failed again; {then}");
+            tracing::debug!(
+                source = self.name(),
+                error = %error,
+                retry_in_seconds = delay,
+                "key set fetch failed again; {then}"
+            );
         } else {
-            tracing::warn!(source = self.name(), error = %error, retry_in_seconds = delay, "key set fetch failed; {then}");
+            tracing::warn!(
+                source = self.name(),
+                error = %error,
+                retry_in_seconds = delay,
+                "key set fetch failed; {then}"
+            );
         }
         ctl.last_error = Some(error);
     }
