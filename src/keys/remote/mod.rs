@@ -10,7 +10,7 @@
 //!   `keys`. Anything else keeps the previous keys.
 //! - A remote set never yields an HMAC key: a set holding an `oct` key is refused whole.
 //!   Every key follows the rules of local JWK sets (`use` is `sig`, `key_ops` includes
-//!   `verify`, `kty`, `crv` and `alg` agree, RSA keys have 2048 bits). Kid-less keys of an algorithm that has
+//!   `verify`, `kty`, `crv` and `alg` agree, RSA keys have at least 2048 bits). Kid-less keys of an algorithm that has
 //!   several are skipped (no token could choose between them; the rest of the set serves).
 //! - Key look-ups on the request path read the current set through an atomic pointer, and
 //!   the checks that decide whether a fetch may start (one running, the backoff, the
