@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -303,7 +304,9 @@ impl Issuer {
         *self.state.cache_control.lock().unwrap() = Some(cc.to_owned());
     }
 
+    /// Holds every key set request until `open_gate` (again after an earlier opening).
     fn gate(&self) {
+        self.state.gate.forget_permits(usize::MAX);
         self.state.gated.store(true, SeqCst);
     }
 
@@ -405,6 +408,31 @@ async fn assert_invalid(app: &Router, token: &str) {
         serde_json::from_str::<Value>(&body).unwrap(),
         json!({"error": "invalid_token", "message": "Invalid token"})
     );
+}
+
+/// Polls a future once with a waker that does nothing: `Ready` means it did not wait.
+fn poll_once<F: Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
+    fut.poll(&mut Context::from_waker(std::task::Waker::noop()))
+}
+
+/// Waits until the issuer has seen `n` key set requests, made by a fetch that runs behind
+/// the requests (a refresh): no request waits for it.
+async fn background_fetch(issuer: &Issuer, n: usize) {
+    tokio::time::timeout(Duration::from_secs(20), issuer.wait_for_hits(n))
+        .await
+        .expect("a background fetch reached the issuer");
+}
+
+/// Lets the fetch held at the issuer's gate go on and waits until it has ended (its set
+/// installed or its failure recorded): `load_keys` joins the running fetch.
+async fn release(auth: &Authenticator, issuer: &Issuer) {
+    let mut join = std::pin::pin!(auth.load_keys());
+    assert!(
+        poll_once(join.as_mut()).is_pending(),
+        "no fetch was running"
+    );
+    issuer.open_gate();
+    let _ = join.await;
 }
 
 async fn assert_unavailable(app: &Router, token: &str) {
@@ -568,13 +596,16 @@ async fn j2_bad_answers_never_load_keys_and_keep_the_previous_ones() {
             "{name}: redirect followed"
         );
 
-        // Loaded, then the same bad answer at refresh time: the previous keys serve on.
+        // Loaded, then the same bad answer at refresh time: the previous keys serve on
+        // while the refresh runs behind the request.
         clock.advance(1);
         issuer.behave(Behaviour::Serve);
         assert_ok(&app, &valid, &a).await;
         assert_eq!(issuer.hits(), 2, "{name}");
         issuer.behave(behaviour);
         clock.advance(TTL + 1);
+        assert_ok(&app, &valid, &a).await;
+        background_fetch(&issuer, 3).await;
         assert_ok(&app, &valid, &a).await;
         assert_eq!(issuer.hits(), 3, "{name}");
         assert_eq!(issuer.state.other_hits.load(SeqCst), 0, "{name}");
@@ -654,6 +685,7 @@ async fn j3_ttl_and_cache_control_max_age_within_bounds() {
         assert_eq!(issuer.hits(), 1, "{cc:?}: fetched before the TTL ended");
         clock.advance(1);
         assert_ok(&app, &valid, &a).await;
+        background_fetch(&issuer, 2).await;
         assert_eq!(issuer.hits(), 2, "{cc:?}: no fetch at the end of the TTL");
         issuer.down();
     }
@@ -734,6 +766,37 @@ async fn j4_unknown_kid_refetches_once_per_cooldown_with_a_negative_cache() {
         )
     };
     assert_invalid(&app, &wrong_alg).await;
+    assert_eq!(issuer.hits(), 3);
+}
+
+/// A kid refused once (the refetch did not show it yet) is refused without a fetch for one
+/// cooldown, and accepted after it once the issuer publishes it: the negative cache
+/// expires by the injected clock, not only on a successful fetch.
+#[tokio::test]
+async fn j4_negative_cache_entries_expire_after_the_cooldown() {
+    let (a, b) = (es256("a"), es256("b"));
+    let clock = TestClock::new();
+    let issuer = Issuer::start(set(&[&a])).await;
+    let app = app(remote(&issuer, &clock));
+    assert_ok(&app, &token(&a, None), &a).await;
+    assert_eq!(issuer.hits(), 1);
+    // A token signed with b before the issuer publishes b: one refetch, still unknown.
+    let valid_b = token(&b, None);
+    assert_invalid(&app, &valid_b).await;
+    assert_eq!(issuer.hits(), 2);
+    issuer.publish(set(&[&a, &b]));
+    // For the cooldown b is known missing: refused without a fetch.
+    for step in [0, 1, COOLDOWN - 2, 1] {
+        clock.advance(step);
+        assert_invalid(&app, &valid_b).await;
+        assert_eq!(issuer.hits(), 2);
+    }
+    // Past it the entry has expired: exactly one refetch, which finds b.
+    clock.advance(1);
+    assert_ok(&app, &valid_b, &b).await;
+    assert_eq!(issuer.hits(), 3);
+    assert_ok(&app, &valid_b, &b).await;
+    assert_ok(&app, &token(&a, None), &a).await;
     assert_eq!(issuer.hits(), 3);
 }
 
@@ -827,6 +890,57 @@ async fn j4_flood_of_random_kids() {
     assert!(issuer.hits() <= 1 + 4, "{} fetches", issuer.hits());
 }
 
+/// Requests check the fetch gates (a fetch running, the backoff) without a lock; a fetch
+/// still starts only under it, so concurrent requests in the refresh-ahead window make
+/// exactly one fetch, and none in the backoff after it failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn j4_concurrent_requests_in_the_refresh_window_make_one_fetch() {
+    let a = es256("a");
+    let clock = TestClock::new();
+    let issuer = Issuer::start(set(&[&a])).await;
+    let auth = remote(&issuer, &clock);
+    let app = app(auth.clone());
+    let valid = token(&a, None);
+    auth.load_keys().await.unwrap();
+    clock.advance(TTL - 10);
+    let burst = |expect_hits: usize| {
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let (app, auth, t) = (app.clone(), auth.clone(), valid.clone());
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        call(&app, &t).await.0
+                    } else {
+                        auth.verify(&t).map_or(500, |_| 200)
+                    }
+                })
+            })
+            .collect();
+        let issuer = issuer.clone();
+        async move {
+            for task in tasks {
+                assert_eq!(task.await.unwrap(), 200);
+            }
+            issuer.wait_for_hits(expect_hits).await;
+        }
+    };
+    // The refresh is held at the issuer while 200 requests come: one fetch.
+    issuer.gate();
+    burst(2).await;
+    assert_eq!(issuer.hits(), 2);
+    // It fails; in the backoff (1 s) 200 more requests make no fetch.
+    issuer.behave(Behaviour::Status(500));
+    release(&auth, &issuer).await;
+    burst(2).await;
+    assert_eq!(issuer.hits(), 2);
+    // After the backoff, one fetch again.
+    clock.advance(1);
+    issuer.gate();
+    burst(3).await;
+    release(&auth, &issuer).await;
+    assert_eq!(issuer.hits(), 3);
+}
+
 // ---------------------------------------------------------------- J5
 
 #[tokio::test]
@@ -887,18 +1001,24 @@ async fn j5_failures_keep_the_last_good_keys_up_to_the_stale_age() {
     let a = es256("a");
     let clock = TestClock::new();
     let issuer = Issuer::start(set(&[&a])).await;
-    let app = app(remote(&issuer, &clock));
+    let auth = remote(&issuer, &clock);
+    let app = app(auth.clone());
     let valid = token(&a, None);
     assert_ok(&app, &valid, &a).await;
     issuer.behave(Behaviour::Status(503));
     clock.advance(TTL);
-    // Expired: one fetch fails, the stale keys answer.
+    // `load_keys` joins a running fetch, and starts none in the backoff: after it, the
+    // failure of the refresh a request started is recorded.
+    let settle = || async { auth.load_keys().await.unwrap() };
+    // Expired: the stale keys answer, and the refresh behind the request fails.
     assert_ok(&app, &valid, &a).await;
+    settle().await;
     assert_eq!(issuer.hits(), 2);
     // Backoff: 1 s, then 2 s, then 4 s between attempts; requests never wait meanwhile.
     for (step, hits) in [(0, 2), (1, 3), (1, 3), (1, 4), (3, 4), (1, 5)] {
         clock.advance(step);
         assert_ok(&app, &valid, &a).await;
+        settle().await;
         assert_eq!(issuer.hits(), hits);
     }
     // Just before the stale age ends the keys still serve; after it, 503.
@@ -938,6 +1058,187 @@ async fn j5_outage_then_recovery() {
     assert_eq!(issuer.hits(), 2);
 }
 
+/// After the TTL, with the issuer down (hanging, or answering 500), requests answer from
+/// the stale keys on their first poll, through `verify_async` and through the layer, and
+/// the refresh runs behind them: an outage never makes a request wait.
+#[tokio::test]
+async fn j5_refresh_past_the_ttl_never_waits_while_keys_are_usable() {
+    let a = es256("a");
+    let valid = token(&a, None);
+    let request = || {
+        Request::get("/me")
+            .header("authorization", format!("Bearer {valid}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    for down in [Behaviour::Hang, Behaviour::Status(500)] {
+        let clock = TestClock::new();
+        let issuer = Issuer::start(set(&[&a])).await;
+        let auth = remote(&issuer, &clock);
+        let app = app(auth.clone());
+        auth.load_keys().await.unwrap();
+        issuer.behave(down.clone());
+        clock.advance(TTL);
+        for retry in 0..3 {
+            let hits = issuer.hits();
+            // verify_async: ready at the first poll, with the stale keys.
+            let mut verify = std::pin::pin!(auth.verify_async(&valid));
+            match poll_once(verify.as_mut()) {
+                Poll::Ready(Ok(p)) => assert_eq!(p.subject(), Some("user-of-a")),
+                Poll::Ready(Err(e)) => panic!("{down:?}, retry {retry}: {e}"),
+                Poll::Pending => panic!("{down:?}, retry {retry}: verify_async waited"),
+            }
+            // The layer: ready at the first poll too.
+            let mut res = std::pin::pin!(app.clone().oneshot(request()));
+            let Poll::Ready(res) = poll_once(res.as_mut()) else {
+                panic!("{down:?}, retry {retry}: the layer waited");
+            };
+            let res = res.unwrap();
+            assert_eq!(res.status(), 200);
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, "user-of-a");
+            if matches!(down, Behaviour::Hang) {
+                // The first request's fetch is still running: later ones neither wait nor
+                // fetch again.
+                background_fetch(&issuer, 2).await;
+                assert_eq!(issuer.hits(), 2, "{down:?}, retry {retry}");
+                continue;
+            }
+            // A background fetch was attempted.
+            background_fetch(&issuer, hits + 1).await;
+            assert_eq!(issuer.hits(), hits + 1, "{down:?}, retry {retry}");
+            // 500: the failure is recorded; after the backoff the next request retries.
+            auth.load_keys().await.unwrap();
+            clock.advance(1 << retry);
+        }
+        assert_eq!(
+            issuer.hits(),
+            if matches!(down, Behaviour::Hang) {
+                2
+            } else {
+                4
+            }
+        );
+        issuer.down();
+    }
+}
+
+/// The WARN events of this crate on the thread it is the default subscriber of.
+#[derive(Clone, Default)]
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl Warnings {
+    /// Runs `f` with this subscriber as the thread's default, and returns what it caught.
+    fn during(f: impl FnOnce()) -> Vec<String> {
+        let warnings = Self::default();
+        tracing::subscriber::with_default(warnings.clone(), f);
+        warnings.0.lock().unwrap().clone()
+    }
+}
+
+impl tracing::Subscriber for Warnings {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target().starts_with("portcullis")
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Fields<'a>(&'a mut String);
+        impl tracing::field::Visit for Fields<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!("{}={value:?} ", field.name()));
+            }
+        }
+        if *event.metadata().level() == tracing::Level::WARN {
+            let mut line = String::new();
+            event.record(&mut Fields(&mut line));
+            self.0.lock().unwrap().push(line);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// A runtime built without IO and timers cannot run a fetch: `verify_async` answers 503,
+/// nothing panics on the request path, the failure is warned about once and starts the
+/// backoff, which holds even for a runtime that could fetch.
+#[test]
+fn j5_runtime_without_io_or_timers_is_a_failed_fetch_with_backoff() {
+    let a = es256("a");
+    let valid = token(&a, None);
+    let clock = TestClock::new();
+    let server = tokio::runtime::Runtime::new().unwrap();
+    let issuer = server.block_on(Issuer::start(set(&[&a])));
+    let auth = remote(&issuer, &clock);
+    let bare = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let full = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let unavailable = |rt: &tokio::runtime::Runtime| {
+        let err = rt.block_on(auth.verify_async(&valid)).unwrap_err();
+        assert_eq!(err.kind(), AuthErrorKind::KeysUnavailable);
+        assert_eq!(err.status(), 503);
+        assert_eq!(auth.challenge(&err), None);
+    };
+    let warnings = Warnings::during(|| {
+        // The fetch task panics inside the runtime; the request gets 503.
+        unavailable(&bare);
+        // Within the backoff: no new attempt, on this runtime or one that could fetch.
+        unavailable(&bare);
+        unavailable(&full);
+        assert_eq!(issuer.hits(), 0);
+        let err = full.block_on(auth.load_keys()).unwrap_err();
+        assert!(err.to_string().contains("IO and timers"), "{err}");
+        // After the backoff the bare runtime tries (and fails) again: no second warning.
+        clock.advance(1);
+        unavailable(&bare);
+    });
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(warnings[0].contains("enable_all"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("no keys are loaded yet; requests get 503"),
+        "{}",
+        warnings[0]
+    );
+    // That second failure doubled the backoff: 1 s is not enough, 2 s is.
+    clock.advance(1);
+    unavailable(&full);
+    assert_eq!(issuer.hits(), 0);
+    clock.advance(1);
+    let p = full.block_on(auth.verify_async(&valid)).unwrap();
+    assert_eq!(p.subject(), Some("user-of-a"));
+    assert_eq!(issuer.hits(), 1);
+}
+
+/// Without any runtime, `verify` cannot start a fetch: 503 every time, and one warning
+/// for 100 calls over 100 s (several backoff periods).
+#[test]
+fn j5_no_runtime_warns_once() {
+    let a = es256("a");
+    let valid = token(&a, None);
+    let clock = TestClock::new();
+    let auth = builder(&clock)
+        .jwks_url("http://127.0.0.1:9/jwks.json")
+        .build()
+        .unwrap();
+    let warnings = Warnings::during(|| {
+        for _ in 0..100 {
+            let err = auth.verify(&valid).unwrap_err();
+            assert_eq!(err.kind(), AuthErrorKind::KeysUnavailable);
+            assert_eq!(err.status(), 503);
+            clock.advance(1);
+        }
+    });
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(warnings[0].contains("no tokio runtime"), "{}", warnings[0]);
+}
+
 // ---------------------------------------------------------------- J6
 
 /// Acceptance 3: rotation.
@@ -946,7 +1247,8 @@ async fn j6_rotation_new_kid_on_first_sight_removed_key_refused() {
     let (a, b, c) = (es256("a"), es256("b"), es256("c"));
     let clock = TestClock::new();
     let issuer = Issuer::start(set(&[&a])).await;
-    let app = app(remote(&issuer, &clock));
+    let auth = remote(&issuer, &clock);
+    let app = app(auth.clone());
     assert_ok(&app, &token(&a, None), &a).await;
     assert_eq!(issuer.hits(), 1);
     // The issuer publishes b and signs with it: the first b token refetches and passes.
@@ -963,10 +1265,13 @@ async fn j6_rotation_new_kid_on_first_sight_removed_key_refused() {
     assert_invalid(&app, &token(&a, None)).await;
     assert_eq!(issuer.hits(), 3);
     assert_ok(&app, &token(&b, None), &b).await;
-    // A TTL refresh removes keys too.
+    // A TTL refresh removes keys too (it runs behind the request that starts it).
     issuer.publish(set(&[&c]));
+    issuer.gate();
     clock.advance(TTL);
     assert_ok(&app, &token(&c, None), &c).await;
+    background_fetch(&issuer, 4).await;
+    release(&auth, &issuer).await;
     assert_eq!(issuer.hits(), 4);
     assert_invalid(&app, &token(&b, None)).await;
 }
@@ -1079,8 +1384,10 @@ async fn oidc_discovery_and_several_issuers() {
     assert_invalid(&app, &token(&a, Some("https://static.example"))).await;
     assert_eq!((issuer_a.hits(), issuer_b.hits()), before);
     // Discovery is read once; refreshes go to the jwks_uri.
+    let hits = issuer_a.hits();
     clock.advance(TTL);
     assert_ok(&app, &token(&a, Some(&iss_a)), &a).await;
+    background_fetch(&issuer_a, hits + 1).await;
     assert_eq!(issuer_a.state.discovery_hits.load(SeqCst), 1);
 
     // A discovery document for another issuer is refused: no keys, 503.
