@@ -692,6 +692,36 @@ async fn j3_ttl_and_cache_control_max_age_within_bounds() {
 }
 
 #[tokio::test]
+async fn j3_a_refresh_window_longer_than_the_ttl_is_capped_at_half_the_ttl() {
+    let a = es256("a");
+    let clock = TestClock::new();
+    let issuer = Issuer::start(set(&[&a])).await;
+    // max-age=60 with the default 30 s window would be fine; a 120 s window on a 60 s set
+    // would refetch on every request. The window is capped at half the set's TTL.
+    issuer.cache_control("max-age=60");
+    let auth = builder(&clock)
+        .jwks_url(issuer.jwks_url())
+        .jwks_options(JwksOptions::new().refresh_ahead(Duration::from_secs(120)))
+        .build()
+        .unwrap();
+    let app = app(auth);
+    let valid = token(&a, None);
+    assert_ok(&app, &valid, &a).await;
+    for _ in 0..5 {
+        assert_ok(&app, &valid, &a).await;
+    }
+    clock.advance(29);
+    assert_ok(&app, &valid, &a).await;
+    tokio::task::yield_now().await;
+    assert_eq!(issuer.hits(), 1, "refetched before half the TTL");
+    clock.advance(1);
+    assert_ok(&app, &valid, &a).await;
+    background_fetch(&issuer, 2).await;
+    assert_eq!(issuer.hits(), 2, "no refresh at half the TTL");
+    issuer.down();
+}
+
+#[tokio::test]
 async fn j3_background_refresh_before_the_ttl_ends() {
     let (a, b) = (es256("a"), es256("b"));
     let clock = TestClock::new();

@@ -94,8 +94,8 @@ impl JwksOptions {
     }
 
     /// A request in this last stretch of the TTL starts a refresh in the background (the
-    /// request itself does not wait). Default 30 s; zero starts the refresh only once the
-    /// TTL is over. Either way the refresh runs in the background: while the keys are
+    /// request itself does not wait). Default 30 s, and never more than half the TTL of the
+    /// set at hand; zero starts the refresh only once the TTL is over. Either way the refresh runs in the background: while the keys are
     /// usable (see [`stale_age`](Self::stale_age)), no request waits for it.
     pub fn refresh_ahead(mut self, ahead: Duration) -> Self {
         self.refresh_ahead = ahead;

@@ -21,7 +21,9 @@ const MAX_BACKOFF: u64 = 60;
 /// What the request path reads: the keys and their deadlines.
 pub(crate) struct Snapshot {
     keys: Option<KeySet>,
-    expires_at: u64,
+    /// When a background refresh starts: `refresh_ahead` before `expires_at`, but never
+    /// earlier than half the TTL (a window as long as the TTL would refetch without end).
+    refresh_from: u64,
     usable_until: u64,
     generation: u64,
 }
@@ -116,7 +118,7 @@ impl RemoteSet {
             fetcher,
             state: ArcSwap::from_pointee(Snapshot {
                 keys: None,
-                expires_at: 0,
+                refresh_from: 0,
                 usable_until: 0,
                 generation: 0,
             }),
@@ -194,9 +196,7 @@ impl RemoteSet {
                     .unwrap_or(Lookup::Unavailable));
             }
         };
-        if mode != Mode::Never
-            && now.saturating_add(self.fetcher.timing.refresh_ahead) >= snap.expires_at
-        {
+        if mode != Mode::Never && now >= snap.refresh_from {
             // The TTL is over or nearly, but the keys still serve: whatever the mode, the
             // refresh runs behind the request. Only a first load or an unknown kid waits.
             self.need(Why::Refresh, snap.generation, now, Mode::Kick, None);
@@ -372,7 +372,7 @@ impl RemoteSet {
         );
         self.state.store(Arc::new(Snapshot {
             keys: Some(keys),
-            expires_at,
+            refresh_from: expires_at.saturating_sub(t.refresh_ahead.min(ttl / 2)),
             usable_until: expires_at.saturating_add(t.stale_age),
             generation,
         }));
