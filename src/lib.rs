@@ -141,6 +141,8 @@ mod policy;
 mod principal;
 mod signer;
 
+#[cfg(feature = "token-cache")]
+pub use authn::TokenCache;
 pub use authn::{
     Authenticator, AuthenticatorBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
     DangerousAuthenticatorBuilder, MAX_LEEWAY, MAX_TOKEN_BYTES_CAP,

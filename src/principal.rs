@@ -141,6 +141,16 @@ impl Principal {
         }
     }
 
+    /// Roughly the bytes this principal holds, for caches that bound their size.
+    #[cfg_attr(not(feature = "token-cache"), allow(dead_code))]
+    pub(crate) fn weight(&self) -> u64 {
+        let i = &self.inner;
+        (std::mem::size_of::<Inner>()
+            + i.buf.capacity()
+            + i.id.strings.capacity()
+            + i.id.spans.more.capacity() * 8) as u64
+    }
+
     /// The answers of the authenticator that verified this caller (its scheme and realm),
     /// for rejections in extractors.
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]

@@ -27,6 +27,8 @@ enum KeySource {
 /// Builds an [`Authenticator`]. Every setting documents its default.
 pub struct AuthenticatorBuilder {
     check_audience: bool,
+    #[cfg(feature = "token-cache")]
+    token_cache: super::TokenCache,
     sources: Vec<KeySource>,
     hmac_alg: Algorithm,
     schemes: Vec<String>,
@@ -74,6 +76,8 @@ impl Default for AuthenticatorBuilder {
             allow_short_hmac: false,
             require_exp: true,
             check_audience: true,
+            #[cfg(feature = "token-cache")]
+            token_cache: super::TokenCache::default(),
             #[cfg(feature = "jwks")]
             remote: RemoteBuilder::default(),
         }
@@ -265,6 +269,15 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// The verified-token cache (feature `token-cache`, default): on with 10,000 tokens and
+    /// 32 MiB at most; [`TokenCache::off`](super::TokenCache::off) turns it off. See
+    /// [`TokenCache`](super::TokenCache) for what it guarantees.
+    #[cfg(feature = "token-cache")]
+    pub fn token_cache(mut self, cache: super::TokenCache) -> Self {
+        self.token_cache = cache;
+        self
+    }
+
     /// Injects the clock used for `exp`, `nbf` and `iat`. Default: the system clock.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -448,6 +461,8 @@ impl AuthenticatorBuilder {
                 clock: self.clock,
                 #[cfg(feature = "jwks")]
                 remote,
+                #[cfg(feature = "token-cache")]
+                cache: self.token_cache.build(),
             }),
         })
     }

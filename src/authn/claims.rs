@@ -30,7 +30,11 @@ const NAMES: [&str; 7] = ["exp", "nbf", "iat", "sub", "jti", "iss", "aud"];
 
 impl Authenticator {
     /// Checks the claims of a verified payload and reads the caller's identity from them.
-    pub(super) fn read_claims(&self, payload: &[u8]) -> Result<Identity, AuthError> {
+    /// Returns the identity, and the token's `exp` and `nbf` when present.
+    pub(super) fn read_claims(
+        &self,
+        payload: &[u8],
+    ) -> Result<(Identity, Option<u64>, Option<u64>), AuthError> {
         let inner = &*self.inner;
         let role_head = inner.role_claim.names()[0].as_str();
         let groups_head = inner.groups_claim.names()[0].as_str();
@@ -49,22 +53,27 @@ impl Authenticator {
             json::scan_object(payload, &names).map_err(malformed)?;
         let now = inner.clock.now();
         let leeway = inner.leeway;
-        match exp.map(Scalar::of) {
+        let exp = match exp.map(Scalar::of) {
             Some(v) => {
                 let exp = numeric_date(&v).ok_or_else(|| claim("exp is not a NumericDate"))?;
                 if exp.saturating_add(leeway) < now {
                     return Err(AuthError::invalid_token(Reason::Expired));
                 }
+                Some(exp)
             }
             None if inner.require_exp => return Err(claim("exp missing")),
-            None => {}
-        }
-        if let Some(v) = nbf.map(Scalar::of) {
-            let nbf = numeric_date(&v).ok_or_else(|| claim("nbf is not a NumericDate"))?;
-            if nbf > now.saturating_add(leeway) {
-                return Err(claim("not valid yet (nbf)"));
+            None => None,
+        };
+        let nbf = match nbf.map(Scalar::of) {
+            Some(v) => {
+                let nbf = numeric_date(&v).ok_or_else(|| claim("nbf is not a NumericDate"))?;
+                if nbf > now.saturating_add(leeway) {
+                    return Err(claim("not valid yet (nbf)"));
+                }
+                Some(nbf)
             }
-        }
+            None => None,
+        };
         if let Some(v) = iat.map(Scalar::of) {
             let iat = numeric_date(&v).ok_or_else(|| claim("iat is not a NumericDate"))?;
             if iat > now.saturating_add(leeway) {
@@ -109,7 +118,7 @@ impl Authenticator {
         if let Some(raw) = groups {
             strings(raw, false, |s| id.group(s));
         }
-        Ok(id)
+        Ok((id, exp, nbf))
     }
 
     /// `aud` (a string or an array of strings): it must name a configured audience; with

@@ -25,6 +25,8 @@
 //! ```
 
 mod builder;
+#[cfg(feature = "token-cache")]
+mod cache;
 mod claims;
 mod token;
 
@@ -35,6 +37,8 @@ use http::HeaderMap;
 
 pub(crate) use builder::pem_label;
 pub use builder::{AuthenticatorBuilder, DangerousAuthenticatorBuilder};
+#[cfg(feature = "token-cache")]
+pub use cache::TokenCache;
 
 use crate::answer::Answers;
 use crate::clock::Clock;
@@ -138,6 +142,31 @@ struct Inner {
     clock: Arc<dyn Clock>,
     #[cfg(feature = "jwks")]
     remote: Option<RemoteKeys>,
+    #[cfg(feature = "token-cache")]
+    cache: Option<cache::Cache>,
+}
+
+/// The remote key set that verified a token, and its key epoch at the time: a token
+/// remembered under an older epoch must be verified again.
+#[derive(Clone)]
+#[cfg_attr(not(feature = "token-cache"), allow(dead_code))]
+pub(crate) struct KeyEpoch {
+    #[cfg(feature = "jwks")]
+    set: Arc<crate::keys::RemoteSet>,
+    #[cfg(feature = "jwks")]
+    epoch: u64,
+}
+
+impl KeyEpoch {
+    #[cfg_attr(not(feature = "token-cache"), allow(dead_code))]
+    /// Whether what the set verified still holds: the same key epoch, and keys that still
+    /// serve (a due refresh starts in the background).
+    fn is_current(&self) -> bool {
+        #[cfg(feature = "jwks")]
+        return self.set.epoch() == self.epoch && self.set.still_serves();
+        #[cfg(not(feature = "jwks"))]
+        true
+    }
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -280,7 +309,7 @@ impl Authenticator {
     /// the payload bytes, without reading them as claims. For JWS that are not JWTs, and
     /// for signature-level test vectors.
     pub fn verify_signature(&self, token: &str) -> Result<Vec<u8>, AuthError> {
-        let (buf, header_len) = self
+        let (buf, header_len, _) = self
             .check_jws(token, Mode::Kick)
             .map_err(Step::into_error)?;
         Ok(buf[header_len..].to_vec())
@@ -313,19 +342,50 @@ impl Authenticator {
     }
 
     fn verify_mode(&self, token: &str, mode: Mode) -> Result<Principal, Step> {
-        let (buf, header_len) = self.check_jws(token, mode)?;
-        let identity = self.read_claims(&buf[header_len..])?;
-        Ok(Principal::new(
-            self.inner.answers.clone(),
-            buf,
-            header_len,
-            identity,
-        ))
+        let inner = &*self.inner;
+        #[cfg(feature = "token-cache")]
+        let cached = match &inner.cache {
+            Some(cache) if token.len() <= inner.max_token_bytes => {
+                let hash = cache.hash(token);
+                if let Some(p) = cache.get(hash, token, inner.clock.now(), inner.leeway) {
+                    return Ok(p);
+                }
+                Some((cache, hash))
+            }
+            _ => None,
+        };
+        let (buf, header_len, source) = self.check_jws(token, mode)?;
+        let (identity, _exp, _nbf) = self.read_claims(&buf[header_len..])?;
+        let principal = Principal::new(inner.answers.clone(), buf, header_len, identity);
+        #[cfg(feature = "token-cache")]
+        if let Some((cache, hash)) = cached {
+            let verified = cache::Verified {
+                exp: _exp,
+                nbf: _nbf,
+                source,
+            };
+            cache.insert(
+                hash,
+                token,
+                &principal,
+                verified,
+                inner.clock.now(),
+                inner.leeway,
+            );
+        }
+        #[cfg(not(feature = "token-cache"))]
+        let _ = source;
+        Ok(principal)
     }
 
     /// Checks the JWS layer and returns one buffer with the decoded header, then the
-    /// decoded payload, and where the payload starts.
-    fn check_jws(&self, token: &str, mode: Mode) -> Result<(Vec<u8>, usize), Step> {
+    /// decoded payload, where the payload starts, and the remote set whose key verified
+    /// it (with its key epoch).
+    fn check_jws(
+        &self,
+        token: &str,
+        mode: Mode,
+    ) -> Result<(Vec<u8>, usize, Option<KeyEpoch>), Step> {
         let inner = &*self.inner;
         if token.len() > inner.max_token_bytes {
             return Err(AuthError::invalid_request(Reason::TooLarge).into());
@@ -347,17 +407,25 @@ impl Authenticator {
         #[cfg(feature = "jwks")]
         let snapshot;
         #[cfg(feature = "jwks")]
+        let mut source = None;
+        #[cfg(feature = "jwks")]
         let key = match self.remote_set(payload_ok.then_some(payload))? {
             Some(set) => {
+                // The epoch first, then the keys: a key swapped out after this load is
+                // recorded under the old epoch.
+                source = Some(KeyEpoch {
+                    set: set.clone(),
+                    epoch: set.epoch(),
+                });
                 snapshot = set.snapshot();
                 set.select(&snapshot, header.kid.as_deref(), header.alg, mode)?
             }
             None => self.static_key(&header)?,
         };
         #[cfg(not(feature = "jwks"))]
-        let key = {
+        let (key, source) = {
             let _ = (mode, payload);
-            self.static_key(&header)?
+            (self.static_key(&header)?, None)
         };
         if !key.verify(seg.signature, seg.signed.as_bytes(), header.alg) {
             return Err(AuthError::invalid_token(Reason::BadSignature).into());
@@ -366,7 +434,7 @@ impl Authenticator {
             return Err(malformed("payload is not strict base64url").into());
         }
         drop(header);
-        Ok((buf, header_len))
+        Ok((buf, header_len, source))
     }
 
     fn static_key(&self, header: &Header<'_>) -> Result<&crate::keys::VerifyingKey, AuthError> {

@@ -122,6 +122,25 @@ impl Key {
         self.prepared.iter().map(|(alg, _)| *alg)
     }
 
+    /// Whether `other` is the same key: the same algorithms and, for public keys, the same
+    /// encoded key. (HMAC keys compare by algorithms alone: they are only ever static, and
+    /// static keys never change.)
+    pub(crate) fn same_as(&self, other: &Key) -> bool {
+        self.prepared.len() == other.prepared.len()
+            && self
+                .prepared
+                .iter()
+                .zip(other.prepared.iter())
+                .all(|((a, pa), (b, pb))| {
+                    a == b
+                        && match (pa, pb) {
+                            (Prepared::Public(x), Prepared::Public(y)) => x.as_ref() == y.as_ref(),
+                            (Prepared::Hmac(_), Prepared::Hmac(_)) => true,
+                            _ => false,
+                        }
+                })
+    }
+
     /// Whether this key verifies `alg`.
     pub(crate) fn supports(&self, alg: Algorithm) -> bool {
         self.prepared.iter().any(|(a, _)| *a == alg)

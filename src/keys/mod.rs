@@ -191,6 +191,22 @@ impl KeySet {
         (set, dropped)
     }
 
+    /// Whether every key of `old` is still here, unchanged (by `kid`, or, for keys without
+    /// one, by key): then nothing `old` verified would now be refused for a missing key.
+    #[cfg(feature = "jwks")]
+    pub(crate) fn keeps_every_key_of(&self, old: &KeySet) -> bool {
+        old.keys.iter().all(|k| match &k.kid {
+            Some(kid) => self
+                .by_kid
+                .get(kid)
+                .is_some_and(|&i| self.keys[i].key.same_as(&k.key)),
+            None => self
+                .keys
+                .iter()
+                .any(|n| n.kid.is_none() && n.key.same_as(&k.key)),
+        })
+    }
+
     pub(crate) fn has_hmac(&self) -> bool {
         self.keys.iter().any(|k| k.family() == Some(Family::Hmac))
     }

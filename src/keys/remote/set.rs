@@ -2,7 +2,7 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::{Acquire, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::{ArcSwap, Guard};
@@ -106,6 +106,9 @@ pub(crate) struct RemoteSet {
     /// Unknown `kid`s, with the clock time a fetch was found to lack them. An entry counts
     /// for the cooldown (by the injected clock; moka's own expiry reads the real one).
     negative: moka::sync::Cache<Box<str>, u64>,
+    /// Bumped whenever a fetch removes or changes a key (not when it only adds keys): what
+    /// a key verified under an older epoch may no longer verify.
+    epoch: std::sync::atomic::AtomicU64,
     /// How often `ctl` was locked, for the tests that prove the request path takes no lock.
     #[cfg(test)]
     locks: std::sync::atomic::AtomicUsize,
@@ -125,6 +128,7 @@ impl RemoteSet {
             gates: Gates::default(),
             ctl: Mutex::new(Control::default()),
             negative: moka::sync::Cache::new(NEGATIVE_CAPACITY),
+            epoch: AtomicU64::new(0),
             #[cfg(test)]
             locks: std::sync::atomic::AtomicUsize::new(0),
         })
@@ -153,6 +157,12 @@ impl RemoteSet {
         }
     }
 
+    /// The key epoch: it changes when a fetch removes or changes a key, so anything
+    /// remembered about a token verified under another epoch must be checked again.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Acquire)
+    }
+
     /// The current snapshot (an atomic load, no lock).
     pub(crate) fn snapshot(&self) -> Guard<Arc<Snapshot>> {
         self.state.load()
@@ -174,6 +184,21 @@ impl RemoteSet {
         let snap = self.state.load();
         let usable = snap.keys.is_some() && now < snap.usable_until;
         (usable, self.lock().last_error.clone())
+    }
+
+    /// For a token remembered as verified by this set: whether the keys still serve (not
+    /// past the stale age), starting a due refresh in the background as a look-up would,
+    /// so that a stream of remembered tokens keeps the set fresh and its rotations seen.
+    pub(crate) fn still_serves(self: &Arc<Self>) -> bool {
+        let now = self.fetcher.clock.now();
+        let snap = self.state.load();
+        if snap.keys.is_none() || now >= snap.usable_until {
+            return false;
+        }
+        if now >= snap.refresh_from {
+            self.need(Why::Refresh, snap.generation, now, Mode::Kick, None);
+        }
+        true
     }
 
     /// Chooses the key for a token from `snap`. It takes no lock unless it starts a fetch:
@@ -240,15 +265,18 @@ impl RemoteSet {
         {
             return None;
         }
-        // `flight` first: a fetch clears it only after installing its set or recording its
-        // failure, so seeing it clear means seeing those too.
+        // `allowed` (the miss cooldown, the backoff) before `flight`: a fetch sets its flight
+        // before its cooldown, so a caller that sees the cooldown of a fetch that just
+        // started also sees that fetch running (and joins it rather than being refused).
+        // A fetch clears its flight only after installing its set or recording its failure.
+        let allowed = self.allowed(why, now);
         let running = self.gates.flight.load(Acquire);
         match mode {
             Mode::Wait => {
                 // A fetch that ended after the caller read `generation` installed its set
                 // before clearing the flight: the caller looks again.
                 let newer = self.state.load().generation != generation;
-                (running || newer || self.allowed(why, now)).then(|| {
+                (running || newer || allowed).then(|| {
                     Lookup::Fetch(Pending {
                         set: self.clone(),
                         why,
@@ -257,7 +285,7 @@ impl RemoteSet {
                 })
             }
             _ => {
-                if !running && self.allowed(why, now) {
+                if !running && allowed {
                     self.start(why, generation, now);
                 }
                 None
@@ -300,13 +328,14 @@ impl RemoteSet {
             self.failed(&mut ctl, Trouble::NoRuntime, error.into(), now);
             return None;
         };
+        let (tx, rx) = watch::channel(());
+        ctl.flight = Some(rx.clone());
+        // The flight before the cooldown: see `need`.
+        self.gates.flight.store(true, Release);
         if why == Why::Miss {
             let next = now.saturating_add(self.fetcher.timing.cooldown);
             self.gates.miss_at.store(next, Release);
         }
-        let (tx, rx) = watch::channel(());
-        ctl.flight = Some(rx.clone());
-        self.gates.flight.store(true, Release);
         drop(ctl);
         let this = self.clone();
         runtime.spawn(async move { this.run(tx).await });
@@ -363,7 +392,13 @@ impl RemoteSet {
         let t = &self.fetcher.timing;
         let ttl = max_age.map_or(t.ttl, |a| a.clamp(t.min_max_age, t.max_max_age));
         let expires_at = now.saturating_add(ttl);
-        let generation = self.state.load().generation + 1;
+        let previous = self.state.load();
+        let generation = previous.generation + 1;
+        let changed = previous
+            .keys
+            .as_ref()
+            .is_some_and(|old| !keys.keeps_every_key_of(old));
+        drop(previous);
         tracing::debug!(
             source = self.name(),
             keys = keys.len(),
@@ -375,7 +410,12 @@ impl RemoteSet {
             refresh_from: expires_at.saturating_sub(t.refresh_ahead.min(ttl / 2)),
             usable_until: expires_at.saturating_add(t.stale_age),
             generation,
-        }));
+        })); // After the new keys are in place: a reader loads the epoch before the snapshot,
+        // so a token verified with an old key is always recorded under an old epoch.
+        if changed {
+            self.epoch.fetch_add(1, AcqRel);
+        }
+
         self.negative.invalidate_all();
         let mut ctl = self.lock();
         ctl.failures = 0;
