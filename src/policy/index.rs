@@ -26,21 +26,33 @@ use super::{Inner, UserAgent};
 /// Role names interned to bit positions.
 #[derive(Debug, Default)]
 pub(super) struct Roles {
-    ids: HashMap<Box<str>, u32>,
+    ids: Children<u32>,
+    /// Names by id.
+    names: Vec<Box<str>>,
 }
 
 impl Roles {
     fn intern(&mut self, name: &str) -> u32 {
-        let next = self.ids.len() as u32;
-        *self.ids.entry(name.into()).or_insert(next)
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        *self.ids.get_or_insert(name) = id;
+        self.names.push(name.into());
+        id
     }
 
+    pub(super) fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    #[inline]
     pub(super) fn id(&self, name: &str) -> Option<u32> {
         self.ids.get(name).copied()
     }
 
     fn words(&self) -> usize {
-        self.ids.len().div_ceil(64)
+        self.names.len().div_ceil(64)
     }
 
     /// The caller's roles as bits; names the policy never mentions are dropped.
@@ -80,6 +92,7 @@ impl Mask {
         }
     }
 
+    #[inline]
     fn insert(&mut self, id: u32) {
         let (word, bit) = (id as usize / 64, id % 64);
         let words = if self.words > INLINE_WORDS {
@@ -90,6 +103,7 @@ impl Mask {
         words[word] |= 1 << bit;
     }
 
+    #[inline]
     fn words(&self) -> &[u64] {
         if self.words > INLINE_WORDS {
             &self.heap
@@ -99,33 +113,70 @@ impl Mask {
     }
 }
 
-/// A set of role bits, sized to the policy's roles.
+/// A set of role bits, sized to the policy's roles; the first 64 live inline.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Bits(Box<[u64]>);
+pub(super) struct Bits {
+    first: u64,
+    rest: Box<[u64]>,
+}
 
 impl Bits {
     fn new(words: usize) -> Self {
-        Self(vec![0; words].into_boxed_slice())
+        Self {
+            first: 0,
+            rest: vec![0; words.saturating_sub(1)].into_boxed_slice(),
+        }
     }
 
+    #[inline]
     fn insert(&mut self, id: u32) {
-        self.0[id as usize / 64] |= 1 << (id % 64);
+        let (word, bit) = (id as usize / 64, 1 << (id % 64));
+        match word {
+            0 => self.first |= bit,
+            w => self.rest[w - 1] |= bit,
+        }
     }
 
+    #[inline]
     pub(super) fn contains(&self, id: u32) -> bool {
-        self.0
-            .get(id as usize / 64)
-            .is_some_and(|w| w & (1 << (id % 64)) != 0)
+        let (word, bit) = (id as usize / 64, 1 << (id % 64));
+        match word {
+            0 => self.first & bit != 0,
+            w => self.rest.get(w - 1).is_some_and(|x| x & bit != 0),
+        }
     }
 
     fn union_with(&mut self, other: &Bits) {
-        for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
+        self.first |= other.first;
+        for (a, b) in self.rest.iter_mut().zip(other.rest.iter()) {
             *a |= b;
         }
     }
 
+    #[inline]
     fn intersects(&self, mask: &Mask) -> bool {
-        self.0.iter().zip(mask.words()).any(|(a, b)| a & b != 0)
+        match mask.words().split_first() {
+            None => false,
+            Some((first, rest)) => {
+                self.first & first != 0 || self.rest.iter().zip(rest).any(|(a, b)| a & b != 0)
+            }
+        }
+    }
+
+    /// The ids in the set, ascending.
+    pub(super) fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(self.first)
+            .chain(self.rest.iter().copied())
+            .enumerate()
+            .flat_map(|(w, mut word)| {
+                std::iter::from_fn(move || {
+                    (word != 0).then(|| {
+                        let b = word.trailing_zeros();
+                        word &= word - 1;
+                        w as u32 * 64 + b
+                    })
+                })
+            })
     }
 }
 
@@ -137,7 +188,7 @@ pub(super) struct Rule {
     /// The pattern as written.
     pub(super) pattern: String,
     /// The roles as written, for reasons.
-    pub(super) roles: Vec<String>,
+    pub(super) own: Bits,
     /// The roles that satisfy the rule once inheritance is applied.
     pub(super) granted: Bits,
     /// The rule is open to any valid token (role `*`).
@@ -159,79 +210,161 @@ impl Rule {
 /// The rules that end at one place of an index, merged.
 #[derive(Debug)]
 pub(super) struct Entry {
-    /// Rule positions (among the rules of their kind), ascending.
-    pub(super) rules: Vec<u32>,
     granted: Bits,
     any_role: bool,
+    /// Rule positions (among the rules of their kind), ascending: the first inline.
+    first: u32,
+    more: Vec<u32>,
 }
 
 impl Entry {
-    fn new(words: usize) -> Self {
+    fn new(id: u32, rule: &Rule) -> Self {
         Self {
-            rules: Vec::new(),
-            granted: Bits::new(words),
-            any_role: false,
+            granted: rule.granted.clone(),
+            any_role: rule.any_role,
+            first: id,
+            more: Vec::new(),
         }
     }
 
-    fn add(&mut self, id: u32, rule: &Rule) {
-        if self.rules.last() != Some(&id) {
-            self.rules.push(id);
+    /// Adds rule `id` to the entry in `slot`, making it if needed.
+    fn add<E: AsMut<Entry> + From<Entry>>(slot: &mut Option<E>, id: u32, rule: &Rule) {
+        match slot {
+            None => *slot = Some(Entry::new(id, rule).into()),
+            Some(e) => e.as_mut().merge(id, rule),
+        }
+    }
+
+    fn merge(&mut self, id: u32, rule: &Rule) {
+        if self.rules().next_back() != Some(id) {
+            self.more.push(id);
         }
         self.granted.union_with(&rule.granted);
         self.any_role |= rule.any_role;
     }
 
+    /// The positions of the rules here, ascending.
+    pub(super) fn rules(&self) -> impl DoubleEndedIterator<Item = u32> + '_ {
+        std::iter::once(self.first).chain(self.more.iter().copied())
+    }
+
     /// Whether one of the rules here lets a caller with `mask` through.
+    #[inline]
     pub(super) fn admits(&self, mask: &Mask) -> bool {
         self.any_role || self.granted.intersects(mask)
     }
 }
 
-/// Literal children of a trie node: a short list scanned in place, or a map once there
-/// are many.
-#[derive(Debug)]
-enum Children<N> {
-    Few(Vec<(Box<str>, N)>),
-    Many(HashMap<Box<str>, N>),
+impl AsMut<Entry> for Entry {
+    fn as_mut(&mut self) -> &mut Entry {
+        self
+    }
 }
 
-/// Past this many literal children a node looks them up in a map.
+/// A short segment (up to 24 bytes) as three words: compared without a call to
+/// `memcmp`, hashed without following a pointer.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Short {
+    len: u8,
+    words: [u64; 3],
+}
+
+impl Short {
+    #[inline]
+    fn of(seg: &str) -> Option<Self> {
+        let b = seg.as_bytes();
+        if b.len() > 24 {
+            return None;
+        }
+        let mut buf = [[0u8; 8]; 3];
+        buf.as_flattened_mut()[..b.len()].copy_from_slice(b);
+        Some(Self {
+            len: b.len() as u8,
+            words: buf.map(u64::from_le_bytes),
+        })
+    }
+}
+
+impl std::fmt::Debug for Short {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes = self.words.map(u64::to_le_bytes);
+        let text = String::from_utf8_lossy(&bytes.as_flattened()[..self.len as usize]);
+        write!(f, "{text:?}")
+    }
+}
+
+/// Keyed children: a short list scanned in place, or a map once there are many.
+#[derive(Debug)]
+enum Table<K, N> {
+    Few(Vec<(K, N)>),
+    Many(HashMap<K, N>),
+}
+
+/// Past this many entries a table looks keys up in a map.
 const FEW: usize = 8;
 
-impl<N> Default for Children<N> {
+impl<K, N> Default for Table<K, N> {
     fn default() -> Self {
         Self::Few(Vec::new())
     }
 }
 
-impl<N: Default> Children<N> {
-    fn get(&self, seg: &str) -> Option<&N> {
+impl<K: Eq + std::hash::Hash, N: Default> Table<K, N> {
+    #[inline]
+    fn get<Q>(&self, key: &Q) -> Option<&N>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + std::hash::Hash + ?Sized,
+    {
         match self {
-            Self::Few(list) => list.iter().find(|(k, _)| **k == *seg).map(|(_, n)| n),
-            Self::Many(map) => map.get(seg),
+            Self::Few(list) => list.iter().find(|(k, _)| k.borrow() == key).map(|(_, n)| n),
+            Self::Many(map) => map.get(key),
         }
     }
 
-    fn get_or_insert(&mut self, seg: &str) -> &mut N {
+    fn get_or_insert(&mut self, key: K) -> &mut N {
         if let Self::Few(list) = self
             && list.len() == FEW
-            && !list.iter().any(|(k, _)| **k == *seg)
+            && !list.iter().any(|(k, _)| *k == key)
         {
             *self = Self::Many(std::mem::take(list).into_iter().collect());
         }
         match self {
             Self::Few(list) => {
-                let at = match list.iter().position(|(k, _)| **k == *seg) {
+                let at = match list.iter().position(|(k, _)| *k == key) {
                     Some(at) => at,
                     None => {
-                        list.push((seg.into(), N::default()));
+                        list.push((key, N::default()));
                         list.len() - 1
                     }
                 };
                 &mut list[at].1
             }
-            Self::Many(map) => map.entry(seg.into()).or_default(),
+            Self::Many(map) => map.entry(key).or_default(),
+        }
+    }
+}
+
+/// Children keyed by raw segment: short ones as words, longer ones as strings.
+#[derive(Debug, Default)]
+struct Children<N> {
+    short: Table<Short, N>,
+    long: Table<Box<str>, N>,
+}
+
+impl<N: Default> Children<N> {
+    #[inline]
+    fn get(&self, seg: &str) -> Option<&N> {
+        match Short::of(seg) {
+            Some(key) => self.short.get(&key),
+            None => self.long.get(seg),
+        }
+    }
+
+    fn get_or_insert(&mut self, seg: &str) -> &mut N {
+        match Short::of(seg) {
+            Some(key) => self.short.get_or_insert(key),
+            None => self.long.get_or_insert(seg.into()),
         }
     }
 }
@@ -243,7 +376,7 @@ pub(super) struct Node {
     /// `{name}` or `*`: any one non-empty segment.
     one: Option<Box<Node>>,
     /// Rules whose pattern ends here.
-    end: Option<Box<Entry>>,
+    end: Option<Entry>,
     /// `**` here: zero or more further segments.
     tail_any: Option<Box<Entry>>,
     /// `{*rest}` here: one or more further segments, the first non-empty.
@@ -251,7 +384,8 @@ pub(super) struct Node {
 }
 
 impl Node {
-    fn entry(&mut self, segs: &[Seg], words: usize) -> &mut Entry {
+    /// Adds rule `id` at the place its pattern's segments lead to.
+    fn add(&mut self, segs: &[Seg], id: u32, rule: &Rule) {
         let mut node = self;
         for seg in segs {
             node = match seg {
@@ -259,19 +393,13 @@ impl Node {
                 Seg::One => node.one.get_or_insert_with(Default::default),
                 Seg::Tail {
                     at_least_one: false,
-                } => {
-                    return node
-                        .tail_any
-                        .get_or_insert_with(|| Entry::new(words).into());
-                }
+                } => return Entry::add(&mut node.tail_any, id, rule),
                 Seg::Tail { at_least_one: true } => {
-                    return node
-                        .tail_some
-                        .get_or_insert_with(|| Entry::new(words).into());
+                    return Entry::add(&mut node.tail_some, id, rule);
                 }
             };
         }
-        node.end.get_or_insert_with(|| Entry::new(words).into())
+        Entry::add(&mut node.end, id, rule)
     }
 
     /// Calls `f` with every entry whose pattern matches `segs`, until it breaks.
@@ -421,6 +549,23 @@ impl<T> GrpcMap<T> {
     }
 }
 
+impl GrpcMap<Entry> {
+    fn add(&mut self, pattern: &GrpcPattern, id: u32, rule: &Rule) {
+        use std::collections::hash_map::Entry as Slot;
+        let map = match pattern.kind() {
+            GrpcKind::Any => return Entry::add(&mut self.any, id, rule),
+            GrpcKind::Service(s) => self.service.entry(s.as_str().into()),
+            GrpcKind::Exact(m) => self.exact.entry(m.as_str().into()),
+        };
+        match map {
+            Slot::Occupied(mut e) => e.get_mut().merge(id, rule),
+            Slot::Vacant(v) => {
+                v.insert(Entry::new(id, rule));
+            }
+        }
+    }
+}
+
 impl GrpcMap<u32> {
     /// A map of patterns to their first position in `patterns`.
     fn of(patterns: &[GrpcPattern]) -> Self {
@@ -486,11 +631,13 @@ pub(super) fn compile(parsed: Parsed) -> Inner {
     let mut http_rules = Vec::new();
     let mut grpc_rules = Vec::new();
     let mut http = HttpIndex::default();
-    let mut grpc = GrpcMap::<Box<Entry>>::default();
+    let mut grpc = GrpcMap::<Entry>::default();
     for rule in parsed.rules {
+        let mut own = Bits::new(words);
         let mut granted = Bits::new(words);
         for r in &rule.roles {
             let id = roles.intern(r);
+            own.insert(id);
             granted.insert(id);
             if let Some(g) = grantors.get(&id) {
                 granted.union_with(g);
@@ -502,7 +649,7 @@ pub(super) fn compile(parsed: Parsed) -> Inner {
                 let compiled = Rule {
                     methods,
                     pattern: pattern.source().to_owned(),
-                    roles: rule.roles,
+                    own: own.clone(),
                     granted,
                     any_role: rule.any_role,
                 };
@@ -519,9 +666,7 @@ pub(super) fn compile(parsed: Parsed) -> Inner {
                     if seen.contains(&m) {
                         continue;
                     }
-                    http.trie(m.as_ref())
-                        .entry(pattern.segs(), words)
-                        .add(id, &compiled);
+                    http.trie(m.as_ref()).add(pattern.segs(), id, &compiled);
                     seen.push(m);
                 }
                 http_rules.push(compiled);
@@ -531,12 +676,11 @@ pub(super) fn compile(parsed: Parsed) -> Inner {
                 let compiled = Rule {
                     methods: None,
                     pattern: pattern.source().to_owned(),
-                    roles: rule.roles,
+                    own,
                     granted,
                     any_role: rule.any_role,
                 };
-                grpc.slot(&pattern, || Entry::new(words).into())
-                    .add(id, &compiled);
+                grpc.add(&pattern, id, &compiled);
                 grpc_rules.push(compiled);
             }
         }
@@ -590,7 +734,7 @@ mod tests {
             // Inserting again finds the same child.
             assert_eq!(c.get_or_insert(&format!("s{i}")).first, Some(i as u32));
         }
-        assert!(matches!(c, Children::Many(_)));
+        assert!(matches!(c.short, Table::Many(_)));
         for i in 0..(FEW * 3) {
             assert_eq!(c.get(&format!("s{i}")).unwrap().first, Some(i as u32));
         }
@@ -611,5 +755,25 @@ mod tests {
         let mut other = Bits::new(roles.words());
         other.insert(roles.id("r5").unwrap());
         assert!(!other.intersects(&mask));
+        // Ids come back ascending, across words.
+        let mut set = Bits::new(roles.words());
+        for id in [300, 0, 63, 64, 5, 129] {
+            set.insert(id);
+        }
+        assert_eq!(set.ids().collect::<Vec<_>>(), [0, 5, 63, 64, 129, 300]);
+        assert!(set.contains(64) && !set.contains(65) && !set.contains(10_000));
+    }
+
+    #[test]
+    fn keys_compare_inline_and_on_the_heap() {
+        let long = "a".repeat(25);
+        let mut c: Children<PrefixNode> = Children::default();
+        for seg in ["", "a", "ab", long.as_str(), &long[1..]] {
+            c.get_or_insert(seg).first = Some(seg.len() as u32);
+        }
+        for seg in ["", "a", "ab", long.as_str(), &long[1..]] {
+            assert_eq!(c.get(seg).unwrap().first, Some(seg.len() as u32), "{seg:?}");
+        }
+        assert!(c.get("b").is_none() && c.get(&"a".repeat(26)).is_none());
     }
 }

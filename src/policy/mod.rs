@@ -46,7 +46,6 @@ mod file;
 mod index;
 mod pattern;
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -75,7 +74,7 @@ struct Inner {
     grpc_rules: Vec<Rule>,
     roles: Roles,
     http: HttpIndex,
-    grpc: GrpcMap<Box<Entry>>,
+    grpc: GrpcMap<Entry>,
     public: PrefixNode,
     /// Public prefixes as configured, by position.
     public_sources: Vec<Arc<str>>,
@@ -422,31 +421,32 @@ impl Policy {
         if let Some(d) = public_decision(target) {
             return d;
         }
-        let roles: Vec<&str> = roles.into_iter().collect();
+        let inner = &self.inner;
+        // The caller's roles in their order, with their bits.
+        let roles: Vec<(&str, Option<u32>)> =
+            roles.into_iter().map(|r| (r, inner.roles.id(r))).collect();
         let mut hits = Vec::new();
         let _ = self.each_entry(target, |e| {
-            hits.extend_from_slice(&e.rules);
+            hits.extend(e.rules());
             ControlFlow::Continue(())
         });
         hits.sort_unstable();
         hits.dedup();
         let rules = if target.is_grpc() {
-            &self.inner.grpc_rules
+            &inner.grpc_rules
         } else {
-            &self.inner.http_rules
+            &inner.http_rules
         };
-        let mut needs = BTreeSet::new();
+        let mut needs = Vec::new();
         for &id in &hits {
             let rule = &rules[id as usize];
             let role = if rule.any_role {
                 Some("*")
             } else {
-                roles.iter().copied().find(|r| {
-                    self.inner
-                        .roles
-                        .id(r)
-                        .is_some_and(|bit| rule.granted.contains(bit))
-                })
+                roles
+                    .iter()
+                    .find(|(_, bit)| bit.is_some_and(|b| rule.granted.contains(b)))
+                    .map(|(r, _)| *r)
             };
             if let Some(role) = role {
                 let (methods, pattern) = rule.describe(target.is_grpc());
@@ -457,12 +457,16 @@ impl Policy {
                     role: role.to_owned(),
                 });
             }
-            needs.extend(rule.roles.iter().cloned());
+            needs.extend(rule.own.ids().map(|b| inner.roles.name(b)));
         }
         match (hits.is_empty(), self.unmatched_for(target)) {
-            (false, _) => Decision::deny(DecisionReason::MissingRole {
-                needs: needs.into_iter().collect(),
-            }),
+            (false, _) => {
+                needs.sort_unstable();
+                needs.dedup();
+                Decision::deny(DecisionReason::MissingRole {
+                    needs: needs.into_iter().map(str::to_owned).collect(),
+                })
+            }
             (true, Unmatched::Authenticated) => {
                 Decision::allow(DecisionReason::UnmatchedAuthenticated)
             }

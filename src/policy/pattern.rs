@@ -97,10 +97,12 @@ impl<'a> Segs<'a> {
     }
 
     /// The first segment and the rest.
+    #[inline]
     pub(super) fn split_first(self) -> Option<(&'a str, Self)> {
         let body = self.0?;
-        Some(match body.split_once('/') {
-            Some((seg, rest)) => (seg, Self(Some(rest))),
+        // Segments are short: a plain byte loop beats a general substring search.
+        Some(match body.bytes().position(|b| b == b'/') {
+            Some(at) => (&body[..at], Self(Some(&body[at + 1..]))),
             None => (body, Self(None)),
         })
     }
@@ -135,11 +137,12 @@ pub(super) fn check_path(path: &str) -> Result<(), AuthError> {
     if !path.starts_with('/') {
         return Err(AuthError::invalid_request(Reason::BadPath));
     }
+    let encoded = path.as_bytes().contains(&b'%');
     for (i, seg) in Segs::of(path).enumerate() {
         if i == MAX_SEGMENTS {
             return Err(AuthError::invalid_request(Reason::BadPath));
         }
-        if has_dot_segment(seg) {
+        if seg == "." || seg == ".." || (encoded && has_dot_segment(seg)) {
             return Err(AuthError::invalid_request(Reason::DotSegment));
         }
     }
