@@ -4,7 +4,7 @@
 //! Two ways to guard a tonic server:
 //!
 //! - [`AuthLayer`](crate::AuthLayer) with `Server::builder().layer(...)`: the full check.
-//!   It sees the method name, so it applies the [`Policy`](crate::Policy)'s gRPC rules
+//!   It sees the method name, so it applies the [`Policy`]'s gRPC rules
 //!   (per-method roles, public methods, the user-agent allow-list, the unmatched default),
 //!   and answers with real gRPC statuses (trailers-only). Prefer it.
 //! - [`AuthInterceptor`] with `XServer::with_interceptor(svc, interceptor)`: tonic gives an
