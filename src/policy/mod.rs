@@ -32,7 +32,14 @@
 //! assert!(policy.target(&http::Method::GET, "/api/%2e%2e/admin").is_err());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-
+//!
+//! A path has at most 256 segments, and `{name}` and `*` never match an empty segment
+//! (`/items/` is not `/items/{id}`); `{*rest}` needs at least one non-empty segment,
+//! `**` takes zero or more. A target that rules name needs a role one of them gives
+//! (roles add up, none takes access away); other targets get the [`Unmatched`] default.
+//! `build()` refuses a rule that a public entry fully shadows (an HTTP rule under a
+//! public prefix, a gRPC rule on public methods only), since it could never apply; see
+//! [`PolicyBuilder::url_prefix`] for how the URL prefix reads rules and public prefixes.
 //!
 //! `build()` compiles the rules into an index (segment tries per method, gRPC method
 //! maps, roles as bits), so a decision walks the path once, whatever the number of
