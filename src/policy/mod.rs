@@ -43,8 +43,9 @@
 //!
 //! `build()` compiles the rules into an index (segment tries per method, gRPC method
 //! maps, roles as bits), so a decision walks the path once, whatever the number of
-//! rules, and an allowed request costs no allocation. Reasons are built only when asked
-//! for ([`Policy::decide`]) or when a request is refused.
+//! rules, and an allowed request costs no allocation (for policies naming up to 256
+//! roles). Reasons are built only when asked for ([`Policy::decide`]) or when a request
+//! is refused.
 
 mod builder;
 mod decision;
