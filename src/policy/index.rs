@@ -214,7 +214,7 @@ pub(super) struct Entry {
     any_role: bool,
     /// Rule positions (among the rules of their kind), ascending: the first inline.
     first: u32,
-    more: Vec<u32>,
+    more: Box<[u32]>,
 }
 
 impl Entry {
@@ -223,7 +223,7 @@ impl Entry {
             granted: rule.granted.clone(),
             any_role: rule.any_role,
             first: id,
-            more: Vec::new(),
+            more: Box::default(),
         }
     }
 
@@ -237,7 +237,10 @@ impl Entry {
 
     fn merge(&mut self, id: u32, rule: &Rule) {
         if self.rules().next_back() != Some(id) {
-            self.more.push(id);
+            // Build time only: one rule at a time, kept compact for the walk.
+            let mut more = std::mem::take(&mut self.more).into_vec();
+            more.push(id);
+            self.more = more.into_boxed_slice();
         }
         self.granted.union_with(&rule.granted);
         self.any_role |= rule.any_role;
@@ -297,7 +300,8 @@ impl std::fmt::Debug for Short {
 #[derive(Debug)]
 enum Table<K, N> {
     Few(Vec<(K, N)>),
-    Many(HashMap<K, N>),
+    /// Boxed: a wide node is rare and hot, and the box keeps every node small.
+    Many(Box<HashMap<K, N>>),
 }
 
 /// Past this many entries a table looks keys up in a map.
@@ -327,7 +331,7 @@ impl<K: Eq + std::hash::Hash, N: Default> Table<K, N> {
             && list.len() == FEW
             && !list.iter().any(|(k, _)| *k == key)
         {
-            *self = Self::Many(std::mem::take(list).into_iter().collect());
+            *self = Self::Many(Box::new(std::mem::take(list).into_iter().collect()));
         }
         match self {
             Self::Few(list) => {
@@ -345,11 +349,11 @@ impl<K: Eq + std::hash::Hash, N: Default> Table<K, N> {
     }
 }
 
-/// Children keyed by raw segment: short ones as words, longer ones as strings.
+/// Children keyed by raw segment: short ones as words, longer (rare) ones as strings.
 #[derive(Debug, Default)]
 struct Children<N> {
     short: Table<Short, N>,
-    long: Table<Box<str>, N>,
+    long: Option<Box<Table<Box<str>, N>>>,
 }
 
 impl<N: Default> Children<N> {
@@ -357,14 +361,17 @@ impl<N: Default> Children<N> {
     fn get(&self, seg: &str) -> Option<&N> {
         match Short::of(seg) {
             Some(key) => self.short.get(&key),
-            None => self.long.get(seg),
+            None => self.long.as_ref()?.get(seg),
         }
     }
 
     fn get_or_insert(&mut self, seg: &str) -> &mut N {
         match Short::of(seg) {
             Some(key) => self.short.get_or_insert(key),
-            None => self.long.get_or_insert(seg.into()),
+            None => self
+                .long
+                .get_or_insert_with(Default::default)
+                .get_or_insert(seg.into()),
         }
     }
 }
@@ -762,6 +769,13 @@ mod tests {
         }
         assert_eq!(set.ids().collect::<Vec<_>>(), [0, 5, 63, 64, 129, 300]);
         assert!(set.contains(64) && !set.contains(65) && !set.contains(10_000));
+    }
+
+    #[test]
+    fn nodes_stay_small() {
+        // What a walk reads per node; growing it costs cache misses at 10,000 rules.
+        let size = std::mem::size_of::<Node>();
+        assert!(size <= 112, "{size}");
     }
 
     #[test]
