@@ -301,6 +301,10 @@ impl std::fmt::Debug for Short {
 enum Table<K, N> {
     Few(Vec<(K, N)>),
     /// Boxed: a wide node is rare and hot, and the box keeps every node small.
+    #[allow(
+        clippy::box_collection,
+        reason = "keeps every trie node small; only wide nodes pay the indirection"
+    )]
     Many(Box<HashMap<K, N>>),
 }
 
