@@ -4,7 +4,7 @@
 //! Two ways to guard a tonic server:
 //!
 //! - [`AuthLayer`](crate::AuthLayer) with `Server::builder().layer(...)`: the full check.
-//!   It sees the method name, so it applies the [`Policy`](crate::Policy)'s gRPC rules
+//!   It sees the method name, so it applies the [`Policy`]'s gRPC rules
 //!   (per-method roles, public methods, the user-agent allow-list, the unmatched default),
 //!   and answers with real gRPC statuses (trailers-only). Prefer it.
 //! - [`AuthInterceptor`] with `XServer::with_interceptor(svc, interceptor)`: tonic gives an
@@ -42,6 +42,7 @@ use tonic::{Code, Status};
 
 use crate::authn::Authenticator;
 use crate::error::{AuthError, GrpcCode, Reason};
+use crate::policy::{Policy, Target};
 use crate::principal::Principal;
 
 impl From<GrpcCode> for Code {
@@ -78,6 +79,9 @@ struct Inner {
     authenticator: Authenticator,
     roles: Vec<String>,
     claims: Vec<(String, String)>,
+    /// The roles and claims above as a policy: the interceptor decides through the same
+    /// code as the layer, with a target that stands for any method of the service.
+    policy: Policy,
 }
 
 impl std::fmt::Debug for AuthInterceptor {
@@ -96,6 +100,7 @@ impl AuthInterceptor {
                 authenticator,
                 roles: Vec::new(),
                 claims: Vec::new(),
+                policy: Policy::for_service(&[], &[]),
             }),
         }
     }
@@ -105,8 +110,10 @@ impl AuthInterceptor {
             authenticator: shared.authenticator.clone(),
             roles: shared.roles.clone(),
             claims: shared.claims.clone(),
+            policy: shared.policy.clone(),
         });
         f(&mut inner);
+        inner.policy = Policy::for_service(&inner.roles, &inner.claims);
         Self {
             inner: Arc::new(inner),
         }
@@ -133,6 +140,10 @@ impl AuthInterceptor {
     }
 
     /// Checks a request's metadata and returns the principal, or the error to answer with.
+    ///
+    /// The roles and claims are decided by a [`Policy`] (one rule for every method, or
+    /// any valid token without roles), through the same decision as
+    /// [`AuthLayer`](crate::AuthLayer): required claims first, then roles.
     pub fn check(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Principal, AuthError> {
         let inner = &self.inner;
         let mut values = metadata.get_all("authorization").iter();
@@ -142,24 +153,9 @@ impl AuthInterceptor {
         }
         let token = inner.authenticator.token_from_value(value.as_bytes())?;
         let principal = inner.authenticator.verify(token)?;
-        if !inner.roles.is_empty()
-            && !principal
-                .roles()
-                .any(|r| inner.roles.iter().any(|x| x == r))
-        {
-            return Err(AuthError::forbidden_because(format!(
-                "the service needs one of: {}",
-                inner.roles.join(", ")
-            )));
-        }
-        for (key, want) in &inner.claims {
-            if !crate::policy::claim_matches(&principal, key, want) {
-                return Err(AuthError::new(
-                    crate::AuthErrorKind::Forbidden,
-                    Reason::RequiredClaim(key.clone()),
-                ));
-            }
-        }
+        inner
+            .policy
+            .authorize(&principal, &Target::any_grpc_method())?;
         Ok(principal)
     }
 }

@@ -220,6 +220,30 @@ impl Principal {
         claim_at(self.claims(), &ClaimPath::parse(path))
     }
 
+    /// Whether the claim at `path` is a string equal to `want`, or an array containing it.
+    /// Read from the token in place: no claim map is built.
+    pub(crate) fn claim_is(&self, path: &ClaimPath, want: &str) -> bool {
+        let Ok(top) = serde_json::from_slice::<&serde_json::value::RawValue>(self.payload()) else {
+            return false;
+        };
+        let Some(raw) = json::walk(top, path.names()) else {
+            return false;
+        };
+        let mut found = false;
+        json::for_each_item(raw, |item, _| {
+            found |= item == Some(want);
+            !found
+        });
+        found
+    }
+
+    /// Whether both are the very same principal (one verification, shared), as the
+    /// verified-token cache hands out. For tests.
+    #[doc(hidden)]
+    pub fn is_same(&self, other: &Principal) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The claims deserialized into your own type.
     pub fn claims_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_slice(self.payload())

@@ -476,6 +476,120 @@ async fn custom_url_prefix_needs_the_same_role() {
     assert_eq!(got.0, 200, "{:?}", got.2);
 }
 
+/// The policy and the router never read one path two ways: with the URL prefix `/api`
+/// (FEDn's routes are written under it) and the public prefix `/v1/clients`, FEDn's
+/// admin-only `/api/v1/clients/` is not made public by reading it as `/v1/clients/`.
+#[tokio::test]
+async fn url_prefix_never_makes_a_named_route_public() {
+    let app = fedn(&[
+        ("FEDN_JWT_SECRET_KEY", SECRET),
+        ("FEDN_CUSTOM_URL_PREFIX", "/api"),
+        ("FEDN_AUTH_WHITELIST_URL_PREFIX", "/v1/clients"),
+    ]);
+    for path in [
+        "/api/v1/clients/",
+        "/api/v1/clients",
+        "/api/v1/clients/x",
+        "/api/v1/clients/add",
+    ] {
+        check(&send(&app, "GET", path, None).await, BEARER_MISSING, path);
+    }
+    // The admin list still needs admin; the client still adds.
+    check(
+        &send(&app, "GET", "/api/v1/clients/", Some(&bearer("client"))).await,
+        FORBIDDEN,
+        "client list",
+    );
+    check_ok(
+        &send(&app, "GET", "/api/v1/clients/", Some(&bearer("admin"))).await,
+        "[]",
+        "admin list",
+    );
+    check_ok(
+        &send(&app, "POST", "/api/v1/clients/add", Some(&bearer("client"))).await,
+        "added",
+        "client add",
+    );
+    // What is public as it stands stays public.
+    for path in ["/v1/clients/x", "/v1/clients", "/v1/clients/"] {
+        check_ok(&send(&app, "GET", path, None).await, "fallback", path);
+    }
+    check_ok(&send(&app, "GET", "/health", None).await, "ok", "health");
+}
+
+/// FEDn's gRPC preset builds, and its whitelisted `fedn.Control` methods stay public:
+/// FEDn never checks the `controller` role on them, and a rule there is refused.
+#[test]
+fn fedn_grpc_preset_whitelists_control_methods() {
+    let policy = portcullis::Policy::fedn().build().unwrap();
+    for method in [
+        "/fedn.Control/Start",
+        "/fedn.Control/Stop",
+        "/fedn.Control/FlushAggregationQueue",
+        "/fedn.Control/SetAggregator",
+        "/fedn.Control/SetServerFunctions",
+        "/fedn.Control/SendCommand",
+        "/fedn.Control/GetState",
+        "/fedn.Connector/AcceptingClients",
+        "/fedn.Connector/ListActiveClients",
+    ] {
+        let t = policy.grpc_target(method, None).unwrap();
+        assert!(t.is_public(), "{method}");
+        assert_eq!(
+            policy.decide_roles::<&str>(&[], &t).reason(),
+            &portcullis::DecisionReason::Public {
+                prefix: method.into()
+            },
+            "{method}"
+        );
+    }
+    // The client methods need the client role; the first is rule 0, the last rule 6.
+    let t = policy
+        .grpc_target("/fedn.Combiner/TaskStream", None)
+        .unwrap();
+    assert_eq!(
+        policy.decide_roles(&["client"], &t).reason(),
+        &portcullis::DecisionReason::Rule {
+            index: 0,
+            methods: "gRPC".into(),
+            pattern: "/fedn.Combiner/TaskStream".into(),
+            role: "client".into()
+        }
+    );
+    let t = policy
+        .grpc_target("/fedn.ModelService/Upload", None)
+        .unwrap();
+    assert!(matches!(
+        policy.decide_roles(&["client"], &t).reason(),
+        portcullis::DecisionReason::Rule { index: 6, .. }
+    ));
+    assert_eq!(
+        policy.decide_roles(&["controller"], &t).reason(),
+        &portcullis::DecisionReason::MissingRole {
+            needs: vec!["client".into()]
+        }
+    );
+    // Unmapped methods take any valid token.
+    let t = policy
+        .grpc_target("/fedn.Combiner/SendModelMetric", None)
+        .unwrap();
+    assert_eq!(
+        policy.decide_roles::<&str>(&[], &t).reason(),
+        &portcullis::DecisionReason::UnmatchedAuthenticated
+    );
+    // A controller rule on a whitelisted method could never apply: refused, naming both.
+    let err = portcullis::Policy::fedn()
+        .allow_grpc("/fedn.Control/Start", ["controller"])
+        .build()
+        .unwrap_err();
+    assert_eq!(err.setting(), "grpc rule 7 (/fedn.Control/Start)", "{err}");
+    assert!(
+        err.to_string()
+            .contains("public gRPC method `/fedn.Control/Start`"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn custom_claim_must_match() {
     let vars = [

@@ -1306,6 +1306,49 @@ async fn j6_rotation_new_kid_on_first_sight_removed_key_refused() {
     assert_invalid(&app, &token(&b, None)).await;
 }
 
+#[tokio::test]
+async fn j6_a_rotation_that_removes_a_key_drops_its_cached_tokens() {
+    let (a, b, c) = (es256("a"), es256("b"), es256("c"));
+    let clock = TestClock::new();
+    let issuer = Issuer::start(set(&[&a, &b])).await;
+    let auth = remote(&issuer, &clock);
+    // One token per key, each seen three times: remembered by the verified-token cache.
+    let (ta, tb) = (token(&a, None), token(&b, None));
+    let mut held = Vec::new();
+    for t in [&ta, &tb] {
+        for _ in 0..3 {
+            held.push(auth.verify_async(t).await.unwrap());
+        }
+    }
+    assert!(
+        held[2].is_same(&held[1]) && held[5].is_same(&held[4]),
+        "cache hits"
+    );
+    // A refresh that only adds a key keeps what was remembered.
+    issuer.publish(set(&[&a, &b, &c]));
+    clock.advance(TTL);
+    // A token not seen before goes through the key set and starts the refresh.
+    let _ = auth.verify_async(&token(&b, None)).await.unwrap();
+    background_fetch(&issuer, 2).await;
+    auth.load_keys().await.unwrap();
+    assert!(auth.verify_async(&ta).await.unwrap().is_same(&held[2]));
+    // The issuer drops a: its remembered token is refused from then on, b's is verified
+    // again and still passes.
+    issuer.publish(set(&[&b, &c]));
+    clock.advance(TTL);
+    let _ = auth.verify_async(&token(&b, None)).await;
+    background_fetch(&issuer, 3).await;
+    auth.load_keys().await.unwrap();
+    let err = auth.verify_async(&ta).await.unwrap_err();
+    assert_eq!(err.kind(), portcullis::AuthErrorKind::InvalidToken, "{err}");
+    let again = auth.verify_async(&tb).await.unwrap();
+    assert!(
+        !again.is_same(&held[5]),
+        "b's token was verified again after the rotation"
+    );
+    issuer.down();
+}
+
 // ---------------------------------------------------------------- J7
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

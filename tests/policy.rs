@@ -900,3 +900,688 @@ fn toml_errors_name_the_line_or_the_rule() {
         Policy::from_toml_str("[[rule]]\nroles = [\"a\"]\npath = \"no-slash\"\n").unwrap_err();
     assert!(err.setting().contains("rule 0"), "{err}");
 }
+
+#[test]
+fn url_prefix_strips_public_prefixes_only_when_no_rule_names_it() {
+    let get = &Method::GET;
+    // No rule names a route under `/internal`: the stripped reading makes it public.
+    let policy = Policy::builder()
+        .allow("POST", "/api/v1/clients/add", ["client"])
+        .allow("*", "/**", ["admin"])
+        .public_prefix("/health")
+        .url_prefix("/internal")
+        .build()
+        .unwrap();
+    assert!(
+        policy
+            .target(get, "/internal/health/x")
+            .unwrap()
+            .is_public()
+    );
+    // A rule names `/api/...`: under the URL prefix `/api`, only what is public as it
+    // stands is public, whatever the stripped reading says.
+    let policy = Policy::fedn_rest()
+        .public_prefix("/v1/clients")
+        .url_prefix("/api")
+        .build()
+        .unwrap();
+    for path in ["/api/v1/clients/", "/api/v1/clients", "/api/v1/clients/x"] {
+        let target = policy.target(get, path).unwrap();
+        assert!(!target.is_public(), "{path}");
+        assert_eq!(
+            policy.decide_roles(&["client"], &target).reason(),
+            &DecisionReason::MissingRole {
+                needs: vec!["admin".into()]
+            },
+            "{path}"
+        );
+    }
+    for path in ["/v1/clients", "/v1/clients/x", "/health"] {
+        assert!(policy.target(get, path).unwrap().is_public(), "{path}");
+    }
+    // Rules still match with and without the prefix.
+    let add = policy
+        .target(&Method::POST, "/api/api/v1/clients/add")
+        .unwrap();
+    assert!(policy.decide_roles(&["client"], &add).is_allowed());
+    // A rule whose leading literals merely share text with the prefix does not count.
+    let policy = Policy::builder()
+        .allow("GET", "/apix/y", ["r"])
+        .allow("GET", "/{any}/api/x", ["r"])
+        .public_prefix("/health")
+        .url_prefix("/api")
+        .build()
+        .unwrap();
+    assert!(policy.target(get, "/api/health").unwrap().is_public());
+}
+
+#[test]
+fn shadowed_http_rule_is_refused_naming_both() {
+    let err = Policy::builder()
+        .allow("GET", "/me", ["*"])
+        .allow("GET,POST", "/health/live", ["ops"])
+        .public_prefix("/internal")
+        .public_prefix("/health")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.setting(), "rule 1 (GET,POST /health/live)", "{err}");
+    assert!(err.to_string().contains("public prefix `/health`"), "{err}");
+    assert!(err.to_string().contains("never apply"), "{err}");
+
+    // Every pattern whose matches all lie under the prefix is refused...
+    for pattern in [
+        "/health",
+        "/health/",
+        "/health/**",
+        "/health/{*rest}",
+        "/health/{id}/x",
+    ] {
+        let err = Policy::builder()
+            .public_prefix("/health")
+            .allow("*", pattern, ["ops"])
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), format!("rule 0 (* {pattern})"), "{err}");
+        assert!(err.to_string().contains("`/health`"), "{err}");
+    }
+    // ...and none that also reaches a path outside it.
+    for pattern in ["/healthz", "/{id}/health", "/**", "/", "/*", "/x/health"] {
+        assert!(
+            Policy::builder()
+                .public_prefix("/health")
+                .allow("*", pattern, ["ops"])
+                .build()
+                .is_ok(),
+            "{pattern}"
+        );
+    }
+    // A URL prefix that the stripped reading may use: `/api/v1/clients/add` reads as the
+    // public `/v1/clients/add`, and so does `/v1/clients/add` itself.
+    let err = Policy::builder()
+        .allow("POST", "/v1/clients/add", ["client"])
+        .public_prefix("/v1/clients")
+        .url_prefix("/api")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.setting(), "rule 0 (POST /v1/clients/add)", "{err}");
+    // Once a rule names a route under `/api`, `/api/v1/clients/add` is not public, so
+    // the rule applies there.
+    let policy = Policy::builder()
+        .allow("GET", "/api/status", ["ops"])
+        .allow("POST", "/v1/clients/add", ["client"])
+        .public_prefix("/v1/clients")
+        .url_prefix("/api")
+        .build()
+        .unwrap();
+    let d = decide(&policy, "POST", "/api/v1/clients/add", &["client"]);
+    assert!(
+        matches!(d.reason(), DecisionReason::Rule { index: 1, .. }),
+        "{d}"
+    );
+    // The same through a policy file.
+    let err = Policy::from_toml_str(
+        "public = [\"/health\"]\n[[rule]]\nroles = [\"ops\"]\npath = \"/health/live\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.setting(), "rule 0 (* /health/live)", "{err}");
+}
+
+#[test]
+fn shadowed_grpc_rule_is_refused_naming_both() {
+    let err = Policy::builder()
+        .allow("GET", "/me", ["*"])
+        .allow_grpc("/pkg.S/Other", ["client"])
+        .allow_grpc("/pkg.S/Check", ["client"])
+        .public_grpc("/pkg.S/Check")
+        .build()
+        .unwrap_err();
+    // HTTP and gRPC rules are numbered apart.
+    assert_eq!(err.setting(), "grpc rule 1 (/pkg.S/Check)", "{err}");
+    assert!(
+        err.to_string()
+            .contains("public gRPC method `/pkg.S/Check`"),
+        "{err}"
+    );
+    // (public entry, rule pattern, refused)
+    let table: &[(&str, &str, bool)] = &[
+        ("/pkg.S/*", "/pkg.S/M", true),
+        ("/pkg.S/*", "/pkg.S/*", true),
+        ("/pkg.S/*", "/pkg.T/M", false),
+        ("/pkg.S/*", "*", false),
+        ("/pkg.S/M", "/pkg.S/*", false),
+        ("/pkg.S/M", "/pkg.S/N", false),
+        ("*", "/pkg.S/M", true),
+        ("*", "/pkg.S/*", true),
+        ("*", "*", true),
+    ];
+    for (public, pattern, refused) in table {
+        let got = Policy::builder()
+            .public_grpc(*public)
+            .allow_grpc(pattern, ["r"])
+            .build();
+        assert_eq!(got.is_err(), *refused, "{public} over {pattern}: {got:?}");
+        if let Err(err) = got {
+            assert_eq!(err.setting(), format!("grpc rule 0 ({pattern})"));
+            assert!(err.to_string().contains(&format!("`{public}`")), "{err}");
+        }
+    }
+    // A user-agent allow-list opens methods to some callers only: no shadow.
+    assert!(
+        Policy::builder()
+            .grpc_user_agent("probe", ["/pkg.S/*"])
+            .allow_grpc("/pkg.S/M", ["r"])
+            .build()
+            .is_ok()
+    );
+}
+
+#[test]
+fn segment_limit_and_empty_segments() {
+    let policy = Policy::builder()
+        .allow("GET", "/**", ["r"])
+        .allow("GET", "/one/{id}", ["one"])
+        .allow("GET", "/rest/{*rest}", ["rest"])
+        .build()
+        .unwrap();
+    let path = |n: usize| "/s".repeat(n);
+    assert!(policy.target(&Method::GET, &path(256)).is_ok());
+    let err = policy.target(&Method::GET, &path(257)).unwrap_err();
+    assert_eq!(err.status(), http::StatusCode::BAD_REQUEST);
+    assert!(
+        policy
+            .target(&Method::GET, &format!("{}/", path(255)))
+            .is_ok()
+    );
+    assert!(
+        policy
+            .target(&Method::GET, &format!("{}/", path(256)))
+            .is_err()
+    );
+    // `{name}` and `*` never match an empty segment; `{*rest}` needs a non-empty first one.
+    for (path, role, allowed) in [
+        ("/one/x", "one", true),
+        ("/one/", "one", false),
+        ("/one//", "one", false),
+        ("/rest/a", "rest", true),
+        ("/rest/a/", "rest", true),
+        ("/rest/", "rest", false),
+        ("/rest//a", "rest", false),
+        ("/rest", "rest", false),
+        ("/", "r", true),
+        ("//", "r", true),
+    ] {
+        let d = decide(&policy, "GET", path, &[role]);
+        assert_eq!(d.is_allowed(), allowed, "{path}: {d}");
+    }
+}
+
+#[test]
+fn reasons_follow_rule_order_across_tries() {
+    // Rules spread over the GET, HEAD and `*` tries, `{id}` and `*` nodes, and tails:
+    // the reason still names the first rule as written.
+    let policy = Policy::builder()
+        .allow("*", "/a/**", ["z"])
+        .allow("GET", "/a/{id}", ["y", "x"])
+        .allow("GET,HEAD", "/a/*", ["x"])
+        .allow("POST", "/a/b", ["w"])
+        .allow("*", "/a/b", ["x", "v"])
+        .inherit("root", ["x"])
+        .build()
+        .unwrap();
+    let d = decide(&policy, "HEAD", "/a/b", &["v", "x"]);
+    assert_eq!(
+        d.reason(),
+        &DecisionReason::Rule {
+            index: 1,
+            methods: "GET".into(),
+            pattern: "/a/{id}".into(),
+            role: "x".into()
+        }
+    );
+    let d = decide(&policy, "POST", "/a/b", &["root"]);
+    assert_eq!(
+        d.reason(),
+        &DecisionReason::Rule {
+            index: 4,
+            methods: "*".into(),
+            pattern: "/a/b".into(),
+            role: "root".into()
+        }
+    );
+    let d = decide(&policy, "GET", "/a/b", &["nobody"]);
+    assert_eq!(
+        d.reason(),
+        &DecisionReason::MissingRole {
+            needs: vec!["v".into(), "x".into(), "y".into(), "z".into()]
+        }
+    );
+    let d = decide(&policy, "HEAD", "/a/b", &["x"]);
+    assert!(
+        matches!(d.reason(), DecisionReason::Rule { index: 1, .. }),
+        "{d}"
+    );
+}
+
+/// Index equivalence: for random rule sets and requests, the compiled policy answers as a
+/// plain scan of the rules in order would (the reference below), through `decide_roles`
+/// and through the layer's own path.
+mod equivalence {
+    use super::*;
+    use proptest::prelude::*;
+
+    const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"];
+    const RULE_METHODS: [&str; 6] = ["GET", "POST", "*", "GET,PUT", "HEAD", "PUT"];
+    const LITS: [&str; 5] = ["a", "b", "c", "p", ""];
+    const ROLES: [&str; 5] = ["r0", "r1", "r2", "r3", "*"];
+
+    #[derive(Debug, Clone)]
+    struct HttpRule {
+        methods: &'static str,
+        pattern: String,
+        roles: Vec<&'static str>,
+    }
+
+    #[derive(Debug, Clone)]
+    struct GrpcRule {
+        pattern: &'static str,
+        roles: Vec<&'static str>,
+    }
+
+    #[derive(Debug, Clone)]
+    struct Model {
+        http: Vec<HttpRule>,
+        grpc: Vec<GrpcRule>,
+        public: Vec<String>,
+        public_grpc: Vec<&'static str>,
+        url_prefix: Option<&'static str>,
+        inherit: bool,
+        open: bool,
+    }
+
+    fn segs(path: &str) -> Vec<&str> {
+        match &path[1..] {
+            "" => Vec::new(),
+            body => body.split('/').collect(),
+        }
+    }
+
+    fn pattern_matches(pattern: &str, path: &[&str]) -> bool {
+        let pat = segs(pattern);
+        for (i, p) in pat.iter().enumerate() {
+            match *p {
+                "**" => return true,
+                "{*rest}" => return path.get(i).is_some_and(|s| !s.is_empty()),
+                "*" | "{id}" => {
+                    if path.get(i).is_none_or(|s| s.is_empty()) {
+                        return false;
+                    }
+                }
+                lit => {
+                    if path.get(i) != Some(&lit) {
+                        return false;
+                    }
+                }
+            }
+        }
+        pat.len() == path.len()
+    }
+
+    fn leading_literals(pattern: &str) -> Vec<&str> {
+        segs(pattern)
+            .into_iter()
+            .take_while(|s| !s.contains(['*', '{']))
+            .collect()
+    }
+
+    fn covers(prefix: &[&str], path: &[&str]) -> bool {
+        path.len() >= prefix.len() && prefix.iter().zip(path).all(|(a, b)| a == b)
+    }
+
+    impl Model {
+        fn build(&self) -> Result<Policy, portcullis::ConfigError> {
+            let mut b = Policy::builder();
+            for r in &self.http {
+                b = b.allow(r.methods, &r.pattern, r.roles.iter().copied());
+            }
+            for r in &self.grpc {
+                b = b.allow_grpc(r.pattern, r.roles.iter().copied());
+            }
+            for p in &self.public {
+                b = b.public_prefix(p.as_str());
+            }
+            for p in &self.public_grpc {
+                b = b.public_grpc(*p);
+            }
+            if let Some(u) = self.url_prefix {
+                b = b.url_prefix(u);
+            }
+            if self.inherit {
+                b = b.inherit("r0", ["r1"]).inherit("r2", ["r0"]);
+            }
+            let unmatched = if self.open {
+                Unmatched::Authenticated
+            } else {
+                Unmatched::Deny
+            };
+            b.unmatched(unmatched).unmatched_grpc(unmatched).build()
+        }
+
+        /// The roles that satisfy a rule naming `roles`, with inheritance.
+        fn granted(&self, roles: &[&'static str]) -> Vec<&'static str> {
+            let mut out = roles.to_vec();
+            if self.inherit {
+                // r0 includes r1; r2 includes r0 and so r1.
+                if roles.contains(&"r1") {
+                    out.extend(["r0", "r2"]);
+                }
+                if roles.contains(&"r0") {
+                    out.push("r2");
+                }
+            }
+            out
+        }
+
+        fn stripped<'p>(&self, path: &[&'p str]) -> Option<Vec<&'p str>> {
+            let url = segs(self.url_prefix?);
+            covers(&url, path).then(|| path[url.len()..].to_vec())
+        }
+
+        fn public(&self, path: &[&str]) -> Option<String> {
+            let strip_ok = self.url_prefix.is_some_and(|u| {
+                let url = segs(u);
+                !self
+                    .http
+                    .iter()
+                    .any(|r| covers(&url, &leading_literals(&r.pattern)))
+            });
+            let stripped = self.stripped(path);
+            self.public
+                .iter()
+                .find(|p| {
+                    let p = segs(p);
+                    covers(&p, path)
+                        || (strip_ok && stripped.as_deref().is_some_and(|s| covers(&p, s)))
+                })
+                .cloned()
+        }
+
+        fn http_matches(&self, rule: &HttpRule, method: &str, path: &[&str]) -> bool {
+            let method_ok = rule.methods == "*"
+                || rule
+                    .methods
+                    .split(',')
+                    .any(|m| m == method || (m == "GET" && method == "HEAD"));
+            method_ok
+                && (pattern_matches(&rule.pattern, path)
+                    || self
+                        .stripped(path)
+                        .is_some_and(|s| pattern_matches(&rule.pattern, &s)))
+        }
+
+        fn grpc_matches(pattern: &str, method: &str) -> bool {
+            match pattern.strip_suffix('*') {
+                Some("") => true,
+                Some(service) => method.starts_with(service),
+                None => pattern == method,
+            }
+        }
+
+        /// A plain scan: the first rule (as written) that one of `roles` satisfies.
+        fn decide(
+            &self,
+            hits: Vec<(usize, String, String, Vec<&'static str>)>,
+            roles: &[&str],
+        ) -> (bool, DecisionReason) {
+            let mut needs = std::collections::BTreeSet::new();
+            for (index, methods, pattern, rule_roles) in &hits {
+                let role = if rule_roles.contains(&"*") {
+                    Some("*")
+                } else {
+                    let granted = self.granted(rule_roles);
+                    roles.iter().copied().find(|r| granted.contains(r))
+                };
+                if let Some(role) = role {
+                    return (
+                        true,
+                        DecisionReason::Rule {
+                            index: *index,
+                            methods: methods.clone(),
+                            pattern: pattern.clone(),
+                            role: role.into(),
+                        },
+                    );
+                }
+                needs.extend(rule_roles.iter().map(|r| r.to_string()));
+            }
+            match (hits.is_empty(), self.open) {
+                (false, _) => (
+                    false,
+                    DecisionReason::MissingRole {
+                        needs: needs.into_iter().collect(),
+                    },
+                ),
+                (true, true) => (true, DecisionReason::UnmatchedAuthenticated),
+                (true, false) => (false, DecisionReason::UnmatchedDenied),
+            }
+        }
+
+        fn decide_http(&self, method: &str, path: &str, roles: &[&str]) -> (bool, DecisionReason) {
+            let path = segs(path);
+            if let Some(prefix) = self.public(&path) {
+                return (true, DecisionReason::Public { prefix });
+            }
+            let hits = self
+                .http
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| self.http_matches(r, method, &path))
+                .map(|(i, r)| (i, r.methods.to_owned(), r.pattern.clone(), r.roles.clone()))
+                .collect();
+            self.decide(hits, roles)
+        }
+
+        fn decide_grpc(&self, method: &str, roles: &[&str]) -> (bool, DecisionReason) {
+            if let Some(p) = self
+                .public_grpc
+                .iter()
+                .find(|p| Self::grpc_matches(p, method))
+            {
+                return (
+                    true,
+                    DecisionReason::Public {
+                        prefix: p.to_string(),
+                    },
+                );
+            }
+            let hits = self
+                .grpc
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| Self::grpc_matches(r.pattern, method))
+                .map(|(i, r)| (i, "gRPC".to_owned(), r.pattern.to_owned(), r.roles.clone()))
+                .collect();
+            self.decide(hits, roles)
+        }
+
+        /// Builds the policy, dropping each rule that `build()` refuses as shadowed, and
+        /// checks on `paths` that a dropped rule only ever matched public paths.
+        fn build_dropping_shadowed(&mut self, paths: &[(&str, String)]) -> Policy {
+            loop {
+                let err = match self.build() {
+                    Ok(policy) => return policy,
+                    Err(err) => err,
+                };
+                assert!(err.to_string().contains("never apply"), "{err}");
+                let setting = err.setting().to_owned();
+                let (grpc, rest) = match setting.strip_prefix("grpc rule ") {
+                    Some(rest) => (true, rest),
+                    None => (false, setting.strip_prefix("rule ").unwrap()),
+                };
+                let index: usize = rest.split(' ').next().unwrap().parse().unwrap();
+                if grpc {
+                    let rule = self.grpc.remove(index);
+                    for m in ["/s.A/m1", "/s.A/m2", "/s.B/m1"] {
+                        if Self::grpc_matches(rule.pattern, m) {
+                            assert!(
+                                self.public_grpc.iter().any(|p| Self::grpc_matches(p, m)),
+                                "{rule:?} refused but reaches {m}"
+                            );
+                        }
+                    }
+                } else {
+                    let rule = self.http.remove(index);
+                    for (method, path) in paths {
+                        let s = segs(path);
+                        if self.http_matches(&rule, method, &s) {
+                            // The rule reached this path; it must be public (with the rule
+                            // gone, the reading of the URL prefix can only widen).
+                            let mut with = self.clone();
+                            with.http.insert(index, rule.clone());
+                            assert!(
+                                with.public(&s).is_some(),
+                                "{rule:?} refused but reaches {method} {path}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn pattern() -> impl Strategy<Value = String> {
+        let seg = prop_oneof![
+            6 => proptest::sample::select(&LITS[..4]).prop_map(str::to_owned),
+            1 => Just(String::new()),
+            2 => Just("*".to_owned()),
+            2 => Just("{id}".to_owned()),
+        ];
+        let tail = prop_oneof![
+            4 => Just(None),
+            1 => Just(Some("**")),
+            1 => Just(Some("{*rest}")),
+        ];
+        (proptest::collection::vec(seg, 0..4), tail).prop_map(|(segs, tail)| {
+            let mut all: Vec<String> = segs;
+            all.extend(tail.map(str::to_owned));
+            format!("/{}", all.join("/"))
+        })
+    }
+
+    fn roles() -> impl Strategy<Value = Vec<&'static str>> {
+        proptest::sample::subsequence(&ROLES[..], 1..3)
+    }
+
+    fn model() -> impl Strategy<Value = Model> {
+        let http = proptest::collection::vec(
+            (
+                proptest::sample::select(&RULE_METHODS[..]),
+                pattern(),
+                roles(),
+            )
+                .prop_map(|(methods, pattern, roles)| HttpRule {
+                    methods,
+                    pattern,
+                    roles,
+                }),
+            0..12,
+        );
+        let grpc = proptest::collection::vec(
+            (
+                proptest::sample::select(&["*", "/s.A/*", "/s.A/m1", "/s.B/m1", "/s.A/m2"][..]),
+                roles(),
+            )
+                .prop_map(|(pattern, roles)| GrpcRule { pattern, roles }),
+            0..5,
+        );
+        let public = proptest::collection::vec(
+            proptest::collection::vec(proptest::sample::select(&LITS[..4]), 1..3)
+                .prop_map(|s| format!("/{}", s.join("/"))),
+            0..3,
+        );
+        let public_grpc = proptest::sample::subsequence(&["/s.A/m2", "/s.B/*"][..], 0..2);
+        let url = proptest::sample::select(&[None, Some("/p"), Some("/p/a")][..]);
+        (
+            http,
+            grpc,
+            public,
+            public_grpc,
+            url,
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(http, grpc, public, public_grpc, url_prefix, inherit, open)| Model {
+                    http,
+                    grpc,
+                    public,
+                    public_grpc,
+                    url_prefix,
+                    inherit,
+                    open,
+                },
+            )
+    }
+
+    fn request() -> impl Strategy<Value = (&'static str, String)> {
+        let seg = prop_oneof![
+            8 => proptest::sample::select(&LITS[..]),
+            1 => Just("x%2Fy"),
+            1 => Just("q"),
+        ];
+        (
+            proptest::sample::select(&METHODS[..]),
+            proptest::collection::vec(seg, 0..6).prop_map(|s| format!("/{}", s.join("/"))),
+        )
+    }
+
+    fn caller() -> impl Strategy<Value = Vec<&'static str>> {
+        proptest::sample::subsequence(&ROLES[..], 0..3).prop_shuffle()
+    }
+
+    fn principal_with(roles: &[&str]) -> Principal {
+        let mut c = claims("x");
+        c["role"] = json!(roles);
+        principal(&c)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn indexed_decisions_equal_a_plain_scan(
+            mut model in model(),
+            requests in proptest::collection::vec((request(), caller()), 1..16),
+            grpc_callers in proptest::collection::vec(caller(), 3),
+        ) {
+            let paths: Vec<(&str, String)> = requests.iter().map(|(r, _)| r.clone()).collect();
+            let policy = model.build_dropping_shadowed(&paths);
+            for ((method, path), roles) in &requests {
+                let m = Method::from_bytes(method.as_bytes()).unwrap();
+                let target = policy.target(&m, path).unwrap();
+                let d = policy.decide_roles(roles, &target);
+                let (allowed, reason) = model.decide_http(method, path, roles);
+                prop_assert_eq!(d.reason(), &reason, "{} {} as {:?}, {:?}", method, path, roles, model);
+                prop_assert_eq!(d.is_allowed(), allowed);
+                prop_assert_eq!(target.is_public(), matches!(reason, DecisionReason::Public { .. }));
+                // The layer's path agrees with the decision.
+                if !target.is_public() {
+                    let p = principal_with(roles);
+                    let full = policy.decide(&p, &target);
+                    prop_assert_eq!(policy.authorize_for_bench(&p, &target).is_ok(), allowed);
+                    prop_assert_eq!(full.reason(), &reason);
+                }
+            }
+            for (method, roles) in ["/s.A/m1", "/s.A/m2", "/s.B/m1"].iter().zip(&grpc_callers) {
+                let target = policy.grpc_target(method, None).unwrap();
+                let d = policy.decide_roles(roles, &target);
+                let (allowed, reason) = model.decide_grpc(method, roles);
+                prop_assert_eq!(d.reason(), &reason, "{} as {:?}, {:?}", method, roles, model);
+                prop_assert_eq!(d.is_allowed(), allowed);
+                if !target.is_public() {
+                    let p = principal_with(roles);
+                    prop_assert_eq!(policy.authorize_for_bench(&p, &target).is_ok(), allowed);
+                }
+            }
+        }
+    }
+}

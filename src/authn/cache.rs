@@ -248,11 +248,4 @@ impl Cache {
             }),
         );
     }
-
-    /// Entries held now (after pending maintenance).
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
-    }
 }

@@ -51,8 +51,12 @@ impl Policy {
     }
 }
 
-/// FEDn's gRPC method map: methods and the roles that may call them.
-const GRPC_ROLES: [(&str, &str); 12] = [
+/// FEDn's gRPC method map: methods and the roles that may call them. FEDn also maps
+/// five `fedn.Control` methods (`Start`, `Stop`, `FlushAggregationQueue`,
+/// `SetAggregator`, `SetServerFunctions`) to `controller`, but whitelists the same five
+/// in `GRPC_PUBLIC`, so FEDn never checks that role on them; they are public here too,
+/// and carry no rule that could never apply.
+const GRPC_ROLES: [(&str, &str); 7] = [
     ("/fedn.Combiner/TaskStream", "client"),
     ("/fedn.Combiner/SendModelUpdate", "client"),
     ("/fedn.Combiner/SendModelValidation", "client"),
@@ -60,11 +64,6 @@ const GRPC_ROLES: [(&str, &str); 12] = [
     ("/fedn.Connector/SendStatus", "client"),
     ("/fedn.ModelService/Download", "client"),
     ("/fedn.ModelService/Upload", "client"),
-    ("/fedn.Control/Start", "controller"),
-    ("/fedn.Control/Stop", "controller"),
-    ("/fedn.Control/FlushAggregationQueue", "controller"),
-    ("/fedn.Control/SetAggregator", "controller"),
-    ("/fedn.Control/SetServerFunctions", "controller"),
 ];
 
 /// FEDn's public gRPC methods (its `ENDPOINT_WHITELIST`).
@@ -81,12 +80,23 @@ const GRPC_PUBLIC: [&str; 9] = [
 ];
 
 impl PolicyBuilder {
-    /// Adds FEDn's gRPC policy to this builder: FEDn's method map exactly (the client
-    /// methods of `fedn.Combiner`, `fedn.Connector` and `fedn.ModelService`, the
-    /// controller methods of `fedn.Control`), its public methods, and unmatched methods
-    /// open to any valid token. FEDn's `grpc_health_probe` user-agent allow-list is not
-    /// included (it opens every method to anyone who claims that user agent); scope it
-    /// with [`grpc_user_agent`](Self::grpc_user_agent) if you want it.
+    /// Adds FEDn's gRPC policy to this builder, answering as FEDn does:
+    ///
+    /// - `client` on `fedn.Combiner/TaskStream`, `SendModelUpdate`, `SendModelValidation`,
+    ///   `fedn.Connector/SendHeartbeat`, `SendStatus`, `fedn.ModelService/Download` and
+    ///   `Upload`;
+    /// - public (no token): FEDn's `ENDPOINT_WHITELIST`, that is
+    ///   `fedn.Connector/AcceptingClients`, `ListActiveClients`, and `fedn.Control/Start`,
+    ///   `Stop`, `SendCommand`, `GetState`, `FlushAggregationQueue`, `SetAggregator`,
+    ///   `SetServerFunctions`. FEDn's method map also names `controller` on five of these
+    ///   `fedn.Control` methods, but since FEDn whitelists them it never checks the
+    ///   `controller` role on them; neither do we, and the preset carries no such rule (a
+    ///   rule under a public method could never apply, and `build()` refuses one);
+    /// - methods no rule names open to any valid token.
+    ///
+    /// FEDn's `grpc_health_probe` user-agent allow-list is not included (it opens every
+    /// method to anyone who claims that user agent); scope it with
+    /// [`grpc_user_agent`](Self::grpc_user_agent) if you want it.
     ///
     /// ```
     /// use portcullis::Policy;
@@ -96,6 +106,8 @@ impl PolicyBuilder {
     /// assert!(policy.decide_roles(&["client"], &task).is_allowed());
     /// assert!(!policy.decide_roles(&["admin"], &task).is_allowed());
     /// assert!(policy.grpc_target("/fedn.Connector/AcceptingClients", None)?.is_public());
+    /// // Whitelisted by FEDn: no token, and so no `controller` role, is needed.
+    /// assert!(policy.grpc_target("/fedn.Control/Start", None)?.is_public());
     /// let other = policy.grpc_target("/fedn.Combiner/SendModelMetric", None)?;
     /// assert!(policy.decide_roles(&["anyone"], &other).is_allowed());
     /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -32,95 +32,41 @@
 //! assert!(policy.target(&http::Method::GET, "/api/%2e%2e/admin").is_err());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! A path has at most 256 segments, and `{name}` and `*` never match an empty segment
+//! (`/items/` is not `/items/{id}`); `{*rest}` needs at least one non-empty segment,
+//! `**` takes zero or more. A target that rules name needs a role one of them gives
+//! (roles add up, none takes access away); other targets get the [`Unmatched`] default.
+//! `build()` refuses a rule that a public entry fully shadows (an HTTP rule under a
+//! public prefix, a gRPC rule on public methods only), since it could never apply; see
+//! [`PolicyBuilder::url_prefix`] for how the URL prefix reads rules and public prefixes.
+//!
+//! `build()` compiles the rules into an index (segment tries per method, gRPC method
+//! maps, roles as bits), so a decision walks the path once, whatever the number of
+//! rules, and an allowed request costs no allocation (for policies naming up to 256
+//! roles). Reasons are built only when asked for ([`Policy::decide`]) or when a request
+//! is refused.
 
+mod builder;
+mod decision;
 mod fedn;
 mod file;
+mod index;
 mod pattern;
 
-use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use http::Method;
-use serde_json::Value;
 
 use crate::error::{AuthError, ConfigError, Reason};
-use crate::principal::Principal;
+use crate::principal::{ClaimPath, Principal};
+pub use builder::PolicyBuilder;
+pub use decision::{Decision, DecisionReason, Unmatched};
+use index::{Entry, GrpcMap, HttpIndex, PrefixNode, Roles, Rule, min_some};
 pub(crate) use pattern::has_dot_segment;
-use pattern::{GrpcPattern, Pattern, Prefix, split_grpc, split_path};
-
-/// What a policy does with a route that no rule names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Unmatched {
-    /// Refuse it with 403 (the default: nothing is reachable unless a rule says so).
-    #[default]
-    Deny,
-    /// Let any valid token through (FEDn's gRPC behaviour).
-    Authenticated,
-}
-
-/// What a rule matches: HTTP methods and a path pattern, or a gRPC method pattern.
-#[derive(Debug, Clone)]
-enum Matcher {
-    Http {
-        methods: Option<Vec<Method>>,
-        pattern: Pattern,
-    },
-    Grpc(GrpcPattern),
-}
-
-#[derive(Debug, Clone)]
-struct Rule {
-    /// Position among the rules of its kind (HTTP or gRPC), as written.
-    index: usize,
-    matcher: Matcher,
-    /// The roles as written, for reasons.
-    roles: Vec<String>,
-    /// The roles that satisfy the rule once inheritance is applied.
-    granted_by: BTreeSet<String>,
-    any_role: bool,
-}
-
-impl Rule {
-    fn matches(&self, target: &Target<'_>) -> bool {
-        match (&self.matcher, &target.kind) {
-            (
-                Matcher::Http { methods, pattern },
-                TargetKind::Http {
-                    method,
-                    full,
-                    strip,
-                },
-            ) => {
-                let method_ok = match methods {
-                    None => true,
-                    Some(ms) => ms
-                        .iter()
-                        .any(|m| m == *method || (*m == Method::GET && **method == Method::HEAD)),
-                };
-                method_ok
-                    && (pattern.matches(full) || strip.is_some_and(|n| pattern.matches(&full[n..])))
-            }
-            (Matcher::Grpc(pattern), TargetKind::Grpc { method }) => pattern.matches(method),
-            _ => false,
-        }
-    }
-
-    /// (methods, pattern) as written, for reasons.
-    fn describe(&self) -> (String, String) {
-        match &self.matcher {
-            Matcher::Http { methods, pattern } => (
-                match methods {
-                    None => "*".to_owned(),
-                    Some(ms) => ms.iter().map(Method::as_str).collect::<Vec<_>>().join(","),
-                },
-                pattern.source().to_owned(),
-            ),
-            Matcher::Grpc(pattern) => ("gRPC".to_owned(), pattern.source().to_owned()),
-        }
-    }
-}
+use pattern::{Prefix, Segs, check_path, split_grpc};
 
 /// Roles to routes, public prefixes and required claims. Cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -128,57 +74,63 @@ pub struct Policy {
     inner: Arc<Inner>,
 }
 
+/// The compiled policy (see `index.rs`).
 #[derive(Debug)]
 struct Inner {
-    rules: Vec<Rule>,
-    public: Vec<Prefix>,
+    http_rules: Vec<Rule>,
+    grpc_rules: Vec<Rule>,
+    roles: Roles,
+    http: HttpIndex,
+    grpc: GrpcMap<Entry>,
+    public: PrefixNode,
+    /// Public prefixes as configured, by position.
+    public_sources: Vec<Arc<str>>,
     url_prefix: Option<Prefix>,
-    required_claims: Vec<(String, String)>,
+    /// Whether the path with the URL prefix stripped may make a request public.
+    public_when_stripped: bool,
+    /// (name as written, its path, the value it must have).
+    required_claims: Vec<(String, ClaimPath, String)>,
     unmatched: Unmatched,
-    grpc_public: Vec<GrpcPattern>,
-    /// User agents and the methods they may call without a token.
-    grpc_user_agents: Vec<(String, Vec<GrpcPattern>)>,
+    grpc_public: GrpcMap<u32>,
+    grpc_public_sources: Vec<Arc<str>>,
+    grpc_user_agents: Vec<UserAgent>,
     grpc_unmatched: Unmatched,
+}
+
+/// A user agent and the methods it may call without a token.
+#[derive(Debug)]
+struct UserAgent {
+    agent: String,
+    /// `user-agent <agent>`, the public reason.
+    label: Arc<str>,
+    methods: GrpcMap<u32>,
+    /// The method patterns as configured.
+    sources: Vec<String>,
 }
 
 impl fmt::Debug for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
         f.debug_struct("Policy")
-            .field("rules", &self.inner.rules.len())
-            .field(
-                "public",
-                &self
-                    .inner
-                    .public
-                    .iter()
-                    .map(Prefix::source)
-                    .collect::<Vec<_>>(),
-            )
-            .field("unmatched", &self.inner.unmatched)
-            .field(
-                "public_grpc",
-                &self
-                    .inner
-                    .grpc_public
-                    .iter()
-                    .map(GrpcPattern::source)
-                    .collect::<Vec<_>>(),
-            )
+            .field("rules", &(inner.http_rules.len() + inner.grpc_rules.len()))
+            .field("public", &inner.public_sources)
+            .field("unmatched", &inner.unmatched)
+            .field("public_grpc", &inner.grpc_public_sources)
             .field(
                 "grpc_user_agents",
-                &self
-                    .inner
+                &inner
                     .grpc_user_agents
                     .iter()
-                    .map(|(a, m)| (a, m.iter().map(GrpcPattern::source).collect::<Vec<_>>()))
+                    .map(|a| (&a.agent, &a.sources))
                     .collect::<Vec<_>>(),
             )
-            .field("unmatched_grpc", &self.inner.grpc_unmatched)
+            .field("unmatched_grpc", &inner.grpc_unmatched)
             .finish_non_exhaustive()
     }
 }
 
-/// A request target checked against the policy: method and path segments.
+/// A request target checked against the policy: an HTTP method and path, or a gRPC
+/// method. It borrows the request and allocates nothing.
 #[derive(Debug)]
 pub struct Target<'a> {
     kind: TargetKind<'a>,
@@ -190,15 +142,21 @@ pub struct Target<'a> {
 enum TargetKind<'a> {
     Http {
         method: &'a Method,
-        /// The path as sent, split at `/`.
-        full: Vec<&'a str>,
-        /// How many leading segments the URL prefix takes, when the path starts with it.
-        strip: Option<usize>,
+        /// The path as sent.
+        full: Segs<'a>,
+        /// The path with the URL prefix stripped, when it starts with it.
+        stripped: Option<Segs<'a>>,
     },
     Grpc {
         /// The full method name, `/pkg.Service/Method`.
         method: &'a str,
+        /// Its service, `pkg.Service`.
+        service: &'a str,
     },
+    /// Any method of a service whose name is not known (a tonic interceptor's view):
+    /// only rules for every method (`*`) apply.
+    #[cfg_attr(not(feature = "tonic"), allow(dead_code))]
+    GrpcAnyMethod,
 }
 
 impl Target<'_> {
@@ -210,125 +168,45 @@ impl Target<'_> {
 
     /// Whether this is a gRPC method rather than an HTTP route.
     pub fn is_grpc(&self) -> bool {
-        matches!(self.kind, TargetKind::Grpc { .. })
+        !matches!(self.kind, TargetKind::Http { .. })
     }
 }
 
-/// Why a request was allowed or refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DecisionReason {
-    /// A public prefix covers the route.
-    Public {
-        /// The prefix as configured.
-        prefix: String,
-    },
-    /// A rule allowed it.
-    Rule {
-        /// Position of the rule among the policy's HTTP rules, or among its gRPC rules.
-        index: usize,
-        /// The rule's method list (`*` for any).
-        methods: String,
-        /// The rule's path pattern.
-        pattern: String,
-        /// The caller's role that satisfied it (`*` for a rule open to any valid token).
-        role: String,
-    },
-    /// No rule names the route and the policy lets any valid token through.
-    UnmatchedAuthenticated,
-    /// No rule names the route and the policy refuses it.
-    UnmatchedDenied,
-    /// Rules name the route but the caller holds none of their roles.
-    MissingRole {
-        /// The roles that would have been allowed.
-        needs: Vec<String>,
-    },
-    /// A required claim is missing or different.
-    RequiredClaim {
-        /// The claim's name (its value is never reported).
-        key: String,
-    },
-}
-
-impl fmt::Display for DecisionReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Public { prefix } => write!(f, "public prefix `{prefix}`"),
-            Self::Rule {
-                index,
-                methods,
-                pattern,
-                role,
-            } => {
-                write!(f, "rule {index} ({methods} {pattern}) allows role `{role}`")
-            }
-            Self::UnmatchedAuthenticated => {
-                f.write_str("no rule names this route; any valid token passes")
-            }
-            Self::UnmatchedDenied => {
-                f.write_str("no rule names this route; unmatched routes are denied")
-            }
-            Self::MissingRole { needs } => write!(
-                f,
-                "no role of the caller is named by the rules for this route (needs one of: {})",
-                needs.join(", ")
-            ),
-            Self::RequiredClaim { key } => {
-                write!(f, "required claim `{key}` is missing or different")
-            }
+impl Target<'static> {
+    /// Any method of a gRPC service, for a decision that cannot see the method name.
+    #[cfg(feature = "tonic")]
+    pub(crate) fn any_grpc_method() -> Self {
+        Self {
+            kind: TargetKind::GrpcAnyMethod,
+            public: None,
         }
     }
 }
 
-/// The outcome of a policy check, with its reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    allowed: bool,
-    reason: DecisionReason,
-}
-
-impl Decision {
-    /// Whether the request may go on.
-    pub fn is_allowed(&self) -> bool {
-        self.allowed
-    }
-
-    /// Which rule allowed it, or why nothing did.
-    pub fn reason(&self) -> &DecisionReason {
-        &self.reason
-    }
-
-    /// The decision as a result: a refusal becomes a 403 [`AuthError`].
-    pub fn into_result(self) -> Result<DecisionReason, AuthError> {
-        if self.allowed {
-            Ok(self.reason)
-        } else {
-            Err(match &self.reason {
-                DecisionReason::RequiredClaim { key } => AuthError::new(
-                    crate::AuthErrorKind::Forbidden,
-                    Reason::RequiredClaim(key.clone()),
-                ),
-                other => AuthError::forbidden_because(other.to_string()),
-            })
-        }
-    }
-}
-
-impl fmt::Display for Decision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {}",
-            if self.allowed { "allowed" } else { "denied" },
-            self.reason
-        )
-    }
+/// The caller's roles as the policy reads them. The one place that knows the shape of
+/// `Principal::roles`.
+fn principal_roles(principal: &Principal) -> impl Iterator<Item = &str> {
+    principal.roles()
 }
 
 impl Policy {
     /// Starts an empty builder: no rules, no public prefixes, unmatched routes denied.
     pub fn builder() -> PolicyBuilder {
         PolicyBuilder::default()
+    }
+
+    fn from_index(inner: Inner) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The policy of a whole-service interceptor: `roles` on every method (compared as
+    /// plain names, no inheritance), or any valid token when `roles` is empty, plus the
+    /// required claims. Decide with [`Target::any_grpc_method`].
+    #[cfg(feature = "tonic")]
+    pub(crate) fn for_service(roles: &[String], claims: &[(String, String)]) -> Self {
+        builder::service_policy(roles, claims)
     }
 
     /// Reads a policy from TOML text; see [`Policy::from_toml_file`] for the format.
@@ -360,32 +238,33 @@ impl Policy {
     /// roles = ["client"]
     /// method = "/fedn.Combiner/TaskStream"      # or "/pkg.Service/*", or "*"
     /// ```
+    ///
+    /// The file is checked as [`PolicyBuilder::build`] checks the builder; see
+    /// [`PolicyBuilder::url_prefix`] for how the URL prefix reads public prefixes.
     pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<Self, ConfigError> {
         builder_from_file(&path.as_ref().display().to_string())?.build()
     }
 
-    /// Checks the request path (dot segments give 400) and finds whether it is public.
+    /// Checks the request path (dot segments and more than 256 segments give 400) and
+    /// finds whether it is public. Allocates nothing.
     pub fn target<'a>(&self, method: &'a Method, path: &'a str) -> Result<Target<'a>, AuthError> {
-        let full = split_path(path)?;
-        let strip = self
-            .inner
-            .url_prefix
-            .as_ref()
-            .and_then(|p| p.strip_len(&full));
-        let stripped = strip.map(|n| &full[n..]);
-        let public = self
-            .inner
-            .public
-            .iter()
-            .find(|p| p.covers(&full) || stripped.is_some_and(|s| p.covers(s)))
-            .map(|p| p.source().clone());
+        check_path(path)?;
+        let inner = &self.inner;
+        let full = Segs::of(path);
+        let stripped = inner.url_prefix.as_ref().and_then(|p| full.strip(p.segs()));
+        let mut hit = inner.public.first_covering(full);
+        if inner.public_when_stripped
+            && let Some(s) = stripped
+        {
+            hit = min_some(hit, inner.public.first_covering(s));
+        }
         Ok(Target {
             kind: TargetKind::Http {
                 method,
                 full,
-                strip,
+                stripped,
             },
-            public,
+            public: hit.map(|i| inner.public_sources[i as usize].clone()),
         })
     }
 
@@ -397,56 +276,56 @@ impl Policy {
         path: &'a str,
         user_agent: Option<&str>,
     ) -> Result<Target<'a>, AuthError> {
-        if split_grpc(path).is_none() {
+        let Some((service, _)) = split_grpc(path) else {
             return Err(AuthError::invalid_request(Reason::BadPath));
-        }
+        };
         let inner = &self.inner;
         let public = inner
             .grpc_public
-            .iter()
-            .find(|p| p.matches(path))
-            .map(|p| Arc::from(p.source()))
+            .first(path, service)
+            .map(|i| inner.grpc_public_sources[i as usize].clone())
             .or_else(|| {
                 let agent = user_agent?.split(' ').next()?;
                 inner
                     .grpc_user_agents
                     .iter()
-                    .find(|(a, methods)| a == agent && methods.iter().any(|m| m.matches(path)))
-                    .map(|(a, _)| Arc::from(format!("user-agent {a}")))
+                    .find(|a| a.agent == agent && a.methods.first(path, service).is_some())
+                    .map(|a| a.label.clone())
             });
         Ok(Target {
-            kind: TargetKind::Grpc { method: path },
+            kind: TargetKind::Grpc {
+                method: path,
+                service,
+            },
             public,
         })
     }
 
-    /// Decides for a verified caller.
+    /// Decides for a verified caller: public targets pass, then every required claim
+    /// must hold, then the rules decide from the caller's roles.
     pub fn decide(&self, principal: &Principal, target: &Target<'_>) -> Decision {
-        if let Some(d) = self.public_decision(target) {
+        if let Some(d) = public_decision(target) {
             return d;
         }
-        for (key, want) in &self.inner.required_claims {
-            if !claim_matches(principal, key, want) {
-                return Decision {
-                    allowed: false,
-                    reason: DecisionReason::RequiredClaim { key: key.clone() },
-                };
-            }
+        if let Some(key) = self.failed_claim(principal) {
+            return Decision::deny(DecisionReason::RequiredClaim {
+                key: key.to_owned(),
+            });
         }
-        self.decide_roles(&principal.roles().collect::<Vec<_>>(), target)
+        self.explain(principal_roles(principal), target)
     }
 
-    fn public_decision(&self, target: &Target<'_>) -> Option<Decision> {
-        target.public.as_ref().map(|prefix| Decision {
-            allowed: true,
-            reason: DecisionReason::Public {
-                prefix: prefix.to_string(),
-            },
-        })
+    /// Decides from roles alone (no required claims): for explaining and testing.
+    ///
+    /// A target that rules name is allowed by the first of them (as written) that one of
+    /// `roles` satisfies, and the reason names that rule and the first such role in
+    /// `roles`; when none does, the reason lists every role those rules name, sorted.
+    pub fn decide_roles<S: AsRef<str>>(&self, roles: &[S], target: &Target<'_>) -> Decision {
+        self.explain(roles.iter().map(AsRef::as_ref), target)
     }
 
-    /// The layer's fast path: the same answer as [`decide`](Self::decide), without
-    /// building a reason when the request is allowed.
+    /// The layer's path: the same answer as [`decide`](Self::decide), without building a
+    /// reason (or allocating) when the request is allowed.
     pub(crate) fn authorize(
         &self,
         principal: &Principal,
@@ -455,15 +334,31 @@ impl Policy {
         if target.public.is_some() {
             return Ok(());
         }
-        let claims_ok = self
-            .inner
-            .required_claims
-            .iter()
-            .all(|(key, want)| claim_matches(principal, key, want));
-        if claims_ok && self.allows(principal.roles(), target) {
+        if self.failed_claim(principal).is_none() && self.allows(principal_roles(principal), target)
+        {
             return Ok(());
         }
         self.decide(principal, target).into_result().map(|_| ())
+    }
+
+    /// What the layer runs after authentication, for benchmarks only; not part of the
+    /// supported API.
+    #[doc(hidden)]
+    pub fn authorize_for_bench(
+        &self,
+        principal: &Principal,
+        target: &Target<'_>,
+    ) -> Result<(), AuthError> {
+        self.authorize(principal, target)
+    }
+
+    /// The first required claim the caller fails, if any.
+    fn failed_claim(&self, principal: &Principal) -> Option<&str> {
+        self.inner
+            .required_claims
+            .iter()
+            .find(|(_, path, want)| !principal.claim_is(path, want))
+            .map(|(key, _, _)| key.as_str())
     }
 
     fn unmatched_for(&self, target: &Target<'_>) -> Unmatched {
@@ -474,344 +369,131 @@ impl Policy {
         }
     }
 
-    /// Whether some rule naming the target lets one of `roles` through (or none names it
-    /// and unmatched targets are open to any valid token).
-    fn allows<'r>(
-        &self,
-        roles: impl Iterator<Item = &'r str> + Clone,
-        target: &Target<'_>,
-    ) -> bool {
-        let mut named = false;
-        for rule in &self.inner.rules {
-            if !rule.matches(target) {
-                continue;
+    /// Calls `f` with every index entry whose rules match `target`, until it breaks.
+    fn each_entry<F>(&self, target: &Target<'_>, mut f: F) -> ControlFlow<()>
+    where
+        F: FnMut(&Entry) -> ControlFlow<()>,
+    {
+        let inner = &self.inner;
+        match &target.kind {
+            TargetKind::Http {
+                method,
+                full,
+                stripped,
+            } => {
+                for trie in inner.http.tries(method) {
+                    trie.walk(*full, &mut f)?;
+                    if let Some(s) = stripped {
+                        trie.walk(*s, &mut f)?;
+                    }
+                }
             }
-            if rule.any_role || roles.clone().any(|r| rule.granted_by.contains(r)) {
-                return true;
+            TargetKind::Grpc { method, service } => {
+                for e in inner.grpc.lookup(Some((method, service))) {
+                    f(e)?;
+                }
             }
-            named = true;
+            TargetKind::GrpcAnyMethod => {
+                for e in inner.grpc.lookup(None) {
+                    f(e)?;
+                }
+            }
         }
-        !named && self.unmatched_for(target) == Unmatched::Authenticated
+        ControlFlow::Continue(())
     }
 
-    /// Decides from roles alone (no required claims): for explaining and testing.
-    pub fn decide_roles<S: AsRef<str>>(&self, roles: &[S], target: &Target<'_>) -> Decision {
-        if let Some(d) = self.public_decision(target) {
+    /// Whether some rule naming the target lets one of `roles` through (or none names it
+    /// and unmatched targets are open to any valid token). Allocation-free while the
+    /// policy names at most 256 roles.
+    fn allows<'r>(&self, roles: impl IntoIterator<Item = &'r str>, target: &Target<'_>) -> bool {
+        let mask = self.inner.roles.mask(roles);
+        let mut named = false;
+        let admitted = self
+            .each_entry(target, |e| {
+                if e.admits(&mask) {
+                    return ControlFlow::Break(());
+                }
+                named = true;
+                ControlFlow::Continue(())
+            })
+            .is_break();
+        admitted || (!named && self.unmatched_for(target) == Unmatched::Authenticated)
+    }
+
+    /// The decision from roles, with its reason.
+    fn explain<'r>(
+        &self,
+        roles: impl IntoIterator<Item = &'r str>,
+        target: &Target<'_>,
+    ) -> Decision {
+        if let Some(d) = public_decision(target) {
             return d;
         }
-        let mut named = false;
-        let mut needs = BTreeSet::new();
-        for rule in &self.inner.rules {
-            let hit = rule.matches(target);
-            if !hit {
-                continue;
-            }
-            named = true;
+        let inner = &self.inner;
+        // The caller's roles in their order, with their bits.
+        let roles: Vec<(&str, Option<u32>)> =
+            roles.into_iter().map(|r| (r, inner.roles.id(r))).collect();
+        let mut hits = Vec::new();
+        let _ = self.each_entry(target, |e| {
+            hits.extend(e.rules());
+            ControlFlow::Continue(())
+        });
+        hits.sort_unstable();
+        hits.dedup();
+        let rules = if target.is_grpc() {
+            &inner.grpc_rules
+        } else {
+            &inner.http_rules
+        };
+        let mut needs = Vec::new();
+        for &id in &hits {
+            let rule = &rules[id as usize];
             let role = if rule.any_role {
                 Some("*")
             } else {
                 roles
                     .iter()
-                    .map(AsRef::as_ref)
-                    .find(|r| rule.granted_by.contains(*r))
+                    .find(|(_, bit)| bit.is_some_and(|b| rule.granted.contains(b)))
+                    .map(|(r, _)| *r)
             };
             if let Some(role) = role {
-                let (methods, pattern) = rule.describe();
-                return Decision {
-                    allowed: true,
-                    reason: DecisionReason::Rule {
-                        index: rule.index,
-                        methods,
-                        pattern,
-                        role: role.to_owned(),
-                    },
-                };
+                let (methods, pattern) = rule.describe(target.is_grpc());
+                return Decision::allow(DecisionReason::Rule {
+                    index: id as usize,
+                    methods,
+                    pattern,
+                    role: role.to_owned(),
+                });
             }
-            needs.extend(rule.roles.iter().cloned());
+            needs.extend(rule.own.ids().map(|b| inner.roles.name(b)));
         }
-        match (named, self.unmatched_for(target)) {
-            (true, _) => Decision {
-                allowed: false,
-                reason: DecisionReason::MissingRole {
-                    needs: needs.into_iter().collect(),
-                },
-            },
-            (false, Unmatched::Authenticated) => Decision {
-                allowed: true,
-                reason: DecisionReason::UnmatchedAuthenticated,
-            },
-            (false, Unmatched::Deny) => Decision {
-                allowed: false,
-                reason: DecisionReason::UnmatchedDenied,
-            },
+        match (hits.is_empty(), self.unmatched_for(target)) {
+            (false, _) => {
+                needs.sort_unstable();
+                needs.dedup();
+                Decision::deny(DecisionReason::MissingRole {
+                    needs: needs.into_iter().map(str::to_owned).collect(),
+                })
+            }
+            (true, Unmatched::Authenticated) => {
+                Decision::allow(DecisionReason::UnmatchedAuthenticated)
+            }
+            (true, Unmatched::Deny) => Decision::deny(DecisionReason::UnmatchedDenied),
         }
     }
 }
 
-/// Builds a [`Policy`]. Mistakes are collected and reported by [`build`](Self::build).
-#[derive(Debug, Default, Clone)]
-pub struct PolicyBuilder {
-    /// (methods, pattern, roles); methods `None` marks a gRPC rule.
-    rules: Vec<(Option<String>, String, Vec<String>)>,
-    grpc_public: Vec<String>,
-    grpc_user_agents: Vec<(String, Vec<String>)>,
-    grpc_unmatched: Unmatched,
-    public: Vec<String>,
-    url_prefix: Option<String>,
-    required_claims: Vec<(String, String)>,
-    unmatched: Unmatched,
-    inherit: HashMap<String, Vec<String>>,
-}
-
-impl PolicyBuilder {
-    /// Allows `roles` to reach `pattern` with `methods`: one method (`GET`), several
-    /// separated by commas (`GET,POST`), or `*` for any. The role `*` means any valid token.
-    pub fn allow<I, S>(mut self, methods: &str, pattern: &str, roles: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.rules.push((
-            Some(methods.to_owned()),
-            pattern.to_owned(),
-            roles.into_iter().map(Into::into).collect(),
-        ));
-        self
-    }
-
-    /// Allows `roles` to call gRPC methods matching `pattern`: a full method name
-    /// (`/pkg.Service/Method`), a whole service (`/pkg.Service/*`), or `*` for every method.
-    /// The role `*` means any valid token.
-    pub fn allow_grpc<I, S>(mut self, pattern: &str, roles: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.rules.push((
-            None,
-            pattern.to_owned(),
-            roles.into_iter().map(Into::into).collect(),
-        ));
-        self
-    }
-
-    /// A public gRPC method (or `/pkg.Service/*`): calls need no token.
-    pub fn public_grpc(mut self, pattern: impl Into<String>) -> Self {
-        self.grpc_public.push(pattern.into());
-        self
-    }
-
-    /// Lets callers whose user agent's first word is `agent` call `methods` (gRPC method
-    /// patterns) without a token, as FEDn does for `grpc_health_probe` on the health
-    /// service. Off unless configured. Any client can claim any user agent, so list only
-    /// methods that are harmless to expose: an empty list is refused, and FEDn's own
-    /// allow-list (which opens every method) is deliberately not reproduced.
-    ///
-    /// ```
-    /// use portcullis::Policy;
-    ///
-    /// let policy = Policy::builder()
-    ///     .grpc_user_agent("grpc_health_probe", ["/grpc.health.v1.Health/*"])
-    ///     .build()?;
-    /// let probe = Some("grpc_health_probe grpc-go/1.70");
-    /// assert!(policy.grpc_target("/grpc.health.v1.Health/Check", probe)?.is_public());
-    /// assert!(!policy.grpc_target("/pkg.Admin/Stats", probe)?.is_public());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn grpc_user_agent<I, S>(mut self, agent: impl Into<String>, methods: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.grpc_user_agents
-            .push((agent.into(), methods.into_iter().map(Into::into).collect()));
-        self
-    }
-
-    /// What to do with gRPC methods no rule names. Default [`Unmatched::Deny`];
-    /// FEDn's gRPC policy uses [`Unmatched::Authenticated`].
-    pub fn unmatched_grpc(mut self, unmatched: Unmatched) -> Self {
-        self.grpc_unmatched = unmatched;
-        self
-    }
-
-    /// A public prefix: requests under it skip authentication. Matched on whole
-    /// segments: `/internal` covers `/internal` and `/internal/x`, not `/internalx`.
-    pub fn public_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.public.push(prefix.into());
-        self
-    }
-
-    /// The application also serves every route under this prefix (FEDn's
-    /// `FEDN_CUSTOM_URL_PREFIX`), so rules and public prefixes match with or without it.
-    pub fn url_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.url_prefix = Some(prefix.into());
-        self
-    }
-
-    /// Requires the claim `key` (a dotted path) to be a string equal to `value`, or an array
-    /// containing it. Missing or different: 403.
-    pub fn require_claim(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.required_claims.push((key.into(), value.into()));
-        self
-    }
-
-    /// What to do with routes no rule names. Default [`Unmatched::Deny`].
-    pub fn unmatched(mut self, unmatched: Unmatched) -> Self {
-        self.unmatched = unmatched;
-        self
-    }
-
-    /// Role inheritance: `role` also holds every role in `includes` (transitively).
-    /// Off by default.
-    pub fn inherit<I, S>(mut self, role: impl Into<String>, includes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.inherit
-            .entry(role.into())
-            .or_default()
-            .extend(includes.into_iter().map(Into::into));
-        self
-    }
-
-    /// Checks every rule and builds the policy.
-    pub fn build(self) -> Result<Policy, ConfigError> {
-        // Which roles grant role r: r itself and every role whose closure holds r.
-        let closure = |start: &str| {
-            let mut seen = BTreeSet::new();
-            let mut stack = vec![start.to_owned()];
-            while let Some(r) = stack.pop() {
-                if seen.insert(r.clone()) {
-                    stack.extend(self.inherit.get(&r).into_iter().flatten().cloned());
-                }
-            }
-            seen
-        };
-        let closures: Vec<(String, BTreeSet<String>)> = self
-            .inherit
-            .keys()
-            .map(|k| (k.clone(), closure(k)))
-            .collect();
-        let mut rules = Vec::with_capacity(self.rules.len());
-        let (mut http_index, mut grpc_index) = (0, 0);
-        for (methods, pattern, roles) in self.rules {
-            let (index, setting) = match &methods {
-                Some(m) => {
-                    http_index += 1;
-                    (
-                        http_index - 1,
-                        format!("rule {} ({m} {pattern})", http_index - 1),
-                    )
-                }
-                None => {
-                    grpc_index += 1;
-                    (
-                        grpc_index - 1,
-                        format!("grpc rule {} ({pattern})", grpc_index - 1),
-                    )
-                }
-            };
-            if roles.is_empty() || roles.iter().any(String::is_empty) {
-                return Err(ConfigError::new(
-                    setting,
-                    "a rule needs at least one non-empty role (`*` for any valid token)",
-                ));
-            }
-            let matcher = match methods {
-                Some(methods) => Matcher::Http {
-                    methods: parse_methods(&methods).map_err(|e| ConfigError::new(&setting, e))?,
-                    pattern: Pattern::parse(&pattern).map_err(|e| ConfigError::new(&setting, e))?,
-                },
-                None => Matcher::Grpc(
-                    GrpcPattern::parse(&pattern).map_err(|e| ConfigError::new(&setting, e))?,
-                ),
-            };
-            let mut granted_by: BTreeSet<String> = roles.iter().cloned().collect();
-            for role in &roles {
-                for (holder, reach) in &closures {
-                    if reach.contains(role) {
-                        granted_by.insert(holder.clone());
-                    }
-                }
-            }
-            let any_role = roles.iter().any(|r| r == "*");
-            rules.push(Rule {
-                index,
-                matcher,
-                roles,
-                granted_by,
-                any_role,
-            });
-        }
-        let public = self
-            .public
-            .iter()
-            .map(|p| Prefix::parse(p).map_err(|e| ConfigError::new("public prefix", e)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let url_prefix = match self.url_prefix.as_deref() {
-            None | Some("") => None,
-            Some(p) => Some(Prefix::parse(p).map_err(|e| ConfigError::new("url prefix", e))?),
-        };
-        for (k, _) in &self.required_claims {
-            if k.is_empty() {
-                return Err(ConfigError::new(
-                    "required claim",
-                    "the claim name is empty",
-                ));
-            }
-        }
-        Ok(Policy {
-            inner: Arc::new(Inner {
-                rules,
-                public,
-                url_prefix,
-                required_claims: self.required_claims,
-                unmatched: self.unmatched,
-                grpc_public: self
-                    .grpc_public
-                    .iter()
-                    .map(|p| {
-                        GrpcPattern::parse(p).map_err(|e| ConfigError::new("public gRPC method", e))
-                    })
-                    .collect::<Result<_, _>>()?,
-                grpc_user_agents: self
-                    .grpc_user_agents
-                    .into_iter()
-                    .map(|(agent, methods)| {
-                        let setting = format!("gRPC user agent `{agent}`");
-                        if agent.is_empty() || agent.contains(char::is_whitespace) {
-                            return Err(ConfigError::new(setting, "must be one non-empty word, the user agent's first"));
-                        }
-                        if methods.is_empty() {
-                            return Err(ConfigError::new(setting, "name the methods it may call without a token, like `/grpc.health.v1.Health/*`"));
-                        }
-                        let methods = methods
-                            .iter()
-                            .map(|m| GrpcPattern::parse(m).map_err(|e| ConfigError::new(&setting, e)))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        Ok((agent, methods))
-                    })
-                    .collect::<Result<_, _>>()?,
-                grpc_unmatched: self.grpc_unmatched,
-            }),
+fn public_decision(target: &Target<'_>) -> Option<Decision> {
+    target.public.as_ref().map(|prefix| {
+        Decision::allow(DecisionReason::Public {
+            prefix: prefix.to_string(),
         })
-    }
+    })
 }
 
 /// Checks a prefix as a public or URL prefix, for errors that name their setting.
 pub(crate) fn check_prefix(prefix: &str) -> Result<(), String> {
     Prefix::parse(prefix).map(|_| ())
-}
-
-/// A required claim holds: a string equal to `want`, or an array containing it.
-pub(crate) fn claim_matches(principal: &Principal, key: &str, want: &str) -> bool {
-    match principal.claim(key) {
-        Some(Value::String(s)) => s == want,
-        Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(want)),
-        _ => false,
-    }
 }
 
 /// A builder from a TOML policy file, for the environment configuration.
@@ -823,24 +505,4 @@ pub(crate) fn builder_from_file(path: &str) -> Result<PolicyBuilder, ConfigError
         )
     })?;
     file::parse(&text, path)
-}
-
-fn parse_methods(methods: &str) -> Result<Option<Vec<Method>>, String> {
-    let methods = methods.trim();
-    if methods == "*" {
-        return Ok(None);
-    }
-    let list = methods
-        .split(',')
-        .map(|m| {
-            let m = m.trim();
-            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(format!(
-                    "`{m}` is not an HTTP method; write it in capitals (GET, POST) or `*` for any"
-                ));
-            }
-            Method::from_bytes(m.as_bytes()).map_err(|_| format!("`{m}` is not an HTTP method"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(list))
 }

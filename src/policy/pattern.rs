@@ -1,4 +1,4 @@
-//! Path patterns and request targets.
+//! Path patterns, prefixes, gRPC method patterns and the raw path's segments.
 
 use percent_encoding::percent_decode_str;
 
@@ -6,10 +6,10 @@ use crate::error::{AuthError, Reason};
 
 /// One segment of a path pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
+pub(super) enum Seg {
     /// Matches exactly this raw segment.
     Literal(String),
-    /// `{name}` or `*`: any one segment.
+    /// `{name}` or `*`: any one non-empty segment.
     One,
     /// The rest of the path: `**` matches zero or more segments, `{*rest}` one or more
     /// (as in axum, `/files/{*rest}` does not match `/files`).
@@ -18,13 +18,13 @@ enum Seg {
 
 /// A parsed path pattern such as `/api/v1/clients/{id}` or `/files/{*rest}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Pattern {
+pub(super) struct Pattern {
     segs: Vec<Seg>,
     source: String,
 }
 
 impl Pattern {
-    pub(crate) fn parse(source: &str) -> Result<Self, String> {
+    pub(super) fn parse(source: &str) -> Result<Self, String> {
         let body = source
             .strip_prefix('/')
             .ok_or_else(|| format!("path pattern `{source}` must start with `/`"))?;
@@ -63,55 +63,90 @@ impl Pattern {
         })
     }
 
-    pub(crate) fn source(&self) -> &str {
+    pub(super) fn source(&self) -> &str {
         &self.source
     }
 
-    pub(crate) fn matches(&self, path: &[&str]) -> bool {
-        let mut i = 0;
-        for seg in &self.segs {
-            match seg {
-                Seg::Tail { at_least_one } => {
-                    return !at_least_one || path.get(i).is_some_and(|s| !s.is_empty());
-                }
-                Seg::One => {
-                    // One segment means a non-empty one: `/items/{id}` does not open `/items/`.
-                    if path.get(i).is_none_or(|s| s.is_empty()) {
-                        return false;
-                    }
-                }
-                Seg::Literal(lit) => {
-                    if path.get(i) != Some(&lit.as_str()) {
-                        return false;
-                    }
-                }
-            }
-            i += 1;
-        }
-        i == path.len()
+    pub(super) fn segs(&self) -> &[Seg] {
+        &self.segs
+    }
+
+    /// The literal segments before the first `{name}`, `*` or tail: every path the
+    /// pattern matches starts with them.
+    pub(super) fn leading_literals(&self) -> impl Iterator<Item = &str> {
+        self.segs.iter().map_while(|s| match s {
+            Seg::Literal(l) => Some(l.as_str()),
+            _ => None,
+        })
     }
 }
 
-/// Splits a raw path (no query) into segments. `%2F` stays inside its segment. A `.` or
-/// `..` segment, also percent-encoded, is an invalid request.
-pub(crate) fn split_path(path: &str) -> Result<Vec<&str>, AuthError> {
-    let body = path
-        .strip_prefix('/')
-        .ok_or_else(|| AuthError::invalid_request(Reason::BadPath))?;
-    if body.is_empty() {
-        return Ok(Vec::new());
+/// The segments of a raw path, split lazily at `/` without allocating: `None` is the
+/// root `/` (no segments), `Some("a/b")` the segments `a` and `b`, `Some("")` one empty
+/// segment (the tail of `/a/`). `%2F` stays inside its segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Segs<'a>(Option<&'a str>);
+
+impl<'a> Segs<'a> {
+    /// The segments of `path`, which starts with `/` (checked by [`check_path`]).
+    pub(super) fn of(path: &'a str) -> Self {
+        match path.strip_prefix('/') {
+            None | Some("") => Self(None),
+            Some(body) => Self(Some(body)),
+        }
     }
-    let mut segs = Vec::with_capacity(8);
-    for seg in body.split('/') {
-        if segs.len() == MAX_SEGMENTS {
+
+    /// The first segment and the rest.
+    #[inline]
+    pub(super) fn split_first(self) -> Option<(&'a str, Self)> {
+        let body = self.0?;
+        // Segments are short: a plain byte loop beats a general substring search.
+        Some(match body.bytes().position(|b| b == b'/') {
+            Some(at) => (&body[..at], Self(Some(&body[at + 1..]))),
+            None => (body, Self(None)),
+        })
+    }
+
+    /// The segments after `prefix`, when the path starts with all of them.
+    pub(super) fn strip<'p>(self, prefix: impl IntoIterator<Item = &'p str>) -> Option<Self> {
+        let mut rest = self;
+        for want in prefix {
+            let (seg, next) = rest.split_first()?;
+            if seg != want {
+                return None;
+            }
+            rest = next;
+        }
+        Some(rest)
+    }
+}
+
+impl<'a> Iterator for Segs<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let (seg, rest) = self.split_first()?;
+        *self = rest;
+        Some(seg)
+    }
+}
+
+/// Checks a raw path (no query) without allocating: it starts with `/`, has at most
+/// [`MAX_SEGMENTS`] segments, and no `.` or `..` segment, also percent-encoded.
+pub(super) fn check_path(path: &str) -> Result<(), AuthError> {
+    if !path.starts_with('/') {
+        return Err(AuthError::invalid_request(Reason::BadPath));
+    }
+    let encoded = path.as_bytes().contains(&b'%');
+    for (i, seg) in Segs::of(path).enumerate() {
+        if i == MAX_SEGMENTS {
             return Err(AuthError::invalid_request(Reason::BadPath));
         }
-        if has_dot_segment(seg) {
+        if seg == "." || seg == ".." || (encoded && has_dot_segment(seg)) {
             return Err(AuthError::invalid_request(Reason::DotSegment));
         }
-        segs.push(seg);
     }
-    Ok(segs)
+    Ok(())
 }
 
 /// Most path segments a request may have; more is an invalid request.
@@ -119,7 +154,7 @@ pub(crate) const MAX_SEGMENTS: usize = 256;
 
 /// Whether a raw segment is `.` or `..`, also percent-encoded, or holds one once an
 /// encoded slash or backslash is decoded (`..%2F..`): a server behind us that decodes and
-/// normalises would otherwise walk out of the matched route.
+/// normalises would otherwise walk out of the matched route. Never allocates.
 pub(crate) fn has_dot_segment(seg: &str) -> bool {
     if seg == "." || seg == ".." {
         return true;
@@ -127,21 +162,34 @@ pub(crate) fn has_dot_segment(seg: &str) -> bool {
     if !seg.contains('%') {
         return false;
     }
-    let decoded = percent_decode_str(seg).collect::<Vec<u8>>();
-    decoded
-        .split(|&b| b == b'/' || b == b'\\')
-        .any(|piece| piece == b"." || piece == b"..")
+    // Pieces between decoded separators: a piece of one or two dots is a dot segment.
+    let mut dots = 0usize;
+    let mut only_dots = true;
+    for b in percent_decode_str(seg) {
+        match b {
+            b'/' | b'\\' => {
+                if only_dots && (1..=2).contains(&dots) {
+                    return true;
+                }
+                dots = 0;
+                only_dots = true;
+            }
+            b'.' => dots += 1,
+            _ => only_dots = false,
+        }
+    }
+    only_dots && (1..=2).contains(&dots)
 }
 
-/// A public prefix, matched on whole segments.
+/// A public or URL prefix, matched on whole segments.
 #[derive(Debug, Clone)]
-pub(crate) struct Prefix {
+pub(super) struct Prefix {
     segs: Vec<String>,
     source: std::sync::Arc<str>,
 }
 
 impl Prefix {
-    pub(crate) fn parse(source: &str) -> Result<Self, String> {
+    pub(super) fn parse(source: &str) -> Result<Self, String> {
         if !source.starts_with('/') {
             return Err(format!(
                 "prefix `{source}` must start with `/`, like `/internal`"
@@ -167,38 +215,41 @@ impl Prefix {
         })
     }
 
-    pub(crate) fn source(&self) -> &std::sync::Arc<str> {
+    pub(super) fn source(&self) -> &std::sync::Arc<str> {
         &self.source
     }
 
-    /// Whether `path` is this prefix or lies below it.
-    pub(crate) fn covers(&self, path: &[&str]) -> bool {
-        path.len() >= self.segs.len() && self.segs.iter().zip(path).all(|(a, b)| a == b)
+    pub(super) fn segs(&self) -> impl Iterator<Item = &str> + Clone {
+        self.segs.iter().map(String::as_str)
     }
 
-    /// How many leading segments of `path` this prefix takes, when it starts with it.
-    pub(crate) fn strip_len(&self, path: &[&str]) -> Option<usize> {
-        self.covers(path).then_some(self.segs.len())
+    /// Whether `path` (segments) is this prefix or lies below it.
+    pub(super) fn covers<'p>(&self, path: impl IntoIterator<Item = &'p str>) -> bool {
+        let mut path = path.into_iter();
+        self.segs.iter().all(|s| path.next() == Some(s.as_str()))
     }
 }
 
 /// A gRPC method pattern: `/pkg.Service/Method`, `/pkg.Service/*`, or `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct GrpcPattern {
+pub(super) struct GrpcPattern {
     kind: GrpcKind,
     source: String,
 }
 
+/// What a gRPC method pattern covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum GrpcKind {
+pub(super) enum GrpcKind {
+    /// `*`: every method.
     Any,
-    /// The service part with both slashes: `/pkg.Service/`.
+    /// `/pkg.Service/*`: the service name, `pkg.Service`.
     Service(String),
+    /// `/pkg.Service/Method`: the full method name.
     Exact(String),
 }
 
 impl GrpcPattern {
-    pub(crate) fn parse(source: &str) -> Result<Self, String> {
+    pub(super) fn parse(source: &str) -> Result<Self, String> {
         if source == "*" {
             return Ok(Self {
                 kind: GrpcKind::Any,
@@ -214,7 +265,7 @@ impl GrpcPattern {
             ));
         }
         let kind = if method == "*" {
-            GrpcKind::Service(format!("/{service}/"))
+            GrpcKind::Service(service.to_owned())
         } else {
             GrpcKind::Exact(source.to_owned())
         };
@@ -224,22 +275,76 @@ impl GrpcPattern {
         })
     }
 
-    pub(crate) fn source(&self) -> &str {
+    /// `*`: every method.
+    #[cfg(feature = "tonic")]
+    pub(super) fn any() -> Self {
+        Self {
+            kind: GrpcKind::Any,
+            source: "*".to_owned(),
+        }
+    }
+
+    pub(super) fn source(&self) -> &str {
         &self.source
     }
 
-    pub(crate) fn matches(&self, method: &str) -> bool {
-        match &self.kind {
-            GrpcKind::Any => true,
-            GrpcKind::Service(prefix) => method.starts_with(prefix.as_str()),
-            GrpcKind::Exact(m) => m == method,
-        }
+    pub(super) fn kind(&self) -> &GrpcKind {
+        &self.kind
     }
 }
 
 /// Splits `/pkg.Service/Method` into its two non-empty parts.
-pub(crate) fn split_grpc(path: &str) -> Option<(&str, &str)> {
+pub(super) fn split_grpc(path: &str) -> Option<(&str, &str)> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     let ok = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '%']);
     (ok(service) && ok(method)).then_some((service, method))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segs_split_lazily_like_split() {
+        for path in ["/", "/a", "/a/", "/a/b", "//", "/a//b/", "/a%2Fb/c"] {
+            let want: Vec<&str> = match &path[1..] {
+                "" => Vec::new(),
+                body => body.split('/').collect(),
+            };
+            assert_eq!(Segs::of(path).collect::<Vec<_>>(), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn dot_segments_match_the_decoded_pieces() {
+        let naive = |seg: &str| {
+            let decoded = percent_decode_str(seg).collect::<Vec<u8>>();
+            seg == "."
+                || seg == ".."
+                || seg.contains('%')
+                    && decoded
+                        .split(|&b| b == b'/' || b == b'\\')
+                        .any(|piece| piece == b"." || piece == b"..")
+        };
+        for seg in [
+            ".",
+            "..",
+            "...",
+            "%2e",
+            "%2E%2e",
+            "%2e%2e%2e",
+            ".%2F",
+            "%2F..",
+            "a%2F.%2Fb",
+            "..%5C",
+            "x%2F..x",
+            "%2F%2F",
+            "%",
+            "%zz",
+            "a.b",
+            ".x%2F",
+        ] {
+            assert_eq!(has_dot_segment(seg), naive(seg), "{seg}");
+        }
+    }
 }

@@ -1,0 +1,456 @@
+//! The policy builder: settings collected, checked and compiled by `build()`.
+
+use std::collections::HashMap;
+
+use http::Method;
+
+use super::pattern::{GrpcKind, GrpcPattern, Pattern, Prefix};
+use super::{Policy, Unmatched, index};
+use crate::error::ConfigError;
+
+/// A rule as the builder holds it, before checks.
+#[derive(Debug, Clone)]
+struct RawRule {
+    /// The method list as written; `None` marks a gRPC rule.
+    methods: Option<String>,
+    pattern: String,
+    roles: Vec<String>,
+}
+
+/// Builds a [`Policy`]. Mistakes are collected and reported by [`build`](Self::build).
+#[derive(Debug, Default, Clone)]
+pub struct PolicyBuilder {
+    rules: Vec<RawRule>,
+    grpc_public: Vec<String>,
+    grpc_user_agents: Vec<(String, Vec<String>)>,
+    grpc_unmatched: Unmatched,
+    public: Vec<String>,
+    url_prefix: Option<String>,
+    required_claims: Vec<(String, String)>,
+    unmatched: Unmatched,
+    inherit: HashMap<String, Vec<String>>,
+}
+
+/// What a checked rule matches.
+#[derive(Debug)]
+pub(super) enum Matcher {
+    Http {
+        methods: Option<Vec<Method>>,
+        pattern: Pattern,
+    },
+    Grpc(GrpcPattern),
+}
+
+/// A checked rule.
+#[derive(Debug)]
+pub(super) struct ParsedRule {
+    /// The rule as written, with its position: `rule 3 (GET /x)`, `grpc rule 0 (*)`.
+    setting: String,
+    pub(super) matcher: Matcher,
+    /// The roles as written.
+    pub(super) roles: Vec<String>,
+    /// The rule is open to any valid token.
+    pub(super) any_role: bool,
+}
+
+/// Checked settings, ready to compile.
+#[derive(Debug, Default)]
+pub(super) struct Parsed {
+    pub(super) rules: Vec<ParsedRule>,
+    pub(super) public: Vec<Prefix>,
+    pub(super) url_prefix: Option<Prefix>,
+    pub(super) required_claims: Vec<(String, String)>,
+    pub(super) unmatched: Unmatched,
+    pub(super) grpc_public: Vec<GrpcPattern>,
+    pub(super) grpc_user_agents: Vec<(String, Vec<GrpcPattern>)>,
+    pub(super) grpc_unmatched: Unmatched,
+    pub(super) inherit: HashMap<String, Vec<String>>,
+}
+
+impl Parsed {
+    /// Whether the path with the URL prefix stripped may make a request public: only when
+    /// no HTTP rule names a route under the URL prefix as written (its leading literal
+    /// segments start with the prefix), so that a path under the prefix is never also a
+    /// real route of the application that the stripped reading would open.
+    pub(super) fn public_when_stripped(&self) -> bool {
+        let Some(url) = &self.url_prefix else {
+            return false;
+        };
+        !self.rules.iter().any(|r| match &r.matcher {
+            Matcher::Http { pattern, .. } => url.covers(pattern.leading_literals()),
+            Matcher::Grpc(_) => false,
+        })
+    }
+
+    /// The first public prefix that covers every path `pattern` matches, as it stands and
+    /// under the URL prefix, so a rule with it could never apply.
+    fn shadowing_prefix(&self, pattern: &Pattern) -> Option<&Prefix> {
+        let as_written = self
+            .public
+            .iter()
+            .find(|p| p.covers(pattern.leading_literals()))?;
+        let Some(url) = &self.url_prefix else {
+            return Some(as_written);
+        };
+        // The rule also matches the URL prefix followed by any path it matches.
+        let under_prefix = self.public_when_stripped()
+            || self
+                .public
+                .iter()
+                .any(|p| p.covers(url.segs().chain(pattern.leading_literals())));
+        under_prefix.then_some(as_written)
+    }
+
+    /// The first public gRPC entry that covers every method `pattern` names.
+    fn shadowing_grpc(&self, pattern: &GrpcPattern) -> Option<&GrpcPattern> {
+        self.grpc_public
+            .iter()
+            .find(|p| match (p.kind(), pattern.kind()) {
+                (GrpcKind::Any, _) => true,
+                (GrpcKind::Service(s), GrpcKind::Service(r)) => s == r,
+                (GrpcKind::Service(s), GrpcKind::Exact(m)) => {
+                    super::pattern::split_grpc(m).is_some_and(|(service, _)| service == s)
+                }
+                (GrpcKind::Exact(p), GrpcKind::Exact(m)) => p == m,
+                _ => false,
+            })
+    }
+}
+
+impl PolicyBuilder {
+    /// Allows `roles` to reach `pattern` with `methods`: one method (`GET`), several
+    /// separated by commas (`GET,POST`), or `*` for any. The role `*` means any valid token.
+    pub fn allow<I, S>(mut self, methods: &str, pattern: &str, roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.rules.push(RawRule {
+            methods: Some(methods.to_owned()),
+            pattern: pattern.to_owned(),
+            roles: roles.into_iter().map(Into::into).collect(),
+        });
+        self
+    }
+
+    /// Allows `roles` to call gRPC methods matching `pattern`: a full method name
+    /// (`/pkg.Service/Method`), a whole service (`/pkg.Service/*`), or `*` for every method.
+    /// The role `*` means any valid token.
+    pub fn allow_grpc<I, S>(mut self, pattern: &str, roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.rules.push(RawRule {
+            methods: None,
+            pattern: pattern.to_owned(),
+            roles: roles.into_iter().map(Into::into).collect(),
+        });
+        self
+    }
+
+    /// A public gRPC method (or `/pkg.Service/*`): calls need no token.
+    ///
+    /// A gRPC rule whose methods are all public could never apply, so
+    /// [`build`](Self::build) refuses it and names both.
+    pub fn public_grpc(mut self, pattern: impl Into<String>) -> Self {
+        self.grpc_public.push(pattern.into());
+        self
+    }
+
+    /// Lets callers whose user agent's first word is `agent` call `methods` (gRPC method
+    /// patterns) without a token, as FEDn does for `grpc_health_probe` on the health
+    /// service. Off unless configured. Any client can claim any user agent, so list only
+    /// methods that are harmless to expose: an empty list is refused, and FEDn's own
+    /// allow-list (which opens every method) is deliberately not reproduced.
+    ///
+    /// ```
+    /// use portcullis::Policy;
+    ///
+    /// let policy = Policy::builder()
+    ///     .grpc_user_agent("grpc_health_probe", ["/grpc.health.v1.Health/*"])
+    ///     .build()?;
+    /// let probe = Some("grpc_health_probe grpc-go/1.70");
+    /// assert!(policy.grpc_target("/grpc.health.v1.Health/Check", probe)?.is_public());
+    /// assert!(!policy.grpc_target("/pkg.Admin/Stats", probe)?.is_public());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn grpc_user_agent<I, S>(mut self, agent: impl Into<String>, methods: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.grpc_user_agents
+            .push((agent.into(), methods.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// What to do with gRPC methods no rule names. Default [`Unmatched::Deny`];
+    /// FEDn's gRPC policy uses [`Unmatched::Authenticated`].
+    pub fn unmatched_grpc(mut self, unmatched: Unmatched) -> Self {
+        self.grpc_unmatched = unmatched;
+        self
+    }
+
+    /// A public prefix: requests under it skip authentication. Matched on whole
+    /// segments: `/internal` covers `/internal` and `/internal/x`, not `/internalx`.
+    ///
+    /// An HTTP rule under a public prefix (`GET /health/live` beside the public
+    /// `/health`) could never apply, so [`build`](Self::build) refuses it and names both.
+    pub fn public_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.public.push(prefix.into());
+        self
+    }
+
+    /// The application also serves every route under this prefix (FEDn's
+    /// `FEDN_CUSTOM_URL_PREFIX`), so rules match a path both as it stands and with the
+    /// prefix stripped: with the prefix `/internal`, a rule on `/api/v1/clients/add` also
+    /// applies to `/internal/api/v1/clients/add`, and roles from both readings add up.
+    ///
+    /// Public prefixes are stricter, because the policy and the router must never read
+    /// one path two ways: a path as it stands under a public prefix is public; the path
+    /// with the URL prefix stripped makes it public only when no rule names a route under
+    /// the URL prefix, that is when no rule's pattern starts (in its leading literal
+    /// segments) with the URL prefix. With the URL prefix `/internal` and rules that
+    /// never mention it, `/internal/health` is public beside the public `/health`. With
+    /// the URL prefix `/api` and a rule on `/api/v1/clients/add`, the application's own
+    /// routes live under `/api`, so `/api/v1/clients/` needs a token even beside the
+    /// public prefix `/v1/clients`: only what is public as it stands is public.
+    ///
+    /// ```
+    /// use portcullis::Policy;
+    ///
+    /// let get = &http::Method::GET;
+    /// let policy = Policy::builder()
+    ///     .allow("POST", "/api/v1/clients/add", ["client"])
+    ///     .public_prefix("/health")
+    ///     .url_prefix("/internal")
+    ///     .build()?;
+    /// assert!(policy.target(get, "/internal/health")?.is_public());
+    ///
+    /// let policy = Policy::fedn_rest().public_prefix("/v1/clients").url_prefix("/api").build()?;
+    /// assert!(policy.target(get, "/v1/clients/x")?.is_public());
+    /// assert!(!policy.target(get, "/api/v1/clients/")?.is_public());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn url_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.url_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Requires the claim `key` (a dotted path) to be a string equal to `value`, or an array
+    /// containing it. Missing or different: 403.
+    pub fn require_claim(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.required_claims.push((key.into(), value.into()));
+        self
+    }
+
+    /// What to do with routes no rule names. Default [`Unmatched::Deny`].
+    pub fn unmatched(mut self, unmatched: Unmatched) -> Self {
+        self.unmatched = unmatched;
+        self
+    }
+
+    /// Role inheritance: `role` also holds every role in `includes` (transitively).
+    /// Off by default.
+    pub fn inherit<I, S>(mut self, role: impl Into<String>, includes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.inherit
+            .entry(role.into())
+            .or_default()
+            .extend(includes.into_iter().map(Into::into));
+        self
+    }
+
+    /// Checks every rule and builds the policy.
+    ///
+    /// Besides malformed patterns, methods and prefixes, it refuses a rule that a public
+    /// entry fully shadows (every request the rule could match is public, so the rule
+    /// could never apply): an HTTP rule under a public prefix, a gRPC rule whose methods
+    /// are all public. The error names the rule (`grpc rule 7 (/fedn.Control/Start)`) and
+    /// the public entry.
+    ///
+    /// ```
+    /// use portcullis::Policy;
+    ///
+    /// let err = Policy::builder()
+    ///     .public_prefix("/health")
+    ///     .allow("GET", "/health/live", ["ops"])
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.setting(), "rule 0 (GET /health/live)");
+    /// assert!(err.to_string().contains("public prefix `/health`"));
+    /// ```
+    pub fn build(self) -> Result<Policy, ConfigError> {
+        let parsed = self.parse()?;
+        check_shadows(&parsed)?;
+        Ok(Policy::from_index(index::compile(parsed)))
+    }
+
+    fn parse(self) -> Result<Parsed, ConfigError> {
+        let mut rules = Vec::with_capacity(self.rules.len());
+        let (mut http_index, mut grpc_index) = (0, 0);
+        for RawRule {
+            methods,
+            pattern,
+            roles,
+        } in self.rules
+        {
+            let setting = match &methods {
+                Some(m) => {
+                    http_index += 1;
+                    format!("rule {} ({m} {pattern})", http_index - 1)
+                }
+                None => {
+                    grpc_index += 1;
+                    format!("grpc rule {} ({pattern})", grpc_index - 1)
+                }
+            };
+            if roles.is_empty() || roles.iter().any(String::is_empty) {
+                return Err(ConfigError::new(
+                    setting,
+                    "a rule needs at least one non-empty role (`*` for any valid token)",
+                ));
+            }
+            let matcher = match methods {
+                Some(methods) => Matcher::Http {
+                    methods: parse_methods(&methods).map_err(|e| ConfigError::new(&setting, e))?,
+                    pattern: Pattern::parse(&pattern).map_err(|e| ConfigError::new(&setting, e))?,
+                },
+                None => Matcher::Grpc(
+                    GrpcPattern::parse(&pattern).map_err(|e| ConfigError::new(&setting, e))?,
+                ),
+            };
+            let any_role = roles.iter().any(|r| r == "*");
+            rules.push(ParsedRule {
+                setting,
+                matcher,
+                roles,
+                any_role,
+            });
+        }
+        let public = self
+            .public
+            .iter()
+            .map(|p| Prefix::parse(p).map_err(|e| ConfigError::new("public prefix", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let url_prefix = match self.url_prefix.as_deref() {
+            None | Some("") => None,
+            Some(p) => Some(Prefix::parse(p).map_err(|e| ConfigError::new("url prefix", e))?),
+        };
+        if self.required_claims.iter().any(|(k, _)| k.is_empty()) {
+            return Err(ConfigError::new(
+                "required claim",
+                "the claim name is empty",
+            ));
+        }
+        let grpc_public = self
+            .grpc_public
+            .iter()
+            .map(|p| GrpcPattern::parse(p).map_err(|e| ConfigError::new("public gRPC method", e)))
+            .collect::<Result<_, _>>()?;
+        let grpc_user_agents = self
+            .grpc_user_agents
+            .into_iter()
+            .map(|(agent, methods)| {
+                let setting = format!("gRPC user agent `{agent}`");
+                if agent.is_empty() || agent.contains(char::is_whitespace) {
+                    return Err(ConfigError::new(
+                        setting,
+                        "must be one non-empty word, the user agent's first",
+                    ));
+                }
+                if methods.is_empty() {
+                    return Err(ConfigError::new(
+                        setting,
+                        "name the methods it may call without a token, like `/grpc.health.v1.Health/*`",
+                    ));
+                }
+                let methods = methods
+                    .iter()
+                    .map(|m| GrpcPattern::parse(m).map_err(|e| ConfigError::new(&setting, e)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((agent, methods))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Parsed {
+            rules,
+            public,
+            url_prefix,
+            required_claims: self.required_claims,
+            unmatched: self.unmatched,
+            grpc_public,
+            grpc_user_agents,
+            grpc_unmatched: self.grpc_unmatched,
+            inherit: self.inherit,
+        })
+    }
+}
+
+/// Refuses the first rule (as written) that a public entry fully shadows.
+fn check_shadows(parsed: &Parsed) -> Result<(), ConfigError> {
+    for rule in &parsed.rules {
+        let shadow = match &rule.matcher {
+            Matcher::Http { pattern, .. } => parsed.shadowing_prefix(pattern).map(|p| {
+                format!(
+                    "the public prefix `{}` covers every path this rule matches, so the rule can never apply; remove the rule or the public prefix",
+                    p.source()
+                )
+            }),
+            Matcher::Grpc(pattern) => parsed.shadowing_grpc(pattern).map(|p| {
+                format!(
+                    "the public gRPC method `{}` covers every method this rule names, so the rule can never apply; remove the rule or the public method",
+                    p.source()
+                )
+            }),
+        };
+        if let Some(why) = shadow {
+            return Err(ConfigError::new(&rule.setting, why));
+        }
+    }
+    Ok(())
+}
+
+/// The policy of a whole-service interceptor: `roles` (compared as plain names: `*` and
+/// the empty string are names like any other, and no inheritance applies) on every
+/// method, or any valid token when `roles` is empty, plus the required claims.
+#[cfg(feature = "tonic")]
+pub(super) fn service_policy(roles: &[String], claims: &[(String, String)]) -> Policy {
+    let mut parsed = Parsed {
+        required_claims: claims.to_vec(),
+        grpc_unmatched: Unmatched::Authenticated,
+        ..Parsed::default()
+    };
+    if !roles.is_empty() {
+        parsed.rules.push(ParsedRule {
+            setting: "interceptor roles".to_owned(),
+            matcher: Matcher::Grpc(GrpcPattern::any()),
+            roles: roles.to_vec(),
+            any_role: false,
+        });
+    }
+    Policy::from_index(index::compile(parsed))
+}
+
+fn parse_methods(methods: &str) -> Result<Option<Vec<Method>>, String> {
+    let methods = methods.trim();
+    if methods == "*" {
+        return Ok(None);
+    }
+    let list = methods
+        .split(',')
+        .map(|m| {
+            let m = m.trim();
+            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(format!(
+                    "`{m}` is not an HTTP method; write it in capitals (GET, POST) or `*` for any"
+                ));
+            }
+            Method::from_bytes(m.as_bytes()).map_err(|_| format!("`{m}` is not an HTTP method"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(list))
+}

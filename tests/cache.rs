@@ -1,0 +1,126 @@
+//! The verified-token cache: hits hand out the same principal, entries never outlive the
+//! token, and a hash collision never shares a principal.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use common::*;
+use portcullis::{AuthErrorKind, Authenticator, TokenCache};
+use serde_json::json;
+
+fn settable_clock() -> (Arc<AtomicU64>, impl Fn() -> u64 + Send + Sync + 'static) {
+    let now = Arc::new(AtomicU64::new(NOW));
+    let read = now.clone();
+    (now, move || read.load(Ordering::SeqCst))
+}
+
+#[test]
+fn a_token_seen_again_gets_the_same_principal() {
+    let auth = hs_builder().build().unwrap();
+    let token = hs256().sign(&claims("client")).unwrap();
+    let first = auth.verify(&token).unwrap();
+    let second = auth.verify(&token).unwrap(); // second sight: remembered
+    let third = auth.verify(&token).unwrap();
+    assert!(!first.is_same(&second));
+    assert!(third.is_same(&second), "the third look-up is a hit");
+    assert_eq!(third.roles(), ["client"]);
+    // Off: every verification is its own.
+    let off = hs_builder().token_cache(TokenCache::off()).build().unwrap();
+    let (a, b, c) = (
+        off.verify(&token).unwrap(),
+        off.verify(&token).unwrap(),
+        off.verify(&token).unwrap(),
+    );
+    assert!(!a.is_same(&b) && !b.is_same(&c));
+}
+
+#[test]
+fn a_cached_token_is_refused_at_its_exp() {
+    let (now, clock) = settable_clock();
+    let auth = Authenticator::builder()
+        .hmac_secret(SECRET)
+        .clock(clock)
+        .build()
+        .unwrap();
+    let exp = NOW + 100;
+    let token = hs256()
+        .sign(&json!({"sub": "u", "exp": exp, "nbf": NOW - 10}))
+        .unwrap();
+    let _ = auth.verify(&token).unwrap();
+    let cached = auth.verify(&token).unwrap();
+    // Up to exp + the 60 s leeway it is served from the cache.
+    now.store(exp + 60, Ordering::SeqCst);
+    assert!(auth.verify(&token).unwrap().is_same(&cached));
+    // One second later it has expired, cache or not: `Token expired`.
+    now.store(exp + 61, Ordering::SeqCst);
+    let err = auth.verify(&token).unwrap_err();
+    assert!(err.is_expired(), "{err}");
+    assert_eq!(err.message(), "Token expired");
+    // A clock that goes back before `nbf` (minus the leeway) refuses it too.
+    now.store(NOW - 71, Ordering::SeqCst);
+    assert_eq!(
+        auth.verify(&token).unwrap_err().kind(),
+        AuthErrorKind::InvalidToken
+    );
+}
+
+#[test]
+fn colliding_hashes_never_share_a_principal() {
+    let auth = hs_builder()
+        .token_cache(TokenCache::new().colliding_hash_for_tests())
+        .build()
+        .unwrap();
+    let tokens: Vec<String> = (0..8)
+        .map(|i| {
+            hs256()
+                .sign(&json!({"sub": format!("user-{i}"), "role": format!("role-{i}"), "exp": NOW + 600}))
+                .unwrap()
+        })
+        .collect();
+    for round in 0..5 {
+        for (i, t) in tokens.iter().enumerate() {
+            // Each token twice in a row (so it is admitted and then hit), in turn.
+            for _ in 0..2 {
+                let p = auth.verify(t).unwrap();
+                assert_eq!(
+                    p.subject(),
+                    Some(format!("user-{i}").as_str()),
+                    "round {round}"
+                );
+                assert_eq!(p.roles(), [format!("role-{i}")], "round {round}");
+            }
+        }
+    }
+    // A forged token under the same hash as a cached one is still verified (and refused).
+    let good = &tokens[0];
+    let _ = auth.verify(good).unwrap();
+    let _ = auth.verify(good).unwrap();
+    let mut forged = good.clone();
+    forged.pop();
+    forged.push(if good.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(
+        auth.verify(&forged).unwrap_err().kind(),
+        AuthErrorKind::InvalidToken
+    );
+}
+
+#[test]
+fn a_bounded_cache_stays_correct_under_many_tokens() {
+    let auth = hs_builder()
+        .token_cache(TokenCache::new().max_entries(16).max_bytes(1 << 16))
+        .build()
+        .unwrap();
+    for i in 0..500 {
+        let t = hs256()
+            .sign(&json!({"sub": format!("u{i}"), "exp": NOW + 600}))
+            .unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                auth.verify(&t).unwrap().subject(),
+                Some(format!("u{i}").as_str())
+            );
+        }
+    }
+}
