@@ -124,3 +124,24 @@ fn a_bounded_cache_stays_correct_under_many_tokens() {
         }
     }
 }
+
+#[test]
+fn every_token_of_a_working_set_is_remembered_after_its_second_sight() {
+    let auth = hs_builder().build().unwrap();
+    let tokens: Vec<String> = (0..5_000)
+        .map(|i| {
+            hs256()
+                .sign(&json!({"sub": format!("u{i}"), "exp": NOW + 600}))
+                .unwrap()
+        })
+        .collect();
+    let _first: Vec<_> = tokens.iter().map(|t| auth.verify(t).unwrap()).collect();
+    let second: Vec<_> = tokens.iter().map(|t| auth.verify(t).unwrap()).collect();
+    let third: Vec<_> = tokens.iter().map(|t| auth.verify(t).unwrap()).collect();
+    let remembered = second
+        .iter()
+        .zip(&third)
+        .filter(|(a, b)| a.is_same(b))
+        .count();
+    assert_eq!(remembered, tokens.len());
+}

@@ -10,12 +10,13 @@
 //! - An entry never outlives the key that verified it: a remote key set that drops or
 //!   changes a key starts a new key epoch, and entries of an older epoch are verified
 //!   again.
-//! - A token is cached on its second sight (a small table of recently seen hashes decides),
-//!   so a stream of tokens that never repeat costs one table probe each, not an insertion.
+//! - A token is cached on its second sight (a small filter of recently seen tokens, in two
+//!   generations so that it never fills up, decides), so a stream of tokens that never
+//!   repeat costs a few bit probes each, not a cache look-up and an insertion.
 //! - Bounded by entries and by bytes; one cache per authenticator, never shared.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use super::KeyEpoch;
@@ -59,8 +60,11 @@ const DEFAULT_BYTES: u64 = 32 << 20;
 const MAX_TTL: Duration = Duration::from_secs(3600);
 /// Bookkeeping counted for each entry beyond its token and principal.
 const ENTRY_OVERHEAD: u64 = 256;
-/// Slots of the table of recently seen token hashes (second sight admits).
-const SEEN_SLOTS: usize = 4096;
+/// Bits of each generation of the filter of recently seen tokens (second sight admits):
+/// 8 KiB each.
+const SEEN_BITS: usize = 1 << 16;
+/// Tokens marked in the filter before it is cleared, so it never fills up and admits all.
+const SEEN_RESET: usize = SEEN_BITS / 8;
 
 impl Default for TokenCache {
     fn default() -> Self {
@@ -129,7 +133,9 @@ impl TokenCache {
         Some(Cache {
             cache,
             hasher: foldhash::quality::RandomState::default(),
-            seen: (0..SEEN_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            seen: (0..2 * SEEN_BITS / 64).map(|_| AtomicU64::new(0)).collect(),
+            marks: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
             collide: self.collide_for_tests,
         })
     }
@@ -166,7 +172,11 @@ impl moka::Expiry<u64, Arc<Entry>> for Expire {
 pub(crate) struct Cache {
     cache: moka::sync::Cache<u64, Arc<Entry>>,
     hasher: foldhash::quality::RandomState,
+    /// A two-probe bloom filter of recently seen tokens, in two generations (current and
+    /// previous).
     seen: Box<[AtomicU64]>,
+    marks: AtomicUsize,
+    generation: AtomicUsize,
     collide: bool,
 }
 
@@ -191,12 +201,56 @@ impl Cache {
             return 1;
         }
         use std::hash::BuildHasher;
-        // Never 0: 0 marks an empty slot of the seen table.
-        self.hasher.hash_one(token.as_bytes()) | 1
+        self.hasher.hash_one(token.as_bytes())
+    }
+
+    /// The filter's two bits of a token: (word, mask) in the generation `g`.
+    fn bits(&self, g: usize, hash: u64) -> [(&AtomicU64, u64); 2] {
+        let words = SEEN_BITS / 64;
+        let bit = |b: u64| {
+            let b = (b as usize) % SEEN_BITS;
+            (&self.seen[g * words + b / 64], 1u64 << (b % 64))
+        };
+        [bit(hash), bit(hash >> 32)]
+    }
+
+    /// Whether the filter holds the token, in either generation.
+    fn in_filter(&self, hash: u64) -> bool {
+        (0..2).any(|g| {
+            self.bits(g, hash)
+                .iter()
+                .all(|(w, m)| w.load(Relaxed) & m != 0)
+        })
+    }
+
+    /// Marks a token in the current generation. When that generation is full, it becomes
+    /// the previous one and the other is cleared: a token stays known for at least one
+    /// generation after it was last seen.
+    fn mark(&self, hash: u64) {
+        let g = self.generation.load(Relaxed) & 1;
+        let mut set = false;
+        for (w, m) in self.bits(g, hash) {
+            if w.load(Relaxed) & m == 0 {
+                w.fetch_or(m, Relaxed);
+                set = true;
+            }
+        }
+        if set && self.marks.fetch_add(1, Relaxed) >= SEEN_RESET {
+            self.marks.store(0, Relaxed);
+            let next = (self.generation.fetch_add(1, Relaxed) + 1) & 1;
+            let words = SEEN_BITS / 64;
+            for w in &self.seen[next * words..(next + 1) * words] {
+                w.store(0, Relaxed);
+            }
+        }
     }
 
     /// The principal of `token` if it is cached and still valid at `now` (with `leeway`).
+    /// Only a token in the filter can be cached, so an unseen one costs no cache look-up.
     pub(crate) fn get(&self, hash: u64, token: &str, now: u64, leeway: u64) -> Option<Principal> {
+        if !self.in_filter(hash) {
+            return None;
+        }
         let entry = self.cache.get(&hash)?;
         if *entry.token != *token {
             return None;
@@ -212,6 +266,7 @@ impl Cache {
             self.cache.invalidate(&hash);
             return None;
         }
+        self.mark(hash);
         Some(entry.principal.clone())
     }
 
@@ -225,10 +280,11 @@ impl Cache {
         now: u64,
         leeway: u64,
     ) {
-        let slot = &self.seen[(hash as usize) % self.seen.len()];
-        if slot.swap(hash, Relaxed) != hash {
+        if !self.in_filter(hash) {
+            self.mark(hash);
             return;
         }
+        self.mark(hash);
         let ttl = match verified.exp {
             Some(exp) => Duration::from_secs(exp.saturating_add(leeway).saturating_sub(now)),
             None => MAX_TTL,
