@@ -309,9 +309,8 @@ impl Authenticator {
     /// the payload bytes, without reading them as claims. For JWS that are not JWTs, and
     /// for signature-level test vectors.
     pub fn verify_signature(&self, token: &str) -> Result<Vec<u8>, AuthError> {
-        let (buf, header_len, _) = self
-            .check_jws(token, Mode::Kick)
-            .map_err(Step::into_error)?;
+        let seg = self.segments(token)?;
+        let (buf, header_len, _) = self.check_jws(seg, Mode::Kick).map_err(Step::into_error)?;
         Ok(buf[header_len..].to_vec())
     }
 
@@ -343,9 +342,11 @@ impl Authenticator {
 
     fn verify_mode(&self, token: &str, mode: Mode) -> Result<Principal, Step> {
         let inner = &*self.inner;
+        // The cheapest checks first: what is not a compact JWS never reaches the cache.
+        let seg = self.segments(token)?;
         #[cfg(feature = "token-cache")]
         let cached = match &inner.cache {
-            Some(cache) if token.len() <= inner.max_token_bytes => {
+            Some(cache) => {
                 let hash = cache.hash(token);
                 if let Some(p) = cache.get(hash, token, inner.clock.now(), inner.leeway) {
                     return Ok(p);
@@ -354,7 +355,7 @@ impl Authenticator {
             }
             _ => None,
         };
-        let (buf, header_len, source) = self.check_jws(token, mode)?;
+        let (buf, header_len, source) = self.check_jws(seg, mode)?;
         let (identity, _exp, _nbf) = self.read_claims(&buf[header_len..])?;
         let principal = Principal::new(inner.answers.clone(), buf, header_len, identity);
         #[cfg(feature = "token-cache")]
@@ -383,14 +384,9 @@ impl Authenticator {
     /// it (with its key epoch).
     fn check_jws(
         &self,
-        token: &str,
+        seg: Segments<'_>,
         mode: Mode,
     ) -> Result<(Vec<u8>, usize, Option<KeyEpoch>), Step> {
-        let inner = &*self.inner;
-        if token.len() > inner.max_token_bytes {
-            return Err(AuthError::invalid_request(Reason::TooLarge).into());
-        }
-        let seg = segments(token)?;
         let b64 = strict_b64();
         // One buffer for both: the header, then the payload (decoded now, its errors
         // reported where they were always reported: after the signature).
@@ -435,6 +431,14 @@ impl Authenticator {
         }
         drop(header);
         Ok((buf, header_len, source))
+    }
+
+    /// The size cap, then the three segments of a compact JWS.
+    fn segments<'t>(&self, token: &'t str) -> Result<Segments<'t>, AuthError> {
+        if token.len() > self.inner.max_token_bytes {
+            return Err(AuthError::invalid_request(Reason::TooLarge));
+        }
+        segments(token)
     }
 
     fn static_key(&self, header: &Header<'_>) -> Result<&crate::keys::VerifyingKey, AuthError> {
