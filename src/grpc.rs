@@ -190,9 +190,12 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, Status> {
 }
 
 /// The verified token's claims, deserialized into `C`. Claims that do not fit are
-/// `UNAUTHENTICATED` with `Invalid token`.
+/// `UNAUTHENTICATED` with `Invalid token`; the log (target `portcullis::extract`, DEBUG)
+/// names the field that did not fit.
 pub fn claims<C: DeserializeOwned, T>(request: &tonic::Request<T>) -> Result<C, Status> {
-    principal(request)?.claims_as::<C>().map_err(|_| {
-        AuthError::invalid_token(Reason::Claim("claims do not fit the handler's type")).into()
+    principal(request)?.claims_path_as::<C>().map_err(|field| {
+        let error = AuthError::invalid_token(Reason::ClaimsType(field));
+        tracing::debug!(target: "portcullis::extract", error = %error, "claims do not fit the handler's type");
+        error.into()
     })
 }

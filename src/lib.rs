@@ -145,7 +145,7 @@ mod signer;
 pub use authn::TokenCache;
 pub use authn::{
     Authenticator, AuthenticatorBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
-    DangerousAuthenticatorBuilder, MAX_LEEWAY, MAX_TOKEN_BYTES_CAP,
+    DangerousAuthenticatorBuilder, MAX_LEEWAY, MAX_TOKEN_BYTES_CAP, TokenSource,
 };
 #[cfg(feature = "axum")]
 pub use authz::Authz;
@@ -156,7 +156,7 @@ pub use authz::{
     RecordSetBuilder, RecordStore, Statement, Subject, Via, resource_uri,
 };
 pub use clock::Clock;
-pub use config::EnvConfig;
+pub use config::{EnvConfig, UnknownTargets};
 pub use error::{AuthError, AuthErrorKind, ConfigError, ConfigErrorKind, GrpcCode};
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Claims};

@@ -27,6 +27,7 @@ enum KeySource {
 /// Builds an [`Authenticator`]. Every setting documents its default.
 pub struct AuthenticatorBuilder {
     check_audience: bool,
+    token_sources: Vec<super::TokenSource>,
     #[cfg(feature = "token-cache")]
     token_cache: super::TokenCache,
     sources: Vec<KeySource>,
@@ -76,6 +77,7 @@ impl Default for AuthenticatorBuilder {
             allow_short_hmac: false,
             require_exp: true,
             check_audience: true,
+            token_sources: vec![super::TokenSource::Authorization],
             #[cfg(feature = "token-cache")]
             token_cache: super::TokenCache::default(),
             #[cfg(feature = "jwks")]
@@ -194,6 +196,13 @@ impl AuthenticatorBuilder {
         S: Into<String>,
     {
         self.schemes = schemes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Where tokens come from, tried in this order (`PORTCULLIS_TOKEN_SOURCES`). Default:
+    /// the `Authorization` header alone. See [`TokenSource`](super::TokenSource).
+    pub fn token_sources<I: IntoIterator<Item = super::TokenSource>>(mut self, sources: I) -> Self {
+        self.token_sources = sources.into_iter().collect();
         self
     }
 
@@ -442,6 +451,17 @@ impl AuthenticatorBuilder {
             }
         }
         let split_roles = matches!(role_claim.last(), "scope" | "scp");
+        if self.token_sources.is_empty() {
+            return Err(ConfigError::new(
+                "token_sources",
+                "no token source; use at least `authorization` (the default)",
+            ));
+        }
+        for source in &self.token_sources {
+            source
+                .check()
+                .map_err(|e| ConfigError::new("token_sources", e))?;
+        }
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 answers: Arc::new(Answers::new(&self.schemes[0], &self.realm)),
@@ -459,6 +479,7 @@ impl AuthenticatorBuilder {
                 crit: self.crit,
                 require_exp: self.require_exp,
                 clock: self.clock,
+                sources: self.token_sources.into_boxed_slice(),
                 #[cfg(feature = "jwks")]
                 remote,
                 #[cfg(feature = "token-cache")]

@@ -30,6 +30,8 @@ mod cache;
 mod claims;
 mod token;
 
+pub use token::TokenSource;
+
 use std::sync::Arc;
 
 use base64::Engine;
@@ -140,6 +142,7 @@ struct Inner {
     crit: Vec<String>,
     require_exp: bool,
     clock: Arc<dyn Clock>,
+    sources: Box<[TokenSource]>,
     #[cfg(feature = "jwks")]
     remote: Option<RemoteKeys>,
     #[cfg(feature = "token-cache")]
@@ -256,24 +259,50 @@ impl Authenticator {
         &self.inner.answers
     }
 
-    /// Reads the token from the `Authorization` header and verifies it with the keys
-    /// already loaded (see [`verify`](Self::verify)).
+    /// Reads the token from the configured header sources ([`TokenSource`]; `Authorization`
+    /// by default) and verifies it with the keys already loaded (see
+    /// [`verify`](Self::verify)). Query sources need the query string: see
+    /// [`authenticate_request`](Self::authenticate_request).
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let token = self.token_from_headers(headers)?;
+        let token = self.token_from_request(headers, None)?;
         self.verify(token)
     }
 
-    /// Reads the token from the `Authorization` header and verifies it, waiting for remote
-    /// keys when a fetch is due (see [`verify_async`](Self::verify_async)).
+    /// Reads the token from the configured sources of a request (headers, cookies and,
+    /// when configured, the query string) and verifies it with the keys already loaded.
+    pub fn authenticate_request(
+        &self,
+        parts: &http::request::Parts,
+    ) -> Result<Principal, AuthError> {
+        let token = self.token_from_request(&parts.headers, parts.uri.query())?;
+        self.verify(token)
+    }
+
+    /// Reads the token like [`authenticate`](Self::authenticate) and verifies it, waiting
+    /// for remote keys when a fetch is due (see [`verify_async`](Self::verify_async)).
     pub async fn authenticate_async(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let token = self.token_from_headers(headers)?;
+        let token = self.token_from_request(headers, None)?;
         self.verify_async(token).await
     }
 
     /// The layer's first try: answers at once, or says a fetch is due.
-    pub(crate) fn authenticate_or_fetch(&self, headers: &HeaderMap) -> Result<Principal, Step> {
-        let token = self.token_from_headers(headers)?;
+    pub(crate) fn authenticate_or_fetch(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Principal, Step> {
+        let token = self.token_from_request(headers, query)?;
         self.verify_mode(token, Mode::Wait)
+    }
+
+    /// The layer's path after a wait: verifies, waiting for remote keys when a fetch is due.
+    pub(crate) async fn authenticate_parts_async(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        let token = self.token_from_request(headers, query)?;
+        self.verify_async(token).await
     }
 
     /// Verifies a token: format, header, key, signature, then claims.
