@@ -109,11 +109,26 @@
 //! [`layer::ResponseFuture`]), the axum extractors and the tonic interceptor. Rejections
 //! come from an answer table precomputed per authenticator.
 
+//! ## Logs (tracing)
+//!
+//! Events never hold a token, a key or a claim value; they name the method, the path or
+//! gRPC method, the outcome and the reason.
+//!
+//! | target | level | what |
+//! |---|---|---|
+//! | `portcullis::layer` | TRACE | every allowed request (method, path, `grpc`) |
+//! | `portcullis::layer` | DEBUG | every rejected request (method, path, status, reason), and route requirements that refuse |
+//! | `portcullis::extract` | DEBUG | extractor refusals (`Principal` on a public route, `Claims<T>` that do not fit, naming the field) |
+//! | `portcullis::authz` | DEBUG | `Authz::require` refusals (permission and reason) |
+//! | `portcullis::keys::remote::*` | DEBUG / WARN | key sets loaded; fetch failures (once per outage for runtime problems) |
+//! | `portcullis::config` | WARN | dangerous settings taken from the environment |
+//!
 //! ## Feature flags
 //!
 //! - `axum` (default): the [`Principal`] and [`Claims`] extractors, and [`Authz`].
 //! - `watch`: `MemoryStore::watch_file`, a tokio task that reloads an access-record file.
 //! - `tonic`: the `grpc` module (interceptor, status conversion, handler helpers).
+//! - `token-cache` (default): the verified-token cache ([`TokenCache`]).
 //! - `jwks` (default): remote key sets (`jwks_url`, `issuer_jwks_url`, `oidc_issuer`,
 //!   [`JwksOptions`]) with one shared reqwest client over rustls; needs a tokio runtime.
 //! - `reqwest-client`: `JwksClient::from_reqwest`, to bring your own reqwest 0.13 client
