@@ -129,6 +129,8 @@
 //! - `watch`: `MemoryStore::watch_file`, a tokio task that reloads an access-record file.
 //! - `tonic`: the `grpc` module (interceptor, status conversion, handler helpers).
 //! - `token-cache` (default): the verified-token cache ([`TokenCache`]).
+//! - `test-util`: a kit for your own tests: `Signer::generate` and `test_util::TestIssuer`,
+//!   an OIDC issuer on loopback (discovery, JWK sets, rotation, minting).
 //! - `jwks` (default): remote key sets (`jwks_url`, `issuer_jwks_url`, `oidc_issuer`,
 //!   [`JwksOptions`]) with one shared reqwest client over rustls; needs a tokio runtime.
 //! - `reqwest-client`: `JwksClient::from_reqwest`, to bring your own reqwest 0.13 client
@@ -155,6 +157,8 @@ pub mod layer;
 mod policy;
 mod principal;
 mod signer;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 
 #[cfg(feature = "token-cache")]
 pub use authn::TokenCache;

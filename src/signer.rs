@@ -36,6 +36,8 @@ use crate::jose::{Algorithm, SigningKey};
 pub struct Signer {
     kid: Option<String>,
     key: SigningKey,
+    /// The public JWK, for a generated key.
+    jwk: Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -53,14 +55,61 @@ impl Signer {
     pub fn hmac(alg: Algorithm, secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         let key = SigningKey::hmac(alg, secret.as_ref())
             .map_err(|e| ConfigError::new("signer algorithm", e))?;
-        Ok(Self { kid: None, key })
+        Ok(Self {
+            kid: None,
+            key,
+            jwk: None,
+        })
     }
 
     /// A signer with a private key in PEM (PKCS#8; PKCS#1 also for RSA).
     pub fn from_pem(alg: Algorithm, pem: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         let key = SigningKey::from_pem(alg, pem.as_ref())
             .map_err(|e| ConfigError::new("signer key", e))?;
-        Ok(Self { kid: None, key })
+        Ok(Self {
+            kid: None,
+            key,
+            jwk: None,
+        })
+    }
+
+    /// A fresh key pair for `alg` (feature `test-util`, for tests): RSA keys are 2048
+    /// bits, HMAC secrets the hash size. The signer names a random `kid`, and
+    /// [`public_jwk`](Self::public_jwk) and [`jwk_set_json`](Self::jwk_set_json) give the
+    /// verifying side.
+    ///
+    /// ```
+    /// use portcullis::{Algorithm, Authenticator, Signer};
+    ///
+    /// let signer = Signer::generate(Algorithm::RS256)?;
+    /// let auth = Authenticator::builder().jwk_set_json(signer.jwk_set_json()).build()?;
+    /// let token = signer.sign(&serde_json::json!({"sub": "ada", "exp": 4_000_000_000u64}))?;
+    /// assert_eq!(auth.verify(&token)?.subject(), Some("ada"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "test-util")]
+    pub fn generate(alg: Algorithm) -> Result<Self, ConfigError> {
+        let mut id = [0u8; 8];
+        aws_lc_free_random(&mut id);
+        let kid: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let (key, jwk) =
+            crate::jose::generate(alg, &kid).map_err(|e| ConfigError::new("signer key", e))?;
+        Ok(Self {
+            kid: Some(kid),
+            key,
+            jwk: Some(jwk),
+        })
+    }
+
+    /// The public JWK of a generated key (`None` for keys given as PEM or secrets).
+    pub fn public_jwk(&self) -> Option<&serde_json::Value> {
+        self.jwk.as_ref()
+    }
+
+    /// A JWK set (`{"keys": [...]}`) with the public key of a generated signer, or an
+    /// empty set for other signers.
+    pub fn jwk_set_json(&self) -> String {
+        serde_json::json!({"keys": self.jwk.iter().collect::<Vec<_>>()}).to_string()
     }
 
     /// Sets the `kid` header parameter.
@@ -100,3 +149,20 @@ impl std::fmt::Display for SignError {
 }
 
 impl std::error::Error for SignError {}
+
+/// Random bytes for key ids of generated keys.
+#[cfg(feature = "test-util")]
+fn aws_lc_free_random(out: &mut [u8]) {
+    use std::hash::{BuildHasher, Hasher};
+    // Uniqueness, not secrecy: a kid only tells keys apart.
+    for chunk in out.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+        );
+        let v = h.finish().to_le_bytes();
+        chunk.copy_from_slice(&v[..chunk.len()]);
+    }
+}
