@@ -171,7 +171,7 @@ pub use authz::Authz;
 #[cfg(feature = "watch")]
 pub use authz::FileWatch;
 pub use authz::{
-    AccessDecision, AccessReason, Authorizer, Grant, MemoryStore, Record, RecordSet,
+    AccessDecision, AccessList, AccessReason, Authorizer, Grant, MemoryStore, Record, RecordSet,
     RecordSetBuilder, RecordStore, Statement, Subject, Via, resource_uri,
 };
 pub use clock::Clock;

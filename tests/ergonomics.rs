@@ -514,3 +514,72 @@ async fn token_sources_in_order_with_one_credential_each() {
     assert_eq!(err.setting(), "PORTCULLIS_TOKEN_SOURCES");
     let _ = Authenticator::builder;
 }
+
+// 10. Listing: everything a subject may do, and its effective groups.
+#[test]
+fn listing_grants_and_effective_groups() {
+    use portcullis::{Authorizer, Record, RecordSet, Statement, Subject, Via};
+    let records = RecordSet::builder()
+        .role("viewer", ["documents:read"])
+        .role("editor", ["documents:read", "documents:write"])
+        .role("auditor", ["audit:read"])
+        .group("staff", ["ada"])
+        .group("writers", ["ada"])
+        .record(
+            Record::new("r1")
+                .statement(
+                    Statement::new()
+                        .roles(["viewer"])
+                        .resources(["/docs"])
+                        .groups(["staff"]),
+                )
+                .statement(
+                    Statement::new()
+                        .roles(["editor"])
+                        .resources(["/docs/drafts"])
+                        .groups(["writers"]),
+                ),
+        )
+        .record(
+            Record::new("r2").statement(
+                Statement::new()
+                    .roles(["auditor"])
+                    .resources(["/audit"])
+                    .groups(["auditors"]),
+            ),
+        )
+        .record(
+            Record::new("r3").statement(
+                Statement::new()
+                    .roles(["viewer"])
+                    .resources(["/wiki"])
+                    .token_roles(["reader"]),
+            ),
+        )
+        .build()
+        .unwrap();
+    let authz = Authorizer::new(records);
+    let list = authz.list(
+        Subject::user("ada")
+            .with_groups(["sso-users"])
+            .with_roles(["reader"]),
+    );
+    assert_eq!(list.groups(), ["sso-users", "staff", "writers"]);
+    // A right reached through two groups is listed once; the auditor role is not linked.
+    assert_eq!(list.permissions(), ["documents:read", "documents:write"]);
+    assert_eq!(list.roles(), ["editor", "viewer"]);
+    let wiki: Vec<_> = list
+        .grants()
+        .iter()
+        .filter(|g| g.resource() == "/wiki")
+        .collect();
+    assert_eq!(wiki.len(), 1);
+    assert_eq!(
+        (wiki[0].via(), wiki[0].via_id()),
+        (Via::TokenRole, "reader")
+    );
+    assert!(list.grants().iter().all(|g| g.role() != "auditor"));
+    // Someone else: nothing.
+    let none = authz.list(Subject::user("bob"));
+    assert!(none.grants().is_empty() && none.groups().is_empty());
+}

@@ -103,6 +103,11 @@ impl Authz {
             })
     }
 
+    /// Everything the caller may do ([`Authorizer::list`]).
+    pub fn list(&self) -> super::AccessList {
+        self.authorizer.list(&self.principal)
+    }
+
     /// The caller's permissions on `resource_uri` ([`Authorizer::permissions`]).
     pub fn permissions(&self, resource_uri: &str) -> Vec<String> {
         self.authorizer.permissions(&self.principal, resource_uri)
