@@ -425,7 +425,7 @@ impl fmt::Display for AccessDecision {
 /// store. Cheap to clone (one `Arc`); `Send + Sync`. No decision makes a network call or
 /// waits on a lock.
 ///
-/// Matching (SPEC.md section 5):
+/// Matching:
 /// - Resources are `/`-separated and case-sensitive; a leading slash is optional and a
 ///   trailing slash ignored. A grant on `/a` covers `/a` and everything below it, at
 ///   segment boundaries (`/resources/12` does not cover `/resources/123`). A `*` segment

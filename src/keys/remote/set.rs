@@ -13,7 +13,7 @@ use super::fetch::{Fetcher, Source};
 use crate::jose::Algorithm;
 use crate::keys::{KeySet, Lookup, Mode, VerifyingKey};
 
-/// Entries of the negative cache of unknown `kid`s (SECURITY.md D2).
+/// Entries of the negative cache of unknown `kid`s: bounded, since kids come from tokens.
 const NEGATIVE_CAPACITY: u64 = 4096;
 /// Longest wait between two attempts after failures, in seconds.
 const MAX_BACKOFF: u64 = 60;
