@@ -14,6 +14,7 @@
 //! | `PORTCULLIS_JWK_SET_FILE` | static JWK set file | none |
 //! | `PORTCULLIS_JWKS_URL` | remote JWK set URL (https; http for loopback), feature `jwks` | none |
 //! | `PORTCULLIS_OIDC_ISSUER` | OIDC issuers, keys by discovery (comma-separated), feature `jwks` | none |
+//! | `PORTCULLIS_ISSUER_PATTERN` | issuer patterns (`https://idp/realms/*`), comma-separated: keys by discovery on first use, rate-limited, feature `jwks` | none |
 //! | `PORTCULLIS_JWKS_TTL_SECONDS` | remote key set TTL without `Cache-Control: max-age` | `600` |
 //! | `PORTCULLIS_JWKS_COOLDOWN_SECONDS` | least time between refetches for unknown `kid`s | `30` |
 //! | `PORTCULLIS_ISSUER` | required `iss` (comma-separated for several) | any |
@@ -176,6 +177,13 @@ impl EnvConfig {
             }
             for iss in get("PORTCULLIS_OIDC_ISSUER").iter().flat_map(|v| list(v)) {
                 auth = auth.oidc_issuer(iss);
+                has_keys = true;
+            }
+            for pattern in get("PORTCULLIS_ISSUER_PATTERN")
+                .iter()
+                .flat_map(|v| list(v))
+            {
+                auth = auth.issuer_pattern(pattern);
                 has_keys = true;
             }
             let seconds = |name: &str, v: &str| {
@@ -411,6 +419,7 @@ impl EnvConfig {
             "jwk_set" => e.renamed("PORTCULLIS_JWK_SET_FILE"),
             "jwks_url" => e.renamed("PORTCULLIS_JWKS_URL"),
             "oidc_issuer" => e.renamed("PORTCULLIS_OIDC_ISSUER"),
+            "issuer_pattern" => e.renamed("PORTCULLIS_ISSUER_PATTERN"),
             "jwks_ttl" => e.renamed("PORTCULLIS_JWKS_TTL_SECONDS"),
             "jwks_cooldown" => e.renamed("PORTCULLIS_JWKS_COOLDOWN_SECONDS"),
             "realm" => e.renamed("PORTCULLIS_REALM"),

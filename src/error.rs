@@ -493,7 +493,13 @@ impl ConfigErrorKind {
             "public_key_pem" | "PORTCULLIS_PUBLIC_KEY_FILE" => PublicKey,
             "jwk_set" | "PORTCULLIS_JWK_SET_FILE" => JwkSet,
             "signer key" => SigningKey,
-            "jwks_url" | "issuer_jwks_url" | "oidc_issuer" | "PORTCULLIS_OIDC_ISSUER" => RemoteKeys,
+            "jwks_url"
+            | "issuer_jwks_url"
+            | "oidc_issuer"
+            | "issuer_pattern"
+            | "tenant_options"
+            | "PORTCULLIS_ISSUER_PATTERN"
+            | "PORTCULLIS_OIDC_ISSUER" => RemoteKeys,
             s if s.starts_with("jwks_") || s.starts_with("PORTCULLIS_JWKS_") => RemoteKeys,
             "issuer"
             | "audience"

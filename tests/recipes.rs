@@ -151,3 +151,69 @@ async fn rotation_on_demand() {
     assert!(idp.jwks_requests() >= 2);
     assert_eq!(idp.discovery_requests(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_tenant_issuers_behind_one_pattern_survive_a_flood() {
+    use portcullis::{AuthErrorKind, TenantOptions};
+    let idp = TestIssuer::with_realms(Algorithm::ES256, ["a", "b", "c"])
+        .await
+        .unwrap();
+    let base = idp.realm("a");
+    let pattern = format!("{}/*", base.trim_end_matches("/a"));
+    const BUDGET: u64 = 5;
+    let auth = Authenticator::builder()
+        .issuer_pattern(&pattern)
+        .tenant_options(
+            TenantOptions::new()
+                .capacity(3)
+                .discoveries_per_minute(BUDGET),
+        )
+        // A fixed clock: the discovery budget does not refill during the test.
+        .clock(|| 1_700_000_000)
+        .build()
+        .unwrap();
+    let claims = |sub: &str| json!({"sub": sub, "exp": 4_000_000_000u64});
+    for realm in ["a", "b", "c"] {
+        let t = idp.mint_in(realm, &claims(realm));
+        assert_eq!(auth.verify_async(&t).await.unwrap().subject(), Some(realm));
+    }
+    assert_eq!(idp.discovery_requests(), 3);
+    // Outside the pattern: refused without any fetch.
+    let outside = idp.mint_in("a", &json!({"sub": "x", "exp": 4_000_000_000u64, "iss": idp.realm("a").replace("/realms/", "/other/")}));
+    assert_eq!(
+        auth.verify_async(&outside).await.unwrap_err().kind(),
+        AuthErrorKind::InvalidToken
+    );
+    // A token of realm a claiming realm b's issuer: b's keys, refused.
+    let forged = idp.mint_in(
+        "a",
+        &json!({"sub": "x", "exp": 4_000_000_000u64, "iss": idp.realm("b")}),
+    );
+    assert_eq!(
+        auth.verify_async(&forged).await.unwrap_err().kind(),
+        AuthErrorKind::InvalidToken
+    );
+    assert_eq!(idp.discovery_requests(), 3);
+    // The flood: 10,000 tokens naming random matching issuers, the real realms in between.
+    for i in 0..10_000u32 {
+        let iss = format!("{}/realms/flood-{i:05}", base.trim_end_matches("/realms/a"));
+        let t = idp.mint_in(
+            "a",
+            &json!({"sub": "f", "exp": 4_000_000_000u64, "iss": iss}),
+        );
+        assert!(auth.verify_async(&t).await.is_err());
+        if i % 1_000 == 0 {
+            let realm = ["a", "b", "c"][(i / 1_000) as usize % 3];
+            let ok = idp.mint_in(realm, &claims(realm));
+            assert_eq!(auth.verify_async(&ok).await.unwrap().subject(), Some(realm));
+            assert!(auth.tenant_count() <= 3);
+        }
+    }
+    let fetched = idp.discovery_requests() as u64;
+    assert!(fetched <= 3 + (BUDGET - 3), "{fetched} discovery requests");
+    assert!(auth.tenant_count() <= 3);
+    for realm in ["a", "b", "c"] {
+        let t = idp.mint_in(realm, &claims(realm));
+        assert_eq!(auth.verify_async(&t).await.unwrap().subject(), Some(realm));
+    }
+}

@@ -170,6 +170,30 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// Accepts tokens of every issuer matching `pattern` (`PORTCULLIS_ISSUER_PATTERN`;
+    /// feature `jwks`): `https://idp.example.com/realms/*` (a Keycloak realm per tenant),
+    /// `https://login.microsoftonline.com/*/v2.0` (Entra ID). The scheme and host match
+    /// exactly, `*` stands for one whole segment (letters, digits, `-._~`); https only, or
+    /// http for loopback hosts. Each issuer's keys come from its OIDC discovery on its first
+    /// token, and the issuer named in an unverified token is the attacker's choice, so:
+    /// discoveries of new issuers are rate-limited for all patterns together, a failed one
+    /// is remembered, and only issuers that delivered keys are cached (bounded). See
+    /// [`TenantOptions`](crate::TenantOptions) for the numbers. When issuers are listed
+    /// with [`issuer`](Self::issuer), matching issuers are accepted too.
+    #[cfg(feature = "jwks")]
+    pub fn issuer_pattern(mut self, pattern: impl Into<String>) -> Self {
+        self.remote.issuer_pattern(pattern.into());
+        self
+    }
+
+    /// Limits of [`issuer_pattern`](Self::issuer_pattern): capacity, idle time, discovery
+    /// rate, failure memory (feature `jwks`). Default [`TenantOptions::default`](crate::TenantOptions).
+    #[cfg(feature = "jwks")]
+    pub fn tenant_options(mut self, options: crate::TenantOptions) -> Self {
+        self.remote.tenant_options(options);
+        self
+    }
+
     /// Settings of the remote key sets: TTL, cooldown, stale age, timeouts, caps. Default
     /// [`JwksOptions::default`].
     #[cfg(feature = "jwks")]

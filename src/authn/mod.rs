@@ -343,6 +343,17 @@ impl Authenticator {
         Ok(buf[header_len..].to_vec())
     }
 
+    /// How many issuers found through issuer patterns have their keys held now. For tests.
+    #[cfg(feature = "jwks")]
+    #[doc(hidden)]
+    pub fn tenant_count(&self) -> u64 {
+        self.inner
+            .remote
+            .as_ref()
+            .and_then(|r| r.tenants.as_ref())
+            .map_or(0, crate::keys::Tenants::len)
+    }
+
     /// Fetches every remote key set now and reports the first that has no usable keys,
     /// naming its setting and the fetch error (feature `jwks`). Call it once at start to
     /// fail fast on a wrong URL; without it keys load on first use. Concurrent calls and
@@ -483,23 +494,35 @@ impl Authenticator {
     fn remote_set(
         &self,
         payload: Option<&[u8]>,
-    ) -> Result<Option<&Arc<crate::keys::RemoteSet>>, AuthError> {
+    ) -> Result<Option<Arc<crate::keys::RemoteSet>>, AuthError> {
         let Some(remote) = &self.inner.remote else {
             return Ok(None);
         };
         // The token's `iss` picks its issuer's keys (a map look-up), so the claims are
         // read before the signature; `iss` is checked again with the other claims.
-        let mut by_issuer = None;
-        if !remote.by_issuer.is_empty() {
-            let payload = payload.ok_or_else(|| malformed("payload is not strict base64url"))?;
-            let [iss] = json::scan_object(payload, &["iss"]).map_err(malformed)?;
-            let iss = iss.map(json::Scalar::of);
-            by_issuer = iss
-                .as_ref()
-                .and_then(json::Scalar::as_str)
-                .and_then(|iss| remote.by_issuer.get(iss));
+        if remote.by_issuer.is_empty() && remote.tenants.is_none() {
+            return Ok(remote.any.clone());
         }
-        Ok(by_issuer.or(remote.any.as_ref()))
+        let payload = payload.ok_or_else(|| malformed("payload is not strict base64url"))?;
+        let [iss] = json::scan_object(payload, &["iss"]).map_err(malformed)?;
+        let iss = iss.map(json::Scalar::of);
+        let Some(iss) = iss.as_ref().and_then(json::Scalar::as_str) else {
+            return Ok(remote.any.clone());
+        };
+        if let Some(set) = remote.by_issuer.get(iss) {
+            return Ok(Some(set.clone()));
+        }
+        if let Some(tenants) = &remote.tenants
+            && tenants.matches(iss)
+        {
+            // A pattern's issuer uses its own discovered keys and no others; refused
+            // without a fetch when the discovery budget is spent or it failed lately.
+            return tenants
+                .set_for(iss)
+                .map(Some)
+                .ok_or_else(|| AuthError::invalid_token(Reason::NoKey("issuer not known (yet)")));
+        }
+        Ok(remote.any.clone())
     }
 
     fn check_header<'h>(&self, bytes: &'h [u8]) -> Result<Header<'h>, AuthError> {

@@ -178,6 +178,15 @@ impl RemoteSet {
         }
     }
 
+    /// How the first load ended: `Some(true)` keys are loaded, `Some(false)` a fetch failed
+    /// and no keys ever came, `None` nothing has ended yet.
+    pub(crate) fn first_load_outcome(&self) -> Option<bool> {
+        if self.state.load().keys.is_some() {
+            return Some(true);
+        }
+        (self.lock().failures > 0).then_some(false)
+    }
+
     /// Whether usable keys are loaded, and the error of the last failed fetch.
     pub(crate) fn status(&self) -> (bool, Option<String>) {
         let now = self.fetcher.clock.now();
