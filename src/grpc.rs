@@ -45,6 +45,18 @@ use crate::error::{AuthError, GrpcCode, Reason};
 use crate::policy::{Policy, Target};
 use crate::principal::Principal;
 
+/// A guarded tonic service keeps its name, so it can be added to a tonic server one by
+/// one: `Server::builder().add_service(layer.layer(GreeterServer::new(svc)))` with
+/// `layer = AuthLayer::new(..).for_grpc()`. Then calls to services the server does not
+/// serve answer `UNIMPLEMENTED` from tonic's router without reaching the layer, while
+/// every method of a served service is judged by the policy (its deny-by-default included).
+/// Guarding with `Server::builder().layer(..)` instead judges every call, served or not:
+/// unknown services then get `PERMISSION_DENIED` (or `UNAUTHENTICATED`), which tells a
+/// caller nothing about what the server serves.
+impl<S: tonic::server::NamedService> tonic::server::NamedService for crate::layer::Auth<S> {
+    const NAME: &'static str = S::NAME;
+}
+
 impl From<GrpcCode> for Code {
     fn from(code: GrpcCode) -> Self {
         match code {

@@ -621,7 +621,9 @@ fn decisions_are_logged_without_tokens_or_claim_values() {
     let events = Events::default();
     let secret_claim = "s3cr3t-tenant-name";
     let t = token(json!({"role": "user", "tenant": secret_claim}));
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     tracing::subscriber::with_default(events.clone(), || {
         rt.block_on(async {
             let authz = Authorizer::new(RecordSet::empty());
@@ -647,23 +649,32 @@ fn decisions_are_logged_without_tokens_or_claim_values() {
     let lines = events.0.lock().unwrap().clone();
     let all = lines.join("\n");
     assert!(
-        lines.iter().any(|l| l.starts_with("portcullis::layer DEBUG")
-            && l.contains("method=GET")
-            && l.contains("path=\"/admin\"")
-            && l.contains("outcome=\"rejected\"")
-            && l.contains("status=403")
-            && l.contains("needs one of: admin")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("portcullis::layer DEBUG")
+                && l.contains("method=GET")
+                && l.contains("path=\"/admin\"")
+                && l.contains("outcome=\"rejected\"")
+                && l.contains("status=403")
+                && l.contains("needs one of: admin")),
         "{all}"
     );
     assert!(
-        lines.iter().any(|l| l.starts_with("portcullis::layer TRACE") && l.contains("path=\"/doc\"")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("portcullis::layer TRACE") && l.contains("path=\"/doc\"")),
         "{all}"
     );
     assert!(
-        lines.iter().any(|l| l.starts_with("portcullis::authz DEBUG") && l.contains("docs:read")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("portcullis::authz DEBUG") && l.contains("docs:read")),
         "{all}"
     );
     assert!(!all.contains(&t), "a token was logged");
-    assert!(!all.contains(&t[t.len() - 20..]), "part of a token was logged");
+    assert!(
+        !all.contains(&t[t.len() - 20..]),
+        "part of a token was logged"
+    );
     assert!(!all.contains(secret_claim), "a claim value was logged");
 }
