@@ -125,6 +125,7 @@ impl Key {
     /// Whether `other` is the same key: the same algorithms and, for public keys, the same
     /// encoded key. (HMAC keys compare by algorithms alone: they are only ever static, and
     /// static keys never change.)
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
     pub(crate) fn same_as(&self, other: &Key) -> bool {
         self.prepared.len() == other.prepared.len()
             && self
@@ -293,6 +294,25 @@ impl SigningKey {
         }
         .map_err(|_| format!("not a PEM private key for {alg}"))?;
         Ok(Self { alg, key })
+    }
+
+    /// An Ed25519 private key in PKCS#8 DER (v1, as `openssl genpkey` and the Authress
+    /// access keys carry it, or v2 with the public key, which must match), with its public
+    /// key (32 bytes). Only EdDSA: the other algorithms take PEM.
+    pub(crate) fn ed25519_from_der(der: &[u8]) -> Result<(Self, [u8; 32]), String> {
+        use aws_lc_rs::signature::KeyPair;
+        let pair = sig::Ed25519KeyPair::from_pkcs8(der)
+            .map_err(|_| "not a PKCS#8 DER Ed25519 private key".to_owned())?;
+        let public: [u8; 32] = pair
+            .public_key()
+            .as_ref()
+            .try_into()
+            .map_err(|_| "not a PKCS#8 DER Ed25519 private key".to_owned())?;
+        let key = Self {
+            alg: Algorithm::EdDSA,
+            key: EncodingKey::from_ed_der(der),
+        };
+        Ok((key, public))
     }
 
     pub(crate) fn algorithm(&self) -> Algorithm {
