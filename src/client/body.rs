@@ -90,14 +90,15 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
     }
 
     fn size_hint(&self) -> SizeHint {
-        let mut hint = self
+        let rest = self
             .rest
             .as_ref()
             .map_or(SizeHint::with_exact(0), B::size_hint);
         let n = self.data.as_ref().map_or(0, |d| d.len() as u64);
-        hint.set_lower(hint.lower() + n);
-        if let Some(upper) = hint.upper() {
-            hint.set_upper(upper + n);
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower().saturating_add(n));
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper.saturating_add(n));
         }
         hint
     }
