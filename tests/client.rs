@@ -58,6 +58,9 @@ enum Mode {
     Status(u16),
 }
 
+/// A request the endpoint got: its body and `Authorization` header.
+type Seen = (String, Option<String>);
+
 /// The token endpoint: FEDn's refresh at `/refresh`, OAuth2 at `/oauth/token`.
 #[derive(Clone)]
 struct Endpoint {
@@ -65,7 +68,7 @@ struct Endpoint {
     mode: Arc<Mutex<Mode>>,
     clock: TestClock,
     /// The last request: its body and `Authorization` header.
-    last: Arc<Mutex<Option<(String, Option<String>)>>>,
+    last: Arc<Mutex<Option<Seen>>>,
     /// When set, the refresh waits for it (to make concurrent callers overlap).
     hold: Arc<Mutex<Option<Arc<tokio::sync::Semaphore>>>>,
     entered: Arc<tokio::sync::Notify>,

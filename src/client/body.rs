@@ -104,12 +104,12 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
     }
 }
 
+/// A body read whole: its data and trailers.
+pub(crate) type Whole = (Bytes, Option<HeaderMap>);
+
 /// Reads the frames of `body` that are ready, up to `cap` bytes. Returns the body to send
 /// and, when the body ended within them, what it held (for a replay).
-pub(crate) fn capture<B>(
-    mut body: B,
-    cap: usize,
-) -> Result<(B, Option<(Bytes, Option<HeaderMap>)>), BoxError>
+pub(crate) fn capture<B>(mut body: B, cap: usize) -> Result<(B, Option<Whole>), BoxError>
 where
     B: ReplayBody,
     B::Error: Into<BoxError>,

@@ -235,9 +235,11 @@ impl<S> AddToken<S> {
     }
 }
 
+type Answer<RB> = Result<Response<ResponseBody<RB>>, BoxError>;
+
 /// The future of [`AddToken`].
 pub struct ResponseFuture<RB> {
-    inner: Pin<Box<dyn Future<Output = Result<Response<ResponseBody<RB>>, BoxError>> + Send>>,
+    inner: Pin<Box<dyn Future<Output = Answer<RB>> + Send>>,
 }
 
 impl<RB> fmt::Debug for ResponseFuture<RB> {
