@@ -1039,3 +1039,43 @@ async fn tonic_unary_refused_as_expired_is_replayed_once() {
     assert_eq!(got, "refreshed-1:again");
     assert_eq!(w.endpoint.hits(), 1);
 }
+
+/// A reqwest-style service: `http::Request` in, reqwest sends it, `http::Response` out.
+fn reqwest_service() -> impl Service<
+    Request<Full<Bytes>>,
+    Response = http::Response<reqwest::Body>,
+    Error = BoxError,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    let client = reqwest::Client::new();
+    tower::service_fn(move |req: Request<Full<Bytes>>| {
+        let client = client.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = body.collect().await?.to_bytes();
+            let req = reqwest::Request::try_from(Request::from_parts(parts, body))?;
+            let res = client.execute(req).await?;
+            Ok::<_, BoxError>(http::Response::<reqwest::Body>::from(res))
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_reqwest_style_service_refreshes_and_retries_too() {
+    let w = world(Some(token("first", NOW + 3600)), Mode::Mint { ttl: 3600 }).await;
+    w.server.set(NOW + 7200);
+    let svc = TokenLayer::new(w.source.clone()).layer(reqwest_service());
+    let req = Request::post(format!("{}/api/v1/clients/add", w.api))
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "refreshed-1 added {}");
+    assert_eq!(
+        (w.endpoint.hits(), w.api_hits.load(Ordering::SeqCst)),
+        (1, 2)
+    );
+}
