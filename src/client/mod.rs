@@ -22,7 +22,8 @@
 //! - Verify Authress service-client tokens on the server: [`AuthressServiceClient`].
 //!
 //! Every type holding a token or a key prints `<redacted>` in `Debug`; nothing here logs
-//! a token.
+//! a token. Failed refreshes are logged at WARN under the target `portcullis::client`,
+//! with the error's log-safe text only.
 //!
 //! ```
 //! use axum::{Router, body::Body, routing::get};

@@ -274,6 +274,8 @@ impl Refreshing {
                 Ok(token)
             }
             Err(e) if e.kind() == TokenErrorKind::Rejected => {
+                // Log-safe: the error never holds a token or a refresh token.
+                tracing::warn!(target: "portcullis::client", "token refresh refused, not retrying: {e}");
                 state.refused = Some(e.clone());
                 Err(e)
             }
@@ -286,6 +288,7 @@ impl Refreshing {
                     .min(self.inner.max_backoff);
                 state.failures = state.failures.saturating_add(1);
                 state.retry_at = now.saturating_add(wait);
+                tracing::warn!(target: "portcullis::client", "token refresh failed, next attempt in {wait} s: {e}");
                 state.last_error = Some(e.clone());
                 Err(e)
             }
