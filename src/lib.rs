@@ -133,6 +133,10 @@
 //!   an OIDC issuer on loopback (discovery, JWK sets, rotation, minting).
 //! - `jwks` (default): remote key sets (`jwks_url`, `issuer_jwks_url`, `oidc_issuer`,
 //!   [`JwksOptions`]) with one shared reqwest client over rustls; needs a tokio runtime.
+//! - `client`: the [`client`] module: token sources (environment, files, `.env`, chains in
+//!   FEDn's, AIStore's and anaconda-cloud-auth's orders), refreshing sources (FEDn, OAuth2,
+//!   Authress service-client keys) and `TokenLayer` for outgoing hyper, axum, reqwest-style
+//!   and (with `tonic`) tonic requests; needs a tokio runtime.
 //! - `reqwest-client`: `JwksClient::from_reqwest`, to bring your own reqwest 0.13 client
 //!   (proxy, custom CA, mTLS); it follows reqwest's major version.
 //!
@@ -144,6 +148,8 @@ mod answer;
 mod authn;
 mod authz;
 mod body;
+#[cfg(feature = "client")]
+pub mod client;
 mod clock;
 mod config;
 mod error;

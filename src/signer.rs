@@ -38,6 +38,8 @@ pub struct Signer {
     key: SigningKey,
     /// The public JWK, for a generated key.
     jwk: Option<serde_json::Value>,
+    /// The Ed25519 public key, for signers made from DER.
+    ed_public: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -59,6 +61,7 @@ impl Signer {
             kid: None,
             key,
             jwk: None,
+            ed_public: None,
         })
     }
 
@@ -70,6 +73,7 @@ impl Signer {
             kid: None,
             key,
             jwk: None,
+            ed_public: None,
         })
     }
 
@@ -98,6 +102,7 @@ impl Signer {
             kid: Some(kid),
             key,
             jwk: Some(jwk),
+            ed_public: None,
         })
     }
 
@@ -110,6 +115,47 @@ impl Signer {
     /// empty set for other signers.
     pub fn jwk_set_json(&self) -> String {
         serde_json::json!({"keys": self.jwk.iter().collect::<Vec<_>>()}).to_string()
+    }
+
+    /// A signer with an Ed25519 private key in PKCS#8 DER (v1, or v2 whose public key
+    /// matches). `alg` must be EdDSA: the other algorithms take PEM ([`from_pem`](Self::from_pem)).
+    ///
+    /// ```
+    /// use portcullis::{Algorithm, Signer};
+    ///
+    /// // A PKCS#8 v1 Ed25519 key (test only), as `openssl genpkey -algorithm ED25519 -outform DER` writes it.
+    /// let der = [
+    ///     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+    ///     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+    ///     17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
+    /// ];
+    /// let signer = Signer::from_der(Algorithm::EdDSA, der)?;
+    /// assert_eq!(signer.algorithm(), Algorithm::EdDSA);
+    /// assert!(Signer::from_der(Algorithm::ES256, der).is_err());
+    /// assert!(Signer::from_der(Algorithm::EdDSA, [0u8; 48]).is_err());
+    /// # Ok::<(), portcullis::ConfigError>(())
+    /// ```
+    pub fn from_der(alg: Algorithm, der: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        if alg != Algorithm::EdDSA {
+            return Err(ConfigError::new(
+                "signer key",
+                format!("{alg} keys are read from PEM (Signer::from_pem); DER is for EdDSA"),
+            ));
+        }
+        let (key, public) = SigningKey::ed25519_from_der(der.as_ref())
+            .map_err(|e| ConfigError::new("signer key", e))?;
+        Ok(Self {
+            kid: None,
+            key,
+            jwk: None,
+            ed_public: Some(public),
+        })
+    }
+
+    /// The Ed25519 public key of a signer made by [`from_der`](Self::from_der).
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn ed25519_public(&self) -> Option<[u8; 32]> {
+        self.ed_public
     }
 
     /// Sets the `kid` header parameter.

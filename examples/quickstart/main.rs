@@ -250,7 +250,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             println!("curl -i -H \"Authorization: {scheme}\" {base}/me\n");
             match unknown {
                 portcullis::UnknownTargets::Pass => {
-                    println!("# a route the app does not serve (PORTCULLIS_UNKNOWN_TARGETS=pass) -> 404");
+                    println!(
+                        "# a route the app does not serve (PORTCULLIS_UNKNOWN_TARGETS=pass) -> 404"
+                    );
                 }
                 _ => println!("# a route the app does not serve: denied by default -> 403"),
             }

@@ -296,6 +296,25 @@ impl SigningKey {
         Ok(Self { alg, key })
     }
 
+    /// An Ed25519 private key in PKCS#8 DER (v1, as `openssl genpkey` and the Authress
+    /// access keys carry it, or v2 with the public key, which must match), with its public
+    /// key (32 bytes). Only EdDSA: the other algorithms take PEM.
+    pub(crate) fn ed25519_from_der(der: &[u8]) -> Result<(Self, [u8; 32]), String> {
+        use aws_lc_rs::signature::KeyPair;
+        let pair = sig::Ed25519KeyPair::from_pkcs8(der)
+            .map_err(|_| "not a PKCS#8 DER Ed25519 private key".to_owned())?;
+        let public: [u8; 32] = pair
+            .public_key()
+            .as_ref()
+            .try_into()
+            .map_err(|_| "not a PKCS#8 DER Ed25519 private key".to_owned())?;
+        let key = Self {
+            alg: Algorithm::EdDSA,
+            key: EncodingKey::from_ed_der(der),
+        };
+        Ok((key, public))
+    }
+
     pub(crate) fn algorithm(&self) -> Algorithm {
         self.alg
     }
