@@ -123,6 +123,41 @@
 //! | `portcullis::keys::remote::*` | DEBUG / WARN | key sets loaded; fetch failures (once per outage for runtime problems) |
 //! | `portcullis::config` | WARN | dangerous settings taken from the environment |
 //!
+//! Any `tracing` subscriber sees them; with tracing-subscriber,
+//! `EnvFilter::new("portcullis::layer=debug")` shows every rejection. A runnable check
+//! with a bare subscriber that counts the rejections:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use portcullis::{AuthLayer, Authenticator, Policy};
+//! use tower::{Layer, ServiceExt};
+//!
+//! static REJECTED: AtomicUsize = AtomicUsize::new(0);
+//! struct Count;
+//! impl tracing::Subscriber for Count {
+//!     fn enabled(&self, m: &tracing::Metadata<'_>) -> bool { m.target() == "portcullis::layer" }
+//!     fn event(&self, e: &tracing::Event<'_>) {
+//!         if *e.metadata().level() == tracing::Level::DEBUG { REJECTED.fetch_add(1, Ordering::SeqCst); }
+//!     }
+//!     fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id { tracing::span::Id::from_u64(1) }
+//!     fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+//!     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+//!     fn enter(&self, _: &tracing::span::Id) {}
+//!     fn exit(&self, _: &tracing::span::Id) {}
+//! }
+//!
+//! let auth = Authenticator::builder().hmac_secret("0123456789abcdef0123456789abcdef").build()?;
+//! let svc = AuthLayer::new(auth, Policy::builder().build()?).layer(tower::service_fn(
+//!     |_req: http::Request<String>| async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) },
+//! ));
+//! let rt = tokio::runtime::Builder::new_current_thread().build()?;
+//! tracing::subscriber::with_default(Count, || {
+//!     rt.block_on(svc.oneshot(http::Request::get("/x").body(String::new()).unwrap()))
+//! })?;
+//! assert_eq!(REJECTED.load(Ordering::SeqCst), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Feature flags
 //!
 //! - `axum` (default): the [`Principal`] and [`Claims`] extractors, and [`Authz`].
