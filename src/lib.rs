@@ -139,6 +139,7 @@ mod keys;
 pub mod layer;
 mod policy;
 mod principal;
+pub mod revoke;
 mod signer;
 
 #[cfg(feature = "token-cache")]

@@ -23,7 +23,7 @@ use std::str::FromStr;
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
-pub(crate) use crypto::{Key, SigningKey};
+pub(crate) use crypto::{Key, SigningKey, sha256};
 
 /// Strict base64url: no padding, no whitespace, canonical trailing bits.
 pub(crate) fn strict_b64() -> &'static GeneralPurpose {
