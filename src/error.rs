@@ -502,6 +502,10 @@ pub enum ConfigErrorKind {
     /// The key of a `Signer`: a private key that does not parse, or a secret given
     /// where a private key is needed.
     SigningKey,
+    /// The Redis settings of a shared revocation list or record set: the URL
+    /// (`PORTCULLIS_REDIS_URL`), the other `PORTCULLIS_REDIS_*` variables, a Redis that
+    /// does not answer at start.
+    Redis,
     /// An environment variable of ours whose value is wrong and that no kind above
     /// covers.
     Environment,
@@ -570,6 +574,8 @@ impl ConfigErrorKind {
             {
                 Records
             }
+            "redis" | "redis_url" => Redis,
+            s if s.starts_with("PORTCULLIS_REDIS_") => Redis,
             s if s.starts_with("FEDN_") || s.starts_with("PORTCULLIS_") => Environment,
             _ => Other,
         }

@@ -110,7 +110,8 @@ fn tokens_without_iss_are_revoked_under_the_empty_issuer() {
 /// each kind of revocation, and stays refused.
 #[test]
 fn a_cached_token_is_refused_once_revoked() {
-    let kinds: [(&str, fn(&MemoryRevocations, &str)); 3] = [
+    type Revoke = fn(&MemoryRevocations, &str);
+    let kinds: [(&str, Revoke); 3] = [
         ("jti", |s, _| s.revoke_jti(ISS, "j", NOW + 3600)),
         ("subject", |s, _| {
             s.revoke_subject(ISS, "ada", NOW, NOW + 3600)

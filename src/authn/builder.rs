@@ -292,6 +292,12 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// Whether a revocation store is set.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn has_revocations(&self) -> bool {
+        self.revocations.is_some()
+    }
+
     /// Injects the clock used for `exp`, `nbf` and `iat`. Default: the system clock.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);

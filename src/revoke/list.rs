@@ -210,6 +210,21 @@ impl List {
             }
             let hash = self.hash_key(&rev.key);
             let i = shard_of(hash);
+            // Nothing to change (an entry already held, a sync's echo): no clone.
+            let held = |map: &Map| {
+                map.get(&hash).is_some_and(|n| {
+                    n.iter().any(|r| {
+                        r.key == rev.key && r.before >= rev.before && r.expires_at >= rev.expires_at
+                    })
+                })
+            };
+            let unchanged = match &dirty[i] {
+                Some(shard) => held(&shard.map),
+                None => held(&self.shards[i].load().map),
+            };
+            if unchanged {
+                continue;
+            }
             let shard = dirty[i].get_or_insert_with(|| Shard::clone(&self.shards[i].load()));
             let mut chain: Vec<Revocation> = shard
                 .map
@@ -302,18 +317,6 @@ impl List {
             }
         }
         out
-    }
-
-    /// Whether the index holds this entry, or one of the same key that covers it.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn covers(&self, rev: &Revocation) -> bool {
-        let hash = self.hash_key(&rev.key);
-        let shard = self.shards[shard_of(hash)].load();
-        shard.map.get(&hash).is_some_and(|n| {
-            n.iter().any(|r| {
-                r.key == rev.key && r.before >= rev.before && r.expires_at >= rev.expires_at
-            })
-        })
     }
 }
 

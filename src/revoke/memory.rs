@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use super::{KEEP_AFTER_EXP, List, Revocation, RevocationStore, RevokeError, TokenRef, Verdict};
+use super::{ChangeError, KEEP_AFTER_EXP, List, Revocation, RevocationStore, TokenRef, Verdict};
 use crate::clock::{Clock, SystemClock};
 
 /// A revocation list held in this process.
@@ -122,7 +122,7 @@ impl MemoryRevocations {
     }
 
     /// Revokes this exact token until its `exp`; see [`Revocation::token`].
-    pub fn revoke_token(&self, token: &str) -> Result<(), RevokeError> {
+    pub fn revoke_token(&self, token: &str) -> Result<(), ChangeError> {
         self.revoke(Revocation::token(token)?);
         Ok(())
     }

@@ -313,15 +313,15 @@ impl Revocation {
     /// may be unknown here); only its shape and `exp` are read, and only the SHA-256 of its
     /// signing input is kept. A token without `exp` needs
     /// [`token_until`](Self::token_until).
-    pub fn token(token: &str) -> Result<Self, RevokeError> {
+    pub fn token(token: &str) -> Result<Self, ChangeError> {
         let exp = token_exp(token)?.ok_or_else(|| {
-            RevokeError::input("the token has no `exp`; give the expiry with token_until")
+            ChangeError::input("the token has no `exp`; give the expiry with token_until")
         })?;
         Self::token_until(token, exp)
     }
 
     /// This exact token, until `expires_at` (for tokens without `exp`).
-    pub fn token_until(token: &str, expires_at: u64) -> Result<Self, RevokeError> {
+    pub fn token_until(token: &str, expires_at: u64) -> Result<Self, ChangeError> {
         token_exp(token)?;
         Ok(Self::token_sha256(
             sha256(signing_input(token).as_bytes()),
@@ -394,8 +394,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// Reads the `exp` of a compact token without verifying it: three non-empty strict
 /// base64url segments, a JSON object payload.
-fn token_exp(token: &str) -> Result<Option<u64>, RevokeError> {
-    let bad = || RevokeError::input("not a compact JWS (three strict base64url segments)");
+fn token_exp(token: &str) -> Result<Option<u64>, ChangeError> {
+    let bad = || ChangeError::input("not a compact JWS (three strict base64url segments)");
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -408,33 +408,35 @@ fn token_exp(token: &str) -> Result<Option<u64>, RevokeError> {
     use base64::Engine;
     let payload = strict_b64().decode(p).map_err(|_| bad())?;
     let [exp] = json::scan_object(&payload, &["exp"])
-        .map_err(|_| RevokeError::input("the payload is not a JSON object"))?;
+        .map_err(|_| ChangeError::input("the payload is not a JSON object"))?;
     match exp.map(json::Scalar::of) {
         None => Ok(None),
         Some(json::Scalar::U64(e)) => Ok(Some(e)),
         Some(json::Scalar::F64(f)) if f.is_finite() && f >= 0.0 => Ok(Some(f as u64)),
-        Some(_) => Err(RevokeError::input("the token's `exp` is not a NumericDate")),
+        Some(_) => Err(ChangeError::input("the token's `exp` is not a NumericDate")),
     }
 }
 
-/// A revocation that could not be made, or not shared.
+/// A change (a revocation, a record set) that could not be made, or not yet shared.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RevokeError {
-    kind: RevokeErrorKind,
+pub struct ChangeError {
+    kind: ChangeErrorKind,
     message: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RevokeErrorKind {
+enum ChangeErrorKind {
     Input,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Pending,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Unreachable,
 }
 
-impl RevokeError {
+impl ChangeError {
     pub(crate) fn input(message: impl Into<String>) -> Self {
         Self {
-            kind: RevokeErrorKind::Input,
+            kind: ChangeErrorKind::Input,
             message: message.into(),
         }
     }
@@ -442,22 +444,35 @@ impl RevokeError {
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn pending(message: impl Into<String>) -> Self {
         Self {
-            kind: RevokeErrorKind::Pending,
+            kind: ChangeErrorKind::Pending,
             message: message.into(),
         }
     }
 
-    /// Whether the revocation holds on this replica but is not yet shared (Redis could not
-    /// be reached): it is written to Redis when the connection is back.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn unreachable(message: impl Into<String>) -> Self {
+        Self {
+            kind: ChangeErrorKind::Unreachable,
+            message: message.into(),
+        }
+    }
+
+    /// Whether the input was refused (a malformed token, an invalid record set).
+    pub fn is_invalid(&self) -> bool {
+        self.kind == ChangeErrorKind::Input
+    }
+
+    /// Whether the change holds on this replica but is not yet shared (Redis could not be
+    /// reached): a revocation is written to Redis when the connection is back.
     pub fn is_pending(&self) -> bool {
-        self.kind == RevokeErrorKind::Pending
+        self.kind == ChangeErrorKind::Pending
     }
 }
 
-impl fmt::Display for RevokeError {
+impl fmt::Display for ChangeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for RevokeError {}
+impl std::error::Error for ChangeError {}

@@ -2,6 +2,8 @@
 //! variant of any token.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod server;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
