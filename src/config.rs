@@ -298,8 +298,8 @@ impl EnvConfig {
     }
 
     /// The Redis settings from `PORTCULLIS_REDIS_*` (feature `redis`), for tools that talk
-    /// to the same Redis (an admin command that revokes tokens, a [`RedisRecords`]
-    /// (crate::revoke::RedisRecords) store).
+    /// to the same Redis: an admin command that revokes tokens, or a
+    /// [`RedisRecords`](crate::revoke::RedisRecords) store.
     #[cfg(feature = "redis")]
     pub fn redis(&self) -> Option<&crate::revoke::RedisOptions> {
         self.redis.as_ref()

@@ -365,7 +365,10 @@ async fn redis_killed_and_restarted() {
     )
     .await;
     assert_eq!(status(&app_b, &old).await, (401, revoked()));
-    assert_eq!(status(&app_open, &during).await, (401, revoked()));
+    within(SECOND, "the fail-open replica too", async || {
+        (status(&app_open, &during).await == (401, revoked())).then_some(())
+    })
+    .await;
     assert!(b.status().connected);
     assert!(b.copy_age().unwrap() < SECOND);
     println!("resynced {:?} after the restart", restarted.elapsed());

@@ -125,6 +125,7 @@ impl Key {
     /// Whether `other` is the same key: the same algorithms and, for public keys, the same
     /// encoded key. (HMAC keys compare by algorithms alone: they are only ever static, and
     /// static keys never change.)
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
     pub(crate) fn same_as(&self, other: &Key) -> bool {
         self.prepared.len() == other.prepared.len()
             && self

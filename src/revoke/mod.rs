@@ -58,9 +58,22 @@
 //! # });
 //! ```
 //!
-//! With the `redis` feature, [`RedisRevocations`] shares one list between every replica of
-//! a service, and [`RedisRecords`] does the same for the access records of
-//! [`Authorizer::authorize_user`](crate::Authorizer::authorize_user).
+//! With the `redis` feature, `RedisRevocations` shares one list between every replica of a
+//! service, and `RedisRecords` does the same for the access records of
+//! [`Authorizer::authorize_user`](crate::Authorizer::authorize_user); `RedisOptions` says
+//! where and how (`PORTCULLIS_REDIS_*`).
+//!
+//! ## Sharing through Redis (feature `redis`)
+//!
+//! The list lives in Redis, each entry with its expiry; a change is written with a new
+//! version number and published. Each replica keeps a local copy, applies each published
+//! change, and every resync interval (1 s) compares its version with Redis's; a missed
+//! message or a restarted Redis leads to a full resync, in which the replica also writes
+//! back the entries Redis lacks (revocations only add, so copies merge safely). The request
+//! path reads the local copy only. While Redis is away the copy keeps serving; once its
+//! age passes the bound (10 s) tokens get 503 `Revocation list unavailable` unless the
+//! store was set to fail open. Access records work the same way, as one versioned
+//! document swapped in whole.
 
 mod list;
 mod memory;
@@ -93,8 +106,8 @@ pub const KEEP_AFTER_EXP: u64 = crate::authn::MAX_LEEWAY;
 ///
 /// [`check`](Self::check) runs on the request path, on every request (cache hits
 /// included): it must not block, wait, allocate or do I/O. A store whose list lives
-/// elsewhere keeps a local copy and updates it in the background, as
-/// [`RedisRevocations`](crate::revoke) does.
+/// elsewhere keeps a local copy and updates it in the background, as `RedisRevocations`
+/// (feature `redis`) does.
 ///
 /// ```
 /// use portcullis::revoke::{RevocationStore, TokenRef, Verdict};
@@ -153,6 +166,7 @@ enum Signed<'a> {
     /// `header.payload`, hashed on first use.
     Input(&'a str, Cell<Option<[u8; 32]>>),
     /// Already hashed (a cached token).
+    #[cfg_attr(not(feature = "token-cache"), allow(dead_code))]
     Hash(&'a [u8; 32]),
 }
 
@@ -176,6 +190,7 @@ impl<'a> TokenRef<'a> {
         }
     }
 
+    #[cfg_attr(not(feature = "token-cache"), allow(dead_code))]
     pub(crate) fn hashed(
         issuer: &'a str,
         jti: Option<&'a str>,

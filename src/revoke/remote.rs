@@ -169,16 +169,17 @@ impl Shared {
                         .is_none_or(|&(b, e)| b < r.before || e < r.expires_at)
             })
             .collect();
-        let mut version = version.unwrap_or(0);
+        // The copy now holds Redis's version. A write-back moves it on only when no other
+        // replica's change came in between (the compare-and-swap in `write`); otherwise
+        // the messages of those changes, or the next check, bring them.
+        self.version.store(version.unwrap_or(0), Relaxed);
         if !missing.is_empty() {
             tracing::info!(
                 entries = missing.len(),
                 "revocation list: writing back entries Redis lacks"
             );
-            self.version.store(version, Relaxed);
-            version = self.write(con, &missing).await?;
+            self.write(con, &missing).await?;
         }
-        self.version.store(version, Relaxed);
         Ok(())
     }
 }
