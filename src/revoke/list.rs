@@ -1,13 +1,19 @@
 //! The local revocation index: 64 shards, each an immutable map that writers replace whole.
 //!
-//! A look-up hashes the key with a seeded fast hash, loads its shard (an `ArcSwap` load:
-//! no lock, no allocation) and probes one map; collisions chain. Writers (revocations,
-//! syncs, purges) take a mutex among themselves, clone only the shards they change, and
-//! swap them in, so a reader sees each shard before or after a write, never half of it.
+//! A look-up hashes the key with a seeded fast hash and asks a Bloom filter first (16 bits
+//! per entry, three probes: about 0.1 % false positives, and small enough to stay in cache
+//! at 100,000 entries, where the maps do not); only a possible hit loads its shard (an
+//! `ArcSwap` load: no lock, no allocation) and probes one map, where collisions chain.
+//! Writers (revocations, syncs, purges) take a mutex among themselves, set the filter's
+//! bits first, clone only the shards they change and swap them in, so a reader sees each
+//! shard before or after a write, never half of it. The filter is rebuilt, at its new size,
+//! when the list doubles and after a purge.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU8, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -38,6 +44,57 @@ impl Hasher for Ident {
 }
 
 type Map = HashMap<u64, Arc<Node>, BuildHasherDefault<Ident>>;
+
+/// Bits of the Bloom filter per entry it is sized for.
+const BLOOM_BITS_PER_ENTRY: usize = 16;
+/// The smallest filter (bits): 8 KiB.
+const BLOOM_MIN_BITS: usize = 1 << 16;
+
+/// A Bloom filter over key hashes, shared by readers and writers (atomic words).
+struct Bloom {
+    words: Box<[AtomicU64]>,
+    /// Number of bits minus one (a power of two minus one).
+    mask: u64,
+    /// Entries it was sized for.
+    capacity: usize,
+}
+
+impl Bloom {
+    fn for_entries(n: usize) -> Self {
+        let bits = (n.saturating_mul(BLOOM_BITS_PER_ENTRY))
+            .max(BLOOM_MIN_BITS)
+            .next_power_of_two();
+        Self {
+            words: (0..bits / 64).map(|_| AtomicU64::new(0)).collect(),
+            mask: bits as u64 - 1,
+            capacity: bits / BLOOM_BITS_PER_ENTRY,
+        }
+    }
+
+    /// Three bit positions by double hashing.
+    fn bits(&self, hash: u64) -> [u64; 3] {
+        let step = (hash >> 32) | 1;
+        [0u64, 1, 2].map(|i| hash.wrapping_add(i.wrapping_mul(step)) & self.mask)
+    }
+
+    fn set(&self, hash: u64) {
+        for b in self.bits(hash) {
+            self.words[(b / 64) as usize].fetch_or(1 << (b % 64), Release);
+        }
+    }
+
+    fn may_hold(&self, hash: u64) -> bool {
+        self.bits(hash)
+            .iter()
+            .all(|&b| self.words[(b / 64) as usize].load(Acquire) & (1 << (b % 64)) != 0)
+    }
+}
+
+impl Default for Bloom {
+    fn default() -> Self {
+        Self::for_entries(0)
+    }
+}
 
 /// One entry, and the next with the same hash (rare).
 struct Node {
@@ -110,6 +167,7 @@ impl Counts {
 /// The index. `Send + Sync`; readers never wait for writers.
 pub(crate) struct List {
     shards: Box<[ArcSwap<Shard>]>,
+    bloom: ArcSwap<Bloom>,
     hasher: foldhash::fast::RandomState,
     /// Which kinds of entries exist (bits), so a look-up skips the others.
     kinds: AtomicU8,
@@ -121,6 +179,7 @@ impl Default for List {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| ArcSwap::default()).collect(),
+            bloom: ArcSwap::default(),
             hasher: foldhash::fast::RandomState::default(),
             kinds: AtomicU8::new(0),
             len: AtomicUsize::new(0),
@@ -163,7 +222,10 @@ impl List {
         self.len.load(Relaxed)
     }
 
-    fn probe(&self, hash: u64, t: &TokenRef<'_>, sha: Option<&[u8; 32]>) -> bool {
+    fn probe(&self, bloom: &Bloom, hash: u64, t: &TokenRef<'_>, sha: Option<&[u8; 32]>) -> bool {
+        if !bloom.may_hold(hash) {
+            return false;
+        }
         let shard = self.shards[shard_of(hash)].load();
         shard
             .map
@@ -179,21 +241,22 @@ impl List {
             return false;
         }
         let iss = t.issuer().as_bytes();
+        let bloom = self.bloom.load();
         if kinds & JTI != 0
             && let Some(jti) = t.jti()
-            && self.probe(self.hash(JTI, iss, jti.as_bytes()), t, None)
+            && self.probe(&bloom, self.hash(JTI, iss, jti.as_bytes()), t, None)
         {
             return true;
         }
         if kinds & SUBJECT != 0
             && let Some(sub) = t.subject()
-            && self.probe(self.hash(SUBJECT, iss, sub.as_bytes()), t, None)
+            && self.probe(&bloom, self.hash(SUBJECT, iss, sub.as_bytes()), t, None)
         {
             return true;
         }
         if kinds & TOKEN != 0 {
             let sha = t.token_sha256();
-            return self.probe(self.hash(TOKEN, &sha, &[]), t, Some(&sha));
+            return self.probe(&bloom, self.hash(TOKEN, &sha, &[]), t, Some(&sha));
         }
         false
     }
@@ -204,6 +267,7 @@ impl List {
         let mut counts = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut dirty: Vec<Option<Shard>> = (0..SHARDS).map(|_| None).collect();
         let mut changed = 0;
+        let bloom = self.bloom.load_full();
         for rev in revs {
             if rev.expires_at < cutoff {
                 continue;
@@ -252,9 +316,14 @@ impl List {
             if let Some(node) = Node::chain(chain) {
                 shard.map.insert(hash, node);
             }
+            // The filter knows the key before any reader can find it in its shard.
+            bloom.set(hash);
             changed += 1;
         }
         self.publish(dirty, &counts);
+        if counts.total() > bloom.capacity {
+            self.rebuild_bloom(counts.total());
+        }
         changed
     }
 
@@ -294,7 +363,21 @@ impl List {
             *slot = Some(Shard { map, earliest });
         }
         self.publish(dirty, &counts);
+        if dropped > 0 {
+            self.rebuild_bloom(counts.total());
+        }
         dropped
+    }
+
+    /// A new filter sized for `n` entries, from the shards as published (writers only).
+    fn rebuild_bloom(&self, n: usize) {
+        let bloom = Bloom::for_entries(n + n / 4);
+        for shard in self.shards.iter() {
+            for &hash in shard.load().map.keys() {
+                bloom.set(hash);
+            }
+        }
+        self.bloom.store(Arc::new(bloom));
     }
 
     fn publish(&self, dirty: Vec<Option<Shard>>, counts: &Counts) {
