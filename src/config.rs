@@ -32,6 +32,12 @@
 //! | `PORTCULLIS_PUBLIC_AUTH` | a token on a public route: `ignore`, `optional` (a valid one fills `Option<Principal>`), `strict` (an invalid one is refused) | `ignore` |
 //! | `PORTCULLIS_CORS_PREFLIGHT` | `true` lets CORS preflights (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) through unauthenticated | `false` |
 //! | `PORTCULLIS_UNKNOWN_TARGETS` | `pass`: your server wires the layer so that routes it does not serve answer 404/405 ([`EnvConfig::unknown_targets`]); `deny`: 403 | `deny` |
+//! | `PORTCULLIS_REDIS_URL` | a revocation list shared through Redis (`redis://`, `rediss://`), feature `redis` | none |
+//! | `PORTCULLIS_REDIS_KEY_PREFIX` | prefix of its Redis keys and channels | `portcullis:` |
+//! | `PORTCULLIS_REDIS_RESYNC_SECONDS` | how often each replica compares its copy's version with Redis's | `1` |
+//! | `PORTCULLIS_REDIS_MAX_AGE_SECONDS` | the copy's age past which tokens get 503 (fail-closed) | `10` |
+//! | `PORTCULLIS_REDIS_FAIL_OPEN` | `true` answers from an older copy instead (risky) | `false` |
+//! | `PORTCULLIS_REDIS_KEEP_AFTER_EXP_SECONDS` | how long an entry outlives its expiry | `300` |
 //!
 //! Empty values count as unset, as in FEDn. Precedence: the policy file (or the FEDn REST
 //! policy) first, then the FEDn variables add public prefixes, the URL prefix and the
@@ -84,6 +90,8 @@ pub enum UnknownTargets {
 #[derive(Debug)]
 pub struct EnvConfig {
     auth: AuthenticatorBuilder,
+    #[cfg(feature = "redis")]
+    redis: Option<crate::revoke::RedisOptions>,
     policy: PolicyBuilder,
     public_auth: crate::layer::PublicAuth,
     cors_preflight: bool,
@@ -325,6 +333,15 @@ impl EnvConfig {
                 ));
             }
         };
+        #[cfg(feature = "redis")]
+        let redis = crate::revoke::RedisOptions::from_lookup(get)?;
+        #[cfg(not(feature = "redis"))]
+        if get("PORTCULLIS_REDIS_URL").is_some() {
+            return Err(ConfigError::new(
+                "PORTCULLIS_REDIS_URL",
+                "a revocation list shared through Redis needs the `redis` feature of portcullis; enable it",
+            ));
+        }
 
         let mut policy = match get("PORTCULLIS_POLICY_FILE") {
             Some(path) => crate::policy::builder_from_file(&path)?,
@@ -362,6 +379,8 @@ impl EnvConfig {
         }
         Ok(Self {
             auth,
+            #[cfg(feature = "redis")]
+            redis,
             policy,
             public_auth,
             cors_preflight,
@@ -383,6 +402,14 @@ impl EnvConfig {
         self.has_keys
     }
 
+    /// The Redis settings from `PORTCULLIS_REDIS_*` (feature `redis`), for tools that talk
+    /// to the same Redis: an admin command that revokes tokens, or a
+    /// [`RedisRecords`](crate::revoke::RedisRecords) store.
+    #[cfg(feature = "redis")]
+    pub fn redis(&self) -> Option<&crate::revoke::RedisOptions> {
+        self.redis.as_ref()
+    }
+
     /// Changes the authenticator settings in code (these come after the environment).
     pub fn map_authenticator(
         mut self,
@@ -398,10 +425,23 @@ impl EnvConfig {
         self
     }
 
-    /// Builds the authenticator and the policy.
+    /// Builds the authenticator and the policy. With `PORTCULLIS_REDIS_URL` (feature
+    /// `redis`) the authenticator checks a [`RedisRevocations`](crate::revoke::RedisRevocations)
+    /// list, started here without waiting for Redis (so this must run inside a tokio
+    /// runtime), unless code set its own store with
+    /// [`revocations`](AuthenticatorBuilder::revocations).
     pub fn build(self) -> Result<(Authenticator, Policy), ConfigError> {
         let (secret_var, secret_pem) = (self.secret_var, self.secret_pem);
-        let auth = self.auth.build().map_err(|e| match e.setting() {
+        #[cfg(feature = "redis")]
+        let auth = match &self.redis {
+            Some(o) if !self.auth.has_revocations() => self
+                .auth
+                .revocations(crate::revoke::RedisRevocations::start(o)?),
+            _ => self.auth,
+        };
+        #[cfg(not(feature = "redis"))]
+        let auth = self.auth;
+        let auth = auth.build().map_err(|e| match e.setting() {
             "hmac_secret" if secret_var => e.renamed("FEDN_JWT_SECRET_KEY"),
             "hmac_algorithm" => e.renamed("FEDN_JWT_ALGORITHM"),
             "keys" => e.renamed(

@@ -41,11 +41,13 @@ pub enum AuthErrorKind {
     /// The right scheme with an empty or malformed credential, duplicate headers, an
     /// oversized token, or a request path with dot segments.
     InvalidRequest,
-    /// The token failed to parse, its signature did not verify, or a claim was refused.
+    /// The token failed to parse, its signature did not verify, a claim was refused, or
+    /// it was revoked.
     InvalidToken,
     /// The token is valid but the policy or a required claim does not allow the request.
     Forbidden,
-    /// No keys were ever loaded for the token's issuer.
+    /// No keys were ever loaded for the token's issuer, or the revocation list could not
+    /// be checked (its shared copy is too old and the store fails closed).
     KeysUnavailable,
     /// The crate was used wrongly, for example an extractor without the layer.
     Misuse,
@@ -145,6 +147,8 @@ pub(crate) enum Reason {
     RequiredClaim(String),
     KeysUnavailable,
     Misuse(&'static str),
+    Revoked,
+    RevocationUnavailable,
 }
 
 /// A rejected request: what went wrong, and how to answer it over HTTP or gRPC.
@@ -172,11 +176,13 @@ pub(crate) enum Row {
     Forbidden,
     KeysUnavailable,
     Misuse,
+    Revoked,
+    RevocationUnavailable,
 }
 
 impl Row {
     /// Every row, in index order.
-    pub(crate) const ALL: [Row; 9] = [
+    pub(crate) const ALL: [Row; 11] = [
         Row::Missing,
         Row::WrongScheme,
         Row::InvalidRequest,
@@ -186,15 +192,17 @@ impl Row {
         Row::Forbidden,
         Row::KeysUnavailable,
         Row::Misuse,
+        Row::Revoked,
+        Row::RevocationUnavailable,
     ];
 
     pub(crate) fn kind(self) -> AuthErrorKind {
         match self {
             Row::Missing | Row::WrongScheme => AuthErrorKind::MissingCredentials,
             Row::InvalidRequest | Row::InvalidPath => AuthErrorKind::InvalidRequest,
-            Row::Expired | Row::InvalidToken => AuthErrorKind::InvalidToken,
+            Row::Expired | Row::InvalidToken | Row::Revoked => AuthErrorKind::InvalidToken,
             Row::Forbidden => AuthErrorKind::Forbidden,
-            Row::KeysUnavailable => AuthErrorKind::KeysUnavailable,
+            Row::KeysUnavailable | Row::RevocationUnavailable => AuthErrorKind::KeysUnavailable,
             Row::Misuse => AuthErrorKind::Misuse,
         }
     }
@@ -214,6 +222,8 @@ impl Row {
             Row::Forbidden => "Insufficient permissions",
             Row::KeysUnavailable => "Authentication keys unavailable",
             Row::Misuse => "Internal error",
+            Row::Revoked => "Token revoked",
+            Row::RevocationUnavailable => "Revocation list unavailable",
         })
     }
 
@@ -259,6 +269,21 @@ impl AuthError {
         Self::new(AuthErrorKind::KeysUnavailable, Reason::KeysUnavailable)
     }
 
+    /// A revoked token (401 `invalid_token`, `Token revoked`).
+    pub(crate) fn revoked() -> Self {
+        Self::invalid_token(Reason::Revoked)
+    }
+
+    /// The revocation list could not be checked (503 / `UNAVAILABLE`,
+    /// `Revocation list unavailable`): a shared list whose local copy is older than its
+    /// bound, with the store failing closed.
+    pub fn revocation_unavailable() -> Self {
+        Self::new(
+            AuthErrorKind::KeysUnavailable,
+            Reason::RevocationUnavailable,
+        )
+    }
+
     /// A policy refusal (403 / `PERMISSION_DENIED`) for use in handlers and adapters.
     pub fn forbidden() -> Self {
         Self::new(AuthErrorKind::Forbidden, Reason::Policy("denied".into()))
@@ -294,6 +319,11 @@ impl AuthError {
         self.reason == Reason::Expired
     }
 
+    /// Whether the token was refused because it was revoked.
+    pub fn is_revoked(&self) -> bool {
+        self.reason == Reason::Revoked
+    }
+
     /// The row of the answer table this error is answered with.
     pub(crate) fn row(&self) -> Row {
         match (&self.kind, &self.reason) {
@@ -304,8 +334,12 @@ impl AuthError {
             }
             (AuthErrorKind::InvalidRequest, _) => Row::InvalidRequest,
             (AuthErrorKind::InvalidToken, Reason::Expired) => Row::Expired,
+            (AuthErrorKind::InvalidToken, Reason::Revoked) => Row::Revoked,
             (AuthErrorKind::InvalidToken, _) => Row::InvalidToken,
             (AuthErrorKind::Forbidden, _) => Row::Forbidden,
+            (AuthErrorKind::KeysUnavailable, Reason::RevocationUnavailable) => {
+                Row::RevocationUnavailable
+            }
             (AuthErrorKind::KeysUnavailable, _) => Row::KeysUnavailable,
             (AuthErrorKind::Misuse, _) => Row::Misuse,
         }
@@ -374,6 +408,10 @@ impl fmt::Display for AuthError {
             Reason::RequiredClaim(key) => write!(f, "required claim `{key}` missing or different"),
             Reason::KeysUnavailable => f.write_str("no keys loaded for the issuer"),
             Reason::Misuse(what) => write!(f, "misuse: {what}"),
+            Reason::Revoked => f.write_str("token revoked"),
+            Reason::RevocationUnavailable => {
+                f.write_str("the revocation list's copy is too old to check (fail-closed)")
+            }
         }
     }
 }
@@ -470,6 +508,10 @@ pub enum ConfigErrorKind {
     /// The key of a `Signer`: a private key that does not parse, or a secret given
     /// where a private key is needed.
     SigningKey,
+    /// The Redis settings of a shared revocation list or record set: the URL
+    /// (`PORTCULLIS_REDIS_URL`), the other `PORTCULLIS_REDIS_*` variables, a Redis that
+    /// does not answer at start.
+    Redis,
     /// An environment variable of ours whose value is wrong and that no kind above
     /// covers.
     Environment,
@@ -546,6 +588,8 @@ impl ConfigErrorKind {
             {
                 Records
             }
+            "redis" | "redis_url" => Redis,
+            s if s.starts_with("PORTCULLIS_REDIS_") => Redis,
             s if s.starts_with("FEDN_") || s.starts_with("PORTCULLIS_") => Environment,
             _ => Other,
         }

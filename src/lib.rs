@@ -11,6 +11,11 @@
 //! `(subject, resource_uri, permission)` from access records held in process (roles,
 //! groups, statements; Authress-like), with the reason, and reloads without blocking.
 //!
+//! Tokens can be revoked before their `exp` ([`revoke`]): by `(iss, jti)`, by subject, or
+//! as the exact token, checked on every request (verified-token cache hits included) by a
+//! local look-up; with the `redis` feature the list, and the access records, are shared by
+//! every replica of a service through Redis.
+//!
 //! ## Quick start (axum)
 //!
 //! ```
@@ -86,7 +91,9 @@
 //!
 //! Bodies are JSON, `{"error": "<code>", "message": "<text>"}`, with FEDn's texts
 //! (`Missing token`, `Invalid token scheme, expected <Scheme>`, `Token expired`,
-//! `Invalid token`, `Insufficient permissions`).
+//! `Invalid token`, `Insufficient permissions`); a revoked token is `invalid_token` with
+//! `Token revoked`, and a shared revocation list too old to check answers 503 with
+//! `Revocation list unavailable`.
 //!
 //! ## Security defaults
 //!
@@ -174,6 +181,9 @@
 //!   and (with `tonic`) tonic requests; needs a tokio runtime.
 //! - `reqwest-client`: `JwksClient::from_reqwest`, to bring your own reqwest 0.13 client
 //!   (proxy, custom CA, mTLS); it follows reqwest's major version.
+//! - `redis`: `revoke::RedisRevocations` and `revoke::RedisRecords`, a revocation list and
+//!   access records shared by every replica through Redis (`redis://`, `rediss://`), with
+//!   `PORTCULLIS_REDIS_*` in [`EnvConfig`]; needs a tokio runtime.
 //!
 //! MSRV: Rust 1.88 (edition 2024).
 
@@ -197,6 +207,7 @@ mod keys;
 pub mod layer;
 mod policy;
 mod principal;
+pub mod revoke;
 mod signer;
 #[cfg(feature = "test-util")]
 pub mod test_util;

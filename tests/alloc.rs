@@ -1,6 +1,7 @@
 //! Heap allocations of one request through the layer, counted by a global allocator.
 //!
-//! The figures are pinned: a change that allocates more on the request path fails here.
+//! The figures are pinned: a change that allocates more on the request path fails here,
+//! with and without a revocation list checked on every request.
 //! BENCHMARKS.md records them. One test in this binary, so no other test thread allocates
 //! while it counts; the futures are polled by hand, so no runtime allocates either.
 
@@ -12,6 +13,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
+use portcullis::revoke::{MemoryRevocations, Revocation};
 use portcullis::{Algorithm, AuthLayer, Authenticator, Policy, Signer, TokenCache};
 use serde_json::json;
 use tower::{Layer, Service};
@@ -65,22 +67,33 @@ fn count<T>(mut f: impl FnMut() -> T) -> u64 {
 fn allocations_of_one_request() {
     let _profiler = dhat::Profiler::builder().testing().build();
 
-    let layer = |cache: TokenCache| {
-        let auth = Authenticator::builder()
+    // A revocation list with every kind of entry, none of them for the token below: each
+    // request runs every look-up (and the signing-input hash) and is still allowed.
+    let revoked = MemoryRevocations::new();
+    revoked.revoke_all((0..1000).map(|i| Revocation::jti("", format!("other-{i}"), 4_000_000_000)));
+    revoked.revoke_subject("", "someone-else", 1_800_000_000, 4_000_000_000);
+    revoked.revoke(Revocation::token_sha256([7; 32], 4_000_000_000));
+    let layer_with = |cache: TokenCache, revoked: Option<MemoryRevocations>| {
+        let mut auth = Authenticator::builder()
             .hmac_secret(SECRET)
-            .token_cache(cache)
-            .build()
-            .unwrap();
+            .token_cache(cache);
+        if let Some(r) = revoked {
+            auth = auth.revocations(r);
+        }
+        let auth = auth.build().unwrap();
         let policy = Policy::fedn_rest().build().unwrap();
         AuthLayer::new(auth, policy).layer(tower::service_fn(|_req: Request<Full<Bytes>>| async {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
         }))
     };
+    let layer = |cache: TokenCache| layer_with(cache, None);
     let mut svc = layer(TokenCache::off());
     let mut cached = layer(TokenCache::new());
+    let mut svc_revoke = layer_with(TokenCache::off(), Some(revoked.clone()));
+    let mut cached_revoke = layer_with(TokenCache::new(), Some(revoked));
     let token = Signer::hmac(Algorithm::HS256, SECRET)
         .unwrap()
-        .sign(&json!({"sub": "client-1", "role": "client", "exp": 4_000_000_000u64, "iat": 1_700_000_000u64}))
+        .sign(&json!({"sub": "client-1", "role": "client", "jti": "t-1", "exp": 4_000_000_000u64, "iat": 1_700_000_000u64}))
         .unwrap();
     let header = http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
     let request = || {
@@ -106,6 +119,20 @@ fn allocations_of_one_request() {
         .into_iter();
     let allowed = count(|| {
         let res = ready(svc.call(requests.next().unwrap())).unwrap();
+        assert_eq!(res.status(), 200);
+        res
+    });
+
+    // The same two with a revocation list checked on every request.
+    let mut hits = (0..8).map(|_| request()).collect::<Vec<_>>().into_iter();
+    let allowed_cached_revoke = count(|| {
+        let res = ready(cached_revoke.call(hits.next().unwrap())).unwrap();
+        assert_eq!(res.status(), 200);
+        res
+    });
+    let mut fresh = (0..8).map(|_| request()).collect::<Vec<_>>().into_iter();
+    let allowed_revoke = count(|| {
+        let res = ready(svc_revoke.call(fresh.next().unwrap())).unwrap();
         assert_eq!(res.status(), 200);
         res
     });
@@ -141,7 +168,15 @@ fn allocations_of_one_request() {
     });
 
     println!(
-        "allocations: allowed HS256 request {allowed} (from the token cache: {allowed_cached}), missing-token rejection {missing} (the response itself: {response_itself})"
+        "allocations: allowed HS256 request {allowed} (from the token cache: {allowed_cached}), with a revocation list {allowed_revoke} (from the cache: {allowed_cached_revoke}), missing-token rejection {missing} (the response itself: {response_itself})"
+    );
+    assert!(
+        allowed_revoke <= ALLOWED_MAX,
+        "allowed request with a revocation list: {allowed_revoke} allocations"
+    );
+    assert!(
+        allowed_cached_revoke <= ALLOWED_CACHED_MAX,
+        "allowed request from the cache with a revocation list: {allowed_cached_revoke} allocations"
     );
     assert!(
         allowed <= ALLOWED_MAX,

@@ -16,6 +16,21 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use common::{NOW, claims, hs_builder, hs256};
+use portcullis::revoke::{RevocationStore, TokenRef, Verdict};
+
+/// Revokes the token whose `jti` is `revoked`; cannot tell for `jti` `unknown` (a shared
+/// list too old to check, failing closed).
+struct GoldenRevocations;
+
+impl RevocationStore for GoldenRevocations {
+    fn check(&self, token: &TokenRef<'_>) -> Verdict {
+        match token.jti() {
+            Some("revoked") => Verdict::Revoked,
+            Some("unknown") => Verdict::Unavailable,
+            _ => Verdict::Valid,
+        }
+    }
+}
 
 /// Every kind of the table; the golden table must reach each one.
 const ALL_KINDS: [AuthErrorKind; 6] = [
@@ -45,7 +60,10 @@ fn guarded() -> Router {
             "/keys",
             get(|| async { Err::<String, _>(AuthError::keys_unavailable()) }),
         )
-        .layer(AuthLayer::new(hs_builder().build().unwrap(), policy))
+        .layer(AuthLayer::new(
+            hs_builder().revocations(GoldenRevocations).build().unwrap(),
+            policy,
+        ))
 }
 
 /// An app that uses the `Principal` extractor with no layer in front: misuse.
@@ -130,6 +148,10 @@ fn rows() -> Vec<Row> {
         };
     let mut expired = claims("client");
     expired["exp"] = json!(NOW - 3600);
+    let mut revoked = claims("client");
+    revoked["jti"] = json!("revoked");
+    let mut unknown = claims("client");
+    unknown["jti"] = json!("unknown");
     vec![
         row(
             "e1_no_header",
@@ -198,6 +220,17 @@ fn rows() -> Vec<Row> {
             "Token expired",
         ),
         row(
+            "revoked",
+            InvalidToken,
+            "/me",
+            bearer(&revoked),
+            true,
+            401,
+            Some(r#"Bearer realm="api", error="invalid_token""#),
+            "invalid_token",
+            "Token revoked",
+        ),
+        row(
             "r2_forbidden",
             Forbidden,
             "/api/v1/clients/",
@@ -218,6 +251,17 @@ fn rows() -> Vec<Row> {
             None,
             "temporarily_unavailable",
             "Authentication keys unavailable",
+        ),
+        row(
+            "revocation_list_unavailable",
+            KeysUnavailable,
+            "/me",
+            bearer(&unknown),
+            true,
+            503,
+            None,
+            "temporarily_unavailable",
+            "Revocation list unavailable",
         ),
         row(
             "misuse_extractor_without_layer",
@@ -363,6 +407,11 @@ fn golden_kind_table() {
     // The public constructors land on their rows.
     let errors = [
         (AuthError::keys_unavailable(), GrpcCode::Unavailable, 503),
+        (
+            AuthError::revocation_unavailable(),
+            GrpcCode::Unavailable,
+            503,
+        ),
         (AuthError::forbidden(), GrpcCode::PermissionDenied, 403),
         (AuthError::misuse("test"), GrpcCode::Internal, 500),
     ];
@@ -377,6 +426,14 @@ fn golden_kind_table() {
     assert_eq!(
         AuthError::misuse("test").www_authenticate("Bearer", "api"),
         None
+    );
+    assert_eq!(
+        AuthError::revocation_unavailable().www_authenticate("Bearer", "api"),
+        None
+    );
+    assert_eq!(
+        AuthError::revocation_unavailable().message(),
+        "Revocation list unavailable"
     );
     assert_eq!(
         AuthError::forbidden().www_authenticate("Token", "fedn"),

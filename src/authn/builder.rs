@@ -47,6 +47,7 @@ pub struct AuthenticatorBuilder {
     require_exp: bool,
     #[cfg(feature = "jwks")]
     remote: RemoteBuilder,
+    revocations: Option<Arc<dyn crate::revoke::RevocationStore>>,
 }
 
 impl std::fmt::Debug for AuthenticatorBuilder {
@@ -82,6 +83,7 @@ impl Default for AuthenticatorBuilder {
             token_cache: super::TokenCache::default(),
             #[cfg(feature = "jwks")]
             remote: RemoteBuilder::default(),
+            revocations: None,
         }
     }
 }
@@ -311,6 +313,24 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// The revocation list every accepted token is checked against, after its signature
+    /// and claims and on every hit of the verified-token cache: a revoked token gets 401
+    /// `invalid_token` with the message `Token revoked`, and a store that cannot tell
+    /// (a shared list whose copy is too old, failing closed) 503 with
+    /// `Revocation list unavailable`. Default: none, no token is refused as revoked. See
+    /// [`revoke`](crate::revoke) for the stores (in memory; shared through Redis with
+    /// the `redis` feature).
+    pub fn revocations(mut self, store: impl crate::revoke::RevocationStore) -> Self {
+        self.revocations = Some(Arc::new(store));
+        self
+    }
+
+    /// Whether a revocation store is set.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn has_revocations(&self) -> bool {
+        self.revocations.is_some()
+    }
+
     /// Injects the clock used for `exp`, `nbf` and `iat`. Default: the system clock.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -508,6 +528,7 @@ impl AuthenticatorBuilder {
                 remote,
                 #[cfg(feature = "token-cache")]
                 cache: self.token_cache.build(),
+                revocations: self.revocations,
             }),
         })
     }

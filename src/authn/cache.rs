@@ -14,6 +14,9 @@
 //!   generations so that it never fills up, decides), so a stream of tokens that never
 //!   repeat costs a few bit probes each, not a cache look-up and an insertion.
 //! - Bounded by entries and by bytes; one cache per authenticator, never shared.
+//! - With a revocation store, every hit is checked against it: an entry keeps the token's
+//!   `iss`, `jti`, `iat` and the SHA-256 of its signing input, so the check on a hit is a
+//!   look-up, not a new parse.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -141,10 +144,21 @@ impl TokenCache {
     }
 }
 
+/// What the revocation check needs of a cached token (the subject is the principal's).
+pub(crate) struct Revocable {
+    pub(crate) iss: Box<str>,
+    pub(crate) jti: Option<Box<str>>,
+    pub(crate) iat: Option<u64>,
+    /// SHA-256 of the signing input.
+    pub(crate) sha: [u8; 32],
+}
+
 /// One cached token.
 pub(crate) struct Entry {
     token: Box<str>,
-    principal: Principal,
+    pub(crate) principal: Principal,
+    /// Present when the authenticator has a revocation store.
+    pub(crate) revocable: Option<Revocable>,
     /// `exp` and `nbf` of the token, when present.
     exp: Option<u64>,
     nbf: Option<u64>,
@@ -193,6 +207,7 @@ pub(crate) struct Verified {
     pub(crate) exp: Option<u64>,
     pub(crate) nbf: Option<u64>,
     pub(crate) source: Option<KeyEpoch>,
+    pub(crate) revocable: Option<Revocable>,
 }
 
 impl Cache {
@@ -245,9 +260,9 @@ impl Cache {
         }
     }
 
-    /// The principal of `token` if it is cached and still valid at `now` (with `leeway`).
+    /// The entry of `token` if it is cached and still valid at `now` (with `leeway`).
     /// Only a token in the filter can be cached, so an unseen one costs no cache look-up.
-    pub(crate) fn get(&self, hash: u64, token: &str, now: u64, leeway: u64) -> Option<Principal> {
+    pub(crate) fn get(&self, hash: u64, token: &str, now: u64, leeway: u64) -> Option<Arc<Entry>> {
         if !self.in_filter(hash) {
             return None;
         }
@@ -267,7 +282,12 @@ impl Cache {
             return None;
         }
         self.mark(hash);
-        Some(entry.principal.clone())
+        Some(entry)
+    }
+
+    /// Forgets a token (a revoked one).
+    pub(crate) fn invalidate(&self, hash: u64) {
+        self.cache.invalidate(&hash);
     }
 
     /// Remembers a verified token, on its second sight.
@@ -290,7 +310,12 @@ impl Cache {
             None => MAX_TTL,
         }
         .min(MAX_TTL);
-        let weight = token.len() as u64 + principal.weight() + ENTRY_OVERHEAD;
+        let weight = token.len() as u64
+            + principal.weight()
+            + ENTRY_OVERHEAD
+            + verified.revocable.as_ref().map_or(0, |r| {
+                (r.iss.len() + r.jti.as_ref().map_or(0, |j| j.len())) as u64 + 64
+            });
         self.cache.insert(
             hash,
             Arc::new(Entry {
@@ -299,6 +324,7 @@ impl Cache {
                 exp: verified.exp,
                 nbf: verified.nbf,
                 source: verified.source,
+                revocable: verified.revocable,
                 weight,
                 ttl,
             }),

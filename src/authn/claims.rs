@@ -1,5 +1,7 @@
 //! Claims: the registered claims checked, and the subject, roles and groups read out.
 
+use std::borrow::Cow;
+
 use serde_json::value::RawValue;
 
 use super::{Authenticator, malformed};
@@ -25,16 +27,25 @@ fn claim(what: &'static str) -> AuthError {
     AuthError::invalid_token(Reason::Claim(what))
 }
 
+/// What the verifier keeps of a payload's claims: the identity for the principal, and the
+/// registered claims the token cache and the revocation check need (borrowed).
+pub(super) struct Read<'p> {
+    pub(super) identity: Identity,
+    pub(super) exp: Option<u64>,
+    pub(super) nbf: Option<u64>,
+    pub(super) iat: Option<u64>,
+    pub(super) iss: Option<Cow<'p, str>>,
+    pub(super) jti: Option<Cow<'p, str>>,
+    pub(super) sub: Option<Cow<'p, str>>,
+}
+
 /// The registered claims we read, then the first member name of the role and groups paths.
 const NAMES: [&str; 7] = ["exp", "nbf", "iat", "sub", "jti", "iss", "aud"];
 
 impl Authenticator {
     /// Checks the claims of a verified payload and reads the caller's identity from them.
-    /// Returns the identity, and the token's `exp` and `nbf` when present.
-    pub(super) fn read_claims(
-        &self,
-        payload: &[u8],
-    ) -> Result<(Identity, Option<u64>, Option<u64>), AuthError> {
+    /// Returns the identity, and the token's registered claims when present.
+    pub(super) fn read_claims<'p>(&self, payload: &'p [u8]) -> Result<Read<'p>, AuthError> {
         let inner = &*self.inner;
         let role_head = inner.role_claim.names()[0].as_str();
         let groups_head = inner.groups_claim.names()[0].as_str();
@@ -74,19 +85,24 @@ impl Authenticator {
             }
             None => None,
         };
-        if let Some(v) = iat.map(Scalar::of) {
-            let iat = numeric_date(&v).ok_or_else(|| claim("iat is not a NumericDate"))?;
-            if iat > now.saturating_add(leeway) {
-                return Err(claim("issued in the future (iat)"));
+        let iat = match iat.map(Scalar::of) {
+            Some(v) => {
+                let iat = numeric_date(&v).ok_or_else(|| claim("iat is not a NumericDate"))?;
+                if iat > now.saturating_add(leeway) {
+                    return Err(claim("issued in the future (iat)"));
+                }
+                Some(iat)
             }
-        }
-        let sub = sub.map(Scalar::of);
-        for v in [&sub, &jti.map(Scalar::of)].into_iter().flatten() {
-            if !matches!(v, Scalar::Str(_)) {
-                return Err(claim("sub or jti is not a string"));
-            }
-        }
-        match iss.map(Scalar::of) {
+            None => None,
+        };
+        let string = |v: Option<&'p RawValue>| match v.map(Scalar::of) {
+            None => Ok(None),
+            Some(Scalar::Str(s)) => Ok(Some(s)),
+            Some(_) => Err(claim("sub or jti is not a string")),
+        };
+        let sub = string(sub)?;
+        let jti = string(jti)?;
+        let iss = match iss.map(Scalar::of) {
             Some(Scalar::Str(iss))
                 if !inner.issuers.is_empty()
                     && !inner.issuers.iter().any(|i| *i == iss)
@@ -94,24 +110,24 @@ impl Authenticator {
             {
                 return Err(claim("iss does not match"));
             }
-            Some(Scalar::Str(_)) => {}
+            Some(Scalar::Str(iss)) => Some(iss),
             Some(_) => return Err(claim("iss is not a string")),
             None if !inner.issuers.is_empty() => return Err(claim("iss missing")),
-            None => {}
-        }
+            None => None,
+        };
         self.check_audience(aud)?;
 
         let mut id = Identity::default();
-        let sub = sub.as_ref().and_then(Scalar::as_str);
+        let sub_str = sub.as_deref();
         let roles = roles.and_then(|raw| json::walk(raw, &inner.role_claim.names()[1..]));
         let groups = groups.and_then(|raw| json::walk(raw, &inner.groups_claim.names()[1..]));
         // One allocation for every string: their raw JSON lengths bound them.
         id.reserve(
-            sub.map_or(0, str::len)
+            sub_str.map_or(0, str::len)
                 + roles.map_or(0, |r| r.get().len())
                 + groups.map_or(0, |g| g.get().len()),
         );
-        if let Some(sub) = sub {
+        if let Some(sub) = sub_str {
             id.subject(sub);
         }
         if let Some(raw) = roles {
@@ -120,7 +136,15 @@ impl Authenticator {
         if let Some(raw) = groups {
             strings(raw, false, |s| id.group(s));
         }
-        Ok((id, exp, nbf))
+        Ok(Read {
+            identity: id,
+            exp,
+            nbf,
+            iat,
+            iss,
+            jti,
+            sub,
+        })
     }
 
     /// Whether `iss` matches an issuer pattern (its keys were that issuer's own).

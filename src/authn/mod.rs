@@ -52,6 +52,7 @@ use crate::jose::{Algorithm, json, strict_b64};
 use crate::keys::RemoteKeys;
 use crate::keys::{KeySet, Lookup, Mode, Pending, Selection};
 use crate::principal::{ClaimPath, Principal};
+use crate::revoke::{RevocationStore, TokenRef, Verdict};
 
 /// Default leeway for `exp`, `nbf` and `iat`, in seconds.
 pub const DEFAULT_LEEWAY: u64 = 60;
@@ -147,6 +148,16 @@ struct Inner {
     remote: Option<RemoteKeys>,
     #[cfg(feature = "token-cache")]
     cache: Option<cache::Cache>,
+    revocations: Option<Arc<dyn RevocationStore>>,
+}
+
+/// The answer of a revocation store, as the verifier's result.
+fn revocation(store: &dyn RevocationStore, token: &TokenRef<'_>) -> Result<(), AuthError> {
+    match store.check(token) {
+        Verdict::Valid => Ok(()),
+        Verdict::Revoked => Err(AuthError::revoked()),
+        Verdict::Unavailable => Err(AuthError::revocation_unavailable()),
+    }
 }
 
 /// The remote key set that verified a token, and its key epoch at the time: a token
@@ -388,22 +399,73 @@ impl Authenticator {
         let cached = match &inner.cache {
             Some(cache) => {
                 let hash = cache.hash(token);
-                if let Some(p) = cache.get(hash, token, inner.clock.now(), inner.leeway) {
-                    return Ok(p);
+                if let Some(entry) = cache.get(hash, token, inner.clock.now(), inner.leeway) {
+                    // A hit is checked against revocation like a fresh verification, from
+                    // what the entry kept.
+                    if let (Some(store), Some(r)) = (&inner.revocations, &entry.revocable) {
+                        let t = TokenRef::hashed(
+                            &r.iss,
+                            r.jti.as_deref(),
+                            entry.principal.subject(),
+                            r.iat,
+                            &r.sha,
+                        );
+                        if let Err(e) = revocation(&**store, &t) {
+                            if e.is_revoked() {
+                                cache.invalidate(hash);
+                            }
+                            return Err(e.into());
+                        }
+                    }
+                    return Ok(entry.principal.clone());
                 }
                 Some((cache, hash))
             }
             _ => None,
         };
         let (buf, header_len, source) = self.check_jws(seg, mode)?;
-        let (identity, _exp, _nbf) = self.read_claims(&buf[header_len..])?;
+        let claims::Read {
+            identity,
+            exp,
+            nbf,
+            iat,
+            iss,
+            jti,
+            sub,
+        } = self.read_claims(&buf[header_len..])?;
+        #[cfg(feature = "token-cache")]
+        let mut revocable = None;
+        if let Some(store) = &inner.revocations {
+            let t = TokenRef::new(
+                iss.as_deref().unwrap_or(""),
+                jti.as_deref(),
+                sub.as_deref(),
+                iat,
+                token,
+            );
+            revocation(&**store, &t)?;
+            #[cfg(feature = "token-cache")]
+            if cached.is_some() {
+                revocable = Some(cache::Revocable {
+                    iss: t.issuer().into(),
+                    jti: t.jti().map(Into::into),
+                    iat: t.issued_at(),
+                    sha: t.token_sha256(),
+                });
+            }
+        }
+        // The claims borrowed from the buffer end here; the principal takes it.
+        drop((iss, jti, sub));
+        #[cfg(not(feature = "token-cache"))]
+        let _ = (exp, nbf);
         let principal = Principal::new(inner.answers.clone(), buf, header_len, identity);
         #[cfg(feature = "token-cache")]
         if let Some((cache, hash)) = cached {
             let verified = cache::Verified {
-                exp: _exp,
-                nbf: _nbf,
+                exp,
+                nbf,
                 source,
+                revocable,
             };
             cache.insert(
                 hash,

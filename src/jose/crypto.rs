@@ -263,6 +263,15 @@ impl Key {
     }
 }
 
+/// SHA-256 of `data` (the revocation list keys exact tokens by the hash of their signing
+/// input).
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 /// A private key for minting tokens.
 #[derive(Clone)]
 pub(crate) struct SigningKey {
