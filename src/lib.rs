@@ -118,6 +118,12 @@
 //!   [`JwksOptions`]) with one shared reqwest client over rustls; needs a tokio runtime.
 //! - `reqwest-client`: `JwksClient::from_reqwest`, to bring your own reqwest 0.13 client
 //!   (proxy, custom CA, mTLS); it follows reqwest's major version.
+//! - `metrics`: decisions, key-set fetches and key-set ages reported through the
+//!   `metrics` facade crate to whatever recorder the application installs (see
+//!   `portcullis::metrics` for the names and labels).
+//! - `cli`: the `portcullis` binary: `mint`, `keygen`, `inspect`, `verify`, `check`,
+//!   `lint`, and `serve`, a forward-auth service for nginx, Caddy and Traefik with a
+//!   Prometheus `/metrics` endpoint. Run `portcullis --help`.
 //!
 //! MSRV: Rust 1.88 (edition 2024).
 
@@ -137,6 +143,10 @@ pub mod grpc;
 mod jose;
 mod keys;
 pub mod layer;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 mod policy;
 mod principal;
 mod signer;

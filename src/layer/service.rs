@@ -140,7 +140,9 @@ where
     ReqBody: Send + 'static,
 {
     Box::pin(async move {
-        if let Some(p) = shared.check_async(&parts).await? {
+        let checked = shared.check_async(&parts).await;
+        crate::metrics::decision(shared.grpc, checked.as_ref().map(Option::is_none));
+        if let Some(p) = checked? {
             parts.extensions.insert(p);
         }
         Ok(inner.call(Request::from_parts(parts, body)))
@@ -169,6 +171,7 @@ where
         parts.extensions.remove::<Principal>();
         let state = match self.shared.check(&parts) {
             Ok(principal) => {
+                crate::metrics::decision(self.shared.grpc, Ok(principal.is_none()));
                 if let Some(p) = principal {
                     parts.extensions.insert(p);
                 }
@@ -178,6 +181,7 @@ where
                 }
             }
             Err(Step::Fail(err)) => {
+                crate::metrics::decision(self.shared.grpc, Err(&err));
                 let grpc = self.shared.grpc_answer(&parts.headers);
                 State::Reject {
                     res: Some(self.shared.reject(err, grpc.as_ref())),
