@@ -115,8 +115,8 @@ pub(crate) struct Identity {
 impl Identity {
     fn answer(&self, req: &Request<()>) -> Response<Body> {
         let Some(p) = req.extensions().get::<Principal>() else {
-            // Public: nothing verified, no identity.
-            return Response::new(Body::empty());
+            // Public: nothing verified, so every identity header is empty.
+            return self.empty_identity();
         };
         if let Some(authz) = &self.records {
             let permission = crate::check::method_permission(req.method());
@@ -126,7 +126,7 @@ impl Identity {
                 return error_response(&e, None);
             }
         }
-        let mut res = Response::new(Body::empty());
+        let mut res = self.empty_identity();
         let h = res.headers_mut();
         if let Some(sub) = p.subject() {
             match HeaderValue::from_str(sub) {
@@ -134,7 +134,7 @@ impl Identity {
                     h.insert(SUBJECT, v);
                 }
                 Err(_) => tracing::warn!(
-                    "forward-auth: `sub` cannot be a header value; X-Auth-Subject left out"
+                    "forward-auth: `sub` cannot be a header value; X-Auth-Subject left empty"
                 ),
             }
         }
@@ -153,10 +153,27 @@ impl Identity {
                     h.insert(name.clone(), v);
                 }
                 None if p.claim(claim).is_some() => {
-                    tracing::warn!(header = %name, "forward-auth: the claim cannot be a header value; header left out");
+                    tracing::warn!(header = %name, "forward-auth: the claim cannot be a header value; header left empty");
                 }
                 None => {}
             }
+        }
+        res
+    }
+}
+
+impl Identity {
+    /// A 200 with every identity header present and empty: a proxy that copies headers
+    /// then overwrites the client's with nothing (Caddy 2.6 would otherwise pass its own
+    /// placeholder text upstream for a header the answer lacks).
+    fn empty_identity(&self) -> Response<Body> {
+        let mut res = Response::new(Body::empty());
+        let h = res.headers_mut();
+        let empty = HeaderValue::from_static("");
+        h.insert(SUBJECT, empty.clone());
+        h.insert(ROLES, empty.clone());
+        for (_, name) in self.claims.iter() {
+            h.insert(name.clone(), empty.clone());
         }
         res
     }
