@@ -290,7 +290,9 @@ fn lint_policy(file: &str, text: &str, f: &mut Findings) -> Option<PolicyFile> {
                         "{name} is shadowed by the public prefix `{}` (line {}): it can never apply; remove the rule or the prefix",
                         src.get_ref(), line(src.span())
                     ));
-                } else if prefix_meets(pre, pat) {
+                } else if matches!(pat.first(), Some(Seg::Lit(_))) && prefix_meets(pre, pat) {
+                    // A catch-all (`/**`, `/{*rest}`) beside public prefixes is the usual
+                    // "admin everywhere" rule; a rule under a literal prefix is not.
                     f.add(file, at, Level::Warning, format!(
                         "the public prefix `{}` (line {}) makes part of what {name} guards public",
                         src.get_ref(), line(src.span())

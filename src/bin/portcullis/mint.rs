@@ -164,8 +164,19 @@ fn signer(args: &Args) -> Result<Signer, Fail> {
         None => None,
     };
     let hmac = |flag: &str, secret: &str, alg: Option<Algorithm>| {
-        Signer::hmac(alg.unwrap_or(Algorithm::HS256), secret)
-            .map_err(|e| Fail::usage(format!("{flag}: {}", e.message())))
+        let alg = alg.unwrap_or(Algorithm::HS256);
+        let min = match alg {
+            Algorithm::HS384 => 48,
+            Algorithm::HS512 => 64,
+            _ => 32,
+        };
+        if secret.len() < min {
+            return Err(Fail::usage(format!(
+                "{flag}: the secret has {} bytes; {alg} needs at least {min} bytes (verifiers refuse shorter secrets)",
+                secret.len()
+            )));
+        }
+        Signer::hmac(alg, secret).map_err(|e| Fail::usage(format!("{flag}: {}", e.message())))
     };
     let signer = if let Some(secret) = &args.secret {
         hmac("--secret", secret, alg)?
