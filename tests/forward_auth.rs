@@ -311,14 +311,13 @@ fn run_cases(proxy: &str, listen: u16, serve_addr: SocketAddr) {
     }
 }
 
-#[test]
-fn nginx_auth_request() {
-    let Some(nginx) = require("nginx", "nginx") else {
-        return;
-    };
-    let dir = TempDir::new("nginx");
-    let upstream = echo_upstream();
-    let (mut serve_proc, serve_addr) = start_serve(&dir, "nginx");
+/// nginx on a free port in `dir`, in front of `serve_addr` and `upstream`.
+fn start_nginx(
+    nginx: &std::path::Path,
+    dir: &TempDir,
+    serve_addr: SocketAddr,
+    upstream: u16,
+) -> (Proc, u16) {
     let listen = free_port();
     let conf = dir.write(
         "nginx.conf",
@@ -332,6 +331,18 @@ fn nginx_auth_request() {
         .args(["-g", "daemon off;"]);
     let mut proxy = spawn("nginx", cmd);
     wait_port(listen, "nginx", Some(&mut proxy));
+    (proxy, listen)
+}
+
+#[test]
+fn nginx_auth_request() {
+    let Some(nginx) = require("nginx", "nginx") else {
+        return;
+    };
+    let dir = TempDir::new("nginx");
+    let upstream = echo_upstream();
+    let (mut serve_proc, serve_addr) = start_serve(&dir, "nginx");
+    let (_proxy, listen) = start_nginx(&nginx, &dir, serve_addr, upstream);
     wait_port(serve_addr.port(), "serve", Some(&mut serve_proc));
     run_cases("nginx", listen, serve_addr);
     let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
@@ -358,4 +369,39 @@ fn caddy_forward_auth() {
     wait_port(listen, "caddy", Some(&mut proxy));
     wait_port(serve_addr.port(), "serve", Some(&mut serve_proc));
     run_cases("caddy", listen, serve_addr);
+}
+
+/// With no keys ever loaded, serve answers 503; nginx's `auth_request` turns any status
+/// but 2xx, 401 and 403 into a 500 for the client (the README says so).
+#[test]
+fn nginx_turns_keys_unavailable_into_500() {
+    let Some(nginx) = require("nginx", "nginx") else {
+        return;
+    };
+    let dir = TempDir::new("nginx503");
+    let upstream = echo_upstream();
+    let policy = dir.write("policy.toml", POLICY);
+    let url = format!("http://127.0.0.1:{}/jwks.json", free_port());
+    let (_serve, serve_addr) = serve(
+        &["--proxy", "nginx", "--policy", policy.to_str().unwrap()],
+        &[("PORTCULLIS_JWKS_URL", &url)],
+    );
+    let (_proxy, listen) = start_nginx(&nginx, &dir, serve_addr, upstream);
+    let before = scrape(serve_addr);
+    let bearer = format!("Bearer {}", token("ada", "client", &[]));
+    let res = http(listen, "GET", "/api/items", &[("Authorization", &bearer)]);
+    assert_eq!(res.status, 500, "{res:?}");
+    assert!(
+        !res.body.contains("\"headers\""),
+        "reached the upstream: {res:?}"
+    );
+    let moved = delta(&before, &scrape(serve_addr));
+    assert_eq!(
+        moved.get(&decision("denied", "keys_unavailable")),
+        Some(&1.0),
+        "{moved:?}"
+    );
+    assert_eq!(moved.get(&answered("nginx", 503)), Some(&1.0), "{moved:?}");
+    // Public paths need no keys.
+    assert_eq!(http(listen, "GET", "/public/x", &[]).status, 200);
 }
