@@ -24,13 +24,16 @@
 //! - `issuer`: the configured OIDC issuer or JWK set URL of the set.
 //! - `result`: `ok` or `error`.
 //!
-//! A decision costs no allocation: each (protocol, outcome, reason) is a static metric
-//! key, so a request only looks its counter up in the recorder.
+//! Call [`register`] once after installing the recorder: it describes the metrics (help
+//! text and units) and binds the decision counters, so that from then on a decision is one
+//! atomic add, with no look-up in the recorder and no allocation, whatever the exporter.
+//! Before it, each decision looks its counter up by a static key (some exporters allocate
+//! a handle on each look-up).
 //!
 //! ```
-//! // With a recorder installed (here none, so nothing is kept), describe the metrics
-//! // once, and before each scrape bring the key-set ages up to date.
-//! portcullis::metrics::describe();
+//! // With a recorder installed (here none, so nothing is kept): register once, and before
+//! // each scrape bring the key-set ages up to date.
+//! portcullis::metrics::register();
 //! portcullis::metrics::update_key_set_ages();
 //! ```
 
@@ -58,9 +61,15 @@ pub const JWKS_LAST_SUCCESS: &str = "portcullis_jwks_last_success_timestamp_seco
 pub const JWKS_AGE: &str = "portcullis_jwks_age_seconds";
 
 #[cfg(feature = "metrics")]
-/// Registers the help text and unit of every metric above with the installed recorder.
-/// Call it once after installing the recorder (exporters print the help text).
-pub fn describe() {
+/// Registers every metric above with the installed recorder (the global one, or the
+/// thread's local one): their help text and units, and the decision counters the layer
+/// counts with from then on. Call it once after installing the recorder; calling it again
+/// binds the counters of the recorder installed then.
+pub fn register() {
+    HANDLES.store(Some(std::sync::Arc::new(Handles {
+        http: REASONS.map(|r| decision_counter("http", r)),
+        grpc: REASONS.map(|r| decision_counter("grpc", r)),
+    })));
     {
         use metrics::{Unit, describe_counter, describe_gauge};
         describe_counter!(
@@ -108,6 +117,58 @@ pub fn update_key_set_ages() {
     }
 }
 
+/// The `reason` labels, by index (see [`reason_index`]); the first two are allowed.
+#[cfg(feature = "metrics")]
+const REASONS: [&str; 9] = [
+    "public",
+    "authorized",
+    "missing_credentials",
+    "invalid_request",
+    "invalid_token",
+    "token_expired",
+    "forbidden",
+    "keys_unavailable",
+    "misuse",
+];
+
+/// The decision counters bound by [`register`], by protocol and reason.
+#[cfg(feature = "metrics")]
+struct Handles {
+    http: [metrics::Counter; 9],
+    grpc: [metrics::Counter; 9],
+}
+
+#[cfg(feature = "metrics")]
+static HANDLES: arc_swap::ArcSwapOption<Handles> = arc_swap::ArcSwapOption::const_empty();
+
+#[cfg(feature = "metrics")]
+fn decision_counter(protocol: &'static str, reason: &'static str) -> metrics::Counter {
+    let outcome = if matches!(reason, "public" | "authorized") {
+        "allowed"
+    } else {
+        "denied"
+    };
+    metrics::counter!(DECISIONS, "protocol" => protocol, "outcome" => outcome, "reason" => reason)
+}
+
+/// The index in [`REASONS`] of a decision.
+#[cfg(feature = "metrics")]
+fn reason_index(result: Result<bool, &AuthError>) -> usize {
+    match result {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => match e.kind() {
+            AuthErrorKind::MissingCredentials => 2,
+            AuthErrorKind::InvalidRequest => 3,
+            AuthErrorKind::InvalidToken if e.is_expired() => 5,
+            AuthErrorKind::InvalidToken => 4,
+            AuthErrorKind::Forbidden => 6,
+            AuthErrorKind::KeysUnavailable => 7,
+            AuthErrorKind::Misuse => 8,
+        },
+    }
+}
+
 /// Key sets by name, with the Unix time of their last successful fetch.
 #[cfg(feature = "metrics")]
 static LOADED: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
@@ -120,12 +181,17 @@ fn unix_now() -> u64 {
 }
 
 /// Counts one decision of the layer: `Ok(public)` for a request let through (public
-/// when no token was needed), `Err` for a refusal. A static key per label set: no
-/// allocation.
+/// when no token was needed), `Err` for a refusal. With the counters bound by
+/// [`register`], one atomic add; before, a look-up by a static key per label set.
 #[inline]
 pub(crate) fn decision(grpc: bool, result: Result<bool, &AuthError>) {
     #[cfg(feature = "metrics")]
     {
+        if let Some(handles) = HANDLES.load().as_ref() {
+            let set = if grpc { &handles.grpc } else { &handles.http };
+            set[reason_index(result)].increment(1);
+            return;
+        }
         macro_rules! count {
             ($protocol:literal, $outcome:literal, $reason:literal) => {
                 metrics::counter!(

@@ -1030,7 +1030,9 @@ token_roles = ["clinet"]
 #[test]
 fn serve_refuses_bad_settings_with_their_names() {
     let key = [("FEDN_JWT_SECRET_KEY", SECRET)];
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    /// (arguments, environment, what stderr must name)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             vec!["serve", "--listen", "nope", "--proxy", "nginx"],
             key.to_vec(),

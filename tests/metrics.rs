@@ -17,6 +17,94 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use portcullis::{Algorithm, AuthLayer, Authenticator, Policy, Signer};
 use tower::{Layer, ServiceExt};
 
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+/// Heap blocks allocated so far in this process (while the dhat profiler runs).
+fn allocations() -> u64 {
+    dhat::HeapStats::get().total_blocks
+}
+
+/// Polls a future that is ready at once, without a runtime.
+fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    match f
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("not ready"),
+    }
+}
+
+#[test]
+fn counting_a_decision_costs_no_allocation() {
+    let _turn = BOUND
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let auth = Authenticator::builder()
+        .hmac_secret(SECRET)
+        .token_cache(portcullis::TokenCache::off())
+        .build()
+        .unwrap();
+    let policy = Policy::builder()
+        .allow("GET", "/api/{*rest}", ["client"])
+        .build()
+        .unwrap();
+    let token = Signer::hmac(Algorithm::HS256, SECRET)
+        .unwrap()
+        .sign(&serde_json::json!({"sub": "ada", "role": "client", "exp": 4_000_000_000u64}))
+        .unwrap();
+    let inner = tower::service_fn(|_req: Request<String>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    });
+    let svc = AuthLayer::new(auth, policy).layer(inner);
+    let request = || {
+        Request::get("/api/x")
+            .header("authorization", format!("Bearer {token}"))
+            .body(String::new())
+            .unwrap()
+    };
+    // Allocations of one allowed and one refused request, the request built beforehand.
+    let cost = |svc: &portcullis::layer::Auth<_>| {
+        let mut out = [0u64; 2];
+        for (i, req) in [
+            request(),
+            Request::get("/api/x").body(String::new()).unwrap(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut s = svc.clone();
+            let before = allocations();
+            let res = ready(tower::Service::call(&mut s, req)).unwrap();
+            out[i] = allocations() - before;
+            drop(res);
+        }
+        out
+    };
+    // Other tests of this binary run beside this one and may allocate now and then: the
+    // fewest allocations over many tries is this thread's own cost.
+    let fewest = |f: &dyn Fn() -> [u64; 2]| {
+        (0..50)
+            .map(|_| f())
+            .fold([u64::MAX; 2], |a, b| [a[0].min(b[0]), a[1].min(b[1])])
+    };
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let without = fewest(&|| cost(&svc));
+    let with = metrics::with_local_recorder(&recorder, || {
+        portcullis::metrics::register();
+        fewest(&|| cost(&svc))
+    });
+    assert_eq!(
+        with, without,
+        "allocations per request with a recorder vs without"
+    );
+    let text = recorder.handle().render();
+    assert!(text.contains(r#"reason="authorized"} 50"#), "{text}");
+}
+
 /// Runs a future that is ready at once (the layer answers without waiting here).
 fn now<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -25,8 +113,14 @@ fn now<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// The tests that bind the layer's counters to their own recorder take turns.
+static BOUND: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_layer_counts_each_decision_once_by_protocol_outcome_and_reason() {
+    let _turn = BOUND
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     let auth = Authenticator::builder()
@@ -62,6 +156,7 @@ fn the_layer_counts_each_decision_once_by_protocol_outcome_and_reason() {
         b.body(String::new()).unwrap()
     };
     metrics::with_local_recorder(&recorder, || {
+        portcullis::metrics::register();
         now(async {
             let s = &http_svc;
             let g = &grpc_svc;
@@ -143,7 +238,11 @@ fn the_layer_counts_each_decision_once_by_protocol_outcome_and_reason() {
             assert_eq!(res.status(), 403);
         })
     });
-    let got = samples(&handle.render());
+    // `register` creates every decision counter at 0; the ones that moved are these.
+    let got: std::collections::BTreeMap<String, f64> = samples(&handle.render())
+        .into_iter()
+        .filter(|(_, v)| *v != 0.0)
+        .collect();
     let want = [
         ("http", "allowed", "public", 1.0),
         ("http", "allowed", "authorized", 2.0),

@@ -178,6 +178,16 @@ SAMPLER=$!
 GUARD_OUT=$(run "$GUARD" "$DURATION")
 wait "$SAMPLER" || true
 
+# Every guarded request was decided by serve (warm-up included): its counter says so.
+scrape() {
+  exec 3<>"/dev/tcp/127.0.0.1/$SERVE"
+  printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+  cat <&3
+  exec 3>&-
+}
+DECIDED=$(scrape | awk '/^portcullis_decisions_total[{]protocol="http",outcome="allowed",reason="authorized"[}]/ {print $2}')
+DECIDED=${DECIDED:-0}
+
 read -r RSS_FIRST RSS_LAST < <(awk '{v[NR]=$1} END {n=NR; k=(n<10?n:10); for(i=1;i<=k;i++) a+=v[i]; for(i=n-k+1;i<=n;i++) b+=v[i]; printf "%d %d\n", a/k, b/k}' "$DIR/rss")
 B_RPS=$(field rps "$BASE_OUT"); G_RPS=$(field rps "$GUARD_OUT")
 B_P99=$(field p99_us "$BASE_OUT"); G_P99=$(field p99_us "$GUARD_OUT")
@@ -195,10 +205,13 @@ cat <<EOF
 | nginx -> auth_request -> portcullis serve -> upstream | $G_RPS | $(field p50_us "$GUARD_OUT") µs | $G_P99 µs | $(field unexpected "$GUARD_OUT") |
 
 throughput ratio guarded/baseline: $RATIO
+decisions counted by serve (warm-up included): $DECIDED
+load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)
 serve resident memory: first 10 s mean ${RSS_FIRST} KiB, last 10 s mean ${RSS_LAST} KiB (${GROWTH} %)
 EOF
 
 status=0
+[ "$DECIDED" -ge "$(field requests "$GUARD_OUT")" ] || { echo "load: serve decided $DECIDED requests, fewer than the guarded run sent" >&2; status=1; }
 [ "$UNEXPECTED" -eq 0 ] || { echo "load: $UNEXPECTED unexpected statuses" >&2; status=1; }
 [ "$ERRORS" -eq 0 ] || { echo "load: $ERRORS socket errors" >&2; status=1; }
 awk -v g="$GROWTH" 'BEGIN {exit !(g <= 10 && g >= -10)}' || { echo "load: resident memory moved by $GROWTH %" >&2; status=1; }

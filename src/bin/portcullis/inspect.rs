@@ -120,7 +120,7 @@ fn notes(header: &Map<String, Value>, claims: &Map<String, Value>) -> Vec<String
         None => out.push("no `alg` (a verifier refuses this token)".into()),
         Some(a) if a.parse::<portcullis::Algorithm>().is_err() => out.push(format!(
             "`alg` {} is not one portcullis verifies",
-            Value::String(a.into())
+            safe_json(&Value::String(a.into()))
         )),
         Some(_) => {}
     }

@@ -79,8 +79,11 @@ fn write(path: &Path, text: &str, private: bool, force: bool) -> Result<(), Fail
         .map_err(|e| Fail::usage(format!("cannot write `{}`: {e}", path.display())))
 }
 
+/// A new key: private PKCS#8 DER, public SPKI DER, public JWK members.
+type NewKey = (Vec<u8>, Vec<u8>, Map<String, Value>);
+
 /// The private PKCS#8 DER, public SPKI DER and public JWK members of a new key.
-fn generate(alg: Algorithm) -> Result<(Vec<u8>, Vec<u8>, Map<String, Value>), Fail> {
+fn generate(alg: Algorithm) -> Result<NewKey, Fail> {
     let failed = |_| Fail::usage(format!("cannot generate a {alg} key"));
     let object = |v: Value| match v {
         Value::Object(m) => m,

@@ -258,6 +258,14 @@ fn grpc_covers(a: &str, b: &str) -> bool {
     }
 }
 
+/// A rule with its index, parsed pattern and normalized methods.
+type ParsedRule<'a> = (
+    usize,
+    &'a HttpRule,
+    Option<Vec<Seg>>,
+    Option<BTreeSet<String>>,
+);
+
 fn lint_policy(file: &str, text: &str, f: &mut Findings) -> Option<PolicyFile> {
     let parsed: Result<PolicyFile, _> = toml::from_str(text);
     let library = Policy::from_toml_str(text).err();
@@ -270,7 +278,7 @@ fn lint_policy(file: &str, text: &str, f: &mut Findings) -> Option<PolicyFile> {
             .iter()
             .map(|s| (prefix_segs(s.get_ref()), s))
             .collect();
-        let rules: Vec<(usize, &HttpRule, Option<Vec<Seg>>, Option<BTreeSet<String>>)> = p
+        let rules: Vec<ParsedRule<'_>> = p
             .rule
             .iter()
             .enumerate()

@@ -242,7 +242,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| Fail::usage(format!("cannot install the metrics recorder: {e}")))?;
-    portcullis::metrics::describe();
+    portcullis::metrics::register();
     metrics::describe_counter!(
         "portcullis_forward_auth_responses_total",
         metrics::Unit::Count,
