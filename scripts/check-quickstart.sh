@@ -3,6 +3,7 @@
 # answers the status (HTTP code or gRPC code) its comment line promises. Usage: scripts/check-quickstart.sh [extra env...]
 # Example: scripts/check-quickstart.sh FEDN_AUTH_SCHEME=Token FEDN_CUSTOM_URL_PREFIX=/internal
 # A first argument without `=` names another example: scripts/check-quickstart.sh remote_keys
+# `client` runs the quickstart and then examples/client.rs against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 example=quickstart
@@ -10,6 +11,24 @@ if [[ $# -gt 0 && $1 != *=* ]]; then example=$1; shift; fi
 port=${PORT:-$((20000 + RANDOM % 20000))}
 grpc_port=$((port + 1))
 out=$(mktemp)
+if [[ $example == client ]]; then
+  # The client example calls the quickstart's routes: run the quickstart with a shared
+  # secret, then the client, which checks every answer itself and exits non-zero otherwise.
+  secret=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+  cargo build -q --features client,tonic --example quickstart --example client
+  bin_dir="${CARGO_TARGET_DIR:-target}/debug/examples"
+  env PORT="$port" GRPC_PORT="$grpc_port" FEDN_JWT_SECRET_KEY="$secret" "$@" "$bin_dir/quickstart" >"$out" 2>&1 &
+  pid=$!
+  trap 'kill $pid 2>/dev/null || true; rm -f "$out"' EXIT
+  for _ in $(seq 1 100); do
+    grep -q "listening on" "$out" && break
+    kill -0 $pid 2>/dev/null || { cat "$out"; echo "quickstart exited early"; exit 1; }
+    sleep 0.1
+  done
+  env PORT="$port" GRPC_PORT="$grpc_port" FEDN_JWT_SECRET_KEY="$secret" "$@" timeout 60 "$bin_dir/client"
+  echo "client: every answer as expected"
+  exit 0
+fi
 cargo build -q --example "$example"
 bin_dir="${CARGO_TARGET_DIR:-target}/debug/examples"
 env PORT="$port" GRPC_PORT="$grpc_port" "$@" "$bin_dir/$example" >"$out" 2>&1 &

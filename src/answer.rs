@@ -162,7 +162,6 @@ impl Answers {
 
 /// The HTTP answer for `err` without an authenticator at hand (no challenge: the layer in
 /// front adds its own to responses that carry an [`AuthError`]).
-#[cfg_attr(not(feature = "axum"), allow(dead_code))]
 pub(crate) fn plain<B>(err: &AuthError) -> Response<AuthBody<B>> {
     let mut res = Response::new(AuthBody::full(Bytes::from(err.body())));
     *res.status_mut() = err.status();

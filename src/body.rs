@@ -36,6 +36,14 @@ impl<B> AuthBody<B> {
         }
     }
 
+    /// The bytes of a rejection's body (`None` for an inner service's body).
+    pub(crate) fn into_bytes(self) -> Option<Bytes> {
+        match self.kind {
+            Kind::Full { data } => Some(data.unwrap_or_default()),
+            Kind::Inner { .. } => None,
+        }
+    }
+
     pub(crate) fn full(data: Bytes) -> Self {
         Self {
             kind: Kind::Full { data: Some(data) },

@@ -14,6 +14,7 @@
 //! | `PORTCULLIS_JWK_SET_FILE` | static JWK set file | none |
 //! | `PORTCULLIS_JWKS_URL` | remote JWK set URL (https; http for loopback), feature `jwks` | none |
 //! | `PORTCULLIS_OIDC_ISSUER` | OIDC issuers, keys by discovery (comma-separated), feature `jwks` | none |
+//! | `PORTCULLIS_ISSUER_PATTERN` | issuer patterns (`https://idp/realms/*`), comma-separated: keys by discovery on first use, rate-limited, feature `jwks` | none |
 //! | `PORTCULLIS_JWKS_TTL_SECONDS` | remote key set TTL without `Cache-Control: max-age` | `600` |
 //! | `PORTCULLIS_JWKS_COOLDOWN_SECONDS` | least time between refetches for unknown `kid`s | `30` |
 //! | `PORTCULLIS_ISSUER` | required `iss` (comma-separated for several) | any |
@@ -25,6 +26,12 @@
 //! | `PORTCULLIS_REALM` | realm in challenges | `api` |
 //! | `PORTCULLIS_POLICY_FILE` | TOML policy replacing the FEDn REST policy | FEDn REST policy |
 //! | `PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET` | `true` accepts HMAC secrets under the hash size | `false` |
+//! | `PORTCULLIS_TOKEN_SOURCES` | where tokens come from, in order: `authorization`, `cookie:NAME`, `header:NAME`, `query:NAME` (risky: URLs are logged) | `authorization` |
+//! | `PORTCULLIS_TOKEN_CACHE_ENTRIES` | most tokens in the verified-token cache; `0` turns it off (feature `token-cache`) | `10000` |
+//! | `PORTCULLIS_TOKEN_CACHE_BYTES` | most bytes in the verified-token cache | `33554432` (32 MiB) |
+//! | `PORTCULLIS_PUBLIC_AUTH` | a token on a public route: `ignore`, `optional` (a valid one fills `Option<Principal>`), `strict` (an invalid one is refused) | `ignore` |
+//! | `PORTCULLIS_CORS_PREFLIGHT` | `true` lets CORS preflights (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) through unauthenticated | `false` |
+//! | `PORTCULLIS_UNKNOWN_TARGETS` | `pass`: your server wires the layer so that routes it does not serve answer 404/405 ([`EnvConfig::unknown_targets`]); `deny`: 403 | `deny` |
 //!
 //! Empty values count as unset, as in FEDn. Precedence: the policy file (or the FEDn REST
 //! policy) first, then the FEDn variables add public prefixes, the URL prefix and the
@@ -53,12 +60,34 @@ use crate::jose::{Algorithm, Family};
 use crate::layer::AuthLayer;
 use crate::policy::{Policy, PolicyBuilder};
 
+/// What a server should do with routes and methods it does not serve
+/// (`PORTCULLIS_UNKNOWN_TARGETS`).
+///
+/// The layer cannot know which routes exist, so this is the server's choice of wiring:
+/// with [`Pass`](Self::Pass), guard axum routers with `Router::route_layer` (the layer then
+/// wraps only matched routes, and the router answers 404 or 405 for the rest without
+/// running a handler), and tonic services one by one. Answering 404 tells a caller without
+/// a token which routes exist; [`Deny`](Self::Deny) (the default) answers 403 (or 401)
+/// for every unserved target instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum UnknownTargets {
+    /// Unserved targets are refused like any target no rule names.
+    #[default]
+    Deny,
+    /// Unserved targets answer 404/405 (HTTP) or UNIMPLEMENTED (gRPC).
+    Pass,
+}
+
 /// Authenticator and policy settings read from the environment, still open to changes in
 /// code before [`build_layer`](Self::build_layer).
 #[derive(Debug)]
 pub struct EnvConfig {
     auth: AuthenticatorBuilder,
     policy: PolicyBuilder,
+    public_auth: crate::layer::PublicAuth,
+    cors_preflight: bool,
+    unknown_targets: UnknownTargets,
     has_keys: bool,
     secret_var: bool,
     secret_pem: bool,
@@ -150,6 +179,13 @@ impl EnvConfig {
                 auth = auth.oidc_issuer(iss);
                 has_keys = true;
             }
+            for pattern in get("PORTCULLIS_ISSUER_PATTERN")
+                .iter()
+                .flat_map(|v| list(v))
+            {
+                auth = auth.issuer_pattern(pattern);
+                has_keys = true;
+            }
             let seconds = |name: &str, v: &str| {
                 v.trim()
                     .parse::<u64>()
@@ -229,6 +265,67 @@ impl EnvConfig {
             }
         }
 
+        if let Some(v) = get("PORTCULLIS_TOKEN_SOURCES") {
+            let sources = v
+                .split(',')
+                .filter(|e| !e.trim().is_empty())
+                .map(crate::authn::TokenSource::parse)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ConfigError::new("PORTCULLIS_TOKEN_SOURCES", e))?;
+            auth = auth.token_sources(sources);
+        }
+        #[cfg(feature = "token-cache")]
+        {
+            let mut cache = crate::authn::TokenCache::new();
+            for (name, set) in [
+                ("PORTCULLIS_TOKEN_CACHE_ENTRIES", 0),
+                ("PORTCULLIS_TOKEN_CACHE_BYTES", 1),
+            ] {
+                if let Some(v) = get(name) {
+                    let n = v.trim().parse::<u64>().map_err(|_| {
+                        ConfigError::new(name, "not a whole number (0 turns the cache off)")
+                    })?;
+                    cache = if set == 0 {
+                        cache.max_entries(n)
+                    } else {
+                        cache.max_bytes(n)
+                    };
+                }
+            }
+            auth = auth.token_cache(cache);
+        }
+        let public_auth = match get("PORTCULLIS_PUBLIC_AUTH").as_deref().map(str::trim) {
+            None | Some("ignore") => crate::layer::PublicAuth::Ignore,
+            Some("optional") => crate::layer::PublicAuth::IfValid,
+            Some("strict") => crate::layer::PublicAuth::Verify,
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "PORTCULLIS_PUBLIC_AUTH",
+                    "use `ignore` (the default), `optional` or `strict`",
+                ));
+            }
+        };
+        let cors_preflight = match get("PORTCULLIS_CORS_PREFLIGHT").as_deref().map(str::trim) {
+            None | Some("false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "PORTCULLIS_CORS_PREFLIGHT",
+                    "use `true` or `false`",
+                ));
+            }
+        };
+        let unknown_targets = match get("PORTCULLIS_UNKNOWN_TARGETS").as_deref().map(str::trim) {
+            None | Some("deny") => UnknownTargets::Deny,
+            Some("pass") => UnknownTargets::Pass,
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "PORTCULLIS_UNKNOWN_TARGETS",
+                    "use `deny` (the default) or `pass`",
+                ));
+            }
+        };
+
         let mut policy = match get("PORTCULLIS_POLICY_FILE") {
             Some(path) => crate::policy::builder_from_file(&path)?,
             None => Policy::fedn(),
@@ -266,10 +363,19 @@ impl EnvConfig {
         Ok(Self {
             auth,
             policy,
+            public_auth,
+            cors_preflight,
+            unknown_targets,
             has_keys,
             secret_var,
             secret_pem,
         })
+    }
+
+    /// What the server should do with targets it does not serve
+    /// (`PORTCULLIS_UNKNOWN_TARGETS`); see [`UnknownTargets`].
+    pub fn unknown_targets(&self) -> UnknownTargets {
+        self.unknown_targets
     }
 
     /// Whether the environment configured any key source.
@@ -313,9 +419,11 @@ impl EnvConfig {
             "jwk_set" => e.renamed("PORTCULLIS_JWK_SET_FILE"),
             "jwks_url" => e.renamed("PORTCULLIS_JWKS_URL"),
             "oidc_issuer" => e.renamed("PORTCULLIS_OIDC_ISSUER"),
+            "issuer_pattern" => e.renamed("PORTCULLIS_ISSUER_PATTERN"),
             "jwks_ttl" => e.renamed("PORTCULLIS_JWKS_TTL_SECONDS"),
             "jwks_cooldown" => e.renamed("PORTCULLIS_JWKS_COOLDOWN_SECONDS"),
             "realm" => e.renamed("PORTCULLIS_REALM"),
+            "token_sources" => e.renamed("PORTCULLIS_TOKEN_SOURCES"),
             _ => e,
         })?;
         let policy = self.policy.build()?;
@@ -324,7 +432,13 @@ impl EnvConfig {
 
     /// Builds the layer.
     pub fn build_layer(self) -> Result<AuthLayer, ConfigError> {
+        let (public_auth, cors) = (self.public_auth, self.cors_preflight);
         let (auth, policy) = self.build()?;
-        Ok(AuthLayer::new(auth, policy))
+        let layer = AuthLayer::new(auth, policy).public_auth(public_auth);
+        Ok(if cors {
+            layer.allow_cors_preflight()
+        } else {
+            layer
+        })
     }
 }

@@ -138,6 +138,9 @@ pub(crate) enum Reason {
     BadSignature,
     Expired,
     Claim(&'static str),
+    /// The claims do not fit a handler's type: the field's path and what was wrong.
+    #[cfg_attr(not(any(feature = "axum", feature = "tonic")), allow(dead_code))]
+    ClaimsType(String),
     Policy(String),
     RequiredClaim(String),
     KeysUnavailable,
@@ -364,6 +367,9 @@ impl fmt::Display for AuthError {
             Reason::BadSignature => f.write_str("invalid signature"),
             Reason::Expired => f.write_str("token expired"),
             Reason::Claim(what) => write!(f, "claim refused: {what}"),
+            Reason::ClaimsType(field) => {
+                write!(f, "claims do not fit the handler's type at {field}")
+            }
             Reason::Policy(why) => write!(f, "forbidden: {why}"),
             Reason::RequiredClaim(key) => write!(f, "required claim `{key}` missing or different"),
             Reason::KeysUnavailable => f.write_str("no keys loaded for the issuer"),
@@ -487,7 +493,13 @@ impl ConfigErrorKind {
             "public_key_pem" | "PORTCULLIS_PUBLIC_KEY_FILE" => PublicKey,
             "jwk_set" | "PORTCULLIS_JWK_SET_FILE" => JwkSet,
             "signer key" => SigningKey,
-            "jwks_url" | "issuer_jwks_url" | "oidc_issuer" | "PORTCULLIS_OIDC_ISSUER" => RemoteKeys,
+            "jwks_url"
+            | "issuer_jwks_url"
+            | "oidc_issuer"
+            | "issuer_pattern"
+            | "tenant_options"
+            | "PORTCULLIS_ISSUER_PATTERN"
+            | "PORTCULLIS_OIDC_ISSUER" => RemoteKeys,
             s if s.starts_with("jwks_") || s.starts_with("PORTCULLIS_JWKS_") => RemoteKeys,
             "issuer"
             | "audience"
@@ -503,6 +515,8 @@ impl ConfigErrorKind {
             | "PORTCULLIS_LEEWAY_SECONDS" => Claims,
             "scheme"
             | "realm"
+            | "token_sources"
+            | "PORTCULLIS_TOKEN_SOURCES"
             | "max_token_bytes"
             | "FEDN_AUTH_SCHEME"
             | "PORTCULLIS_REALM"

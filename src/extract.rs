@@ -50,6 +50,7 @@ use serde::de::DeserializeOwned;
 
 use crate::answer::{self, Answers};
 use crate::error::{AuthError, Reason};
+use crate::layer::PublicTarget;
 use crate::principal::Principal;
 
 /// The rejection of the extractors: an [`AuthError`] answered as the table says.
@@ -104,9 +105,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts.extensions.get::<Principal>().cloned().ok_or_else(|| {
-            AuthRejection::plain(AuthError::misuse(
-                "Principal extractor without AuthLayer in front, or on a public route",
-            ))
+            let error = if parts.extensions.get::<PublicTarget>().is_some() {
+                // The policy made the route public and no valid token came: the caller
+                // must authenticate for this handler (the layer adds its challenge).
+                AuthError::missing()
+            } else {
+                AuthError::misuse("Principal extractor without AuthLayer in front")
+            };
+            tracing::debug!(target: "portcullis::extract", error = %error, "extractor refused the request");
+            AuthRejection::plain(error)
         })
     }
 }
@@ -132,9 +139,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let principal =
             <Principal as FromRequestParts<S>>::from_request_parts(parts, state).await?;
-        principal.claims_as::<T>().map(Claims).map_err(|_| {
-            let error =
-                AuthError::invalid_token(Reason::Claim("claims do not fit the handler's type"));
+        principal.claims_path_as::<T>().map(Claims).map_err(|field| {
+            let error = AuthError::invalid_token(Reason::ClaimsType(field));
+            tracing::debug!(target: "portcullis::extract", error = %error, "claims do not fit the handler's type");
             AuthRejection::for_principal(error, &principal)
         })
     }

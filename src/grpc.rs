@@ -45,6 +45,18 @@ use crate::error::{AuthError, GrpcCode, Reason};
 use crate::policy::{Policy, Target};
 use crate::principal::Principal;
 
+/// A guarded tonic service keeps its name, so it can be added to a tonic server one by
+/// one: `Server::builder().add_service(layer.layer(GreeterServer::new(svc)))` with
+/// `layer = AuthLayer::new(..).for_grpc()`. Then calls to services the server does not
+/// serve answer `UNIMPLEMENTED` from tonic's router without reaching the layer, while
+/// every method of a served service is judged by the policy (its deny-by-default included).
+/// Guarding with `Server::builder().layer(..)` instead judges every call, served or not:
+/// unknown services then get `PERMISSION_DENIED` (or `UNAUTHENTICATED`), which tells a
+/// caller nothing about what the server serves.
+impl<S: tonic::server::NamedService> tonic::server::NamedService for crate::layer::Auth<S> {
+    const NAME: &'static str = S::NAME;
+}
+
 impl From<GrpcCode> for Code {
     fn from(code: GrpcCode) -> Self {
         match code {
@@ -190,9 +202,12 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, Status> {
 }
 
 /// The verified token's claims, deserialized into `C`. Claims that do not fit are
-/// `UNAUTHENTICATED` with `Invalid token`.
+/// `UNAUTHENTICATED` with `Invalid token`; the log (target `portcullis::extract`, DEBUG)
+/// names the field that did not fit.
 pub fn claims<C: DeserializeOwned, T>(request: &tonic::Request<T>) -> Result<C, Status> {
-    principal(request)?.claims_as::<C>().map_err(|_| {
-        AuthError::invalid_token(Reason::Claim("claims do not fit the handler's type")).into()
+    principal(request)?.claims_path_as::<C>().map_err(|field| {
+        let error = AuthError::invalid_token(Reason::ClaimsType(field));
+        tracing::debug!(target: "portcullis::extract", error = %error, "claims do not fit the handler's type");
+        error.into()
     })
 }

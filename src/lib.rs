@@ -109,13 +109,69 @@
 //! [`layer::ResponseFuture`]), the axum extractors and the tonic interceptor. Rejections
 //! come from an answer table precomputed per authenticator.
 
+//! ## Logs (tracing)
+//!
+//! Events never hold a token, a key or a claim value; they name the method, the path or
+//! gRPC method, the outcome and the reason.
+//!
+//! | target | level | what |
+//! |---|---|---|
+//! | `portcullis::layer` | TRACE | every allowed request (method, path, `grpc`) |
+//! | `portcullis::layer` | DEBUG | every rejected request (method, path, status, reason), and route requirements that refuse |
+//! | `portcullis::extract` | DEBUG | extractor refusals (`Principal` on a public route, `Claims<T>` that do not fit, naming the field) |
+//! | `portcullis::authz` | DEBUG | `Authz::require` refusals (permission and reason) |
+//! | `portcullis::keys::remote::*` | DEBUG / WARN | key sets loaded; fetch failures (once per outage for runtime problems) |
+//! | `portcullis::config` | WARN | dangerous settings taken from the environment |
+//!
+//! Any `tracing` subscriber sees them; with tracing-subscriber,
+//! `EnvFilter::new("portcullis::layer=debug")` shows every rejection. A runnable check
+//! with a bare subscriber that counts the rejections:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use portcullis::{AuthLayer, Authenticator, Policy};
+//! use tower::{Layer, ServiceExt};
+//!
+//! static REJECTED: AtomicUsize = AtomicUsize::new(0);
+//! struct Count;
+//! impl tracing::Subscriber for Count {
+//!     fn enabled(&self, m: &tracing::Metadata<'_>) -> bool { m.target() == "portcullis::layer" }
+//!     fn event(&self, e: &tracing::Event<'_>) {
+//!         if *e.metadata().level() == tracing::Level::DEBUG { REJECTED.fetch_add(1, Ordering::SeqCst); }
+//!     }
+//!     fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id { tracing::span::Id::from_u64(1) }
+//!     fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+//!     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+//!     fn enter(&self, _: &tracing::span::Id) {}
+//!     fn exit(&self, _: &tracing::span::Id) {}
+//! }
+//!
+//! let auth = Authenticator::builder().hmac_secret("0123456789abcdef0123456789abcdef").build()?;
+//! let svc = AuthLayer::new(auth, Policy::builder().build()?).layer(tower::service_fn(
+//!     |_req: http::Request<String>| async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) },
+//! ));
+//! let rt = tokio::runtime::Builder::new_current_thread().build()?;
+//! tracing::subscriber::with_default(Count, || {
+//!     rt.block_on(svc.oneshot(http::Request::get("/x").body(String::new()).unwrap()))
+//! })?;
+//! assert_eq!(REJECTED.load(Ordering::SeqCst), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Feature flags
 //!
 //! - `axum` (default): the [`Principal`] and [`Claims`] extractors, and [`Authz`].
 //! - `watch`: `MemoryStore::watch_file`, a tokio task that reloads an access-record file.
 //! - `tonic`: the `grpc` module (interceptor, status conversion, handler helpers).
+//! - `token-cache` (default): the verified-token cache ([`TokenCache`]).
+//! - `test-util`: a kit for your own tests: `Signer::generate` and `test_util::TestIssuer`,
+//!   an OIDC issuer on loopback (discovery, JWK sets, rotation, minting).
 //! - `jwks` (default): remote key sets (`jwks_url`, `issuer_jwks_url`, `oidc_issuer`,
 //!   [`JwksOptions`]) with one shared reqwest client over rustls; needs a tokio runtime.
+//! - `client`: the [`client`] module: token sources (environment, files, `.env`, chains in
+//!   FEDn's, AIStore's and anaconda-cloud-auth's orders), refreshing sources (FEDn, OAuth2,
+//!   Authress service-client keys) and `TokenLayer` for outgoing hyper, axum, reqwest-style
+//!   and (with `tonic`) tonic requests; needs a tokio runtime.
 //! - `reqwest-client`: `JwksClient::from_reqwest`, to bring your own reqwest 0.13 client
 //!   (proxy, custom CA, mTLS); it follows reqwest's major version.
 //! - `metrics`: decisions, key-set fetches and key-set ages reported through the
@@ -133,6 +189,8 @@ mod answer;
 mod authn;
 mod authz;
 mod body;
+#[cfg(feature = "client")]
+pub mod client;
 mod clock;
 mod config;
 mod error;
@@ -150,23 +208,25 @@ mod metrics;
 mod policy;
 mod principal;
 mod signer;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 
 #[cfg(feature = "token-cache")]
 pub use authn::TokenCache;
 pub use authn::{
     Authenticator, AuthenticatorBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
-    DangerousAuthenticatorBuilder, MAX_LEEWAY, MAX_TOKEN_BYTES_CAP,
+    DangerousAuthenticatorBuilder, MAX_LEEWAY, MAX_TOKEN_BYTES_CAP, TokenSource,
 };
 #[cfg(feature = "axum")]
 pub use authz::Authz;
 #[cfg(feature = "watch")]
 pub use authz::FileWatch;
 pub use authz::{
-    AccessDecision, AccessReason, Authorizer, Grant, MemoryStore, Record, RecordSet,
+    AccessDecision, AccessList, AccessReason, Authorizer, Grant, MemoryStore, Record, RecordSet,
     RecordSetBuilder, RecordStore, Statement, Subject, Via, resource_uri,
 };
 pub use clock::Clock;
-pub use config::EnvConfig;
+pub use config::{EnvConfig, UnknownTargets};
 pub use error::{AuthError, AuthErrorKind, ConfigError, ConfigErrorKind, GrpcCode};
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Claims};
@@ -174,7 +234,7 @@ pub use jose::{Algorithm, UnknownAlgorithm};
 #[cfg(feature = "reqwest-client")]
 pub use keys::JwksClient;
 #[cfg(feature = "jwks")]
-pub use keys::JwksOptions;
+pub use keys::{JwksOptions, TenantOptions};
 pub use layer::{AuthBody, AuthLayer};
 pub use policy::{Decision, DecisionReason, Policy, PolicyBuilder, Target, Unmatched};
 pub use principal::{Principal, Strs};

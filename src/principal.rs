@@ -244,6 +244,21 @@ impl Principal {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
+    /// The claims deserialized into `T`, or the path of the field that did not fit
+    /// (`realm_access.roles[1]`) and why, without any claim value.
+    #[cfg_attr(not(any(feature = "axum", feature = "tonic")), allow(dead_code))]
+    pub(crate) fn claims_path_as<T: DeserializeOwned>(&self) -> Result<T, String> {
+        let mut de = serde_json::Deserializer::from_slice(self.payload());
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let what = match e.inner().classify() {
+                serde_json::error::Category::Data => without_values(&e.inner().to_string()),
+                _ => "not valid JSON".to_owned(),
+            };
+            format!("`{path}`: {what}")
+        })
+    }
+
     /// The claims deserialized into your own type.
     pub fn claims_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_slice(self.payload())
@@ -259,6 +274,19 @@ impl fmt::Debug for Principal {
             .field("groups", &self.groups())
             .field("claims", &self.claims().keys().collect::<Vec<_>>())
             .finish()
+    }
+}
+
+/// serde's message for a claim that did not fit, without the claim's value: "invalid
+/// type: string \"x\", expected u64" becomes "wrong type, expected u64".
+fn without_values(msg: &str) -> String {
+    let msg = msg.split(" at line").next().unwrap_or("");
+    if let Some(field) = msg.strip_prefix("missing field ") {
+        return format!("missing field {field}");
+    }
+    match msg.split_once(", expected ") {
+        Some((_, expected)) => format!("wrong type or value, expected {expected}"),
+        None => "does not fit".to_owned(),
     }
 }
 

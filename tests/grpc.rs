@@ -558,3 +558,50 @@ fn grpc_patterns_match_whole_names() {
         .unwrap_err();
     assert!(err.setting().starts_with("grpc rule 0 ("), "{err}");
 }
+
+// Unknown services answer UNIMPLEMENTED when each service is guarded on its own, while the
+// served ones stay guarded.
+#[tokio::test]
+async fn services_guarded_one_by_one_leave_unknown_services_unimplemented() {
+    use tower::Layer;
+    let layer = AuthLayer::new(
+        hs_builder().build().unwrap(),
+        portcullis::Policy::builder()
+            .allow_grpc("/test.v1.Echo/*", ["client"])
+            .build()
+            .unwrap(),
+    )
+    .for_grpc();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(layer.layer(common::grpc::Named::<0>))
+            .serve_with_incoming(incoming),
+    );
+    let mut grpc = common::grpc::client(addr, None).await;
+    let client = format!("Bearer {}", hs256().sign(&claims("client")).unwrap());
+    let nobody = format!("Bearer {}", hs256().sign(&claims("nobody")).unwrap());
+    // A service the server does not serve: UNIMPLEMENTED, with or without a token.
+    for auth in [None, Some(client.as_str())] {
+        let err = common::grpc::unary(&mut grpc, "/pkg.Unknown/Call", auth)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unimplemented, "{auth:?}");
+    }
+    // The served service stays guarded.
+    let err = common::grpc::unary(&mut grpc, "/test.v1.Echo/Hello", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = common::grpc::unary(&mut grpc, "/test.v1.Echo/Hello", Some(&nobody))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        common::grpc::unary(&mut grpc, "/test.v1.Echo/Hello", Some(&client))
+            .await
+            .is_ok()
+    );
+}

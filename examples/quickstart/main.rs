@@ -116,6 +116,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .allow_grpc("/quickstart.v1.Greeter/SayHello", ["client", "admin"])
             .allow_grpc("/quickstart.v1.Admin/Stats", ["admin"])
     });
+    let unknown = policy_extra.unknown_targets();
     let layer = policy_extra.build_layer()?;
     let scheme = layer.authenticator().scheme().to_owned();
 
@@ -123,7 +124,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(prefix) = env("FEDN_CUSTOM_URL_PREFIX") {
         app = app.clone().nest(prefix.trim_end_matches('/'), routes());
     }
-    let app = app.layer(layer.clone());
+    // PORTCULLIS_UNKNOWN_TARGETS=pass: the layer wraps only the routes the app serves, so
+    // the router answers 404 for the others.
+    let app = match unknown {
+        portcullis::UnknownTargets::Pass => app.route_layer(layer.clone()),
+        _ => app.layer(layer.clone()),
+    };
 
     let port: u16 = match env("PORT") {
         Some(p) => p
@@ -242,6 +248,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 "# the scheme alone -> 400 {{\"error\":\"invalid_request\",\"message\":\"Invalid request\"}}"
             );
             println!("curl -i -H \"Authorization: {scheme}\" {base}/me\n");
+            match unknown {
+                portcullis::UnknownTargets::Pass => {
+                    println!(
+                        "# a route the app does not serve (PORTCULLIS_UNKNOWN_TARGETS=pass) -> 404"
+                    );
+                }
+                _ => println!("# a route the app does not serve: denied by default -> 403"),
+            }
+            println!("curl -i -H \"Authorization: {scheme} $CLIENT\" {base}/nowhere\n");
             if let Some(prefix) = env("FEDN_CUSTOM_URL_PREFIX") {
                 let prefix = prefix.trim_end_matches('/');
                 println!("# every route is also served under FEDN_CUSTOM_URL_PREFIX -> 200");

@@ -27,6 +27,7 @@ enum KeySource {
 /// Builds an [`Authenticator`]. Every setting documents its default.
 pub struct AuthenticatorBuilder {
     check_audience: bool,
+    token_sources: Vec<super::TokenSource>,
     #[cfg(feature = "token-cache")]
     token_cache: super::TokenCache,
     sources: Vec<KeySource>,
@@ -76,6 +77,7 @@ impl Default for AuthenticatorBuilder {
             allow_short_hmac: false,
             require_exp: true,
             check_audience: true,
+            token_sources: vec![super::TokenSource::Authorization],
             #[cfg(feature = "token-cache")]
             token_cache: super::TokenCache::default(),
             #[cfg(feature = "jwks")]
@@ -168,6 +170,30 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// Accepts tokens of every issuer matching `pattern` (`PORTCULLIS_ISSUER_PATTERN`;
+    /// feature `jwks`): `https://idp.example.com/realms/*` (a Keycloak realm per tenant),
+    /// `https://login.microsoftonline.com/*/v2.0` (Entra ID). The scheme and host match
+    /// exactly, `*` stands for one whole segment (letters, digits, `-._~`); https only, or
+    /// http for loopback hosts. Each issuer's keys come from its OIDC discovery on its first
+    /// token, and the issuer named in an unverified token is the attacker's choice, so:
+    /// discoveries of new issuers are rate-limited for all patterns together, a failed one
+    /// is remembered, and only issuers that delivered keys are cached (bounded). See
+    /// [`TenantOptions`](crate::TenantOptions) for the numbers. When issuers are listed
+    /// with [`issuer`](Self::issuer), matching issuers are accepted too.
+    #[cfg(feature = "jwks")]
+    pub fn issuer_pattern(mut self, pattern: impl Into<String>) -> Self {
+        self.remote.issuer_pattern(pattern.into());
+        self
+    }
+
+    /// Limits of [`issuer_pattern`](Self::issuer_pattern): capacity, idle time, discovery
+    /// rate, failure memory (feature `jwks`). Default [`TenantOptions::default`](crate::TenantOptions).
+    #[cfg(feature = "jwks")]
+    pub fn tenant_options(mut self, options: crate::TenantOptions) -> Self {
+        self.remote.tenant_options(options);
+        self
+    }
+
     /// Settings of the remote key sets: TTL, cooldown, stale age, timeouts, caps. Default
     /// [`JwksOptions::default`].
     #[cfg(feature = "jwks")]
@@ -194,6 +220,13 @@ impl AuthenticatorBuilder {
         S: Into<String>,
     {
         self.schemes = schemes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Where tokens come from, tried in this order (`PORTCULLIS_TOKEN_SOURCES`). Default:
+    /// the `Authorization` header alone. See [`TokenSource`](super::TokenSource).
+    pub fn token_sources<I: IntoIterator<Item = super::TokenSource>>(mut self, sources: I) -> Self {
+        self.token_sources = sources.into_iter().collect();
         self
     }
 
@@ -442,6 +475,17 @@ impl AuthenticatorBuilder {
             }
         }
         let split_roles = matches!(role_claim.last(), "scope" | "scp");
+        if self.token_sources.is_empty() {
+            return Err(ConfigError::new(
+                "token_sources",
+                "no token source; use at least `authorization` (the default)",
+            ));
+        }
+        for source in &self.token_sources {
+            source
+                .check()
+                .map_err(|e| ConfigError::new("token_sources", e))?;
+        }
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 answers: Arc::new(Answers::new(&self.schemes[0], &self.realm)),
@@ -459,6 +503,7 @@ impl AuthenticatorBuilder {
                 crit: self.crit,
                 require_exp: self.require_exp,
                 clock: self.clock,
+                sources: self.token_sources.into_boxed_slice(),
                 #[cfg(feature = "jwks")]
                 remote,
                 #[cfg(feature = "token-cache")]

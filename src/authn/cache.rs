@@ -22,8 +22,8 @@ use std::time::Duration;
 use super::KeyEpoch;
 use crate::principal::Principal;
 
-/// Settings of the verified-token cache ([`AuthenticatorBuilder::token_cache`]
-/// (crate::AuthenticatorBuilder::token_cache)).
+/// Settings of the verified-token cache
+/// ([`AuthenticatorBuilder::token_cache`](crate::AuthenticatorBuilder::token_cache)).
 ///
 /// On by default: at most 10,000 tokens and 32 MiB (token, principal and bookkeeping
 /// counted together), so its memory stays under 32 MiB whatever arrives. Each entry lives

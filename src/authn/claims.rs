@@ -88,7 +88,9 @@ impl Authenticator {
         }
         match iss.map(Scalar::of) {
             Some(Scalar::Str(iss))
-                if !inner.issuers.is_empty() && !inner.issuers.iter().any(|i| *i == iss) =>
+                if !inner.issuers.is_empty()
+                    && !inner.issuers.iter().any(|i| *i == iss)
+                    && !self.tenant_issuer(&iss) =>
             {
                 return Err(claim("iss does not match"));
             }
@@ -119,6 +121,22 @@ impl Authenticator {
             strings(raw, false, |s| id.group(s));
         }
         Ok((id, exp, nbf))
+    }
+
+    /// Whether `iss` matches an issuer pattern (its keys were that issuer's own).
+    fn tenant_issuer(&self, iss: &str) -> bool {
+        #[cfg(feature = "jwks")]
+        return self
+            .inner
+            .remote
+            .as_ref()
+            .and_then(|r| r.tenants.as_ref())
+            .is_some_and(|t| t.matches(iss));
+        #[cfg(not(feature = "jwks"))]
+        {
+            let _ = iss;
+            false
+        }
     }
 
     /// `aud` (a string or an array of strings): it must name a configured audience; with

@@ -30,6 +30,8 @@ mod cache;
 mod claims;
 mod token;
 
+pub use token::TokenSource;
+
 use std::sync::Arc;
 
 use base64::Engine;
@@ -140,6 +142,7 @@ struct Inner {
     crit: Vec<String>,
     require_exp: bool,
     clock: Arc<dyn Clock>,
+    sources: Box<[TokenSource]>,
     #[cfg(feature = "jwks")]
     remote: Option<RemoteKeys>,
     #[cfg(feature = "token-cache")]
@@ -256,24 +259,50 @@ impl Authenticator {
         &self.inner.answers
     }
 
-    /// Reads the token from the `Authorization` header and verifies it with the keys
-    /// already loaded (see [`verify`](Self::verify)).
+    /// Reads the token from the configured header sources ([`TokenSource`]; `Authorization`
+    /// by default) and verifies it with the keys already loaded (see
+    /// [`verify`](Self::verify)). Query sources need the query string: see
+    /// [`authenticate_request`](Self::authenticate_request).
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let token = self.token_from_headers(headers)?;
+        let token = self.token_from_request(headers, None)?;
         self.verify(token)
     }
 
-    /// Reads the token from the `Authorization` header and verifies it, waiting for remote
-    /// keys when a fetch is due (see [`verify_async`](Self::verify_async)).
+    /// Reads the token from the configured sources of a request (headers, cookies and,
+    /// when configured, the query string) and verifies it with the keys already loaded.
+    pub fn authenticate_request(
+        &self,
+        parts: &http::request::Parts,
+    ) -> Result<Principal, AuthError> {
+        let token = self.token_from_request(&parts.headers, parts.uri.query())?;
+        self.verify(token)
+    }
+
+    /// Reads the token like [`authenticate`](Self::authenticate) and verifies it, waiting
+    /// for remote keys when a fetch is due (see [`verify_async`](Self::verify_async)).
     pub async fn authenticate_async(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let token = self.token_from_headers(headers)?;
+        let token = self.token_from_request(headers, None)?;
         self.verify_async(token).await
     }
 
     /// The layer's first try: answers at once, or says a fetch is due.
-    pub(crate) fn authenticate_or_fetch(&self, headers: &HeaderMap) -> Result<Principal, Step> {
-        let token = self.token_from_headers(headers)?;
+    pub(crate) fn authenticate_or_fetch(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Principal, Step> {
+        let token = self.token_from_request(headers, query)?;
         self.verify_mode(token, Mode::Wait)
+    }
+
+    /// The layer's path after a wait: verifies, waiting for remote keys when a fetch is due.
+    pub(crate) async fn authenticate_parts_async(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        let token = self.token_from_request(headers, query)?;
+        self.verify_async(token).await
     }
 
     /// Verifies a token: format, header, key, signature, then claims.
@@ -309,10 +338,20 @@ impl Authenticator {
     /// the payload bytes, without reading them as claims. For JWS that are not JWTs, and
     /// for signature-level test vectors.
     pub fn verify_signature(&self, token: &str) -> Result<Vec<u8>, AuthError> {
-        let (buf, header_len, _) = self
-            .check_jws(token, Mode::Kick)
-            .map_err(Step::into_error)?;
+        let seg = self.segments(token)?;
+        let (buf, header_len, _) = self.check_jws(seg, Mode::Kick).map_err(Step::into_error)?;
         Ok(buf[header_len..].to_vec())
+    }
+
+    /// How many issuers found through issuer patterns have their keys held now. For tests.
+    #[cfg(feature = "jwks")]
+    #[doc(hidden)]
+    pub fn tenant_count(&self) -> u64 {
+        self.inner
+            .remote
+            .as_ref()
+            .and_then(|r| r.tenants.as_ref())
+            .map_or(0, crate::keys::Tenants::len)
     }
 
     /// Fetches every remote key set now and reports the first that has no usable keys,
@@ -343,9 +382,11 @@ impl Authenticator {
 
     fn verify_mode(&self, token: &str, mode: Mode) -> Result<Principal, Step> {
         let inner = &*self.inner;
+        // The cheapest checks first: what is not a compact JWS never reaches the cache.
+        let seg = self.segments(token)?;
         #[cfg(feature = "token-cache")]
         let cached = match &inner.cache {
-            Some(cache) if token.len() <= inner.max_token_bytes => {
+            Some(cache) => {
                 let hash = cache.hash(token);
                 if let Some(p) = cache.get(hash, token, inner.clock.now(), inner.leeway) {
                     return Ok(p);
@@ -354,7 +395,7 @@ impl Authenticator {
             }
             _ => None,
         };
-        let (buf, header_len, source) = self.check_jws(token, mode)?;
+        let (buf, header_len, source) = self.check_jws(seg, mode)?;
         let (identity, _exp, _nbf) = self.read_claims(&buf[header_len..])?;
         let principal = Principal::new(inner.answers.clone(), buf, header_len, identity);
         #[cfg(feature = "token-cache")]
@@ -383,14 +424,9 @@ impl Authenticator {
     /// it (with its key epoch).
     fn check_jws(
         &self,
-        token: &str,
+        seg: Segments<'_>,
         mode: Mode,
     ) -> Result<(Vec<u8>, usize, Option<KeyEpoch>), Step> {
-        let inner = &*self.inner;
-        if token.len() > inner.max_token_bytes {
-            return Err(AuthError::invalid_request(Reason::TooLarge).into());
-        }
-        let seg = segments(token)?;
         let b64 = strict_b64();
         // One buffer for both: the header, then the payload (decoded now, its errors
         // reported where they were always reported: after the signature).
@@ -437,6 +473,14 @@ impl Authenticator {
         Ok((buf, header_len, source))
     }
 
+    /// The size cap, then the three segments of a compact JWS.
+    fn segments<'t>(&self, token: &'t str) -> Result<Segments<'t>, AuthError> {
+        if token.len() > self.inner.max_token_bytes {
+            return Err(AuthError::invalid_request(Reason::TooLarge));
+        }
+        segments(token)
+    }
+
     fn static_key(&self, header: &Header<'_>) -> Result<&crate::keys::VerifyingKey, AuthError> {
         self.inner
             .keys
@@ -450,23 +494,35 @@ impl Authenticator {
     fn remote_set(
         &self,
         payload: Option<&[u8]>,
-    ) -> Result<Option<&Arc<crate::keys::RemoteSet>>, AuthError> {
+    ) -> Result<Option<Arc<crate::keys::RemoteSet>>, AuthError> {
         let Some(remote) = &self.inner.remote else {
             return Ok(None);
         };
         // The token's `iss` picks its issuer's keys (a map look-up), so the claims are
         // read before the signature; `iss` is checked again with the other claims.
-        let mut by_issuer = None;
-        if !remote.by_issuer.is_empty() {
-            let payload = payload.ok_or_else(|| malformed("payload is not strict base64url"))?;
-            let [iss] = json::scan_object(payload, &["iss"]).map_err(malformed)?;
-            let iss = iss.map(json::Scalar::of);
-            by_issuer = iss
-                .as_ref()
-                .and_then(json::Scalar::as_str)
-                .and_then(|iss| remote.by_issuer.get(iss));
+        if remote.by_issuer.is_empty() && remote.tenants.is_none() {
+            return Ok(remote.any.clone());
         }
-        Ok(by_issuer.or(remote.any.as_ref()))
+        let payload = payload.ok_or_else(|| malformed("payload is not strict base64url"))?;
+        let [iss] = json::scan_object(payload, &["iss"]).map_err(malformed)?;
+        let iss = iss.map(json::Scalar::of);
+        let Some(iss) = iss.as_ref().and_then(json::Scalar::as_str) else {
+            return Ok(remote.any.clone());
+        };
+        if let Some(set) = remote.by_issuer.get(iss) {
+            return Ok(Some(set.clone()));
+        }
+        if let Some(tenants) = &remote.tenants
+            && tenants.matches(iss)
+        {
+            // A pattern's issuer uses its own discovered keys and no others; refused
+            // without a fetch when the discovery budget is spent or it failed lately.
+            return tenants
+                .set_for(iss)
+                .map(Some)
+                .ok_or_else(|| AuthError::invalid_token(Reason::NoKey("issuer not known (yet)")));
+        }
+        Ok(remote.any.clone())
     }
 
     fn check_header<'h>(&self, bytes: &'h [u8]) -> Result<Header<'h>, AuthError> {

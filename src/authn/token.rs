@@ -19,8 +19,192 @@ const TOKEN68: [bool; 256] = {
     t
 };
 
+/// Where a token may come from, tried in the configured order
+/// ([`AuthenticatorBuilder::token_sources`](crate::AuthenticatorBuilder::token_sources);
+/// `PORTCULLIS_TOKEN_SOURCES=authorization,cookie:access_token,header:X-Amz-Security-Token,query:token`).
+///
+/// The first source that holds a credential is used; the others are not read. In each,
+/// one credential only: two `Authorization` headers, two cookies of the name, two
+/// headers of the name or two query parameters of the name are an invalid request (400).
+/// Cookie, header and query values are the bare token (no scheme).
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// use portcullis::{Algorithm, Authenticator, Signer, TokenSource};
+///
+/// let secret = "0123456789abcdef0123456789abcdef";
+/// let auth = Authenticator::builder()
+///     .hmac_secret(secret)
+///     .token_sources([TokenSource::Authorization, TokenSource::cookie("access_token")])
+///     .build()?;
+/// let token = Signer::hmac(Algorithm::HS256, secret)?
+///     .sign(&serde_json::json!({"sub": "ada", "exp": 4_000_000_000u64}))?;
+/// let mut headers = HeaderMap::new();
+/// headers.insert("cookie", HeaderValue::from_str(&format!("theme=dark; access_token={token}"))?);
+/// assert_eq!(auth.authenticate(&headers)?.subject(), Some("ada"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenSource {
+    /// `Authorization: <scheme> <token>` (the default, and FEDn's). gRPC metadata
+    /// `authorization` is the same entry.
+    Authorization,
+    /// A cookie of this name (`cookie:NAME`), as browsers send it.
+    Cookie(String),
+    /// A header of this name holding the bare token (`header:NAME`), such as AIStore's
+    /// `X-Amz-Security-Token`.
+    Header(String),
+    /// Risk: URLs end up in access logs, browser history and `Referer` headers, so a
+    /// token in the query string leaks where a header does not; use it only where a client
+    /// cannot send a header (browser WebSockets), with short-lived tokens. A query
+    /// parameter of this name (`query:NAME`). Off unless configured.
+    Query(String),
+}
+
+impl TokenSource {
+    /// A cookie source.
+    pub fn cookie(name: impl Into<String>) -> Self {
+        Self::Cookie(name.into())
+    }
+
+    /// A custom header source.
+    pub fn header(name: impl Into<String>) -> Self {
+        Self::Header(name.into())
+    }
+
+    /// A query parameter source; read its risk on [`TokenSource::Query`] first.
+    pub fn query(name: impl Into<String>) -> Self {
+        Self::Query(name.into())
+    }
+
+    /// Parses one entry of `PORTCULLIS_TOKEN_SOURCES`: `authorization`, `cookie:NAME`,
+    /// `header:NAME` or `query:NAME`.
+    pub(crate) fn parse(entry: &str) -> Result<Self, String> {
+        let entry = entry.trim();
+        match entry.split_once(':') {
+            None if entry.eq_ignore_ascii_case("authorization") => Ok(Self::Authorization),
+            Some((kind, name)) if !name.trim().is_empty() => match kind.trim() {
+                "cookie" => Ok(Self::Cookie(name.trim().to_owned())),
+                "header" => Ok(Self::Header(name.trim().to_owned())),
+                "query" => Ok(Self::Query(name.trim().to_owned())),
+                _ => Err(format!(
+                    "`{entry}`: use authorization, cookie:NAME, header:NAME or query:NAME"
+                )),
+            },
+            _ => Err(format!(
+                "`{entry}`: use authorization, cookie:NAME, header:NAME or query:NAME"
+            )),
+        }
+    }
+
+    /// Checks the name: an HTTP token for cookies and headers (and a valid header name),
+    /// no `&`, `=` or `%` for query parameters.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        };
+        match self {
+            Self::Authorization => Ok(()),
+            Self::Cookie(n) if token(n) => Ok(()),
+            Self::Header(n) if http::HeaderName::from_bytes(n.as_bytes()).is_ok() => {
+                if n.eq_ignore_ascii_case("authorization") || n.eq_ignore_ascii_case("cookie") {
+                    Err(format!(
+                        "header `{n}` is read by its own source; use authorization or cookie:NAME"
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            Self::Query(n) if !n.is_empty() && !n.contains(['&', '=', '%', '#']) => Ok(()),
+            other => Err(format!("{other:?}: not a valid name")),
+        }
+    }
+}
+
+/// Whether a bare token (from a cookie, header or query) has only the bytes of a compact
+/// JWS.
+fn bare_token(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 impl Authenticator {
-    /// Reads the token from the `Authorization` header without verifying it:
+    /// Whether the request carries a credential in any configured source.
+    pub(crate) fn has_credential(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
+        self.inner.sources.iter().any(|s| match s {
+            TokenSource::Authorization => headers.contains_key(AUTHORIZATION),
+            TokenSource::Cookie(name) => cookie(headers, name).is_some(),
+            TokenSource::Header(name) => headers.contains_key(name.as_str()),
+            TokenSource::Query(name) => query.is_some_and(|q| param(q, name).is_some()),
+        })
+    }
+
+    /// Reads the token from the configured sources in order (see [`TokenSource`]),
+    /// without verifying it. `query` is the request's query string, for query sources.
+    pub fn token_from_request<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        query: Option<&'r str>,
+    ) -> Result<&'r str, AuthError> {
+        // Only the default source: the one header, as before.
+        if let [TokenSource::Authorization] = &self.inner.sources[..] {
+            return self.token_from_headers(headers);
+        }
+        let mut first_miss = None;
+        for source in self.inner.sources.iter() {
+            let found = match source {
+                TokenSource::Authorization => match self.token_from_headers(headers) {
+                    Err(e) if e.kind() == crate::AuthErrorKind::MissingCredentials => {
+                        first_miss.get_or_insert(e);
+                        continue;
+                    }
+                    other => return other,
+                },
+                TokenSource::Cookie(name) => match cookie(headers, name) {
+                    None => continue,
+                    Some(Err(())) => {
+                        return Err(AuthError::invalid_request(Reason::DuplicateHeader));
+                    }
+                    Some(Ok(v)) => v,
+                },
+                TokenSource::Header(name) => {
+                    let mut values = headers.get_all(name.as_str()).iter();
+                    let Some(v) = values.next() else { continue };
+                    if values.next().is_some() {
+                        return Err(AuthError::invalid_request(Reason::DuplicateHeader));
+                    }
+                    v.as_bytes()
+                }
+                TokenSource::Query(name) => match query.and_then(|q| param(q, name)) {
+                    None => continue,
+                    Some(Err(())) => {
+                        return Err(AuthError::invalid_request(Reason::DuplicateHeader));
+                    }
+                    Some(Ok(v)) => v.as_bytes(),
+                },
+            };
+            if found.is_empty() {
+                return Err(AuthError::invalid_request(Reason::EmptyCredential));
+            }
+            if found.len() > self.inner.max_token_bytes {
+                return Err(AuthError::invalid_request(Reason::TooLarge));
+            }
+            if !bare_token(found) {
+                return Err(AuthError::invalid_request(Reason::MalformedHeader));
+            }
+            // Only ASCII by now.
+            return std::str::from_utf8(found)
+                .map_err(|_| AuthError::invalid_request(Reason::MalformedHeader));
+        }
+        Err(first_miss.unwrap_or_else(AuthError::missing))
+    }
+
+    /// Reads the token from the `Authorization` header alone, without verifying it:
     /// `<scheme> 1*SP <token68>`, the scheme compared case-insensitively. No header, or
     /// another scheme, is missing credentials (401); the right scheme with an empty or
     /// malformed credential, two headers, or a token over the size cap is an invalid
@@ -74,4 +258,46 @@ impl Authenticator {
         // All bytes are ASCII by now.
         std::str::from_utf8(token).map_err(|_| AuthError::invalid_request(Reason::MalformedHeader))
     }
+}
+
+/// The value of the cookie `name` in the request's `Cookie` headers: `None` when absent,
+/// `Err` when sent twice.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<Result<&'h [u8], ()>> {
+    let mut found = None;
+    for value in headers.get_all(http::header::COOKIE) {
+        for pair in value.as_bytes().split(|&b| b == b';') {
+            let pair = pair.trim_ascii();
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            if &pair[..eq] != name.as_bytes() {
+                continue;
+            }
+            if found.is_some() {
+                return Some(Err(()));
+            }
+            let mut v = &pair[eq + 1..];
+            if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
+                v = &v[1..v.len() - 1];
+            }
+            found = Some(v);
+        }
+    }
+    found.map(Ok)
+}
+
+/// The value of the query parameter `name`: `None` when absent, `Err` when sent twice.
+fn param<'q>(query: &'q str, name: &str) -> Option<Result<&'q str, ()>> {
+    let mut found = None;
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k != name {
+            continue;
+        }
+        if found.is_some() {
+            return Some(Err(()));
+        }
+        found = Some(v);
+    }
+    found.map(Ok)
 }

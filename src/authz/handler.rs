@@ -92,7 +92,20 @@ impl Authz {
     pub fn require(&self, resource_uri: &str, permission: &str) -> Result<Grant, AuthRejection> {
         self.check(resource_uri, permission)
             .into_result()
-            .map_err(|e| AuthRejection::for_principal(e, &self.principal))
+            .map_err(|e| {
+                tracing::debug!(
+                    target: "portcullis::authz",
+                    permission,
+                    reason = %e,
+                    "authorize_user refused the request"
+                );
+                AuthRejection::for_principal(e, &self.principal)
+            })
+    }
+
+    /// Everything the caller may do ([`Authorizer::list`]).
+    pub fn list(&self) -> super::AccessList {
+        self.authorizer.list(&self.principal)
     }
 
     /// The caller's permissions on `resource_uri` ([`Authorizer::permissions`]).

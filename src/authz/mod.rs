@@ -425,7 +425,7 @@ impl fmt::Display for AccessDecision {
 /// store. Cheap to clone (one `Arc`); `Send + Sync`. No decision makes a network call or
 /// waits on a lock.
 ///
-/// Matching (SPEC.md section 5):
+/// Matching:
 /// - Resources are `/`-separated and case-sensitive; a leading slash is optional and a
 ///   trailing slash ignored. A grant on `/a` covers `/a` and everything below it, at
 ///   segment boundaries (`/resources/12` does not cover `/resources/123`). A `*` segment
@@ -542,6 +542,73 @@ impl Authorizer {
             .snapshot()
             .inner
             .resources(&subject.into(), permission)
+    }
+}
+
+/// Everything a subject may do ([`Authorizer::list`]): its grants, the roles they come
+/// from, and its effective groups, as Kamiwaza's `read_own_permissions` lists rights,
+/// roles and groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessList {
+    grants: Vec<Grant>,
+    groups: Vec<String>,
+}
+
+impl AccessList {
+    /// One grant per statement, role, permission and resource that applies, sorted by
+    /// resource then permission: each says through which record, statement, role, and
+    /// user, group or token role it comes.
+    pub fn grants(&self) -> &[Grant] {
+        &self.grants
+    }
+
+    /// The effective groups: the record set's memberships of the user plus the groups of
+    /// the token, sorted, each once.
+    pub fn groups(&self) -> &[String] {
+        &self.groups
+    }
+
+    /// The roles the grants come from, sorted, each once.
+    pub fn roles(&self) -> Vec<&str> {
+        let mut roles: Vec<&str> = self.grants.iter().map(Grant::role).collect();
+        roles.sort_unstable();
+        roles.dedup();
+        roles
+    }
+
+    /// The permissions held anywhere, lowercased, sorted, each once.
+    pub fn permissions(&self) -> Vec<&str> {
+        let mut p: Vec<&str> = self.grants.iter().map(Grant::permission).collect();
+        p.sort_unstable();
+        p.dedup();
+        p
+    }
+}
+
+impl Authorizer {
+    /// Everything `subject` may do: its grants (resource, permission, and through which
+    /// record, statement, role, user, group or token role) and its effective groups.
+    ///
+    /// ```
+    /// use portcullis::{Authorizer, Record, RecordSet, Statement, Subject};
+    ///
+    /// let records = RecordSet::builder()
+    ///     .role("viewer", ["documents:read"])
+    ///     .group("staff", ["ada"])
+    ///     .record(Record::new("r1").statement(
+    ///         Statement::new().roles(["viewer"]).resources(["/documents"]).groups(["staff"]),
+    ///     ))
+    ///     .build()?;
+    /// let list = Authorizer::new(records).list(Subject::user("ada").with_groups(["sso"]));
+    /// assert_eq!(list.groups(), ["sso", "staff"]);
+    /// assert_eq!(list.roles(), ["viewer"]);
+    /// assert_eq!(list.grants()[0].resource(), "/documents");
+    /// assert_eq!(list.grants()[0].via_id(), "staff");
+    /// # Ok::<(), portcullis::ConfigError>(())
+    /// ```
+    pub fn list<'a>(&self, subject: impl Into<Subject<'a>>) -> AccessList {
+        let (grants, groups) = self.store.snapshot().inner.list(&subject.into());
+        AccessList { grants, groups }
     }
 }
 

@@ -115,7 +115,7 @@ impl Resource {
     /// Checks the resource rules: no empty segment, no `.` or `..` segment, `*` only as a
     /// whole segment, no `{name}` segment (write `*`), no control characters. A leading
     /// slash is optional and a trailing slash ignored; `*` and `/` cover everything, and
-    /// `/*` is one segment of any name (with everything below it), as SPEC section 5 says.
+    /// `/*` is one segment of any name (with everything below it); the root is not covered.
     pub(super) fn parse(source: &str) -> Result<Self, String> {
         if source.chars().any(char::is_control) {
             return Err(format!(

@@ -570,4 +570,58 @@ impl Compiled {
         });
         out.into_iter().map(str::to_owned).collect()
     }
+
+    /// Everything the subject holds: one grant per statement, role, permission and resource
+    /// that applies to it, and its effective groups (the record set's memberships plus
+    /// the token's groups), each sorted.
+    pub(super) fn list(&self, subject: &Subject<'_>) -> (Vec<Grant>, Vec<String>) {
+        let mut grants = Vec::new();
+        let _ = self.for_each_index::<()>(subject, |via, ix| {
+            for &s in &ix.statements {
+                let st = &self.statements[s as usize];
+                for &role in &st.roles {
+                    let role = &self.roles[role as usize];
+                    for p in &role.permissions {
+                        for r in &st.resources {
+                            grants.push(Grant {
+                                record: self.records[st.record as usize].clone(),
+                                statement: st.index as usize,
+                                role: role.id.clone(),
+                                permission: p.text().clone(),
+                                resource: r.text().clone(),
+                                via,
+                                via_id: ix.key.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        grants.sort_by(|a, b| {
+            (
+                &a.resource,
+                &a.permission,
+                &a.record,
+                a.statement,
+                &a.role,
+                &a.via_id,
+            )
+                .cmp(&(
+                    &b.resource,
+                    &b.permission,
+                    &b.record,
+                    b.statement,
+                    &b.role,
+                    &b.via_id,
+                ))
+        });
+        grants.dedup();
+        let mut groups = BTreeSet::new();
+        if let Some(user) = subject.user {
+            groups.extend(self.member_of.get(user).into_iter().flatten().map(|g| &**g));
+        }
+        groups.extend(subject.groups.iter().copied());
+        (grants, groups.into_iter().map(str::to_owned).collect())
+    }
 }

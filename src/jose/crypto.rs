@@ -125,6 +125,7 @@ impl Key {
     /// Whether `other` is the same key: the same algorithms and, for public keys, the same
     /// encoded key. (HMAC keys compare by algorithms alone: they are only ever static, and
     /// static keys never change.)
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
     pub(crate) fn same_as(&self, other: &Key) -> bool {
         self.prepared.len() == other.prepared.len()
             && self
@@ -295,6 +296,25 @@ impl SigningKey {
         Ok(Self { alg, key })
     }
 
+    /// An Ed25519 private key in PKCS#8 DER (v1, as `openssl genpkey` and the Authress
+    /// access keys carry it, or v2 with the public key, which must match), with its public
+    /// key (32 bytes). Only EdDSA: the other algorithms take PEM.
+    pub(crate) fn ed25519_from_der(der: &[u8]) -> Result<(Self, [u8; 32]), String> {
+        use aws_lc_rs::signature::KeyPair;
+        let pair = sig::Ed25519KeyPair::from_pkcs8(der)
+            .map_err(|_| "not a PKCS#8 DER Ed25519 private key".to_owned())?;
+        let public: [u8; 32] = pair
+            .public_key()
+            .as_ref()
+            .try_into()
+            .map_err(|_| "not a PKCS#8 DER Ed25519 private key".to_owned())?;
+        let key = Self {
+            alg: Algorithm::EdDSA,
+            key: EncodingKey::from_ed_der(der),
+        };
+        Ok((key, public))
+    }
+
     pub(crate) fn algorithm(&self) -> Algorithm {
         self.alg
     }
@@ -314,4 +334,89 @@ impl SigningKey {
     pub(crate) fn sign_bytes(&self, message: &[u8]) -> Result<String, String> {
         jsonwebtoken::crypto::sign(message, &self.key, jwt_alg(self.alg)).map_err(|e| e.to_string())
     }
+}
+
+/// A fresh key pair for `alg` (feature `test-util`): the signing key and the public key as
+/// a JWK object with `kty`, `alg`, `use`, `kid` and the key members.
+#[cfg(feature = "test-util")]
+pub(crate) fn generate(
+    alg: Algorithm,
+    kid: &str,
+) -> Result<(SigningKey, serde_json::Value), String> {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
+    use base64::Engine;
+    let b64 = |b: &[u8]| strict_b64().encode(b);
+    let failed = |what: &str| format!("cannot generate a {what} key for {alg}");
+    let (key, members) = match alg.family() {
+        Family::Hmac => {
+            let mut secret = vec![0u8; alg.min_hmac_len()];
+            aws_lc_rs::rand::fill(&mut secret).map_err(|_| failed("random"))?;
+            let key = SigningKey::hmac(alg, &secret)?;
+            (key, serde_json::json!({"kty": "oct", "k": b64(&secret)}))
+        }
+        Family::Rsa => {
+            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(|_| failed("RSA"))?;
+            let der = pair.as_der().map_err(|_| failed("RSA"))?;
+            let parsed = RsaKeyPair::from_pkcs8(der.as_ref()).map_err(|_| failed("RSA"))?;
+            let public = RsaPublicKeyComponents::<Vec<u8>>::from(parsed.public_key());
+            let pem = pem("PRIVATE KEY", der.as_ref());
+            let key = SigningKey::from_pem(alg, pem.as_bytes())?;
+            (
+                key,
+                serde_json::json!({"kty": "RSA", "n": b64(&public.n), "e": b64(&public.e)}),
+            )
+        }
+        Family::Ec => {
+            let (signing, crv, half) = if alg == Algorithm::ES256 {
+                (&sig::ECDSA_P256_SHA256_FIXED_SIGNING, "P-256", 32)
+            } else {
+                (&sig::ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", 48)
+            };
+            let pair = EcdsaKeyPair::generate(signing).map_err(|_| failed("EC"))?;
+            let der = pair.to_pkcs8v1().map_err(|_| failed("EC"))?;
+            let point = pair.public_key().as_ref();
+            let key = SigningKey {
+                alg,
+                key: EncodingKey::from_ec_der(der.as_ref()),
+            };
+            let (x, y) = point[1..].split_at(half);
+            (
+                key,
+                serde_json::json!({"kty": "EC", "crv": crv, "x": b64(x), "y": b64(y)}),
+            )
+        }
+        Family::Ed => {
+            let pair = Ed25519KeyPair::generate().map_err(|_| failed("Ed25519"))?;
+            let der = pair.to_pkcs8v1().map_err(|_| failed("Ed25519"))?;
+            let key = SigningKey {
+                alg,
+                key: EncodingKey::from_ed_der(der.as_ref()),
+            };
+            let x = pair.public_key().as_ref().to_vec();
+            (
+                key,
+                serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&x)}),
+            )
+        }
+    };
+    let mut jwk = members;
+    jwk["alg"] = alg.as_str().into();
+    jwk["use"] = "sig".into();
+    jwk["kid"] = kid.into();
+    Ok((key, jwk))
+}
+
+#[cfg(feature = "test-util")]
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }

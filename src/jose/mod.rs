@@ -23,6 +23,8 @@ use std::str::FromStr;
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
+#[cfg(feature = "test-util")]
+pub(crate) use crypto::generate;
 pub(crate) use crypto::{Key, SigningKey};
 
 /// Strict base64url: no padding, no whitespace, canonical trailing bits.

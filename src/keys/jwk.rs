@@ -51,7 +51,7 @@ pub(crate) fn parse_jwk_set(
     parse_values(raw.keys, allow_hmac, min_hmac_override)
 }
 
-/// Parses a JWK set fetched from the network (SECURITY.md J2, K2): at most `max_keys`
+/// Parses a JWK set fetched from the network: at most `max_keys`
 /// entries, and never an `oct` key: a set that holds one is refused whole, so a remote set
 /// can neither yield an HMAC key nor mix one with asymmetric keys.
 #[cfg(feature = "jwks")]

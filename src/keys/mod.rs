@@ -38,7 +38,9 @@ pub use remote::JwksClient;
 #[cfg(feature = "jwks")]
 pub use remote::JwksOptions;
 #[cfg(feature = "jwks")]
-pub(crate) use remote::{Pending, RemoteBuilder, RemoteKeys, RemoteSet};
+pub use remote::TenantOptions;
+#[cfg(feature = "jwks")]
+pub(crate) use remote::{Pending, RemoteBuilder, RemoteKeys, RemoteSet, Tenants};
 
 use crate::jose::{Algorithm, Family, Key};
 

@@ -47,25 +47,71 @@
 //! ```
 
 mod future;
+mod require;
 mod service;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http::Response;
 use tower_layer::Layer;
 
 pub use crate::body::AuthBody;
 pub use future::ResponseFuture;
+pub use require::{Require, RequireFuture, RequireService, require_claim, require_roles};
 pub use service::Auth;
+
+/// Marks a request the policy made public, for extractors that need a principal: they
+/// answer 401 there (no valid token came), where a missing layer is a 500.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PublicTarget;
 
 use crate::authn::Authenticator;
 use crate::policy::Policy;
 
 /// What every service of one layer shares.
+#[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) authenticator: Authenticator,
     pub(crate) policy: Policy,
     /// Judge requests by the gRPC rules (a tonic server) rather than the HTTP rules.
     pub(crate) grpc: bool,
+    pub(crate) on_rejection: Option<Arc<RejectionHook>>,
+    pub(crate) public_auth: PublicAuth,
+    pub(crate) cors_preflight: bool,
+}
+
+/// A rejection hook: gets the error and the answer the layer would give, returns the
+/// answer to send.
+pub(crate) type RejectionHook =
+    dyn Fn(&crate::AuthError, Response<Bytes>) -> Response<Bytes> + Send + Sync;
+
+/// What the layer does with a token sent to a public route or method.
+///
+/// ```
+/// use portcullis::{AuthLayer, Authenticator, Policy, layer::PublicAuth};
+///
+/// let auth = Authenticator::builder().hmac_secret("0123456789abcdef0123456789abcdef").build()?;
+/// let policy = Policy::builder().public_prefix("/docs").build()?;
+/// // A valid token on /docs fills `Option<Principal>`; an invalid one is ignored.
+/// let layer = AuthLayer::new(auth, policy).public_auth(PublicAuth::IfValid);
+/// # Ok::<(), portcullis::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PublicAuth {
+    /// Never look at a token on a public target: handlers see no principal there
+    /// (`PORTCULLIS_PUBLIC_AUTH=ignore`, the default).
+    #[default]
+    Ignore,
+    /// Verify a token when one is sent: a valid one puts the [`Principal`](crate::Principal)
+    /// into the request (so `Option<Principal>` is `Some`), an invalid or missing one is
+    /// ignored and the request goes on without it (`PORTCULLIS_PUBLIC_AUTH=optional`).
+    IfValid,
+    /// Verify a token when one is sent: a valid one puts the principal into the request,
+    /// an invalid one is refused as on a guarded route; no token at all still passes
+    /// (`PORTCULLIS_PUBLIC_AUTH=strict`).
+    Verify,
 }
 
 /// The tower [`Layer`] that authenticates and authorizes requests.
@@ -115,13 +161,83 @@ impl std::fmt::Debug for AuthLayer {
 impl AuthLayer {
     /// A layer that verifies tokens with `authenticator` and decides with `policy`.
     pub fn new(authenticator: Authenticator, policy: Policy) -> Self {
+        Self::from_shared(Shared {
+            authenticator,
+            policy,
+            grpc: false,
+            on_rejection: None,
+            public_auth: PublicAuth::Ignore,
+            cors_preflight: false,
+        })
+    }
+
+    fn from_shared(shared: Shared) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                authenticator,
-                policy,
-                grpc: false,
-            }),
+            shared: Arc::new(shared),
         }
+    }
+
+    fn with(self, f: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.shared);
+        f(&mut shared);
+        Self::from_shared(shared)
+    }
+
+    /// Replaces the layer's rejections with your own answers. `hook` gets the error and
+    /// the answer the layer would send (status, `WWW-Authenticate`, JSON body, or for gRPC
+    /// requests the trailers-only status with `grpc-status`), and returns the answer to
+    /// send. Start from the given answer to keep what you do not change: the challenge
+    /// stays unless you remove it on purpose. The [`AuthError`](crate::AuthError) is in the
+    /// extensions of what you return, whatever you do with them. The default answers are
+    /// precomputed and cost no allocation; a hook costs what it does.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::header::CONTENT_TYPE;
+    /// use portcullis::{AuthLayer, Authenticator, Policy};
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let auth = Authenticator::builder().hmac_secret("0123456789abcdef0123456789abcdef").build()?;
+    /// let policy = Policy::builder().allow("GET", "/me", ["*"]).build()?;
+    /// let layer = AuthLayer::new(auth, policy).on_rejection(|err, mut res| {
+    ///     // Our own body shape; status and challenge kept.
+    ///     *res.body_mut() = Bytes::from(format!(r#"{{"code":{},"detail":"{}"}}"#, err.status().as_u16(), err.message()));
+    ///     res.headers_mut().insert(CONTENT_TYPE, "application/problem+json".parse().unwrap());
+    ///     res
+    /// });
+    /// let svc = layer.layer(tower::service_fn(|_req: http::Request<String>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// }));
+    /// let res = svc.oneshot(http::Request::get("/me").body(String::new())?).await?;
+    /// assert_eq!(res.status(), 401);
+    /// assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="api""#);
+    /// assert_eq!(res.headers()["content-type"], "application/problem+json");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # });
+    /// ```
+    pub fn on_rejection<F>(self, hook: F) -> Self
+    where
+        F: Fn(&crate::AuthError, Response<Bytes>) -> Response<Bytes> + Send + Sync + 'static,
+    {
+        self.with(|s| s.on_rejection = Some(Arc::new(hook)))
+    }
+
+    /// What happens to a token sent to a public route or method. Default
+    /// [`PublicAuth::Ignore`]: it is never looked at.
+    pub fn public_auth(self, mode: PublicAuth) -> Self {
+        self.with(|s| s.public_auth = mode)
+    }
+
+    /// Lets CORS preflight requests through unauthenticated: `OPTIONS` with both `Origin`
+    /// and `Access-Control-Request-Method` (`PORTCULLIS_CORS_PREFLIGHT=true`). Off by
+    /// default. Browsers send preflights without credentials, so a guarded route refuses
+    /// them with 401 otherwise. The preferred set-up is tower-http's `CorsLayer` *outside*
+    /// this layer (added after it, so it runs first and answers preflights itself); this
+    /// switch is for when the CORS handling sits inside, behind the guard. The real request
+    /// that follows is guarded as usual.
+    pub fn allow_cors_preflight(self) -> Self {
+        self.with(|s| s.cors_preflight = true)
     }
 
     /// The same layer for a tonic server: every request is judged by the policy's gRPC
@@ -147,13 +263,7 @@ impl AuthLayer {
     /// # });
     /// ```
     pub fn for_grpc(self) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                authenticator: self.shared.authenticator.clone(),
-                policy: self.shared.policy.clone(),
-                grpc: true,
-            }),
-        }
+        self.with(|s| s.grpc = true)
     }
 
     /// The authenticator this layer uses.

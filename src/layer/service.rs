@@ -9,8 +9,8 @@ use http::header::{CONTENT_TYPE, USER_AGENT};
 use http::{HeaderValue, Request, Response};
 use tower_service::Service;
 
-use super::Shared;
 use super::future::{ResponseFuture, State};
+use super::{PublicAuth, PublicTarget, Shared};
 use crate::authn::Step;
 use crate::body::AuthBody;
 use crate::error::AuthError;
@@ -62,31 +62,87 @@ impl Shared {
     }
 
     /// Answers at once, or says remote keys must be fetched first (`Step::Fetch`).
-    fn check(&self, parts: &http::request::Parts) -> Result<Option<Principal>, Step> {
+    fn check(&self, parts: &http::request::Parts) -> Result<Checked, Step> {
         let target = self.target(parts)?;
         if target.is_public() {
-            return Ok(None);
+            return self.public(parts, |h| {
+                self.authenticator
+                    .authenticate_or_fetch(h, parts.uri.query())
+            });
         }
-        let principal = self.authenticator.authenticate_or_fetch(&parts.headers)?;
-        self.policy.authorize(&principal, &target)?;
-        Ok(Some(principal))
-    }
-
-    /// The same check, waiting for remote keys.
-    async fn check_async(
-        &self,
-        parts: &http::request::Parts,
-    ) -> Result<Option<Principal>, AuthError> {
-        let target = self.target(parts)?;
-        if target.is_public() {
-            return Ok(None);
+        if self.is_preflight(parts) {
+            return Ok(Checked::Preflight);
         }
         let principal = self
             .authenticator
-            .authenticate_async(&parts.headers)
+            .authenticate_or_fetch(&parts.headers, parts.uri.query())?;
+        self.policy.authorize(&principal, &target)?;
+        Ok(Checked::Principal(principal))
+    }
+
+    /// The same check, waiting for remote keys.
+    async fn check_async(&self, parts: &http::request::Parts) -> Result<Checked, AuthError> {
+        let target = self.target(parts)?;
+        if target.is_public() {
+            if self.public_auth == PublicAuth::Ignore
+                || !self
+                    .authenticator
+                    .has_credential(&parts.headers, parts.uri.query())
+            {
+                return Ok(Checked::Public);
+            }
+            return match self
+                .authenticator
+                .authenticate_parts_async(&parts.headers, parts.uri.query())
+                .await
+            {
+                Ok(p) => Ok(Checked::Principal(p)),
+                Err(e) if self.public_auth == PublicAuth::Verify => Err(e),
+                Err(_) => Ok(Checked::Public),
+            };
+        }
+        if self.is_preflight(parts) {
+            return Ok(Checked::Preflight);
+        }
+        let principal = self
+            .authenticator
+            .authenticate_parts_async(&parts.headers, parts.uri.query())
             .await?;
         self.policy.authorize(&principal, &target)?;
-        Ok(Some(principal))
+        Ok(Checked::Principal(principal))
+    }
+
+    /// A public target: by the public-auth mode, the token is ignored, or verified when
+    /// one is sent (a valid one fills the principal).
+    fn public(
+        &self,
+        parts: &http::request::Parts,
+        authenticate: impl FnOnce(&http::HeaderMap) -> Result<Principal, Step>,
+    ) -> Result<Checked, Step> {
+        if self.public_auth == PublicAuth::Ignore
+            || !self
+                .authenticator
+                .has_credential(&parts.headers, parts.uri.query())
+        {
+            return Ok(Checked::Public);
+        }
+        match authenticate(&parts.headers) {
+            Ok(p) => Ok(Checked::Principal(p)),
+            Err(Step::Fetch(p)) => Err(Step::Fetch(p)),
+            Err(e) if self.public_auth == PublicAuth::Verify => Err(e),
+            Err(_) => Ok(Checked::Public),
+        }
+    }
+
+    /// A CORS preflight, when the layer lets them through: `OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`.
+    fn is_preflight(&self, parts: &http::request::Parts) -> bool {
+        self.cors_preflight
+            && parts.method == http::Method::OPTIONS
+            && parts.headers.contains_key(http::header::ORIGIN)
+            && parts
+                .headers
+                .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
     }
 
     /// Whether to answer `headers`' request in gRPC form, and under which content type:
@@ -106,13 +162,88 @@ impl Shared {
         err: AuthError,
         grpc: Option<&GrpcAnswer>,
     ) -> Response<AuthBody<B>> {
-        tracing::debug!(error = %err, status = err.status().as_u16(), grpc = grpc.is_some(), "request rejected");
         let answers = self.authenticator.answers();
-        match grpc {
-            Some(GrpcAnswer(content_type)) => answers.grpc(&err, content_type.as_ref()),
-            None => answers.http(&err),
+        let Some(hook) = &self.on_rejection else {
+            return match grpc {
+                Some(GrpcAnswer(content_type)) => answers.grpc(&err, content_type.as_ref()),
+                None => answers.http(&err),
+            };
+        };
+        let default = match grpc {
+            Some(GrpcAnswer(content_type)) => answers.grpc::<()>(&err, content_type.as_ref()),
+            None => answers.http::<()>(&err),
+        };
+        let (parts, body) = default.into_parts();
+        let body = body.into_bytes().unwrap_or_default();
+        let mut res = hook(&err, Response::from_parts(parts, body));
+        if res.extensions().get::<AuthError>().is_none() {
+            res.extensions_mut().insert(err);
+        }
+        res.map(|b| {
+            if b.is_empty() {
+                AuthBody::empty()
+            } else {
+                AuthBody::full(b)
+            }
+        })
+    }
+}
+
+/// What the check let through.
+enum Checked {
+    /// A verified caller.
+    Principal(Principal),
+    /// A public target, without a principal.
+    Public,
+    /// A CORS preflight.
+    Preflight,
+}
+
+impl Checked {
+    /// Whether it passed without a token (a public target or a CORS preflight).
+    fn without_token(&self) -> bool {
+        !matches!(self, Checked::Principal(_))
+    }
+
+    /// Puts what the handler may read into the request extensions.
+    fn record(self, extensions: &mut http::Extensions) {
+        match self {
+            Checked::Principal(p) => {
+                extensions.insert(p);
+            }
+            Checked::Public => {
+                extensions.insert(PublicTarget);
+            }
+            Checked::Preflight => {}
         }
     }
+}
+
+/// One event per decision, under the target `portcullis::layer`: allowed at TRACE,
+/// rejected at DEBUG, with the method and path (or the gRPC method) and the reason;
+/// never a token or a claim value.
+fn trace_allowed(parts: &http::request::Parts, grpc: bool) {
+    tracing::trace!(
+        target: "portcullis::layer",
+        method = %parts.method,
+        path = parts.uri.path(),
+        grpc,
+        outcome = "allowed",
+        "request allowed"
+    );
+}
+
+fn trace_rejected(parts: &http::request::Parts, grpc: bool, err: &AuthError) {
+    tracing::debug!(
+        target: "portcullis::layer",
+        method = %parts.method,
+        path = parts.uri.path(),
+        grpc,
+        outcome = "rejected",
+        status = err.status().as_u16(),
+        reason = %err,
+        "request rejected"
+    );
 }
 
 /// A gRPC answer's content type: the request's for gRPC-web, else `application/grpc`.
@@ -140,10 +271,17 @@ where
     ReqBody: Send + 'static,
 {
     Box::pin(async move {
-        let checked = shared.check_async(&parts).await;
-        crate::metrics::decision(shared.grpc, checked.as_ref().map(Option::is_none));
-        if let Some(p) = checked? {
-            parts.extensions.insert(p);
+        match shared.check_async(&parts).await {
+            Ok(checked) => {
+                crate::metrics::decision(shared.grpc, Ok(checked.without_token()));
+                checked.record(&mut parts.extensions);
+                trace_allowed(&parts, shared.grpc);
+            }
+            Err(err) => {
+                crate::metrics::decision(shared.grpc, Err(&err));
+                trace_rejected(&parts, shared.grpc, &err);
+                return Err(err);
+            }
         }
         Ok(inner.call(Request::from_parts(parts, body)))
     })
@@ -170,11 +308,10 @@ where
         // Identity comes only from our own verification: drop anything already there.
         parts.extensions.remove::<Principal>();
         let state = match self.shared.check(&parts) {
-            Ok(principal) => {
-                crate::metrics::decision(self.shared.grpc, Ok(principal.is_none()));
-                if let Some(p) = principal {
-                    parts.extensions.insert(p);
-                }
+            Ok(checked) => {
+                crate::metrics::decision(self.shared.grpc, Ok(checked.without_token()));
+                checked.record(&mut parts.extensions);
+                trace_allowed(&parts, self.shared.grpc);
                 State::Inner {
                     fut: self.inner.call(Request::from_parts(parts, body)),
                     shared: self.shared.clone(),
@@ -182,6 +319,7 @@ where
             }
             Err(Step::Fail(err)) => {
                 crate::metrics::decision(self.shared.grpc, Err(&err));
+                trace_rejected(&parts, self.shared.grpc, &err);
                 let grpc = self.shared.grpc_answer(&parts.headers);
                 State::Reject {
                     res: Some(self.shared.reject(err, grpc.as_ref())),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
+use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use portcullis::layer::Auth;
 use portcullis::{AuthError, AuthLayer, Authenticator, Authorizer, Policy, Principal};
@@ -216,8 +216,6 @@ pub(crate) struct Forward {
     auth: Authenticator,
     policy: Policy,
     proxy: Proxy,
-    token_cookie: Option<String>,
-    token_header: Option<HeaderName>,
 }
 
 /// Settings of [`Forward`].
@@ -225,8 +223,6 @@ pub(crate) struct Settings {
     pub(crate) proxy: Proxy,
     pub(crate) records: Option<Authorizer>,
     pub(crate) claims: Vec<(String, HeaderName)>,
-    pub(crate) token_cookie: Option<String>,
-    pub(crate) token_header: Option<HeaderName>,
 }
 
 /// Why the proxy's request could not be read.
@@ -247,25 +243,6 @@ fn one<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h HeaderValue
     Ok(v)
 }
 
-/// The value of the cookie `name`, if sent once.
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    let mut found = None;
-    for v in headers.get_all(COOKIE) {
-        let Ok(v) = v.to_str() else { continue };
-        for pair in v.split(';') {
-            if let Some((k, val)) = pair.trim().split_once('=')
-                && k == name
-            {
-                if found.is_some() {
-                    return None;
-                }
-                found = Some(val.trim_matches('"'));
-            }
-        }
-    }
-    found
-}
-
 impl Forward {
     pub(crate) fn new(layer: AuthLayer, settings: Settings) -> Self {
         let identity = Identity {
@@ -277,8 +254,6 @@ impl Forward {
             policy: layer.policy().clone(),
             guard: layer.layer(identity),
             proxy: settings.proxy,
-            token_cookie: settings.token_cookie,
-            token_header: settings.token_header,
         }
     }
 
@@ -294,22 +269,23 @@ impl Forward {
         let mut req = Request::new(());
         *req.method_mut() = method;
         *req.uri_mut() = http::Uri::from(path_and_query.clone());
+        // Every header the proxy passed on, so the configured token sources (Authorization,
+        // a cookie, a custom header; PORTCULLIS_TOKEN_SOURCES) read what the client sent;
+        // never the proxy's own description of the request or the framing.
         let h = req.headers_mut();
-        for v in headers.get_all(AUTHORIZATION) {
-            h.append(AUTHORIZATION, v.clone());
-        }
-        if !h.contains_key(AUTHORIZATION) {
-            let token = match (&self.token_header, &self.token_cookie) {
-                (Some(name), _) if headers.contains_key(name) => {
-                    Some(one_named(headers, name).ok_or(Bad::Invalid)?)
-                }
-                (_, Some(name)) => cookie(headers, name),
-                _ => None,
-            };
-            if let Some(t) = token {
-                let v = HeaderValue::from_str(&format!("{} {t}", self.auth.scheme()))
-                    .map_err(|_| Bad::Invalid)?;
-                h.insert(AUTHORIZATION, v);
+        for (name, value) in headers {
+            if !matches!(
+                name.as_str(),
+                "x-original-method"
+                    | "x-original-uri"
+                    | "x-forwarded-method"
+                    | "x-forwarded-uri"
+                    | "content-length"
+                    | "transfer-encoding"
+                    | "connection"
+                    | "host"
+            ) {
+                h.append(name.clone(), value.clone());
             }
         }
         Ok(req)
@@ -360,13 +336,4 @@ impl Forward {
         }
         res
     }
-}
-
-fn one_named<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
-    let mut all = headers.get_all(name).iter();
-    let v = all.next()?;
-    if all.next().is_some() {
-        return None;
-    }
-    v.to_str().ok().map(str::trim)
 }

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::routing::{any, get};
-use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::config::{KeyFlags, Overrides, PolicyFlag};
@@ -23,8 +23,9 @@ Endpoints:
   /auth     (any method) the decision. The original method and URI come from
             X-Original-Method and X-Original-URI with --proxy nginx (set them in the nginx
             config), from X-Forwarded-Method and X-Forwarded-Uri with --proxy caddy or
-            traefik; the other pair is ignored, since a client may send it. The credential
-            is the Authorization header, else --token-header, else --token-cookie.
+            traefik; the other pair is ignored, since a client may send it. The token
+            comes from the sources PORTCULLIS_TOKEN_SOURCES names (default Authorization;
+            also cookie:NAME, header:NAME), read from the headers the proxy passes on.
             Answers exactly as the library's layer: 200 with X-Auth-Subject, X-Auth-Roles
             and the --identity-header claims; 401 with WWW-Authenticate; 403; 503 while no
             keys were ever loaded. With --proxy nginx a 400 is answered as 401 (its
@@ -74,12 +75,6 @@ pub(crate) struct Args {
         value_delimiter = ','
     )]
     identity_headers: Vec<String>,
-    /// Read the token from this cookie when there is no Authorization header
-    #[arg(long, value_name = "NAME", env = "PORTCULLIS_TOKEN_COOKIE")]
-    token_cookie: Option<String>,
-    /// Read the token from this header when there is no Authorization header
-    #[arg(long, value_name = "NAME", env = "PORTCULLIS_TOKEN_HEADER")]
-    token_header: Option<String>,
     /// Longest wait for decisions in flight after SIGTERM or Ctrl-C, in seconds
     #[arg(
         long,
@@ -221,24 +216,6 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let token_header = args
-        .token_header
-        .as_deref()
-        .map(|h| {
-            HeaderName::try_from(h.trim()).map_err(|_| {
-                Fail::usage(format!(
-                    "--token-header (PORTCULLIS_TOKEN_HEADER) `{h}` is not a header name"
-                ))
-            })
-        })
-        .transpose()?;
-    if let Some(c) = &args.token_cookie
-        && (c.is_empty() || c.contains(['=', ';', ' ', ',']))
-    {
-        return Err(Fail::usage(format!(
-            "--token-cookie (PORTCULLIS_TOKEN_COOKIE) `{c}` is not a cookie name"
-        )));
-    }
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| Fail::usage(format!("cannot install the metrics recorder: {e}")))?;
@@ -255,8 +232,6 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
             proxy: args.proxy,
             records,
             claims,
-            token_cookie: args.token_cookie.clone(),
-            token_header,
         },
     );
     let app = Arc::new(App {

@@ -62,6 +62,7 @@
 mod fetch;
 mod options;
 mod set;
+mod tenants;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -73,6 +74,8 @@ use reqwest::Url;
 pub use options::JwksClient;
 pub use options::JwksOptions;
 pub(crate) use set::{Pending, RemoteSet};
+pub use tenants::TenantOptions;
+pub(crate) use tenants::Tenants;
 
 use crate::clock::Clock;
 use crate::error::ConfigError;
@@ -83,6 +86,8 @@ use fetch::{Fetcher, Source};
 pub(crate) struct RemoteBuilder {
     any: Vec<String>,
     bound: Vec<(String, Option<String>)>,
+    patterns: Vec<String>,
+    tenant_options: TenantOptions,
     options: JwksOptions,
     client: Option<reqwest::Client>,
     allow_http: bool,
@@ -110,6 +115,14 @@ impl RemoteBuilder {
         self.bound.push((issuer, None));
     }
 
+    pub(crate) fn issuer_pattern(&mut self, pattern: String) {
+        self.patterns.push(pattern);
+    }
+
+    pub(crate) fn tenant_options(&mut self, options: TenantOptions) {
+        self.tenant_options = options;
+    }
+
     pub(crate) fn options(&mut self, options: JwksOptions) {
         self.options = options;
     }
@@ -124,7 +137,7 @@ impl RemoteBuilder {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.any.is_empty() && self.bound.is_empty()
+        self.any.is_empty() && self.bound.is_empty() && self.patterns.is_empty()
     }
 
     /// The issuers whose tokens use their own keys.
@@ -205,7 +218,21 @@ impl RemoteBuilder {
                 ));
             }
         }
-        Ok(Some(RemoteKeys { any, by_issuer }))
+        let tenants = if self.patterns.is_empty() {
+            None
+        } else {
+            Some(Tenants::build(
+                &self.patterns,
+                &self.tenant_options,
+                fetcher.clone(),
+                self.allow_http,
+            )?)
+        };
+        Ok(Some(RemoteKeys {
+            any,
+            by_issuer,
+            tenants,
+        }))
     }
 }
 
@@ -251,6 +278,8 @@ fn is_loopback(url: &Url) -> bool {
 pub(crate) struct RemoteKeys {
     pub(crate) any: Option<Arc<RemoteSet>>,
     pub(crate) by_issuer: HashMap<String, Arc<RemoteSet>>,
+    /// Issuers discovered on first use through issuer patterns.
+    pub(crate) tenants: Option<Tenants>,
 }
 
 impl RemoteKeys {

@@ -13,7 +13,7 @@ use super::fetch::{Fetcher, Source};
 use crate::jose::Algorithm;
 use crate::keys::{KeySet, Lookup, Mode, VerifyingKey};
 
-/// Entries of the negative cache of unknown `kid`s (SECURITY.md D2).
+/// Entries of the negative cache of unknown `kid`s: bounded, since kids come from tokens.
 const NEGATIVE_CAPACITY: u64 = 4096;
 /// Longest wait between two attempts after failures, in seconds.
 const MAX_BACKOFF: u64 = 60;
@@ -176,6 +176,15 @@ impl RemoteSet {
         if let Some(mut done) = self.start(Why::Load, generation, now) {
             let _ = done.changed().await;
         }
+    }
+
+    /// How the first load ended: `Some(true)` keys are loaded, `Some(false)` a fetch failed
+    /// and no keys ever came, `None` nothing has ended yet.
+    pub(crate) fn first_load_outcome(&self) -> Option<bool> {
+        if self.state.load().keys.is_some() {
+            return Some(true);
+        }
+        (self.lock().failures > 0).then_some(false)
     }
 
     /// Whether usable keys are loaded, and the error of the last failed fetch.
