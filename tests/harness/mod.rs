@@ -71,7 +71,24 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// SIGTERM first, so that a master process (nginx) stops its workers too; SIGKILL if
+    /// it has not exited within 5 s.
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let pid = self.child.id().to_string();
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
