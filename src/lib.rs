@@ -184,6 +184,12 @@
 //! - `redis`: `revoke::RedisRevocations` and `revoke::RedisRecords`, a revocation list and
 //!   access records shared by every replica through Redis (`redis://`, `rediss://`), with
 //!   `PORTCULLIS_REDIS_*` in [`EnvConfig`]; needs a tokio runtime.
+//! - `metrics`: decisions, key-set fetches and key-set ages reported through the
+//!   `metrics` facade crate to whatever recorder the application installs (see
+//!   `portcullis::metrics` for the names and labels).
+//! - `cli`: the `portcullis` binary: `mint`, `keygen`, `inspect`, `verify`, `check`,
+//!   `lint`, and `serve`, a forward-auth service for nginx, Caddy and Traefik with a
+//!   Prometheus `/metrics` endpoint. Run `portcullis --help`.
 //!
 //! MSRV: Rust 1.88 (edition 2024).
 
@@ -205,6 +211,10 @@ pub mod grpc;
 mod jose;
 mod keys;
 pub mod layer;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 mod policy;
 mod principal;
 pub mod revoke;

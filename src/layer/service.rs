@@ -200,6 +200,11 @@ enum Checked {
 }
 
 impl Checked {
+    /// Whether it passed without a token (a public target or a CORS preflight).
+    fn without_token(&self) -> bool {
+        !matches!(self, Checked::Principal(_))
+    }
+
     /// Puts what the handler may read into the request extensions.
     fn record(self, extensions: &mut http::Extensions) {
         match self {
@@ -268,10 +273,12 @@ where
     Box::pin(async move {
         match shared.check_async(&parts).await {
             Ok(checked) => {
+                crate::metrics::decision(shared.grpc, Ok(checked.without_token()));
                 checked.record(&mut parts.extensions);
                 trace_allowed(&parts, shared.grpc);
             }
             Err(err) => {
+                crate::metrics::decision(shared.grpc, Err(&err));
                 trace_rejected(&parts, shared.grpc, &err);
                 return Err(err);
             }
@@ -302,6 +309,7 @@ where
         parts.extensions.remove::<Principal>();
         let state = match self.shared.check(&parts) {
             Ok(checked) => {
+                crate::metrics::decision(self.shared.grpc, Ok(checked.without_token()));
                 checked.record(&mut parts.extensions);
                 trace_allowed(&parts, self.shared.grpc);
                 State::Inner {
@@ -310,6 +318,7 @@ where
                 }
             }
             Err(Step::Fail(err)) => {
+                crate::metrics::decision(self.shared.grpc, Err(&err));
                 trace_rejected(&parts, self.shared.grpc, &err);
                 let grpc = self.shared.grpc_answer(&parts.headers);
                 State::Reject {

@@ -342,6 +342,7 @@ impl RemoteSet {
         // The flight before the cooldown: see `need`.
         self.gates.flight.store(true, Release);
         if why == Why::Miss {
+            crate::metrics::unknown_kid_refetch(self.name());
             let next = now.saturating_add(self.fetcher.timing.cooldown);
             self.gates.miss_at.store(next, Release);
         }
@@ -391,6 +392,7 @@ impl RemoteSet {
             )),
         };
         let now = self.fetcher.clock.now();
+        crate::metrics::key_set_fetch(self.name(), result.is_ok());
         match result {
             Ok((keys, max_age)) => self.install(keys, max_age, now),
             Err((trouble, e)) => self.failed(&mut self.lock(), trouble, e, now),

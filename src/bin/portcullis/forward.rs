@@ -1,0 +1,339 @@
+//! The forward-auth decision: the proxy's subrequest becomes the original request (method
+//! and URI from the proxy's headers, the credential from `Authorization` or the configured
+//! token source), goes through the same `AuthLayer` a Rust service would use, and the
+//! answer goes back in the form the proxy understands.
+
+use std::convert::Infallible;
+use std::future::{Ready, poll_fn, ready};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use portcullis::layer::Auth;
+use portcullis::{AuthError, AuthLayer, Authenticator, Authorizer, Policy, Principal};
+use serde_json::Value;
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// Which proxy asks, which decides the headers read and the answers given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Proxy {
+    /// nginx `auth_request`: `X-Original-Method` and `X-Original-URI`; a 400 is answered
+    /// as 401 (nginx turns any status but 2xx, 401 and 403 into a 500).
+    Nginx,
+    /// Caddy `forward_auth`: `X-Forwarded-Method` and `X-Forwarded-Uri`.
+    Caddy,
+    /// Traefik `forwardAuth`: `X-Forwarded-Method` and `X-Forwarded-Uri`.
+    Traefik,
+}
+
+impl Proxy {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Nginx => "nginx",
+            Self::Caddy => "caddy",
+            Self::Traefik => "traefik",
+        }
+    }
+
+    /// The (method, URI) headers this proxy sets. Only these are read: the other family
+    /// may come from the client and is ignored.
+    fn headers(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Nginx => ("x-original-method", "x-original-uri"),
+            Self::Caddy | Self::Traefik => ("x-forwarded-method", "x-forwarded-uri"),
+        }
+    }
+}
+
+/// The identity headers of an allowed request.
+pub(crate) const SUBJECT: &str = "x-auth-subject";
+pub(crate) const ROLES: &str = "x-auth-roles";
+
+/// Headers `--identity-header` may not name.
+const RESERVED: [&str; 10] = [
+    "authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "www-authenticate",
+    SUBJECT,
+    ROLES,
+];
+
+/// Parses `CLAIM=HEADER`.
+pub(crate) fn identity_header(text: &str) -> Result<(String, HeaderName), String> {
+    let (claim, header) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: write CLAIM=HEADER, like tenant=X-Auth-Tenant"))?;
+    if claim.trim().is_empty() {
+        return Err(format!("`{text}`: the claim is empty"));
+    }
+    let name = HeaderName::try_from(header.trim())
+        .map_err(|_| format!("`{text}`: `{header}` is not a header name"))?;
+    if RESERVED.contains(&name.as_str()) {
+        return Err(format!("`{text}`: `{name}` cannot carry a claim"));
+    }
+    Ok((claim.trim().to_owned(), name))
+}
+
+/// A claim as one header value: strings as they are, numbers and booleans as JSON,
+/// arrays as comma-separated items (items holding a comma are left out, so a value can
+/// never pose as two), objects as compact JSON. `None` when it cannot be a header value.
+fn claim_value(v: &Value) -> Option<HeaderValue> {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Null => return None,
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|i| match i {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(_) | Value::Bool(_) => Some(i.to_string()),
+                _ => None,
+            })
+            .filter(|s| !s.contains(','))
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    };
+    HeaderValue::from_str(&text).ok()
+}
+
+/// The service behind the layer: it sees only requests the layer let through, and
+/// answers them with the identity headers (after the access records, when configured).
+#[derive(Clone)]
+pub(crate) struct Identity {
+    records: Option<Authorizer>,
+    claims: Arc<Vec<(String, HeaderName)>>,
+}
+
+impl Identity {
+    fn answer(&self, req: &Request<()>) -> Response<Body> {
+        let Some(p) = req.extensions().get::<Principal>() else {
+            // Public: nothing verified, so every identity header is empty.
+            return self.empty_identity();
+        };
+        if let Some(authz) = &self.records {
+            let permission = crate::check::method_permission(req.method());
+            let decision = authz.authorize_user(p, req.uri().path(), permission);
+            if let Err(e) = decision.into_result() {
+                tracing::debug!(error = %e, "forward-auth: access records refused the request");
+                return error_response(&e, None);
+            }
+        }
+        let mut res = self.empty_identity();
+        let h = res.headers_mut();
+        if let Some(sub) = p.subject() {
+            match HeaderValue::from_str(sub) {
+                Ok(v) => {
+                    h.insert(SUBJECT, v);
+                }
+                Err(_) => tracing::warn!(
+                    "forward-auth: `sub` cannot be a header value; X-Auth-Subject left empty"
+                ),
+            }
+        }
+        // A role that holds a comma or a character a header cannot carry is left out: it
+        // could otherwise read as other roles upstream.
+        let roles: Vec<&str> = p
+            .roles()
+            .filter(|r| !r.is_empty() && !r.contains(',') && HeaderValue::from_str(r).is_ok())
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&roles.join(",")) {
+            h.insert(ROLES, v);
+        }
+        for (claim, name) in self.claims.iter() {
+            match p.claim(claim).and_then(claim_value) {
+                Some(v) => {
+                    h.insert(name.clone(), v);
+                }
+                None if p.claim(claim).is_some() => {
+                    tracing::warn!(header = %name, "forward-auth: the claim cannot be a header value; header left empty");
+                }
+                None => {}
+            }
+        }
+        res
+    }
+}
+
+impl Identity {
+    /// A 200 with every identity header present and empty: a proxy that copies headers
+    /// then overwrites the client's with nothing (Caddy 2.6 would otherwise pass its own
+    /// placeholder text upstream for a header the answer lacks).
+    fn empty_identity(&self) -> Response<Body> {
+        let mut res = Response::new(Body::empty());
+        let h = res.headers_mut();
+        let empty = HeaderValue::from_static("");
+        h.insert(SUBJECT, empty.clone());
+        h.insert(ROLES, empty.clone());
+        for (_, name) in self.claims.iter() {
+            h.insert(name.clone(), empty.clone());
+        }
+        res
+    }
+}
+
+impl Service<Request<()>> for Identity {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<()>) -> Self::Future {
+        ready(Ok(self.answer(&req)))
+    }
+}
+
+/// The answer-table response for `err` (status, challenge, JSON body, the error in the
+/// extensions).
+fn error_response(err: &AuthError, auth: Option<&Authenticator>) -> Response<Body> {
+    let mut res = Response::new(Body::from(err.body()));
+    *res.status_mut() = err.status();
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(c) = auth.and_then(|a| a.challenge(err))
+        && let Ok(v) = HeaderValue::from_str(&c)
+    {
+        res.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+    }
+    res.extensions_mut().insert(err.clone());
+    res
+}
+
+/// The forward-auth decision service.
+#[derive(Clone)]
+pub(crate) struct Forward {
+    guard: Auth<Identity>,
+    auth: Authenticator,
+    policy: Policy,
+    proxy: Proxy,
+}
+
+/// Settings of [`Forward`].
+pub(crate) struct Settings {
+    pub(crate) proxy: Proxy,
+    pub(crate) records: Option<Authorizer>,
+    pub(crate) claims: Vec<(String, HeaderName)>,
+}
+
+/// Why the proxy's request could not be read.
+enum Bad {
+    /// The proxy did not send a header its configuration must set.
+    Missing(&'static str),
+    /// A value that cannot be a method or URI, or sent twice.
+    Invalid,
+}
+
+/// The one value of `name`.
+fn one<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h HeaderValue, Bad> {
+    let mut all = headers.get_all(name).iter();
+    let v = all.next().ok_or(Bad::Missing(name))?;
+    if all.next().is_some() {
+        return Err(Bad::Invalid);
+    }
+    Ok(v)
+}
+
+impl Forward {
+    pub(crate) fn new(layer: AuthLayer, settings: Settings) -> Self {
+        let identity = Identity {
+            records: settings.records,
+            claims: Arc::new(settings.claims),
+        };
+        Self {
+            auth: layer.authenticator().clone(),
+            policy: layer.policy().clone(),
+            guard: layer.layer(identity),
+            proxy: settings.proxy,
+        }
+    }
+
+    /// The original request, as the proxy describes it.
+    fn original(&self, headers: &HeaderMap) -> Result<Request<()>, Bad> {
+        let (mh, uh) = self.proxy.headers();
+        let method = Method::from_bytes(one(headers, mh)?.as_bytes()).map_err(|_| Bad::Invalid)?;
+        let uri = http::Uri::try_from(one(headers, uh)?.as_bytes()).map_err(|_| Bad::Invalid)?;
+        let path_and_query = uri.path_and_query().ok_or(Bad::Invalid)?;
+        if !path_and_query.as_str().starts_with('/') {
+            return Err(Bad::Invalid);
+        }
+        let mut req = Request::new(());
+        *req.method_mut() = method;
+        *req.uri_mut() = http::Uri::from(path_and_query.clone());
+        // Every header the proxy passed on, so the configured token sources (Authorization,
+        // a cookie, a custom header; PORTCULLIS_TOKEN_SOURCES) read what the client sent;
+        // never the proxy's own description of the request or the framing.
+        let h = req.headers_mut();
+        for (name, value) in headers {
+            if !matches!(
+                name.as_str(),
+                "x-original-method"
+                    | "x-original-uri"
+                    | "x-forwarded-method"
+                    | "x-forwarded-uri"
+                    | "content-length"
+                    | "transfer-encoding"
+                    | "connection"
+                    | "host"
+            ) {
+                h.append(name.clone(), value.clone());
+            }
+        }
+        Ok(req)
+    }
+
+    /// Decides the proxy's request.
+    pub(crate) async fn decide(&self, headers: &HeaderMap) -> Response<Body> {
+        let req = match self.original(headers) {
+            Ok(r) => r,
+            Err(Bad::Missing(name)) => {
+                tracing::warn!(
+                    header = name,
+                    proxy = self.proxy.label(),
+                    "forward-auth request without the header the proxy configuration must set"
+                );
+                return error_response(
+                    &AuthError::misuse("proxy did not send the original request"),
+                    None,
+                );
+            }
+            Err(Bad::Invalid) => {
+                // The layer's own answer for a request it cannot read.
+                let e = self
+                    .policy
+                    .target(&Method::GET, "/..")
+                    .err()
+                    .unwrap_or_else(AuthError::forbidden);
+                return self.for_proxy(error_response(&e, Some(&self.auth)));
+            }
+        };
+        let mut guard = self.guard.clone();
+        let res = match poll_fn(|cx| guard.poll_ready(cx)).await {
+            Ok(()) => match guard.call(req).await {
+                Ok(res) => res.map(Body::new),
+                Err(never) => match never {},
+            },
+            Err(never) => match never {},
+        };
+        self.for_proxy(res)
+    }
+
+    /// The layer's answer as the proxy needs it: nginx's `auth_request` knows only 2xx,
+    /// 401 and 403, so a 400 goes back as 401 (its challenge already says
+    /// `error="invalid_request"`).
+    fn for_proxy(&self, mut res: Response<Body>) -> Response<Body> {
+        if self.proxy == Proxy::Nginx && res.status() == StatusCode::BAD_REQUEST {
+            *res.status_mut() = StatusCode::UNAUTHORIZED;
+        }
+        res
+    }
+}

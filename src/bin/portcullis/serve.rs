@@ -1,0 +1,319 @@
+//! `portcullis serve`: the forward-auth decision service, with health, readiness and
+//! Prometheus metrics.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::routing::{any, get};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::config::{KeyFlags, Overrides, PolicyFlag};
+use crate::forward::{Forward, Proxy, Settings, identity_header};
+use crate::{Fail, Report};
+
+const AFTER: &str = "\
+Endpoints:
+  /auth     (any method) the decision. The original method and URI come from
+            X-Original-Method and X-Original-URI with --proxy nginx (set them in the nginx
+            config), from X-Forwarded-Method and X-Forwarded-Uri with --proxy caddy or
+            traefik; the other pair is ignored, since a client may send it. The token
+            comes from the sources PORTCULLIS_TOKEN_SOURCES names (default Authorization;
+            also cookie:NAME, header:NAME), read from the headers the proxy passes on.
+            Answers exactly as the library's layer: 200 with X-Auth-Subject, X-Auth-Roles
+            and the --identity-header claims; 401 with WWW-Authenticate; 403; 503 while no
+            keys were ever loaded. With --proxy nginx a 400 is answered as 401 (its
+            WWW-Authenticate says error=\"invalid_request\"), because nginx's auth_request
+            turns any status but 2xx, 401 and 403 into a 500; a 503 therefore reaches
+            nginx clients as 500. A proxy that leaves out the method or URI header gets a
+            500 and a warning in the log: its configuration is wrong.
+  /healthz  200 while the process runs.
+  /readyz   503 until the keys of every remote key set have loaded once, then 200.
+  /metrics  Prometheus text format.
+
+The proxy must strip X-Auth-Subject, X-Auth-Roles and every --identity-header from client
+requests; the README's nginx, Caddy and Traefik configurations do.
+
+Configuration: every FEDN_* and PORTCULLIS_* variable the library reads (keys, issuer,
+audience, role claim, leeway, public prefixes, URL prefix, required claim, policy file),
+plus the variables named below; flags override them. On SIGTERM or Ctrl-C it stops
+accepting connections and lets decisions in flight finish (at most --shutdown-grace).
+
+Examples:
+  FEDN_JWT_SECRET_KEY=... portcullis serve --listen 127.0.0.1:9090 --proxy nginx --policy policy.toml
+  portcullis serve --listen 127.0.0.1:9090 --proxy caddy --jwks-url https://id.example/jwks.json \\
+      --audience api --identity-header tenant=X-Auth-Tenant";
+
+/// Arguments of `serve`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = AFTER)]
+pub(crate) struct Args {
+    /// Address to listen on, like 127.0.0.1:9090 (port 0 picks a free port; the log says
+    /// which)
+    #[arg(long, value_name = "ADDR", env = "PORTCULLIS_LISTEN")]
+    listen: SocketAddr,
+    /// The proxy in front: nginx (auth_request), caddy (forward_auth) or traefik
+    /// (forwardAuth)
+    #[arg(long, value_enum, env = "PORTCULLIS_PROXY")]
+    proxy: Proxy,
+    /// Access-record file (TOML or JSON): an allowed request must also pass
+    /// authorize_user(caller, path, method), HEAD checking GET
+    #[arg(long, value_name = "FILE", env = "PORTCULLIS_RECORDS_FILE")]
+    records: Option<PathBuf>,
+    /// A claim to pass upstream in a header on success, CLAIM=HEADER (repeatable, or
+    /// comma-separated in the variable)
+    #[arg(
+        long = "identity-header",
+        value_name = "CLAIM=HEADER",
+        env = "PORTCULLIS_IDENTITY_HEADERS",
+        value_delimiter = ','
+    )]
+    identity_headers: Vec<String>,
+    /// Longest wait for decisions in flight after SIGTERM or Ctrl-C, in seconds
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "PORTCULLIS_SHUTDOWN_GRACE_SECONDS",
+        default_value_t = 30
+    )]
+    shutdown_grace: u64,
+    /// Log level: error, warn, info, debug or trace (logs go to stderr)
+    #[arg(
+        long,
+        value_name = "LEVEL",
+        env = "PORTCULLIS_LOG",
+        default_value = "info"
+    )]
+    log: String,
+    #[command(flatten)]
+    policy: PolicyFlag,
+    #[command(flatten)]
+    keys: KeyFlags,
+}
+
+/// What the handlers share.
+struct App {
+    forward: Forward,
+    ready: AtomicBool,
+    metrics: PrometheusHandle,
+    proxy: Proxy,
+}
+
+/// Counts one answer of `/auth` by proxy and status; static keys, no allocation.
+fn count_answer(proxy: Proxy, status: StatusCode) {
+    macro_rules! count {
+        ($proxy:literal) => {
+            match status.as_u16() {
+                200 => metrics::counter!("portcullis_forward_auth_responses_total", "proxy" => $proxy, "status" => "200").increment(1),
+                401 => metrics::counter!("portcullis_forward_auth_responses_total", "proxy" => $proxy, "status" => "401").increment(1),
+                403 => metrics::counter!("portcullis_forward_auth_responses_total", "proxy" => $proxy, "status" => "403").increment(1),
+                400 => metrics::counter!("portcullis_forward_auth_responses_total", "proxy" => $proxy, "status" => "400").increment(1),
+                503 => metrics::counter!("portcullis_forward_auth_responses_total", "proxy" => $proxy, "status" => "503").increment(1),
+                _ => metrics::counter!("portcullis_forward_auth_responses_total", "proxy" => $proxy, "status" => "500").increment(1),
+            }
+        };
+    }
+    match proxy {
+        Proxy::Nginx => count!("nginx"),
+        Proxy::Caddy => count!("caddy"),
+        Proxy::Traefik => count!("traefik"),
+    }
+}
+
+async fn auth(State(app): State<Arc<App>>, headers: HeaderMap) -> Response<Body> {
+    let res = app.forward.decide(&headers).await;
+    count_answer(app.proxy, res.status());
+    res
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response<Body> {
+    let ready = app.ready.load(Ordering::Acquire);
+    let mut res = Response::new(Body::from(if ready {
+        "ready\n"
+    } else {
+        "keys not loaded\n"
+    }));
+    if !ready {
+        *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    }
+    res
+}
+
+async fn metrics_text(State(app): State<Arc<App>>) -> Response<Body> {
+    portcullis::metrics::update_key_set_ages();
+    let mut res = Response::new(Body::from(app.metrics.render()));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    res
+}
+
+fn init_logs(level: &str) -> Result<(), Fail> {
+    let level: tracing::Level = level.trim().parse().map_err(|_| {
+        Fail::usage(format!(
+            "--log (PORTCULLIS_LOG) `{level}`: use error, warn, info, debug or trace"
+        ))
+    })?;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(false)
+        .init();
+    Ok(())
+}
+
+/// Waits for SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+pub(crate) fn run(args: Args) -> Result<Report, Fail> {
+    init_logs(&args.log)?;
+    let overrides = Overrides::new(&args.keys, &args.policy)?;
+    let config = overrides.env_config()?;
+    let layer = config.build_layer().map_err(|e| overrides.explain(&e))?;
+    let records = crate::check::records(args.records.as_ref())?;
+    let claims = args
+        .identity_headers
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            identity_header(s).map_err(|e| {
+                Fail::usage(format!(
+                    "--identity-header (PORTCULLIS_IDENTITY_HEADERS) {e}"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| Fail::usage(format!("cannot install the metrics recorder: {e}")))?;
+    portcullis::metrics::register();
+    metrics::describe_counter!(
+        "portcullis_forward_auth_responses_total",
+        metrics::Unit::Count,
+        "Answers of the forward-auth endpoint, by proxy and HTTP status."
+    );
+    let authenticator = layer.authenticator().clone();
+    let forward = Forward::new(
+        layer,
+        Settings {
+            proxy: args.proxy,
+            records,
+            claims,
+        },
+    );
+    let app = Arc::new(App {
+        forward,
+        ready: AtomicBool::new(false),
+        metrics,
+        proxy: args.proxy,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fail::usage(format!("cannot start the async runtime: {e}")))?;
+    let grace = Duration::from_secs(args.shutdown_grace);
+    let listen = args.listen;
+    let proxy = args.proxy;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| Fail::usage(format!("--listen (PORTCULLIS_LISTEN) {listen}: {e}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Fail::usage(format!("--listen {listen}: {e}")))?;
+        // Readiness: every remote key set loaded once (at once without remote sets).
+        {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let mut delay = Duration::from_millis(250);
+                let mut warned = false;
+                loop {
+                    match authenticator.load_keys().await {
+                        Ok(()) => {
+                            app.ready.store(true, Ordering::Release);
+                            tracing::info!("keys loaded: ready");
+                            break;
+                        }
+                        Err(e) => {
+                            if !warned {
+                                tracing::warn!(error = %e, "keys not loaded yet: /readyz answers 503");
+                                warned = true;
+                            }
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                }
+            });
+        }
+        {
+            let handle = app.metrics.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    handle.run_upkeep();
+                }
+            });
+        }
+        let router = Router::new()
+            .route("/auth", any(auth))
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics_text))
+            .with_state(app);
+        tracing::info!("listening on {local} (proxy {})", proxy.label());
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: decisions in flight finish");
+            let _ = stop_tx.send(true);
+        });
+        let mut stopped = stop_rx.clone();
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        });
+        tokio::select! {
+            r = server => r.map_err(|e| Fail::usage(format!("server error: {e}")))?,
+            () = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+                tokio::time::sleep(grace).await;
+            } => tracing::warn!("shutdown grace of {}s over; closing", grace.as_secs()),
+        }
+        tracing::info!("stopped");
+        Ok::<(), Fail>(())
+    })?;
+    Ok(Report::ok(String::new()))
+}
