@@ -290,6 +290,11 @@ impl Cache {
         self.cache.invalidate(&hash);
     }
 
+    /// Whether [`insert`](Self::insert) would remember this token now (its second sight).
+    pub(crate) fn admits(&self, hash: u64) -> bool {
+        self.in_filter(hash)
+    }
+
     /// Remembers a verified token, on its second sight.
     pub(crate) fn insert(
         &self,

@@ -401,23 +401,28 @@ impl Authenticator {
                 let hash = cache.hash(token);
                 if let Some(entry) = cache.get(hash, token, inner.clock.now(), inner.leeway) {
                     // A hit is checked against revocation like a fresh verification, from
-                    // what the entry kept.
-                    if let (Some(store), Some(r)) = (&inner.revocations, &entry.revocable) {
-                        let t = TokenRef::hashed(
-                            &r.iss,
-                            r.jti.as_deref(),
-                            entry.principal.subject(),
-                            r.iat,
-                            &r.sha,
-                        );
-                        if let Err(e) = revocation(&**store, &t) {
-                            if e.is_revoked() {
-                                cache.invalidate(hash);
+                    // what the entry kept. An entry without it (cached in a race with its
+                    // admission) is verified again, never passed unchecked.
+                    match (&inner.revocations, &entry.revocable) {
+                        (None, _) => return Ok(entry.principal.clone()),
+                        (Some(store), Some(r)) => {
+                            let t = TokenRef::hashed(
+                                &r.iss,
+                                r.jti.as_deref(),
+                                entry.principal.subject(),
+                                r.iat,
+                                &r.sha,
+                            );
+                            if let Err(e) = revocation(&**store, &t) {
+                                if e.is_revoked() {
+                                    cache.invalidate(hash);
+                                }
+                                return Err(e.into());
                             }
-                            return Err(e.into());
+                            return Ok(entry.principal.clone());
                         }
+                        (Some(_), None) => {}
                     }
-                    return Ok(entry.principal.clone());
                 }
                 Some((cache, hash))
             }
@@ -444,8 +449,12 @@ impl Authenticator {
                 token,
             );
             revocation(&**store, &t)?;
+            // Kept with the cache entry (so a hit checks by look-up), only when the token
+            // is about to be cached: on its second sight.
             #[cfg(feature = "token-cache")]
-            if cached.is_some() {
+            if let Some((cache, hash)) = cached
+                && cache.admits(hash)
+            {
                 revocable = Some(cache::Revocable {
                     iss: t.issuer().into(),
                     jti: t.jti().map(Into::into),
