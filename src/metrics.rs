@@ -10,6 +10,7 @@
 //! | `portcullis_jwks_unknown_kid_refetches_total` | counter | `issuer` | fetches started because a token named a `kid` the set lacked |
 //! | `portcullis_jwks_last_success_timestamp_seconds` | gauge | `issuer` | Unix time of the last successful fetch |
 //! | `portcullis_jwks_age_seconds` | gauge | `issuer` | age of the current key set, as of the last [`update_key_set_ages`] |
+//! | `portcullis_token_cache_lookups_total` | counter | `result` | verified-token cache look-ups (`hit`, `miss`) |
 //!
 //! Label values are fixed words or configuration, never request data:
 //!
@@ -22,7 +23,7 @@
 //!   `token_expired` (an `invalid_token` whose only fault is its `exp`), `forbidden`,
 //!   `keys_unavailable`, `misuse`.
 //! - `issuer`: the configured OIDC issuer or JWK set URL of the set.
-//! - `result`: `ok` or `error`.
+//! - `result`: `ok` or `error` (fetches); `hit` or `miss` (token cache).
 //!
 //! Call [`register`] once after installing the recorder: it describes the metrics (help
 //! text and units) and binds the decision counters, so that from then on a decision is one
@@ -59,6 +60,9 @@ pub const JWKS_LAST_SUCCESS: &str = "portcullis_jwks_last_success_timestamp_seco
 #[cfg(feature = "metrics")]
 /// Name of the gauge of the current key set's age.
 pub const JWKS_AGE: &str = "portcullis_jwks_age_seconds";
+#[cfg(feature = "metrics")]
+/// Name of the counter of verified-token cache look-ups.
+pub const TOKEN_CACHE_LOOKUPS: &str = "portcullis_token_cache_lookups_total";
 
 #[cfg(feature = "metrics")]
 /// Registers every metric above with the installed recorder (the global one, or the
@@ -69,6 +73,7 @@ pub fn register() {
     HANDLES.store(Some(std::sync::Arc::new(Handles {
         http: REASONS.map(|r| decision_counter("http", r)),
         grpc: REASONS.map(|r| decision_counter("grpc", r)),
+        cache: ["hit", "miss"].map(|r| metrics::counter!(TOKEN_CACHE_LOOKUPS, "result" => r)),
     })));
     {
         use metrics::{Unit, describe_counter, describe_gauge};
@@ -91,6 +96,11 @@ pub fn register() {
             JWKS_LAST_SUCCESS,
             Unit::Seconds,
             "Unix time of the last successful fetch of each remote JWK set."
+        );
+        describe_counter!(
+            TOKEN_CACHE_LOOKUPS,
+            Unit::Count,
+            "Verified-token cache look-ups, by result (hit or miss)."
         );
         describe_gauge!(
             JWKS_AGE,
@@ -136,6 +146,8 @@ const REASONS: [&str; 9] = [
 struct Handles {
     http: [metrics::Counter; 9],
     grpc: [metrics::Counter; 9],
+    /// Token cache hits, misses.
+    cache: [metrics::Counter; 2],
 }
 
 #[cfg(feature = "metrics")]
@@ -236,6 +248,23 @@ pub(crate) fn decision(grpc: bool, result: Result<bool, &AuthError>) {
     }
     #[cfg(not(feature = "metrics"))]
     let _ = (grpc, result);
+}
+
+/// Counts one look-up of the verified-token cache.
+#[inline]
+#[cfg(feature = "token-cache")]
+pub(crate) fn token_cache(hit: bool) {
+    #[cfg(feature = "metrics")]
+    {
+        if let Some(handles) = HANDLES.load().as_ref() {
+            handles.cache[usize::from(!hit)].increment(1);
+            return;
+        }
+        let result = if hit { "hit" } else { "miss" };
+        metrics::counter!(TOKEN_CACHE_LOOKUPS, "result" => result).increment(1);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = hit;
 }
 
 /// Counts one ended fetch of the key set `issuer`, and on success records its time.

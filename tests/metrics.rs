@@ -261,6 +261,17 @@ fn the_layer_counts_each_decision_once_by_protocol_outcome_and_reason() {
             n,
         );
     }
+    // The token cache: the client token is a miss, a miss (admitted on its second
+    // sight), then a hit over gRPC; the others are misses (the path with dot segments is
+    // refused before its token is read).
+    expected.insert(
+        r#"portcullis_token_cache_lookups_total{result="hit"}"#.to_owned(),
+        1.0,
+    );
+    expected.insert(
+        r#"portcullis_token_cache_lookups_total{result="miss"}"#.to_owned(),
+        6.0,
+    );
     assert_eq!(got, expected);
 }
 

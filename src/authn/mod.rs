@@ -399,7 +399,9 @@ impl Authenticator {
         let cached = match &inner.cache {
             Some(cache) => {
                 let hash = cache.hash(token);
-                if let Some(entry) = cache.get(hash, token, inner.clock.now(), inner.leeway) {
+                let entry = cache.get(hash, token, inner.clock.now(), inner.leeway);
+                crate::metrics::token_cache(entry.is_some());
+                if let Some(entry) = entry {
                     // A hit is checked against revocation like a fresh verification, from
                     // what the entry kept. An entry without it (cached in a race with its
                     // admission) is verified again, never passed unchecked.
