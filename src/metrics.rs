@@ -260,8 +260,14 @@ pub(crate) fn token_cache(hit: bool) {
             handles.cache[usize::from(!hit)].increment(1);
             return;
         }
-        let result = if hit { "hit" } else { "miss" };
-        metrics::counter!(TOKEN_CACHE_LOOKUPS, "result" => result).increment(1);
+        // Literal labels: a static key, no allocation without a recorder.
+        if hit {
+            metrics::counter!("portcullis_token_cache_lookups_total", "result" => "hit")
+                .increment(1);
+        } else {
+            metrics::counter!("portcullis_token_cache_lookups_total", "result" => "miss")
+                .increment(1);
+        }
     }
     #[cfg(not(feature = "metrics"))]
     let _ = hit;
