@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 example=quickstart
 if [[ $# -gt 0 && $1 != *=* ]]; then example=$1; shift; fi
-port=${PORT:-$((20000 + RANDOM % 20000))}
+# Below the kernel's ephemeral range (32768 and up), so no client socket holds the port.
+port=${PORT:-$((20000 + RANDOM % 12000))}
 grpc_port=$((port + 1))
 out=$(mktemp)
 if [[ $example == client ]]; then
