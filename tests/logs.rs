@@ -1,0 +1,128 @@
+//! Logs: one event per decision with method, path and reason; extractor and Authz refusals
+//! logged too; never a token or a claim value. In a binary of its own: tracing caches each
+//! event site's interest process-wide, so a test running beside others without a subscriber
+//! could make the sites look uninteresting here.
+
+mod common;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use common::*;
+use http::{Request, header};
+use portcullis::{AuthLayer, Policy};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn token(extra: Value) -> String {
+    let mut c = json!({"sub": "ada", "exp": NOW + 600});
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    hs256().sign(&c).unwrap()
+}
+
+async fn call(app: &Router, req: Request<Body>) -> (u16, http::HeaderMap, Value) {
+    split(app.clone().oneshot(req).await.unwrap()).await
+}
+
+fn get_with(path: &str, auth: Option<&str>) -> Request<Body> {
+    let mut r = Request::get(path);
+    if let Some(t) = auth {
+        r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    r.body(Body::empty()).unwrap()
+}
+
+/// Catches every portcullis event of the thread: "target level field=value ...".
+#[derive(Clone, Default)]
+struct Events(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl tracing::Subscriber for Events {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target().starts_with("portcullis")
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Fields<'a>(&'a mut String);
+        impl tracing::field::Visit for Fields<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!("{}={value:?} ", field.name()));
+            }
+        }
+        let m = event.metadata();
+        let mut line = format!("{} {} ", m.target(), m.level());
+        event.record(&mut Fields(&mut line));
+        self.0.lock().unwrap().push(line);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn decisions_are_logged_without_tokens_or_claim_values() {
+    use portcullis::{Authorizer, Authz, RecordSet};
+    let events = Events::default();
+    let secret_claim = "s3cr3t-tenant-name";
+    let t = token(json!({"role": "user", "tenant": secret_claim}));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(events.clone(), || {
+        rt.block_on(async {
+            let authz = Authorizer::new(RecordSet::empty());
+            let app = Router::new()
+                .route("/admin", get(|| async { "admin" }))
+                .route(
+                    "/doc",
+                    get(|a: Authz| async move { a.require("/docs/1", "docs:read").map(|_| "ok") }),
+                )
+                .layer(axum::Extension(authz))
+                .layer(AuthLayer::new(
+                    hs_builder().build().unwrap(),
+                    Policy::builder()
+                        .allow("GET", "/admin", ["admin"])
+                        .allow("GET", "/doc", ["*"])
+                        .build()
+                        .unwrap(),
+                ));
+            assert_eq!(call(&app, get_with("/admin", Some(&t))).await.0, 403);
+            assert_eq!(call(&app, get_with("/doc", Some(&t))).await.0, 403);
+        })
+    });
+    let lines = events.0.lock().unwrap().clone();
+    let all = lines.join("\n");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("portcullis::layer DEBUG")
+                && l.contains("method=GET")
+                && l.contains("path=\"/admin\"")
+                && l.contains("outcome=\"rejected\"")
+                && l.contains("status=403")
+                && l.contains("needs one of: admin")),
+        "{all}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("portcullis::layer TRACE") && l.contains("path=\"/doc\"")),
+        "{all}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("portcullis::authz DEBUG") && l.contains("docs:read")),
+        "{all}"
+    );
+    assert!(!all.contains(&t), "a token was logged");
+    assert!(
+        !all.contains(&t[t.len() - 20..]),
+        "part of a token was logged"
+    );
+    assert!(!all.contains(secret_claim), "a claim value was logged");
+}
