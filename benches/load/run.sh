@@ -360,7 +360,8 @@ matrix() {
 }
 
 memory() {
-    local alg=HS256 file=$DATA/mem-$alg.txt marker=$OUT/mem.done
+    local alg=HS256
+    local file=$DATA/mem-$alg.txt marker=$OUT/mem.done
     tokens_for "$alg"
     gen "$file" "$MEM_TOKENS" "$alg" client mem
     rm -f "$marker"
