@@ -1,7 +1,10 @@
 -- wrk script of the load bench (benches/load/run.sh). Arguments after `--`:
 --
 --   static <expected-status> [token-file]  one request: the file's first token, or none
---   rotate <expected-status> <token-file>  the file's tokens in turn, round-robin
+--   rotate <expected-status> <token-file> [<marker> <limit>]
+--                                          the file's tokens in turn, round-robin; with a
+--                                          limit, the thread stops after that many
+--                                          requests and <marker> is written (warm-ups)
 --   stream <expected-status> <token-file>  each token of the file once, in order; at the
 --                                          end it starts again, counted in `wrapped`
 --   once   <expected-status> <token-file> <marker> [repeat]
@@ -13,7 +16,7 @@
 -- of responses whose status is not the expected one (bad) and the first few of them.
 
 local mode, expected, file, marker, rep
-local reqs, n, i, k = {}, 0, 0, 0
+local reqs, n, i, k, sent, limit = {}, 0, 0, 0, 0, nil
 local f
 bad = 0
 wrapped = 0
@@ -29,6 +32,7 @@ end
 function init(args)
    mode, expected, file, marker = args[1], tonumber(args[2]), args[3], args[4]
    rep = tonumber(args[5] or "1")
+   limit = tonumber(args[5] or "")
    if mode == "static" then
       local token = nil
       if file then
@@ -47,6 +51,14 @@ function init(args)
       assert(n > 0, "no tokens in " .. file)
       request = function()
          i = i % n + 1
+         if limit then
+            sent = sent + 1
+            if sent == limit then
+               local m = io.open(marker, "w")
+               if m then m:write("done\n") m:close() end
+               wrk.thread:stop()
+            end
+         end
          return reqs[i]
       end
    elseif mode == "stream" or mode == "once" then
