@@ -45,8 +45,9 @@ pub(crate) struct Args {
     /// Algorithm (HS256, HS384, HS512, RS*, PS*, ES256, ES384, EdDSA)
     #[arg(long, value_name = "ALG")]
     alg: Option<String>,
-    /// `kid` header parameter (with a JWK set: which private key to use)
-    #[arg(long)]
+    /// `kid` header parameter (with a JWK set: which private key to use). A kid may start
+    /// with `-` (RFC 7638 thumbprints do).
+    #[arg(long, allow_hyphen_values = true)]
     kid: Option<String>,
     /// `sub` claim
     #[arg(long, value_name = "SUBJECT")]
