@@ -15,6 +15,8 @@
 //! | `PORTCULLIS_JWKS_URL` | remote JWK set URL (https; http for loopback), feature `jwks` | none |
 //! | `PORTCULLIS_OIDC_ISSUER` | OIDC issuers, keys by discovery (comma-separated), feature `jwks` | none |
 //! | `PORTCULLIS_ISSUER_PATTERN` | issuer patterns (`https://idp/realms/*`), comma-separated: keys by discovery on first use, rate-limited, feature `jwks` | none |
+//! | `PORTCULLIS_AUTHRESS_ACCOUNT` | an Authress account id: accept its service clients' tokens (issuers `https://<account>.api.authress.io/v1/clients/*`, keys from each client's key set), feature `jwks` | none |
+//! | `PORTCULLIS_AUTHRESS_DOMAIN` | the account's custom domain, when its service clients' tokens name it (needs `PORTCULLIS_AUTHRESS_ACCOUNT`) | none |
 //! | `PORTCULLIS_JWKS_TTL_SECONDS` | remote key set TTL without `Cache-Control: max-age` | `600` |
 //! | `PORTCULLIS_JWKS_COOLDOWN_SECONDS` | least time between refetches for unknown `kid`s | `30` |
 //! | `PORTCULLIS_ISSUER` | required `iss` (comma-separated for several) | any |
@@ -194,6 +196,26 @@ impl EnvConfig {
                 auth = auth.issuer_pattern(pattern);
                 has_keys = true;
             }
+            match (
+                get("PORTCULLIS_AUTHRESS_ACCOUNT"),
+                get("PORTCULLIS_AUTHRESS_DOMAIN"),
+            ) {
+                (Some(account), domain) => {
+                    let mut clients = crate::keys::AuthressServiceClients::new(account.trim());
+                    if let Some(d) = domain {
+                        clients = clients.custom_domain(d.trim());
+                    }
+                    auth = auth.authress_service_clients(clients);
+                    has_keys = true;
+                }
+                (None, Some(_)) => {
+                    return Err(ConfigError::new(
+                        "PORTCULLIS_AUTHRESS_ACCOUNT",
+                        "PORTCULLIS_AUTHRESS_DOMAIN is set but no account; set PORTCULLIS_AUTHRESS_ACCOUNT to the Authress account id (its service clients' tokens carry `aud` = <account id>.accounts.authress.io)",
+                    ));
+                }
+                (None, None) => {}
+            }
             let seconds = |name: &str, v: &str| {
                 v.trim()
                     .parse::<u64>()
@@ -212,6 +234,7 @@ impl EnvConfig {
         for name in [
             "PORTCULLIS_JWKS_URL",
             "PORTCULLIS_OIDC_ISSUER",
+            "PORTCULLIS_AUTHRESS_ACCOUNT",
             "PORTCULLIS_JWKS_TTL_SECONDS",
             "PORTCULLIS_JWKS_COOLDOWN_SECONDS",
         ] {

@@ -149,6 +149,15 @@ pub(crate) enum Reason {
     Misuse(&'static str),
     Revoked,
     RevocationUnavailable,
+    /// An Authress service-client issuer (`<origin>/v1/clients/<id>`) on another host.
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    ServiceClientIssuer,
+    /// An Authress service-client token whose `sub` is not the client id of its issuer.
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    ServiceClientSubject,
+    /// An Authress service-client token without `kid`.
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    ServiceClientKid,
 }
 
 /// A rejected request: what went wrong, and how to answer it over HTTP or gRPC.
@@ -178,11 +187,14 @@ pub(crate) enum Row {
     Misuse,
     Revoked,
     RevocationUnavailable,
+    ServiceClientIssuer,
+    ServiceClientSubject,
+    ServiceClientKid,
 }
 
 impl Row {
     /// Every row, in index order.
-    pub(crate) const ALL: [Row; 11] = [
+    pub(crate) const ALL: [Row; 14] = [
         Row::Missing,
         Row::WrongScheme,
         Row::InvalidRequest,
@@ -194,13 +206,21 @@ impl Row {
         Row::Misuse,
         Row::Revoked,
         Row::RevocationUnavailable,
+        Row::ServiceClientIssuer,
+        Row::ServiceClientSubject,
+        Row::ServiceClientKid,
     ];
 
     pub(crate) fn kind(self) -> AuthErrorKind {
         match self {
             Row::Missing | Row::WrongScheme => AuthErrorKind::MissingCredentials,
             Row::InvalidRequest | Row::InvalidPath => AuthErrorKind::InvalidRequest,
-            Row::Expired | Row::InvalidToken | Row::Revoked => AuthErrorKind::InvalidToken,
+            Row::Expired
+            | Row::InvalidToken
+            | Row::Revoked
+            | Row::ServiceClientIssuer
+            | Row::ServiceClientSubject
+            | Row::ServiceClientKid => AuthErrorKind::InvalidToken,
             Row::Forbidden => AuthErrorKind::Forbidden,
             Row::KeysUnavailable | Row::RevocationUnavailable => AuthErrorKind::KeysUnavailable,
             Row::Misuse => AuthErrorKind::Misuse,
@@ -224,6 +244,9 @@ impl Row {
             Row::Misuse => "Internal error",
             Row::Revoked => "Token revoked",
             Row::RevocationUnavailable => "Revocation list unavailable",
+            Row::ServiceClientIssuer => "Token issuer is not the configured Authress domain",
+            Row::ServiceClientSubject => "Token sub is not the service client of its issuer",
+            Row::ServiceClientKid => "Token has no kid",
         })
     }
 
@@ -335,6 +358,11 @@ impl AuthError {
             (AuthErrorKind::InvalidRequest, _) => Row::InvalidRequest,
             (AuthErrorKind::InvalidToken, Reason::Expired) => Row::Expired,
             (AuthErrorKind::InvalidToken, Reason::Revoked) => Row::Revoked,
+            (AuthErrorKind::InvalidToken, Reason::ServiceClientIssuer) => Row::ServiceClientIssuer,
+            (AuthErrorKind::InvalidToken, Reason::ServiceClientSubject) => {
+                Row::ServiceClientSubject
+            }
+            (AuthErrorKind::InvalidToken, Reason::ServiceClientKid) => Row::ServiceClientKid,
             (AuthErrorKind::InvalidToken, _) => Row::InvalidToken,
             (AuthErrorKind::Forbidden, _) => Row::Forbidden,
             (AuthErrorKind::KeysUnavailable, Reason::RevocationUnavailable) => {
@@ -412,6 +440,13 @@ impl fmt::Display for AuthError {
             Reason::RevocationUnavailable => {
                 f.write_str("the revocation list's copy is too old to check (fail-closed)")
             }
+            Reason::ServiceClientIssuer => f.write_str(
+                "service-client token: the issuer's host is not the configured Authress domain",
+            ),
+            Reason::ServiceClientSubject => f.write_str(
+                "service-client token: sub is not the client id in the issuer's path",
+            ),
+            Reason::ServiceClientKid => f.write_str("service-client token: no kid in the header"),
         }
     }
 }
@@ -540,6 +575,8 @@ impl ConfigErrorKind {
             | "oidc_issuer"
             | "issuer_pattern"
             | "tenant_options"
+            | "authress_service_clients"
+            | "PORTCULLIS_AUTHRESS_ACCOUNT"
             | "PORTCULLIS_ISSUER_PATTERN"
             | "PORTCULLIS_OIDC_ISSUER" => RemoteKeys,
             s if s.starts_with("jwks_") || s.starts_with("PORTCULLIS_JWKS_") => RemoteKeys,

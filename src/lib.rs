@@ -245,7 +245,7 @@ pub use jose::{Algorithm, UnknownAlgorithm};
 #[cfg(feature = "reqwest-client")]
 pub use keys::JwksClient;
 #[cfg(feature = "jwks")]
-pub use keys::{JwksOptions, TenantOptions};
+pub use keys::{AuthressServiceClients, JwksOptions, TenantOptions};
 pub use layer::{AuthBody, AuthLayer};
 pub use policy::{Decision, DecisionReason, Policy, PolicyBuilder, Target, Unmatched};
 pub use principal::{Principal, Strs};

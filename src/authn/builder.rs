@@ -188,6 +188,18 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// Accepts the tokens of the service clients of an Authress account, the ones their
+    /// access keys mint (`PORTCULLIS_AUTHRESS_ACCOUNT`, `PORTCULLIS_AUTHRESS_DOMAIN`;
+    /// feature `jwks`): issuers `<domain>/v1/clients/*`, each client's keys from its own
+    /// key set through the issuer cache of [`issuer_pattern`](Self::issuer_pattern), and the
+    /// domain, `sub` and `kid` checks that [`AuthressServiceClients`](crate::AuthressServiceClients)
+    /// lists. Repeat it for several accounts or domains.
+    #[cfg(feature = "jwks")]
+    pub fn authress_service_clients(mut self, clients: crate::AuthressServiceClients) -> Self {
+        self.remote.authress_service_clients(clients);
+        self
+    }
+
     /// Limits of [`issuer_pattern`](Self::issuer_pattern): capacity, idle time, discovery
     /// rate, failure memory (feature `jwks`). Default [`TenantOptions::default`](crate::TenantOptions).
     #[cfg(feature = "jwks")]

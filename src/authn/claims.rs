@@ -115,7 +115,16 @@ impl Authenticator {
             None if !inner.issuers.is_empty() => return Err(claim("iss missing")),
             None => None,
         };
-        self.check_audience(aud)?;
+        // An Authress service client's token: its `sub` is the client id of its issuer,
+        // its `aud` the account's (or a configured audience).
+        let client = iss.as_deref().and_then(|i| self.service_client(i));
+        if let Some(client) = &client
+            && sub.as_deref() != Some(client.client_id)
+        {
+            return Err(AuthError::invalid_token(Reason::ServiceClientSubject));
+        }
+        self.check_audience(aud, client.as_ref().map(|c| c.audience))?;
+        drop(client);
 
         let mut id = Identity::default();
         let sub_str = sub.as_deref();
@@ -163,13 +172,28 @@ impl Authenticator {
         }
     }
 
-    /// `aud` (a string or an array of strings): it must name a configured audience; with
-    /// none configured, a token that carries `aud` is refused unless the dangerous opt-out
-    /// is set.
-    fn check_audience(&self, aud: Option<&RawValue>) -> Result<(), AuthError> {
+    /// The Authress service client `iss` names, when it matches a configured domain.
+    #[cfg(feature = "jwks")]
+    fn service_client<'a>(&'a self, iss: &'a str) -> Option<crate::keys::ServiceClient<'a>> {
+        self.inner
+            .remote
+            .as_ref()
+            .and_then(|r| r.tenants.as_ref())
+            .and_then(|t| t.service_client(iss))
+    }
+
+    #[cfg(not(feature = "jwks"))]
+    fn service_client(&self, _iss: &str) -> Option<NoServiceClient> {
+        None
+    }
+
+    /// `aud` (a string or an array of strings): it must name a configured audience, or
+    /// `extra` (an Authress account's, for its service clients); with neither, a token
+    /// that carries `aud` is refused unless the dangerous opt-out is set.
+    fn check_audience(&self, aud: Option<&RawValue>, extra: Option<&str>) -> Result<(), AuthError> {
         let inner = &*self.inner;
         let Some(raw) = aud else {
-            return if inner.audiences.is_empty() {
+            return if inner.audiences.is_empty() && extra.is_none() {
                 Ok(())
             } else {
                 Err(claim("aud missing"))
@@ -179,7 +203,7 @@ impl Authenticator {
         let mut non_string = false;
         let shape = json::for_each_item(raw, |item, _| {
             match item {
-                Some(a) => any |= inner.audiences.iter().any(|x| x == a),
+                Some(a) => any |= inner.audiences.iter().any(|x| x == a) || extra == Some(a),
                 None => non_string = true,
             }
             !non_string
@@ -189,7 +213,7 @@ impl Authenticator {
                 Err(claim("aud holds a non-string"))
             }
             json::Shape::Str | json::Shape::Array => {
-                if !inner.audiences.is_empty() {
+                if !inner.audiences.is_empty() || extra.is_some() {
                     return if any {
                         Ok(())
                     } else {
@@ -206,6 +230,13 @@ impl Authenticator {
             json::Shape::Other => Err(claim("aud is not a string or an array of strings")),
         }
     }
+}
+
+/// Without remote keys there are no Authress service clients.
+#[cfg(not(feature = "jwks"))]
+struct NoServiceClient {
+    client_id: &'static str,
+    audience: &'static str,
 }
 
 /// Reads a list of strings from a claim: a string (one item, or split on spaces when

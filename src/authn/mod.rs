@@ -518,7 +518,7 @@ impl Authenticator {
         #[cfg(feature = "jwks")]
         let mut source = None;
         #[cfg(feature = "jwks")]
-        let key = match self.remote_set(payload_ok.then_some(payload))? {
+        let key = match self.remote_set(payload_ok.then_some(payload), header.kid.is_some())? {
             Some(set) => {
                 // The epoch first, then the keys: a key swapped out after this load is
                 // recorded under the old epoch.
@@ -562,11 +562,13 @@ impl Authenticator {
     }
 
     /// The remote set a token's key comes from, if any: the one bound to its `iss`, else
-    /// the one for any token.
+    /// the one for any token. `has_kid`: whether the header names a key (Authress
+    /// service-client tokens must).
     #[cfg(feature = "jwks")]
     fn remote_set(
         &self,
         payload: Option<&[u8]>,
+        has_kid: bool,
     ) -> Result<Option<Arc<crate::keys::RemoteSet>>, AuthError> {
         let Some(remote) = &self.inner.remote else {
             return Ok(None);
@@ -588,12 +590,22 @@ impl Authenticator {
         if let Some(tenants) = &remote.tenants
             && tenants.matches(iss)
         {
+            // Authress service clients name their key; refused before any fetch.
+            if !has_kid && tenants.service_client(iss).is_some() {
+                return Err(AuthError::invalid_token(Reason::ServiceClientKid));
+            }
             // A pattern's issuer uses its own discovered keys and no others; refused
             // without a fetch when the discovery budget is spent or it failed lately.
             return tenants
                 .set_for(iss)
                 .map(Some)
                 .ok_or_else(|| AuthError::invalid_token(Reason::NoKey("issuer not known (yet)")));
+        }
+        if let Some(tenants) = &remote.tenants
+            && tenants.foreign_service_client(iss)
+        {
+            // An Authress service-client issuer on a host we were not told to trust.
+            return Err(AuthError::invalid_token(Reason::ServiceClientIssuer));
         }
         Ok(remote.any.clone())
     }

@@ -36,11 +36,13 @@ pub(crate) use jwk::parse_jwk_set;
 #[cfg(feature = "reqwest-client")]
 pub use remote::JwksClient;
 #[cfg(feature = "jwks")]
+pub use remote::AuthressServiceClients;
+#[cfg(feature = "jwks")]
 pub use remote::JwksOptions;
 #[cfg(feature = "jwks")]
 pub use remote::TenantOptions;
 #[cfg(feature = "jwks")]
-pub(crate) use remote::{Pending, RemoteBuilder, RemoteKeys, RemoteSet, Tenants};
+pub(crate) use remote::{Pending, RemoteBuilder, RemoteKeys, RemoteSet, ServiceClient, Tenants};
 
 use crate::jose::{Algorithm, Family, Key};
 

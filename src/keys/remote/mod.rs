@@ -59,6 +59,7 @@
 //! assert_eq!(auth.challenge(&err), None);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+mod authress;
 mod fetch;
 mod options;
 mod set;
@@ -72,10 +73,11 @@ use reqwest::Url;
 
 #[cfg(feature = "reqwest-client")]
 pub use options::JwksClient;
+pub use authress::AuthressServiceClients;
 pub use options::JwksOptions;
 pub(crate) use set::{Pending, RemoteSet};
 pub use tenants::TenantOptions;
-pub(crate) use tenants::Tenants;
+pub(crate) use tenants::{ServiceClient, Tenants};
 
 use crate::clock::Clock;
 use crate::error::ConfigError;
@@ -87,6 +89,7 @@ pub(crate) struct RemoteBuilder {
     any: Vec<String>,
     bound: Vec<(String, Option<String>)>,
     patterns: Vec<String>,
+    authress: Vec<AuthressServiceClients>,
     tenant_options: TenantOptions,
     options: JwksOptions,
     client: Option<reqwest::Client>,
@@ -119,6 +122,10 @@ impl RemoteBuilder {
         self.patterns.push(pattern);
     }
 
+    pub(crate) fn authress_service_clients(&mut self, clients: AuthressServiceClients) {
+        self.authress.push(clients);
+    }
+
     pub(crate) fn tenant_options(&mut self, options: TenantOptions) {
         self.tenant_options = options;
     }
@@ -137,7 +144,10 @@ impl RemoteBuilder {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.any.is_empty() && self.bound.is_empty() && self.patterns.is_empty()
+        self.any.is_empty()
+            && self.bound.is_empty()
+            && self.patterns.is_empty()
+            && self.authress.is_empty()
     }
 
     /// The issuers whose tokens use their own keys.
@@ -218,11 +228,12 @@ impl RemoteBuilder {
                 ));
             }
         }
-        let tenants = if self.patterns.is_empty() {
+        let tenants = if self.patterns.is_empty() && self.authress.is_empty() {
             None
         } else {
             Some(Tenants::build(
                 &self.patterns,
+                &self.authress,
                 &self.tenant_options,
                 fetcher.clone(),
                 self.allow_http,

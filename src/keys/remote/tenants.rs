@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+use super::authress::{AuthressServiceClients, service_client_shape};
 use super::fetch::{Fetcher, Source};
 use super::set::RemoteSet;
 use super::{check_url, parse_url};
@@ -95,6 +96,25 @@ impl TenantOptions {
 struct Pattern {
     origin: String,
     segments: Vec<Option<String>>,
+    kind: Kind,
+}
+
+/// Where a pattern's issuers keep their keys, and what else their tokens must satisfy.
+#[derive(Debug, Clone)]
+enum Kind {
+    /// OIDC discovery at `<iss>/.well-known/openid-configuration`.
+    Oidc,
+    /// An Authress service client: keys at `<iss>/.well-known/openid-configuration/jwks`,
+    /// `sub` = the client id, `aud` = the account's audience, `kid` required.
+    Authress { audience: String },
+}
+
+/// What a service-client token of a configured Authress domain must carry.
+pub(crate) struct ServiceClient<'i> {
+    /// The client id: the issuer's last path segment.
+    pub(crate) client_id: &'i str,
+    /// `<account id>.accounts.authress.io`.
+    pub(crate) audience: &'i str,
 }
 
 impl Pattern {
@@ -128,7 +148,22 @@ impl Pattern {
                 "`{pattern}` has no `*` segment; use oidc_issuer for one issuer"
             ));
         }
-        Ok(Self { origin, segments })
+        Ok(Self {
+            origin,
+            segments,
+            kind: Kind::Oidc,
+        })
+    }
+
+    /// `<origin>/v1/clients/*` for one Authress account.
+    fn authress(clients: &AuthressServiceClients, allow_http: bool) -> Result<Self, ConfigError> {
+        Ok(Self {
+            origin: clients.origin(allow_http)?,
+            segments: vec![Some("v1".into()), Some("clients".into()), None],
+            kind: Kind::Authress {
+                audience: clients.audience(),
+            },
+        })
     }
 
     /// Whether `iss` matches: the same origin, the same number of segments, each equal or
@@ -209,15 +244,29 @@ pub(crate) struct Tenants {
 impl Tenants {
     pub(super) fn build(
         patterns: &[String],
+        authress: &[AuthressServiceClients],
         options: &TenantOptions,
         fetcher: Arc<Fetcher>,
         allow_http: bool,
     ) -> Result<Self, ConfigError> {
-        let patterns = patterns
+        let mut patterns = patterns
             .iter()
             .map(|p| Pattern::parse(p, allow_http))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ConfigError::new("issuer_pattern", e))?;
+        for clients in authress {
+            let p = Pattern::authress(clients, allow_http)?;
+            if patterns.iter().any(|q| q.origin == p.origin && q.segments == p.segments) {
+                return Err(ConfigError::new(
+                    "authress_service_clients",
+                    format!(
+                        "the issuers `{}/v1/clients/*` are configured twice; give each Authress domain once",
+                        p.origin
+                    ),
+                ));
+            }
+            patterns.push(p);
+        }
         if options.capacity == 0 || options.per_minute == 0 {
             return Err(ConfigError::new(
                 "tenant_options",
@@ -248,6 +297,37 @@ impl Tenants {
     /// Whether an issuer matches a pattern.
     pub(crate) fn matches(&self, iss: &str) -> bool {
         self.patterns.iter().any(|p| p.matches(iss))
+    }
+
+    /// The service client `iss` names, when it matches a configured Authress domain.
+    pub(crate) fn service_client<'a>(&'a self, iss: &'a str) -> Option<ServiceClient<'a>> {
+        self.patterns.iter().find_map(|p| match &p.kind {
+            Kind::Authress { audience } if p.matches(iss) => {
+                let (_, client_id) = service_client_shape(iss)?;
+                Some(ServiceClient {
+                    client_id,
+                    audience,
+                })
+            }
+            _ => None,
+        })
+    }
+
+    /// Whether `iss` has the Authress service-client shape on an origin that is not a
+    /// configured Authress domain (only when some Authress domain is configured).
+    pub(crate) fn foreign_service_client(&self, iss: &str) -> bool {
+        let mut domains = self
+            .patterns
+            .iter()
+            .filter(|p| matches!(p.kind, Kind::Authress { .. }))
+            .peekable();
+        if domains.peek().is_none() {
+            return false;
+        }
+        match service_client_shape(iss) {
+            Some((origin, _)) => domains.all(|p| p.origin != origin),
+            None => false,
+        }
     }
 
     /// The key set for `iss`: a cached one, a running first discovery, or a new one when
@@ -284,22 +364,33 @@ impl Tenants {
             );
             return None;
         }
-        let discovery = parse_url(
-            "issuer_pattern",
-            &format!(
-                "{}/.well-known/openid-configuration",
-                iss.trim_end_matches('/')
-            ),
-            self.fetcher.allow_http,
-        )
-        .ok()?;
-        let set = RemoteSet::new(
+        let authress = self
+            .patterns
+            .iter()
+            .any(|p| matches!(p.kind, Kind::Authress { .. }) && p.matches(iss));
+        let base = iss.trim_end_matches('/');
+        let source = if authress {
+            // Where the Authress SDKs' verifiers read a service client's keys.
+            let url = parse_url(
+                "authress_service_clients",
+                &format!("{base}/.well-known/openid-configuration/jwks"),
+                self.fetcher.allow_http,
+            )
+            .ok()?;
+            Source::Jwks(url)
+        } else {
+            let discovery = parse_url(
+                "issuer_pattern",
+                &format!("{base}/.well-known/openid-configuration"),
+                self.fetcher.allow_http,
+            )
+            .ok()?;
             Source::Oidc {
                 issuer: iss.to_owned(),
                 discovery,
-            },
-            self.fetcher.clone(),
-        );
+            }
+        };
+        let set = RemoteSet::new(source, self.fetcher.clone());
         pending.insert(iss.into(), set.clone());
         Some(set)
     }
