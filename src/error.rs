@@ -443,9 +443,9 @@ impl fmt::Display for AuthError {
             Reason::ServiceClientIssuer => f.write_str(
                 "service-client token: the issuer's host is not the configured Authress domain",
             ),
-            Reason::ServiceClientSubject => f.write_str(
-                "service-client token: sub is not the client id in the issuer's path",
-            ),
+            Reason::ServiceClientSubject => {
+                f.write_str("service-client token: sub is not the client id in the issuer's path")
+            }
             Reason::ServiceClientKid => f.write_str("service-client token: no kid in the header"),
         }
     }

@@ -172,7 +172,9 @@ async fn refusals_each_with_their_reason() {
     let cases: Vec<(&str, String, &str, &str, bool)> = vec![
         (
             "issuer on another host",
-            key.signer.sign(&claims("https://evil.example", "sc_one")).unwrap(),
+            key.signer
+                .sign(&claims("https://evil.example", "sc_one"))
+                .unwrap(),
             "Token issuer is not the configured Authress domain",
             "service-client token: the issuer's host is not the configured Authress domain",
             false,

@@ -33,10 +33,10 @@ mod remote;
 use std::collections::HashMap;
 
 pub(crate) use jwk::parse_jwk_set;
-#[cfg(feature = "reqwest-client")]
-pub use remote::JwksClient;
 #[cfg(feature = "jwks")]
 pub use remote::AuthressServiceClients;
+#[cfg(feature = "reqwest-client")]
+pub use remote::JwksClient;
 #[cfg(feature = "jwks")]
 pub use remote::JwksOptions;
 #[cfg(feature = "jwks")]

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use http::{HeaderMap, Method};
-use portcullis::{AuthError, AuthErrorKind, Authenticator, Authorizer, Principal, Subject};
+use portcullis::{
+    AuthError, AuthErrorKind, Authenticator, Authorizer, FileWatch, MemoryStore, Principal,
+    RecordSet, Subject,
+};
 
 use crate::config::{KeyFlags, Overrides, PolicyFlag};
 use crate::verify::{answer, bare, describe, runtime};
@@ -114,18 +117,46 @@ pub(crate) struct Args {
     keys: KeyFlags,
 }
 
+/// The record file from the flag or `PORTCULLIS_RECORDS_FILE`, and which named it.
+fn records_path(flag: Option<&PathBuf>) -> Option<(PathBuf, &'static str)> {
+    match flag {
+        Some(p) => Some((p.clone(), "--records")),
+        None => match std::env::var("PORTCULLIS_RECORDS_FILE") {
+            Ok(p) if !p.trim().is_empty() => {
+                Some((PathBuf::from(p.trim()), "PORTCULLIS_RECORDS_FILE"))
+            }
+            _ => None,
+        },
+    }
+}
+
 /// The record file from the flag or `PORTCULLIS_RECORDS_FILE`, loaded.
 pub(crate) fn records(flag: Option<&PathBuf>) -> Result<Option<Authorizer>, Fail> {
-    let (path, name) = match flag {
-        Some(p) => (p.clone(), "--records"),
-        None => match std::env::var("PORTCULLIS_RECORDS_FILE") {
-            Ok(p) if !p.trim().is_empty() => (PathBuf::from(p.trim()), "PORTCULLIS_RECORDS_FILE"),
-            _ => return Ok(None),
-        },
+    let Some((path, name)) = records_path(flag) else {
+        return Ok(None);
     };
     Authorizer::from_file(&path)
         .map(Some)
         .map_err(|e| Fail::usage(format!("{name}: {e}")))
+}
+
+/// How often `serve` looks at its record file.
+const RECORDS_POLL: Duration = Duration::from_secs(1);
+
+/// The record file loaded, and watched: every second its content is read on tokio's
+/// blocking pool (never on a runtime worker) and each valid new version swapped in; an
+/// invalid one is logged and the current records stay. Must run inside the runtime; the
+/// watch lasts as long as the returned handle.
+pub(crate) fn watched_records(
+    flag: Option<&PathBuf>,
+) -> Result<Option<(Authorizer, FileWatch)>, Fail> {
+    let Some((path, name)) = records_path(flag) else {
+        return Ok(None);
+    };
+    let records = RecordSet::from_file(&path).map_err(|e| Fail::usage(format!("{name}: {e}")))?;
+    let store = MemoryStore::new(records);
+    let watch = store.watch_file(path, RECORDS_POLL);
+    Ok(Some((Authorizer::from_store(store), watch)))
 }
 
 /// The permission an HTTP method asks of the access records: its name, and `GET` for

@@ -34,6 +34,15 @@ pub(crate) struct KeyFlags {
     /// [env: PORTCULLIS_OIDC_ISSUER]
     #[arg(long, value_name = "URLS", help_heading = "Keys and claims")]
     pub(crate) oidc_issuer: Option<String>,
+    /// Authress account id: accept its service clients' tokens (issuers
+    /// https://<account>.api.authress.io/v1/clients/*, keys from each client's key set)
+    /// [env: PORTCULLIS_AUTHRESS_ACCOUNT]
+    #[arg(long, value_name = "ID", help_heading = "Keys and claims")]
+    pub(crate) authress_account: Option<String>,
+    /// The Authress account's custom domain, when its service clients' tokens name it
+    /// [env: PORTCULLIS_AUTHRESS_DOMAIN]
+    #[arg(long, value_name = "DOMAIN", help_heading = "Keys and claims")]
+    pub(crate) authress_domain: Option<String>,
     /// Required `iss`, comma-separated for several [env: PORTCULLIS_ISSUER]
     #[arg(long, value_name = "ISS", help_heading = "Keys and claims")]
     pub(crate) issuer: Option<String>,
@@ -83,7 +92,7 @@ impl Overrides {
             o.set("FEDN_JWT_SECRET_KEY", "--secret-file", secret.to_owned());
         }
         let path = |p: &PathBuf| p.display().to_string();
-        let pairs: [(&'static str, &'static str, Option<String>); 10] = [
+        let pairs: [(&'static str, &'static str, Option<String>); 12] = [
             ("FEDN_JWT_ALGORITHM", "--alg", keys.alg.clone()),
             (
                 "PORTCULLIS_PUBLIC_KEY_FILE",
@@ -100,6 +109,16 @@ impl Overrides {
                 "PORTCULLIS_OIDC_ISSUER",
                 "--oidc-issuer",
                 keys.oidc_issuer.clone(),
+            ),
+            (
+                "PORTCULLIS_AUTHRESS_ACCOUNT",
+                "--authress-account",
+                keys.authress_account.clone(),
+            ),
+            (
+                "PORTCULLIS_AUTHRESS_DOMAIN",
+                "--authress-domain",
+                keys.authress_domain.clone(),
             ),
             ("PORTCULLIS_ISSUER", "--issuer", keys.issuer.clone()),
             ("PORTCULLIS_AUDIENCE", "--audience", keys.audience.clone()),
@@ -158,8 +177,10 @@ impl Overrides {
     /// The same with every key source hidden and a placeholder secret in their place:
     /// for decisions from `--roles`, which need the policy and no key.
     pub(crate) fn policy_only_config(&self) -> Result<EnvConfig, Fail> {
-        const KEYS: [&str; 8] = [
+        const KEYS: [&str; 10] = [
             "FEDN_JWT_SECRET_KEY",
+            "PORTCULLIS_AUTHRESS_ACCOUNT",
+            "PORTCULLIS_AUTHRESS_DOMAIN",
             "FEDN_JWT_ALGORITHM",
             "PORTCULLIS_PUBLIC_KEY_FILE",
             "PORTCULLIS_JWK_SET_FILE",

@@ -8,6 +8,7 @@
 //! set could not be loaded, or Redis did not answer).
 
 mod admin;
+mod authress;
 mod check;
 mod config;
 mod forward;

@@ -47,6 +47,19 @@ Endpoints:
             401 and 403 as /auth answers them. With PORTCULLIS_REDIS_URL the list is the
             one every replica and `portcullis revoke` share; without it, this process's
             own.
+  /v1/users/{userId}/resources/{resourceUri}/permissions/{permission}  (GET, with
+            --records) the Authress check API, as the Authress SDKs call it
+            (authorize_user): 200 allowed, 404 not allowed, 403 the caller may not check
+            this user, 401 as /auth. Each parameter percent-decoded once (the SDKs encode
+            the resource URI whole: %2F for /).
+  /v1/users/{userId}/resources/{resourceUri}/permissions  (GET, with --records) the
+            user's permissions on the resource, as Authress lists them:
+            {\"userId\", \"permissions\": [{\"action\", \"allow\": true, \"grant\": false,
+            \"delegate\": false}]}; 404 when there are none. The caller authenticates with
+            its own token (the configured keys; PORTCULLIS_AUTHRESS_ACCOUNT accepts the
+            account's service-client tokens) and may always check itself; checking another
+            user needs --authress-check-role (default authress-check) in its token's roles
+            or given to it by the access records.
 
 The proxy must strip X-Auth-Subject, X-Auth-Roles and every --identity-header from client
 requests; the README's nginx, Caddy and Traefik configurations do.
@@ -74,7 +87,9 @@ pub(crate) struct Args {
     #[arg(long, value_enum, env = "PORTCULLIS_PROXY")]
     proxy: Proxy,
     /// Access-record file (TOML or JSON): an allowed request must also pass
-    /// authorize_user(caller, path, method), HEAD checking GET
+    /// authorize_user(caller, path, method), HEAD checking GET; the Authress check API
+    /// answers from it. Reloaded when its content changes (looked at every second; an
+    /// invalid version is logged and the current records stay)
     #[arg(long, value_name = "FILE", env = "PORTCULLIS_RECORDS_FILE")]
     records: Option<PathBuf>,
     /// A claim to pass upstream in a header on success, CLAIM=HEADER (repeatable, or
@@ -110,6 +125,8 @@ pub(crate) struct Args {
         default_value = "admin"
     )]
     admin_role: String,
+    #[command(flatten)]
+    authress: crate::authress::Flags,
     #[command(flatten)]
     policy: PolicyFlag,
     #[command(flatten)]
@@ -244,7 +261,8 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
     let (config, store) = Store::for_config(config).map_err(|e| overrides.explain(&e))?;
     let default_issuer = crate::revoke::single_issuer(overrides.get("PORTCULLIS_ISSUER"));
     let layer = config.build_layer().map_err(|e| overrides.explain(&e))?;
-    let records = crate::check::records(args.records.as_ref())?;
+    // Reloaded on change; the watch runs as long as `_watch` lives.
+    let (records, _watch) = crate::check::watched_records(args.records.as_ref())?.unzip();
     let claims = args
         .identity_headers
         .iter()
@@ -267,6 +285,10 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         "Answers of the forward-auth endpoint, by proxy and HTTP status."
     );
     let authenticator = layer.authenticator().clone();
+    let authress = records
+        .clone()
+        .map(|r| crate::authress::routes(authenticator.clone(), r, &args.authress))
+        .transpose()?;
     let forward = Forward::new(
         layer,
         Settings {
@@ -338,7 +360,8 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
             .route("/admin/revoke", post(admin_revoke))
-            .with_state(app);
+            .with_state(app)
+            .merge(authress.unwrap_or_default());
         tracing::info!("listening on {local} (proxy {})", proxy.label());
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

@@ -185,7 +185,9 @@ mod tests {
             o(AuthressServiceClients::new("acc").custom_domain("http://127.0.0.1:8080")).unwrap(),
             "http://127.0.0.1:8080"
         );
-        assert!(o(AuthressServiceClients::new("acc").custom_domain("http://login.example")).is_err());
+        assert!(
+            o(AuthressServiceClients::new("acc").custom_domain("http://login.example")).is_err()
+        );
         assert!(o(AuthressServiceClients::new("acc").custom_domain("https://x/path")).is_err());
         assert!(o(AuthressServiceClients::new("")).is_err());
         assert!(o(AuthressServiceClients::new("a.b")).is_err());

@@ -71,9 +71,9 @@ use std::sync::Arc;
 
 use reqwest::Url;
 
+pub use authress::AuthressServiceClients;
 #[cfg(feature = "reqwest-client")]
 pub use options::JwksClient;
-pub use authress::AuthressServiceClients;
 pub use options::JwksOptions;
 pub(crate) use set::{Pending, RemoteSet};
 pub use tenants::TenantOptions;

@@ -256,7 +256,10 @@ impl Tenants {
             .map_err(|e| ConfigError::new("issuer_pattern", e))?;
         for clients in authress {
             let p = Pattern::authress(clients, allow_http)?;
-            if patterns.iter().any(|q| q.origin == p.origin && q.segments == p.segments) {
+            if patterns
+                .iter()
+                .any(|q| q.origin == p.origin && q.segments == p.segments)
+            {
                 return Err(ConfigError::new(
                     "authress_service_clients",
                     format!(
