@@ -12,6 +12,7 @@
 #![cfg(feature = "cli")]
 
 mod harness;
+#[allow(unreachable_pub)]
 mod python_support;
 
 use std::io::{BufRead, BufReader, Write};

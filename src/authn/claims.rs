@@ -124,7 +124,6 @@ impl Authenticator {
             return Err(AuthError::invalid_token(Reason::ServiceClientSubject));
         }
         self.check_audience(aud, client.as_ref().map(|c| c.audience))?;
-        drop(client);
 
         let mut id = Identity::default();
         let sub_str = sub.as_deref();
