@@ -93,7 +93,9 @@
 //! (`Missing token`, `Invalid token scheme, expected <Scheme>`, `Token expired`,
 //! `Invalid token`, `Insufficient permissions`); a revoked token is `invalid_token` with
 //! `Token revoked`, and a shared revocation list too old to check answers 503 with
-//! `Revocation list unavailable`.
+//! `Revocation list unavailable`. Authress service-client tokens
+//! ([`AuthressServiceClients`]) refused for their issuer's host, their `sub` or a missing
+//! `kid` are `invalid_token` with a text of their own each.
 //!
 //! ## Security defaults
 //!
@@ -174,7 +176,8 @@
 //! - `test-util`: a kit for your own tests: `Signer::generate` and `test_util::TestIssuer`,
 //!   an OIDC issuer on loopback (discovery, JWK sets, rotation, minting).
 //! - `jwks` (default): remote key sets (`jwks_url`, `issuer_jwks_url`, `oidc_issuer`,
-//!   [`JwksOptions`]) with one shared reqwest client over rustls; needs a tokio runtime.
+//!   `issuer_pattern`, Authress service clients, [`JwksOptions`]) with one shared reqwest
+//!   client over rustls; needs a tokio runtime.
 //! - `client`: the [`client`] module: token sources (environment, files, `.env`, chains in
 //!   FEDn's, AIStore's and anaconda-cloud-auth's orders), refreshing sources (FEDn, OAuth2,
 //!   Authress service-client keys) and `TokenLayer` for outgoing hyper, axum, reqwest-style

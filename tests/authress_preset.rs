@@ -159,6 +159,10 @@ async fn refusals_each_with_their_reason() {
     };
     let mut wrong_sub = claims(&origin, "sc_one");
     wrong_sub["sub"] = "sc_other".into();
+    // The issuer with a trailing slash is the same client: its checks still apply.
+    let mut slash_sub = claims(&origin, "sc_one");
+    slash_sub["iss"] = format!("{origin}/v1/clients/sc_one/").into();
+    slash_sub["sub"] = "ada".into();
     let mut no_sub = claims(&origin, "sc_one");
     no_sub.as_object_mut().unwrap().remove("sub");
     let mut wrong_aud = claims(&origin, "sc_one");
@@ -192,6 +196,20 @@ async fn refusals_each_with_their_reason() {
             "Token sub is not the service client of its issuer",
             "service-client token: sub is not the client id in the issuer's path",
             true,
+        ),
+        (
+            "sub is not the client, issuer with a trailing slash",
+            key.signer.sign(&slash_sub).unwrap(),
+            "Token sub is not the service client of its issuer",
+            "service-client token: sub is not the client id in the issuer's path",
+            true,
+        ),
+        (
+            "no kid, issuer with a trailing slash",
+            kidless.sign(&slash_sub).unwrap(),
+            "Token has no kid",
+            "service-client token: no kid in the header",
+            false,
         ),
         (
             "no sub",
@@ -236,9 +254,10 @@ async fn refusals_each_with_their_reason() {
         // The sub and aud cases need the signature first (one fetch, then cached).
         assert!(fetched <= fetches, "{name}: fetched a key set");
     }
-    // Never the foreign host's keys, never for a kid-less token.
+    // Never the foreign host's keys, never for a kid-less token; one fetch per issuer
+    // (`.../sc_one` and `.../sc_one/`).
     assert!(state.hits.lock().unwrap().iter().all(|c| c == "sc_one"));
-    assert_eq!(state.count.load(SeqCst), 1);
+    assert_eq!(state.count.load(SeqCst), 2);
 }
 
 #[tokio::test]

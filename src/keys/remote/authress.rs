@@ -127,7 +127,7 @@ impl AuthressServiceClients {
 
 /// The origin and client id of an issuer of the service-client shape
 /// `<origin>/v1/clients/<client id>` (one non-empty segment, as the Authress SDKs'
-/// verifiers match it), or `None`.
+/// verifiers match it; one trailing `/` allowed, as issuer patterns allow it), or `None`.
 pub(super) fn service_client_shape(iss: &str) -> Option<(&str, &str)> {
     let rest = iss
         .strip_prefix("https://")
@@ -136,6 +136,7 @@ pub(super) fn service_client_shape(iss: &str) -> Option<(&str, &str)> {
     let origin_len = iss.len() - rest.len() + host_end;
     let (origin, path) = iss.split_at(origin_len);
     let client = path.strip_prefix("/v1/clients/")?;
+    let client = client.strip_suffix('/').unwrap_or(client);
     (!client.is_empty() && !client.contains(['/', '?', '#'])).then_some((origin, client))
 }
 
@@ -150,12 +151,18 @@ mod tests {
             Some(("https://a.api.authress.io", "sc_1"))
         );
         assert_eq!(
+            service_client_shape("https://a/v1/clients/sc_1/"),
+            Some(("https://a", "sc_1"))
+        );
+        assert_eq!(
             service_client_shape("http://127.0.0.1:9/v1/clients/c"),
             Some(("http://127.0.0.1:9", "c"))
         );
         for no in [
             "https://a/v1/clients/",
+            "https://a/v1/clients//",
             "https://a/v1/clients/x/y",
+            "https://a/v1/clients/x//",
             "https://a/v2/clients/x",
             "https://a",
             "ftp://a/v1/clients/x",
