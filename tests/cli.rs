@@ -120,11 +120,12 @@ fn mint_good_and_bad() {
     ]);
     assert_eq!(token.split('.').count(), 3);
     let o = run(&["verify", &token], &secret_env());
-    expect(
-        &o,
-        0,
-        &["valid", "\"ada\"", "\"client\", \"admin\"", "in 15 min"],
-        &[],
+    expect(&o, 0, &["valid", "\"ada\"", "\"client\", \"admin\""], &[]);
+    // 15 min, or 14 when a second passed between minting and verifying (a busy machine).
+    let out = stdout(&o);
+    assert!(
+        out.contains("in 15 min") || out.contains("in 14 min"),
+        "{out}"
     );
     let o = run(&["inspect", "--json", &token], &[]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();

@@ -262,7 +262,15 @@ impl RedisOptions {
         self.url_setting
     }
 
-    pub(crate) fn url_redacted(&self) -> String {
+    /// The URL with its password (if any) replaced by `***`: safe to log or print.
+    ///
+    /// ```
+    /// use portcullis::revoke::RedisOptions;
+    ///
+    /// let o = RedisOptions::new("redis://app:s3cret@127.0.0.1:6379/0");
+    /// assert!(!o.url_redacted().contains("s3cret"));
+    /// ```
+    pub fn url_redacted(&self) -> String {
         redacted(&self.url)
     }
 

@@ -241,6 +241,17 @@ impl Res {
 /// One HTTP/1.1 request over a fresh connection (`Connection: close`), the raw target
 /// sent as given.
 pub fn http(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> Res {
+    http_body(port, method, target, headers, None)
+}
+
+/// [`http`] with a request body (sent with its `Content-Length`).
+pub fn http_body(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Res {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(20))).ok();
     let mut req =
@@ -248,7 +259,11 @@ pub fn http(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> 
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
     req.push_str("\r\n");
+    req.push_str(body.unwrap_or(""));
     s.write_all(req.as_bytes()).expect("send");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read response");

@@ -195,7 +195,7 @@ impl Service<Request<()>> for Identity {
 
 /// The answer-table response for `err` (status, challenge, JSON body, the error in the
 /// extensions).
-fn error_response(err: &AuthError, auth: Option<&Authenticator>) -> Response<Body> {
+pub(crate) fn error_response(err: &AuthError, auth: Option<&Authenticator>) -> Response<Body> {
     let mut res = Response::new(Body::from(err.body()));
     *res.status_mut() = err.status();
     res.headers_mut()

@@ -1,11 +1,13 @@
 //! `portcullis`: mint, inspect, verify and explain tokens and policies, lint policy and
-//! access-record files, and serve forward-auth decisions to nginx, Caddy and Traefik.
+//! access-record files, revoke tokens through Redis, and serve forward-auth decisions to
+//! nginx, Caddy and Traefik.
 //!
-//! Exit codes, for every command: 0 success (valid, allowed, no lint errors), 1 a
+//! Exit codes, for every command: 0 success (valid, allowed, no lint errors, revoked), 1 a
 //! negative answer (token refused, request denied, lint errors), 2 a usage or
-//! configuration error (bad flag, file or environment value), 3 keys unavailable (a
-//! remote key set could not be loaded).
+//! configuration error (bad flag, file or environment value), 3 unavailable (a remote key
+//! set could not be loaded, or Redis did not answer).
 
+mod admin;
 mod check;
 mod config;
 mod forward;
@@ -14,6 +16,7 @@ mod jwk;
 mod keygen;
 mod lint;
 mod mint;
+mod revoke;
 mod serve;
 mod time;
 mod verify;
@@ -37,7 +40,8 @@ FEDN_JWT_CUSTOM_CLAIM_KEY/_VALUE and every PORTCULLIS_* name); flags override th
 
 Exit codes: 0 success (valid, allowed, no lint errors); 1 a negative answer (token
 refused, request denied, lint errors); 2 a usage or configuration error (bad flag, file or
-environment value); 3 keys unavailable (no remote key set could be loaded).";
+environment value); 3 unavailable (no remote key set could be loaded, or Redis did not
+answer).";
 
 #[derive(Parser)]
 #[command(name = "portcullis", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -60,6 +64,8 @@ enum Command {
     Check(check::Args),
     /// Find mistakes in a policy file and an access-record file
     Lint(lint::Args),
+    /// Revoke a token, a `jti` or a subject's tokens on every replica, through Redis
+    Revoke(revoke::Args),
     /// Serve forward-auth decisions (GET /auth) for nginx, Caddy or Traefik
     Serve(serve::Args),
 }
@@ -138,6 +144,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Check(args) => check::run(args),
         Command::Lint(args) => lint::run(args),
+        Command::Revoke(args) => revoke::run(args),
         Command::Serve(args) => serve::run(args),
     };
     match result {

@@ -10,10 +10,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use crate::admin::{Admin, Store};
 use crate::config::{KeyFlags, Overrides, PolicyFlag};
 use crate::forward::{Forward, Proxy, Settings, identity_header};
 use crate::{Fail, Report};
@@ -36,6 +37,16 @@ Endpoints:
   /healthz  200 while the process runs.
   /readyz   503 until the keys of every remote key set have loaded once, then 200.
   /metrics  Prometheus text format.
+  /admin/revoke  (POST) revokes tokens on every replica, for callers holding --admin-role
+            (default admin) in a token the configured keys verify: a JSON body with one of
+            {\"token\": T} (until its exp), {\"jti\": J, \"iss\": I} or {\"sub\": S, \"iss\": I}
+            (every token of S issued up to now), and optionally \"expires_in\" (seconds the
+            revocation holds; default 7 days; `iss` defaults to PORTCULLIS_ISSUER when it
+            names one issuer). 200 {\"revoked\", \"until\"}; 202 with \"pending\" while Redis
+            is away (it holds here and is written when Redis is back); 400 for a bad body;
+            401 and 403 as /auth answers them. With PORTCULLIS_REDIS_URL the list is the
+            one every replica and `portcullis revoke` share; without it, this process's
+            own.
 
 The proxy must strip X-Auth-Subject, X-Auth-Roles and every --identity-header from client
 requests; the README's nginx, Caddy and Traefik configurations do.
@@ -91,6 +102,14 @@ pub(crate) struct Args {
         default_value = "info"
     )]
     log: String,
+    /// The role a caller's token must hold to use POST /admin/revoke
+    #[arg(
+        long,
+        value_name = "ROLE",
+        env = "PORTCULLIS_ADMIN_ROLE",
+        default_value = "admin"
+    )]
+    admin_role: String,
     #[command(flatten)]
     policy: PolicyFlag,
     #[command(flatten)]
@@ -103,6 +122,7 @@ struct App {
     ready: AtomicBool,
     metrics: PrometheusHandle,
     proxy: Proxy,
+    admin: Admin,
 }
 
 /// Counts one answer of `/auth` by proxy and status; static keys, no allocation.
@@ -147,6 +167,14 @@ async fn readyz(State(app): State<Arc<App>>) -> Response<Body> {
         *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     }
     res
+}
+
+async fn admin_revoke(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response<Body> {
+    app.admin.revoke(&headers, &body).await
 }
 
 async fn metrics_text(State(app): State<Arc<App>>) -> Response<Body> {
@@ -200,8 +228,21 @@ async fn shutdown_signal() {
 
 pub(crate) fn run(args: Args) -> Result<Report, Fail> {
     init_logs(&args.log)?;
+    // The runtime first: a Redis revocation list starts its sync task as it is built.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fail::usage(format!("cannot start the async runtime: {e}")))?;
+    let _in_runtime = rt.enter();
     let overrides = Overrides::new(&args.keys, &args.policy)?;
     let config = overrides.env_config()?;
+    if args.admin_role.trim().is_empty() {
+        return Err(Fail::usage(
+            "--admin-role (PORTCULLIS_ADMIN_ROLE) is empty; name the role that may revoke tokens",
+        ));
+    }
+    let (config, store) = Store::for_config(config).map_err(|e| overrides.explain(&e))?;
+    let default_issuer = crate::revoke::single_issuer(overrides.get("PORTCULLIS_ISSUER"));
     let layer = config.build_layer().map_err(|e| overrides.explain(&e))?;
     let records = crate::check::records(args.records.as_ref())?;
     let claims = args
@@ -234,16 +275,19 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
             claims,
         },
     );
+    let admin = Admin {
+        auth: authenticator.clone(),
+        role: args.admin_role.trim().to_owned(),
+        store,
+        default_issuer,
+    };
     let app = Arc::new(App {
         forward,
         ready: AtomicBool::new(false),
         metrics,
         proxy: args.proxy,
+        admin,
     });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Fail::usage(format!("cannot start the async runtime: {e}")))?;
     let grace = Duration::from_secs(args.shutdown_grace);
     let listen = args.listen;
     let proxy = args.proxy;
@@ -293,6 +337,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
+            .route("/admin/revoke", post(admin_revoke))
             .with_state(app);
         tracing::info!("listening on {local} (proxy {})", proxy.label());
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);

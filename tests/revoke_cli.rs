@@ -1,0 +1,286 @@
+//! `portcullis revoke` and `POST /admin/revoke` on `portcullis serve`, against a real
+//! `redis-server` started on a free loopback port: a revocation made through either reaches
+//! every `serve` replica sharing that Redis within a second. Without `redis-server` the
+//! tests print "skipped: redis-server not installed" (and fail under
+//! `PORTCULLIS_STRICT_TESTS=1`).
+#![cfg(all(feature = "cli", feature = "redis"))]
+
+mod harness;
+mod revoke_support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use harness::*;
+use revoke_support::server::redis_server;
+
+const ISS: &str = "https://issuer.example";
+
+/// Asks `serve` whether a client may add a client (FEDn's built-in policy: the `client`
+/// role may), with `token`.
+fn decide(port: u16, token: &str) -> Res {
+    let bearer = format!("Bearer {token}");
+    http(
+        port,
+        "GET",
+        "/auth",
+        &[
+            ("X-Original-Method", "POST"),
+            ("X-Original-URI", "/api/v1/clients/add"),
+            ("Authorization", &bearer),
+        ],
+    )
+}
+
+/// Polls until `serve` on `port` refuses `token` as revoked, failing after one second.
+fn refused_within_a_second(port: u16, token: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let res = decide(port, token);
+        if res.status == 401 {
+            assert!(res.body.contains("Token revoked"), "{what}: {res:?}");
+            assert!(
+                res.header("www-authenticate")
+                    .is_some_and(|c| c.contains("invalid_token")),
+                "{what}: {res:?}"
+            );
+            return;
+        }
+        assert_eq!(res.status, 200, "{what}: {res:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still accepted after 1 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn revoke_cmd(url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("revoke")
+        .args(args)
+        .env("PORTCULLIS_REDIS_URL", url)
+        .env_remove("PORTCULLIS_ISSUER")
+        .output()
+        .expect("portcullis revoke runs")
+}
+
+fn text(o: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn replica(url: &str, extra: &[(&str, &str)]) -> (Proc, u16) {
+    let mut env = vec![
+        ("FEDN_JWT_SECRET_KEY", SECRET),
+        ("PORTCULLIS_REDIS_URL", url),
+        ("PORTCULLIS_REDIS_RESYNC_SECONDS", "0.2"),
+    ];
+    env.extend_from_slice(extra);
+    let (proc, addr) = serve(&["--proxy", "nginx"], &env);
+    (proc, addr.port())
+}
+
+#[test]
+fn the_command_revokes_on_every_replica() {
+    let Some(redis) = redis_server("the_command_revokes_on_every_replica") else {
+        return;
+    };
+    let url = redis.url();
+    let (_a, a) = replica(&url, &[]);
+    let (_b, b) = replica(&url, &[]);
+
+    let by_jti = token("c1", "client", &[&format!("iss={ISS}"), "jti=t-1"]);
+    let by_token = token("c2", "client", &[&format!("iss={ISS}")]);
+    let by_sub = token("c3", "client", &[&format!("iss={ISS}")]);
+    let other = token("c4", "client", &[&format!("iss={ISS}"), "jti=t-2"]);
+    for t in [&by_jti, &by_token, &by_sub, &other] {
+        assert_eq!(decide(a, t).status, 200);
+        assert_eq!(decide(b, t).status, 200);
+    }
+
+    let o = revoke_cmd(&url, &["--issuer", ISS, "--jti", "t-1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        out.contains("revoked: jti `t-1` of issuer `https://issuer.example` until"),
+        "{out}"
+    );
+    assert!(out.contains("in 7 d"), "{out}");
+    refused_within_a_second(a, &by_jti, "jti on a");
+    refused_within_a_second(b, &by_jti, "jti on b");
+
+    let o = revoke_cmd(&url, &["--token", &by_token]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("revoked: the token until"), "{out}");
+    assert!(out.contains("in 59 min") || out.contains("in 1 h"), "{out}");
+    refused_within_a_second(a, &by_token, "token on a");
+    refused_within_a_second(b, &by_token, "token on b");
+
+    let o = revoke_cmd(&url, &["--issuer", ISS, "--subject", "c3", "--for", "2h"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("every token of subject `c3`"), "{out}");
+    refused_within_a_second(a, &by_sub, "subject on a");
+    refused_within_a_second(b, &by_sub, "subject on b");
+
+    // Nothing else was caught.
+    assert_eq!(decide(a, &other).status, 200);
+    assert_eq!(decide(b, &other).status, 200);
+    // The list lives in Redis, under the default key prefix: one entry per revocation.
+    assert_eq!(redis.cli(&["ZCARD", "portcullis:revoked"]), "3");
+}
+
+#[test]
+fn the_command_says_what_to_fix() {
+    // Usage errors come before any connection.
+    let o = revoke_cmd("redis://127.0.0.1:1", &["--jti", "t-1"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--issuer is missing"), "{err}");
+    assert!(err.contains("PORTCULLIS_ISSUER"), "{err}");
+
+    let o = revoke_cmd("redis://127.0.0.1:1", &["--jti", "t-1", "--subject", "ada"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    let o = revoke_cmd("redis://127.0.0.1:1", &["--token", "not-a-token"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--token"), "{err}");
+
+    let o = revoke_cmd(
+        "redis://127.0.0.1:1",
+        &["--issuer", ISS, "--jti", "t", "--for", "soon"],
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--for"), "{err}");
+
+    let o = Command::new(BIN)
+        .args(["revoke", "--issuer", ISS, "--jti", "t-1"])
+        .env_remove("PORTCULLIS_REDIS_URL")
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("PORTCULLIS_REDIS_URL"), "{err}");
+
+    // A Redis that does not answer: exit 3, nothing revoked, the URL named (its password
+    // never).
+    let port = free_port();
+    let o = Command::new(BIN)
+        .args(["revoke", "--issuer", ISS, "--jti", "t-1"])
+        .args(["--redis-url", &format!("redis://:hunter2@127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn admin_endpoint_revokes_for_the_admin_role_only() {
+    let Some(redis) = redis_server("admin_endpoint_revokes_for_the_admin_role_only") else {
+        return;
+    };
+    let url = redis.url();
+    let (_a, a) = replica(&url, &[("PORTCULLIS_ISSUER", ISS)]);
+    let (_b, b) = replica(&url, &[("PORTCULLIS_ISSUER", ISS)]);
+    let iss = format!("iss={ISS}");
+    let admin = format!("Bearer {}", token("root", "admin", &[&iss]));
+    let client = token("c1", "client", &[&iss, "jti=t-1"]);
+    let other = token("c2", "client", &[&iss]);
+    let post = |port: u16, auth: Option<&str>, body: &str| {
+        let mut h = vec![("Content-Type", "application/json")];
+        if let Some(a) = auth {
+            h.push(("Authorization", a));
+        }
+        http_body(port, "POST", "/admin/revoke", &h, Some(body))
+    };
+
+    // Without a token, and with a token lacking the role: the layer's answers.
+    let res = post(a, None, r#"{"jti":"t-1"}"#);
+    assert_eq!(res.status, 401, "{res:?}");
+    assert!(res.header("www-authenticate").is_some(), "{res:?}");
+    let not_admin = format!("Bearer {other}");
+    let res = post(a, Some(&not_admin), r#"{"jti":"t-1"}"#);
+    assert_eq!(res.status, 403, "{res:?}");
+    assert_eq!(decide(b, &client).status, 200, "nothing was revoked");
+
+    // Bad bodies: 400 naming what to fix.
+    for (body, says) in [
+        ("not json", "JSON object"),
+        (r#"{"jti":"t-1","sub":"c1"}"#, "exactly one of"),
+        (r#"{"token":"x.y"}"#, "`token`"),
+        (r#"{"jti":"t-1","color":"red"}"#, "color"),
+        (r#"{}"#, "exactly one of"),
+    ] {
+        let res = post(a, Some(&admin), body);
+        assert_eq!(res.status, 400, "{body}: {res:?}");
+        assert!(res.body.contains(says), "{body}: {res:?}");
+    }
+
+    // The admin revokes by jti through replica a (the issuer from PORTCULLIS_ISSUER);
+    // replica b refuses the token within a second.
+    let res = post(a, Some(&admin), r#"{"jti":"t-1","expires_in":3600}"#);
+    assert_eq!(res.status, 200, "{res:?}");
+    let v: serde_json::Value = serde_json::from_str(&res.body).unwrap();
+    assert_eq!(v["revoked"], "jti `t-1` of issuer `https://issuer.example`");
+    assert!(v["until"].as_u64().is_some(), "{v}");
+    refused_within_a_second(b, &client, "admin jti on b");
+    refused_within_a_second(a, &client, "admin jti on a");
+
+    // By exact token, through b; a refuses it.
+    let body = serde_json::json!({ "token": other }).to_string();
+    let res = post(b, Some(&admin), &body);
+    assert_eq!(res.status, 200, "{res:?}");
+    refused_within_a_second(a, &other, "admin token on a");
+
+    // The admin's own token is untouched, and the configured role is honoured.
+    assert_eq!(decide(a, admin.trim_start_matches("Bearer ")).status, 200);
+    let (_c, c) = replica(&url, &[("PORTCULLIS_ADMIN_ROLE", "ops")]);
+    let ops = format!("Bearer {}", token("op", "ops", &[]));
+    let res = post(c, Some(&admin), r#"{"sub":"c9","iss":""}"#);
+    assert_eq!(res.status, 403, "{res:?}");
+    let res = post(c, Some(&ops), r#"{"sub":"c9","iss":""}"#);
+    assert_eq!(res.status, 200, "{res:?}");
+    assert!(res.body.contains("tokens without `iss`"), "{res:?}");
+}
+
+#[test]
+fn admin_endpoint_without_redis_revokes_in_this_process() {
+    let (_p, addr) = serve(&["--proxy", "caddy"], &[("FEDN_JWT_SECRET_KEY", SECRET)]);
+    let port = addr.port();
+    let admin = format!("Bearer {}", token("root", "admin", &[]));
+    let client = token("c1", "client", &[]);
+    let ask = |t: &str| {
+        let bearer = format!("Bearer {t}");
+        http(
+            port,
+            "GET",
+            "/auth",
+            &[
+                ("X-Forwarded-Method", "POST"),
+                ("X-Forwarded-Uri", "/api/v1/clients/add"),
+                ("Authorization", &bearer),
+            ],
+        )
+    };
+    assert_eq!(ask(&client).status, 200);
+    let body = serde_json::json!({ "token": client }).to_string();
+    let res = http_body(
+        port,
+        "POST",
+        "/admin/revoke",
+        &[("Authorization", &admin)],
+        Some(&body),
+    );
+    assert_eq!(res.status, 200, "{res:?}");
+    let res = ask(&client);
+    assert_eq!(res.status, 401, "{res:?}");
+    assert!(res.body.contains("Token revoked"), "{res:?}");
+}
