@@ -47,6 +47,14 @@ Endpoints:
             401 and 403 as /auth answers them. With PORTCULLIS_REDIS_URL the list is the
             one every replica and `portcullis revoke` share; without it, this process's
             own.
+  /auth/verify-token, /auth/users/me/permissions  (GET) Kamiwaza-compatible read-outs
+            for the caller of a token the configured keys verify: the user, and its
+            effective rights, roles and groups from the access records
+            (--kamiwaza-records, else --records). The token comes from the access_token
+            cookie or the Authorization header; from ?token= (as the kamiwaza client's
+            read_own_permissions sends it) only with --kamiwaza-query-token, since tokens
+            in URLs end up in logs, history and Referer headers. 401, 400, 403 and 503 as
+            /auth answers them.
 
 The proxy must strip X-Auth-Subject, X-Auth-Roles and every --identity-header from client
 requests; the README's nginx, Caddy and Traefik configurations do.
@@ -114,6 +122,8 @@ pub(crate) struct Args {
     policy: PolicyFlag,
     #[command(flatten)]
     keys: KeyFlags,
+    #[command(flatten)]
+    kamiwaza: crate::kamiwaza::Flags,
 }
 
 /// What the handlers share.
@@ -267,6 +277,8 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         "Answers of the forward-auth endpoint, by proxy and HTTP status."
     );
     let authenticator = layer.authenticator().clone();
+    let kamiwaza =
+        crate::kamiwaza::routes(&args.kamiwaza, authenticator.clone(), records.clone())?;
     let forward = Forward::new(
         layer,
         Settings {
@@ -338,7 +350,8 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
             .route("/admin/revoke", post(admin_revoke))
-            .with_state(app);
+            .with_state(app)
+            .merge(kamiwaza);
         tracing::info!("listening on {local} (proxy {})", proxy.label());
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
