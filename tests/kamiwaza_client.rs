@@ -114,7 +114,10 @@ fn answers_over_http() {
     let bearer = format!("Bearer {tok}");
 
     // The user, from the cookie or from the header.
-    for h in [("cookie", cookie.as_str()), ("authorization", bearer.as_str())] {
+    for h in [
+        ("cookie", cookie.as_str()),
+        ("authorization", bearer.as_str()),
+    ] {
         let res = get(addr, "/auth/verify-token", &[h]);
         assert_eq!(res.status, 200, "{res:?}");
         assert_eq!(res.header("content-type"), Some("application/json"));
@@ -219,7 +222,11 @@ fn query_token_only_when_enabled() {
     let dir = TempDir::new("kamiwaza-query");
     let (serve, addr) = start(&dir, &["--kamiwaza-query-token"], &[]);
     let tok = ada();
-    let res = get(addr, &format!("/auth/users/me/permissions?token={tok}"), &[]);
+    let res = get(
+        addr,
+        &format!("/auth/users/me/permissions?token={tok}"),
+        &[],
+    );
     assert_eq!(res.status, 200, "{res:?}");
     assert_eq!(body(&res)["rights"], json!(["models:read", "models:write"]));
     // The cookie and the header come first: a bad query token does not spoil them.
@@ -294,10 +301,7 @@ print(json.dumps({
 }))
 "#
     );
-    let out = venv.run_ok(
-        &script,
-        &[("BASE", base.as_str()), ("TOKEN", tok.as_str())],
-    );
+    let out = venv.run_ok(&script, &[("BASE", base.as_str()), ("TOKEN", tok.as_str())]);
     let got: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(
         got,

@@ -114,7 +114,10 @@ pub(crate) fn routes(
             )));
         }
     };
-    let mut sources = vec![TokenSource::cookie("access_token"), TokenSource::Authorization];
+    let mut sources = vec![
+        TokenSource::cookie("access_token"),
+        TokenSource::Authorization,
+    ];
     if flags.kamiwaza_query_token {
         tracing::warn!(
             "--kamiwaza-query-token: /auth/verify-token and /auth/users/me/permissions accept \
@@ -145,7 +148,11 @@ fn domain_ok(d: &str) -> bool {
         })
 }
 
-async fn verify_token(State(k): State<Arc<Kamiwaza>>, headers: HeaderMap, uri: Uri) -> Response<Body> {
+async fn verify_token(
+    State(k): State<Arc<Kamiwaza>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response<Body> {
     match k.caller(&headers, uri.query()).await {
         Ok((p, user_id)) => {
             let groups = k.groups(&p);
@@ -351,7 +358,10 @@ mod tests {
     #[test]
     fn ids() {
         // Python: uuid.uuid5(uuid.NAMESPACE_URL, "portcullis:user:ada")
-        assert_eq!(id_for("user", "ada"), "9adbbe68-8f18-529b-81d8-e6a6bc49c2ed");
+        assert_eq!(
+            id_for("user", "ada"),
+            "9adbbe68-8f18-529b-81d8-e6a6bc49c2ed"
+        );
         let u = "6BA7B810-9DAD-11D1-80B4-00C04FD430C8";
         assert_eq!(id_for("user", u), u.to_ascii_lowercase());
         assert!(!is_uuid("6ba7b810-9dad-11d1-80b4-00c04fd430c"));

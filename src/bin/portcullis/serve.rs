@@ -277,8 +277,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         "Answers of the forward-auth endpoint, by proxy and HTTP status."
     );
     let authenticator = layer.authenticator().clone();
-    let kamiwaza =
-        crate::kamiwaza::routes(&args.kamiwaza, authenticator.clone(), records.clone())?;
+    let kamiwaza = crate::kamiwaza::routes(&args.kamiwaza, authenticator.clone(), records.clone())?;
     let forward = Forward::new(
         layer,
         Settings {
