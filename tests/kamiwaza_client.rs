@@ -243,6 +243,73 @@ fn query_token_only_when_enabled() {
     );
 }
 
+#[test]
+fn records_of_their_own_or_none() {
+    let dir = TempDir::new("kamiwaza-records");
+    let tok = ada();
+    let bearer = format!("Bearer {tok}");
+    let env = [("FEDN_JWT_SECRET_KEY", SECRET)];
+    // No records: no rights or roles, the token's groups.
+    let (_a, addr) = serve(&["--proxy", "caddy"], &env);
+    let res = get(
+        addr,
+        "/auth/users/me/permissions",
+        &[("authorization", &bearer)],
+    );
+    assert_eq!(
+        body(&res),
+        json!({"user_id": ADA_ID, "rights": [], "roles": [], "groups": ["team-b"]}),
+        "{res:?}"
+    );
+    // --kamiwaza-records alone: listed here, while /auth checks no records.
+    let records = dir.write("kamiwaza.toml", RECORDS);
+    let (_b, addr) = serve(
+        &[
+            "--proxy",
+            "caddy",
+            "--kamiwaza-records",
+            records.to_str().unwrap(),
+        ],
+        &env,
+    );
+    let res = get(
+        addr,
+        "/auth/users/me/permissions",
+        &[("authorization", &bearer)],
+    );
+    assert_eq!(body(&res)["roles"], json!(["reader", "writer"]), "{res:?}");
+    // A bad email domain or records file stops the start, naming the flag.
+    for (flag, value, want) in [
+        (
+            "--kamiwaza-email-domain",
+            "localhost",
+            "--kamiwaza-email-domain",
+        ),
+        (
+            "--kamiwaza-records",
+            "/nonexistent/records.toml",
+            "--kamiwaza-records",
+        ),
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--proxy",
+                "caddy",
+                flag,
+                value,
+            ])
+            .env("FEDN_JWT_SECRET_KEY", SECRET)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+}
+
 /// Runs `script` with the real client; `None` when the venv cannot be made here.
 fn client(test: &str) -> Option<python_support::Venv> {
     python_support::venv(test, &[KAMIWAZA])
