@@ -151,12 +151,42 @@ impl Authenticator {
         headers: &'r HeaderMap,
         query: Option<&'r str>,
     ) -> Result<&'r str, AuthError> {
+        self.token_from_sources(&self.inner.sources, headers, query)
+    }
+
+    /// Reads the token like [`token_from_request`](Self::token_from_request), but from
+    /// `sources` instead of the configured ones: for an endpoint that takes its token from
+    /// elsewhere than the rest of the service (Kamiwaza's clients send an `access_token`
+    /// cookie), with the same keys, checks and answers. The first source that holds a
+    /// credential is used. An empty list finds nothing (missing credentials); a source
+    /// whose name the builder would refuse simply never matches.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue};
+    /// use portcullis::{AuthErrorKind, Authenticator, TokenSource};
+    ///
+    /// let auth = Authenticator::builder().hmac_secret("0123456789abcdef0123456789abcdef").build()?;
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("cookie", HeaderValue::from_static("access_token=a.b.c"));
+    /// // The configured source (Authorization) finds nothing; the cookie source does.
+    /// let err = auth.token_from_request(&headers, None).unwrap_err();
+    /// assert_eq!(err.kind(), AuthErrorKind::MissingCredentials);
+    /// let sources = [TokenSource::cookie("access_token"), TokenSource::Authorization];
+    /// assert_eq!(auth.token_from_sources(&sources, &headers, None)?, "a.b.c");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn token_from_sources<'r>(
+        &self,
+        sources: &[TokenSource],
+        headers: &'r HeaderMap,
+        query: Option<&'r str>,
+    ) -> Result<&'r str, AuthError> {
         // Only the default source: the one header, as before.
-        if let [TokenSource::Authorization] = &self.inner.sources[..] {
+        if let [TokenSource::Authorization] = sources {
             return self.token_from_headers(headers);
         }
         let mut first_miss = None;
-        for source in self.inner.sources.iter() {
+        for source in sources {
             let found = match source {
                 TokenSource::Authorization => match self.token_from_headers(headers) {
                     Err(e) if e.kind() == crate::AuthErrorKind::MissingCredentials => {

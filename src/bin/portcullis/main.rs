@@ -14,6 +14,7 @@ mod config;
 mod forward;
 mod inspect;
 mod jwk;
+mod kamiwaza;
 mod keygen;
 mod lint;
 mod mint;

@@ -60,6 +60,14 @@ Endpoints:
             account's service-client tokens) and may always check itself; checking another
             user needs --authress-check-role (default authress-check) in its token's roles
             or given to it by the access records.
+  /auth/verify-token, /auth/users/me/permissions  (GET) Kamiwaza-compatible read-outs
+            for the caller of a token the configured keys verify: the user, and its
+            effective rights, roles and groups from the access records
+            (--kamiwaza-records, else --records). The token comes from the access_token
+            cookie or the Authorization header; from ?token= (as the kamiwaza client's
+            read_own_permissions sends it) only with --kamiwaza-query-token, since tokens
+            in URLs end up in logs, history and Referer headers. 401, 400, 403 and 503 as
+            /auth answers them.
 
 The proxy must strip X-Auth-Subject, X-Auth-Roles and every --identity-header from client
 requests; the README's nginx, Caddy and Traefik configurations do.
@@ -131,6 +139,8 @@ pub(crate) struct Args {
     policy: PolicyFlag,
     #[command(flatten)]
     keys: KeyFlags,
+    #[command(flatten)]
+    kamiwaza: crate::kamiwaza::Flags,
 }
 
 /// What the handlers share.
@@ -285,6 +295,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         "Answers of the forward-auth endpoint, by proxy and HTTP status."
     );
     let authenticator = layer.authenticator().clone();
+    let kamiwaza = crate::kamiwaza::routes(&args.kamiwaza, authenticator.clone(), records.clone())?;
     let authress = records
         .clone()
         .map(|r| crate::authress::routes(authenticator.clone(), r, &args.authress))
@@ -361,6 +372,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
             .route("/metrics", get(metrics_text))
             .route("/admin/revoke", post(admin_revoke))
             .with_state(app)
+            .merge(kamiwaza)
             .merge(authress.unwrap_or_default());
         tracing::info!("listening on {local} (proxy {})", proxy.label());
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
