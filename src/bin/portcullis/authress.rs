@@ -38,9 +38,9 @@ use serde_json::json;
 use crate::Fail;
 use crate::forward::error_response;
 
-/// The flags of the check API.
+/// The flags of the check API (a name of its own: clap groups flattened flags by it).
 #[derive(clap::Args, Debug)]
-pub(crate) struct Flags {
+pub(crate) struct AuthressFlags {
     /// The role a caller needs to check another user's permissions on the Authress check
     /// API (/v1/users/...): in its token's roles, or given to it by the access records.
     /// Checking one's own permissions needs none
@@ -48,7 +48,8 @@ pub(crate) struct Flags {
         long,
         value_name = "ROLE",
         env = "PORTCULLIS_AUTHRESS_CHECK_ROLE",
-        default_value = "authress-check"
+        default_value = "authress-check",
+        help_heading = "Authress check API"
     )]
     authress_check_role: String,
 }
@@ -184,7 +185,7 @@ async fn permissions(
 pub(crate) fn routes(
     auth: Authenticator,
     records: Authorizer,
-    flags: &Flags,
+    flags: &AuthressFlags,
 ) -> Result<Router, Fail> {
     let role = flags.authress_check_role.trim();
     if role.is_empty() {

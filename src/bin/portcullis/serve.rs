@@ -134,7 +134,7 @@ pub(crate) struct Args {
     )]
     admin_role: String,
     #[command(flatten)]
-    authress: crate::authress::Flags,
+    authress: crate::authress::AuthressFlags,
     #[command(flatten)]
     policy: PolicyFlag,
     #[command(flatten)]
