@@ -1001,6 +1001,45 @@ fn rules_that_can_never_pass_are_refused_at_build() {
     );
 }
 
+#[tokio::test]
+async fn rules_from_a_policy_file() {
+    let policy = Policy::from_toml_str(&format!(
+        r#"
+        ais_cluster = "{CLU}"
+        [[ais]]
+        methods = ["GET"]
+        path = "/v1/objects/{{bucket}}/{{*object}}"
+        access = ["ro"]
+        [[ais]]
+        path = "/v1/buckets/{{bucket}}"
+        access = ["HEAD-BUCKET", "PATCH"]
+        "#
+    ))
+    .unwrap();
+    let app = ais_app(policy);
+    let token = bearer(&user(vec![], vec![bck(CLU, "photos", "ais", Access::RO)]));
+    assert_eq!(
+        send(&app, "GET", "/v1/objects/photos/a", Some(&token))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        send(&app, "PATCH", "/v1/buckets/photos", Some(&token))
+            .await
+            .0,
+        403
+    );
+    let err = Policy::from_toml_str("[[ais]]\npath = \"/v1/{bucket}\"\naccess = [\"READ\"]\n")
+        .unwrap_err();
+    assert_eq!(err.setting(), "policy: ais[0].access");
+    assert!(
+        err.to_string()
+            .contains("`READ` is not an AIStore access name"),
+        "{err}"
+    );
+}
+
 // ---- handlers: the extractor ----------------------------------------------------------
 
 async fn get_object(

@@ -229,6 +229,13 @@ impl fmt::Debug for Access {
 }
 
 /// A name that is not one of AIStore's access names.
+///
+/// ```
+/// use portcullis::aistore::Access;
+///
+/// let err = "GET,get".parse::<Access>().unwrap_err();
+/// assert_eq!(err.to_string(), "`get` is not an AIStore access name (ro, rw, su, GET, HEAD-OBJECT, PUT, ...)");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownAccess(String);
 

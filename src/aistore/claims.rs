@@ -131,6 +131,18 @@ pub fn normalize_provider(provider: &str) -> Option<&'static str> {
 
 /// One entry of the token's `clusters`: a cluster id (`id`; empty for the default entry
 /// that applies to every cluster without an entry of its own) and the access granted.
+///
+/// ```
+/// use portcullis::aistore::{Access, AisClaims};
+///
+/// let claims = AisClaims::from_claims(serde_json::json!({
+///     "clusters": [{"id": "Q8XCZ", "alias": "prod", "perm": "12288"}, {"id": ""}],
+/// }).as_object().unwrap())?;
+/// assert_eq!(claims.clusters()[0].id(), "Q8XCZ");
+/// assert_eq!(claims.clusters()[0].access(), Access::CLUSTER_RO);
+/// assert_eq!(claims.clusters()[1].access(), Access::NONE); // no `perm`: nothing
+/// # Ok::<(), portcullis::aistore::AisDenied>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterAcl {
     id: String,
@@ -151,6 +163,20 @@ impl ClusterAcl {
 
 /// One entry of the token's `buckets`: a bucket (`bck`, whose namespace UUID names the
 /// cluster) and the access granted on it.
+///
+/// ```
+/// use portcullis::aistore::{Access, AisClaims};
+///
+/// let claims = AisClaims::from_claims(serde_json::json!({
+///     "buckets": [{"bck": {"name": "logs", "provider": "aws",
+///                          "namespace": {"uuid": "Q8XCZ", "name": ""}}, "perm": "771"}],
+/// }).as_object().unwrap())?;
+/// let entry = &claims.buckets()[0];
+/// assert_eq!((entry.bucket().name(), entry.bucket().provider()), ("logs", "aws"));
+/// assert_eq!(entry.bucket().namespace().uuid(), "Q8XCZ");
+/// assert_eq!(entry.access(), Access::RO);
+/// # Ok::<(), portcullis::aistore::AisDenied>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketAcl {
     bucket: Bucket,
@@ -170,6 +196,24 @@ impl BucketAcl {
 }
 
 /// Which entry of the token judged one half (cluster or bucket bits) of a request.
+///
+/// ```
+/// use portcullis::aistore::{Access, AclEntry, AisClaims, AisDenied, Bucket};
+///
+/// // Read-write everywhere by default, read-only on "photos".
+/// let claims = AisClaims::from_claims(serde_json::json!({
+///     "clusters": [{"id": "", "perm": "63"}],
+///     "buckets": [{"bck": {"name": "photos", "provider": "ais",
+///                          "namespace": {"uuid": "Q8XCZ", "name": ""}}, "perm": "771"}],
+/// }).as_object().unwrap())?;
+/// let denied = |bucket: &str| match claims.check("Q8XCZ", Some(&Bucket::new(bucket)), Access::PROMOTE) {
+///     Err(AisDenied::Insufficient { entry, .. }) => entry,
+///     other => panic!("{other:?}"),
+/// };
+/// assert_eq!(denied("photos"), AclEntry::Bucket);
+/// assert_eq!(denied("logs"), AclEntry::DefaultCluster);
+/// # Ok::<(), AisDenied>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AclEntry {
@@ -185,6 +229,18 @@ pub enum AclEntry {
 
 /// Why AIStore's check refused a request. Each variant is one of AIStore's refusals
 /// (its error text is quoted); none holds a claim value.
+///
+/// ```
+/// use portcullis::aistore::{Access, AisClaims, AisDenied, Bucket};
+///
+/// let claims = AisClaims::default(); // no `admin`, no entries
+/// assert_eq!(claims.check("Q8XCZ", None, Access::NONE), Err(AisDenied::EmptyAccess));
+/// assert_eq!(claims.check("Q8XCZ", None, Access::GET), Err(AisDenied::NoBucket));
+/// let e = claims.check("Q8XCZ", Some(&Bucket::new("b")), Access::ALL).unwrap_err();
+/// assert!(matches!(e, AisDenied::UnknownBits { .. }));
+/// let e = claims.check("Q8XCZ", Some(&Bucket::new("b")), Access::GET).unwrap_err();
+/// assert_eq!(e.to_string(), "insufficient permissions: needs GET; the token has no entry for this cluster and no default one");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AisDenied {

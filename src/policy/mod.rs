@@ -242,6 +242,12 @@ impl Policy {
     /// [[grpc]]
     /// roles = ["client"]
     /// method = "/fedn.Combiner/TaskStream"      # or "/pkg.Service/*", or "*"
+    ///
+    /// ais_cluster = "Q8XCZ"                     # feature `aistore`: see `allow_ais`
+    /// [[ais]]
+    /// methods = ["GET"]                         # optional; default any method
+    /// path = "/v1/objects/{bucket}/{*object}"
+    /// access = ["GET"]                          # AIStore's names: "ro", "rw", "GET", ...
     /// ```
     ///
     /// The file is checked as [`PolicyBuilder::build`] checks the builder; see
