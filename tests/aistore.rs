@@ -1040,6 +1040,59 @@ async fn rules_from_a_policy_file() {
     );
 }
 
+#[tokio::test]
+async fn the_provider_comes_from_the_query_as_in_aistores_rest_api() {
+    // AIStore's REST API names the provider in the query: `/v1/objects/logs/x?provider=aws`.
+    let policy = Policy::builder()
+        .allow_ais("PUT", "/v1/objects/{bucket}/{*object}", Access::PUT)
+        .ais_cluster(CLU)
+        .build()
+        .unwrap();
+    let app = ais_app(policy);
+    // Read-write on the cluster, but the aws bucket `logs` is read-only.
+    let token = bearer(&user(
+        vec![clu(CLU, Access::RW)],
+        vec![bck(CLU, "logs", "aws", Access::RO)],
+    ));
+    for (query, want) in [
+        ("", 200),
+        ("?provider=ais", 200),
+        ("?provider=aws", 403),
+        ("?provider=s3", 403),
+        ("?archpath=x&provider=%61ws", 403),
+        ("?provider=ais&provider=aws", 200), // the first, as AIStore's gateway reads it
+        ("?provider=", 200),                 // empty is `ais`
+    ] {
+        let got = send(
+            &app,
+            "PUT",
+            &format!("/v1/objects/logs/x{query}"),
+            Some(&token),
+        )
+        .await;
+        assert_eq!(got.0, want, "{query}: {:?}", got.2);
+    }
+    // A `{provider}` segment wins over the query.
+    let policy = Policy::builder()
+        .allow_ais("PUT", "/v1/{provider}/{bucket}/{*object}", Access::PUT)
+        .ais_cluster(CLU)
+        .build()
+        .unwrap();
+    let app = ais_app(policy);
+    assert_eq!(
+        send(&app, "PUT", "/v1/ais/logs/x?provider=aws", Some(&token))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        send(&app, "PUT", "/v1/aws/logs/x?provider=ais", Some(&token))
+            .await
+            .0,
+        403
+    );
+}
+
 // ---- handlers: the extractor ----------------------------------------------------------
 
 async fn get_object(
@@ -1086,8 +1139,9 @@ async fn the_extractor_checks_in_handlers() {
 
 #[tokio::test]
 async fn an_aistore_sdk_request_passes_by_default() {
-    // What AIStore's Python SDK sends (`RequestClient`: `Authorization: Bearer <token>`,
-    // from `Client(token=...)` or `AIS_AUTHN_TOKEN`), with its query string.
+    // What AIStore's Python SDK 2.0.0 sends for `bucket("photos").object("a.jpg")
+    // .get_reader().read_all()` (captured from the SDK: `Authorization: Bearer <token>`,
+    // from `Client(token=...)` or `AIS_AUTHN_TOKEN`), on a route shaped like ours.
     let token = hs256()
         .sign(&user(vec![], vec![bck(CLU, "photos", "ais", Access::RO)]))
         .unwrap();
@@ -1096,8 +1150,10 @@ async fn an_aistore_sdk_request_passes_by_default() {
         "/v1/clusters/{CLU}/buckets/photos/objects/a.jpg?provider=ais"
     ))
     .header("authorization", format!("Bearer {token}"))
-    .header("user-agent", "ais/python 1.x python-requests/2.32")
+    .header("user-agent", "ais/python/2.0.0")
     .header("accept", "*/*")
+    .header("accept-encoding", "gzip, deflate")
+    .header("content-type", "application/json")
     .body(Body::empty())
     .unwrap();
     let (status, _, body) = split(app.clone().oneshot(req).await.unwrap()).await;

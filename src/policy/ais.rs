@@ -159,9 +159,16 @@ impl AisRule {
     }
 
     /// AIStore's check of the caller's claims for the cluster and bucket the path names
-    /// (segments percent-decoded, as a handler's `Path` sees them; the provider's aliases
-    /// resolved as AIStore's gateways do, `ais` without a `{provider}` segment).
-    fn check(&self, claims: &AisClaims, segs: &[&str]) -> Result<(), AisDenied> {
+    /// (segments percent-decoded, as a handler's `Path` sees them). The provider is the
+    /// `{provider}` segment, else the query's first `provider` parameter (where AIStore's
+    /// REST API puts it, and the first is what its gateways read), else `ais`; aliases are
+    /// resolved as AIStore's gateways resolve them.
+    fn check(
+        &self,
+        claims: &AisClaims,
+        segs: &[&str],
+        query: Option<&str>,
+    ) -> Result<(), AisDenied> {
         let decoded =
             |at: usize| -> Cow<'_, str> { percent_decode_str(segs[at]).decode_utf8_lossy() };
         let cluster = match &self.cluster {
@@ -169,7 +176,10 @@ impl AisRule {
             ClusterFrom::Fixed(id) => Cow::Borrowed(id.as_str()),
         };
         let bucket = self.bucket.map(|at| {
-            let provider = self.provider.map(decoded);
+            let provider = self
+                .provider
+                .map(decoded)
+                .or_else(|| query_param(query?, "provider"));
             let provider = match provider.as_deref() {
                 None => "ais".to_owned(),
                 Some(p) => normalize_provider(p).map_or_else(|| p.to_owned(), str::to_owned),
@@ -187,6 +197,7 @@ pub(super) fn judge<'p>(
     rules: &[AisRule],
     method: &Method,
     paths: impl IntoIterator<Item = Segs<'p>> + Clone,
+    query: Option<&str>,
     claims: impl FnOnce() -> Result<AisClaims, AisDenied>,
 ) -> Verdict {
     let mut claims = Some(claims);
@@ -202,7 +213,7 @@ pub(super) fn judge<'p>(
             };
             let got = read.get_or_insert_with(|| (claims.take().expect("read once"))());
             let outcome = match got {
-                Ok(c) => rule.check(c, &segs),
+                Ok(c) => rule.check(c, &segs, query),
                 Err(e) => Err(e.clone()),
             };
             match outcome {
@@ -216,6 +227,27 @@ pub(super) fn judge<'p>(
     match first_denial {
         Some((i, e)) => Verdict::Denied(i, e),
         None => Verdict::Unnamed,
+    }
+}
+
+/// The first value of the query parameter `name`, decoded as a form value (`+` is a
+/// space).
+fn query_param<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (form_decode(k) == name).then(|| form_decode(v))
+    })
+}
+
+fn form_decode(s: &str) -> Cow<'_, str> {
+    if s.contains('+') {
+        Cow::Owned(
+            percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned(),
+        )
+    } else {
+        percent_decode_str(s).decode_utf8_lossy()
     }
 }
 
@@ -248,6 +280,20 @@ mod tests {
         assert_eq!(r.matches(Segs::of("/v1/b/c")), None);
         let r = rule("/v1/{bucket}/**");
         assert_eq!(r.matches(Segs::of("/v1/b")), Some(vec!["v1", "b"]));
+    }
+
+    #[test]
+    fn the_first_provider_parameter() {
+        assert_eq!(
+            query_param("a=1&provider=aws&provider=gcp", "provider").as_deref(),
+            Some("aws")
+        );
+        assert_eq!(
+            query_param("prov%69der=s3", "provider").as_deref(),
+            Some("s3")
+        );
+        assert_eq!(query_param("provider", "provider").as_deref(), Some(""));
+        assert_eq!(query_param("providers=aws", "provider"), None);
     }
 
     #[test]

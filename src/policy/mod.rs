@@ -141,6 +141,8 @@ pub struct Target<'a> {
     kind: TargetKind<'a>,
     /// The public prefix or method pattern that covers the target, if any.
     public: Option<Arc<str>>,
+    /// The request's query, for rules that read a parameter (never for matching).
+    query: Option<&'a str>,
 }
 
 #[derive(Debug)]
@@ -177,6 +179,25 @@ impl Target<'_> {
     }
 }
 
+impl<'a> Target<'a> {
+    /// The same target with the request's query (without `?`), which the layer passes on.
+    /// Matching never reads it; only rules that take a request parameter from it do (an
+    /// AIStore rule without a `{provider}` segment reads AIStore's `provider` parameter).
+    ///
+    /// ```
+    /// use portcullis::Policy;
+    ///
+    /// let policy = Policy::builder().allow("GET", "/v1/objects/**", ["*"]).build()?;
+    /// let target = policy.target(&http::Method::GET, "/v1/objects/b/o")?.with_query(Some("provider=aws"));
+    /// assert_eq!(policy.decide_roles(&["reader"], &target).is_allowed(), true);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_query(mut self, query: Option<&'a str>) -> Self {
+        self.query = query;
+        self
+    }
+}
+
 impl Target<'static> {
     /// Any method of a gRPC service, for a decision that cannot see the method name.
     #[cfg(feature = "tonic")]
@@ -184,6 +205,7 @@ impl Target<'static> {
         Self {
             kind: TargetKind::GrpcAnyMethod,
             public: None,
+            query: None,
         }
     }
 }
@@ -276,6 +298,7 @@ impl Policy {
                 stripped,
             },
             public: hit.map(|i| inner.public_sources[i as usize].clone()),
+            query: None,
         })
     }
 
@@ -309,6 +332,7 @@ impl Policy {
                 service,
             },
             public,
+            query: None,
         })
     }
 
@@ -480,7 +504,7 @@ impl Policy {
             return ais::Verdict::Unnamed;
         }
         let paths = std::iter::once(*full).chain(*stripped);
-        ais::judge(&self.inner.ais, method, paths, || {
+        ais::judge(&self.inner.ais, method, paths, target.query, || {
             crate::aistore::AisClaims::from_principal(principal)
         })
     }
