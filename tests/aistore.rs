@@ -5,6 +5,8 @@
 //! the `AisAuthz` extractor.
 
 mod common;
+#[allow(unreachable_pub)]
+mod python_support;
 
 use axum::Router;
 use axum::body::Body;
@@ -1167,4 +1169,70 @@ async fn an_aistore_sdk_request_passes_by_default() {
     )
     .await;
     assert_eq!(got.0, 200);
+}
+
+/// AIStore's own Python SDK (PyPI `aistore` 2.0.0) against a guarded server on loopback:
+/// its token from `Client(token=...)` and from `AIS_AUTHN_TOKEN`, its request as it
+/// builds it. Skips (printing why) without python3 or PyPI, unless
+/// `PORTCULLIS_STRICT_TESTS=1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aistores_python_sdk_passes_the_layer() {
+    let Some(venv) =
+        python_support::venv("aistores_python_sdk_passes_the_layer", &["aistore==2.0.0"])
+    else {
+        return;
+    };
+    let policy = Policy::builder()
+        .allow_ais("GET", "/v1/objects/{bucket}/{*object}", Access::GET)
+        .ais_cluster(CLU)
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/v1/objects/{bucket}/{*object}",
+            get(|| async { "hello from portcullis" }),
+        )
+        .layer(AuthLayer::new(authenticator(), policy));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let token = hs256()
+        .sign(&user(vec![], vec![bck(CLU, "photos", "ais", Access::RO)]))
+        .unwrap();
+    let script = r#"
+import os
+from aistore.sdk import Client
+
+def read(client, bucket):
+    try:
+        return client.bucket(bucket).object("a.jpg").get_reader().read_all().decode()
+    except Exception as e:
+        return "refused %s" % getattr(e, "status_code", type(e).__name__)
+
+url, token = os.environ["URL"], os.environ["TOKEN"]
+print(read(Client(url, token=token), "photos"))
+print(read(Client(url, token=token), "private"))
+print(read(Client(url), "photos"))
+os.environ["AIS_AUTHN_TOKEN"] = token
+print(read(Client(url), "photos"))
+"#;
+    let out = tokio::task::spawn_blocking(move || {
+        venv.run_ok(
+            script,
+            &[("URL", &url), ("TOKEN", &token), ("AIS_AUTHN_TOKEN", "")],
+        )
+    })
+    .await
+    .unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "hello from portcullis",
+            "refused 403",
+            "refused 401",
+            "hello from portcullis"
+        ],
+        "{out}"
+    );
 }
