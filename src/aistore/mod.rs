@@ -63,13 +63,13 @@
 //! `access` mask) are the application's to check, since only the token is seen here.
 
 mod access;
+mod check;
 mod claims;
 #[cfg(feature = "axum")]
 mod extract;
 
 pub use access::{Access, UnknownAccess};
-pub use claims::{
-    AclEntry, AisClaims, AisDenied, Bucket, BucketAcl, ClusterAcl, Namespace, normalize_provider,
-};
+pub use check::{AclEntry, AisDenied};
+pub use claims::{AisClaims, Bucket, BucketAcl, ClusterAcl, Namespace, normalize_provider};
 #[cfg(feature = "axum")]
 pub use extract::AisAuthz;
