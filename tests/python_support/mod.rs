@@ -116,13 +116,7 @@ pub fn venv(test: &str, packages: &[&str]) -> Option<Venv> {
     let name: String = packages
         .join("_")
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' })
         .collect();
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("python-venvs")
