@@ -129,6 +129,7 @@
 //! | `portcullis::layer` | DEBUG | every rejected request (method, path, status, reason), and route requirements that refuse |
 //! | `portcullis::extract` | DEBUG | extractor refusals (`Principal` on a public route, `Claims<T>` that do not fit, naming the field) |
 //! | `portcullis::authz` | DEBUG | `Authz::require` refusals (permission and reason) |
+//! | `portcullis::aistore` | DEBUG | `AisAuthz::require` refusals (access and reason) |
 //! | `portcullis::keys::remote::*` | DEBUG / WARN | key sets loaded; fetch failures (once per outage for runtime problems) |
 //! | `portcullis::config` | WARN | dangerous settings taken from the environment |
 //!
@@ -190,6 +191,9 @@
 //! - `metrics`: decisions, key-set fetches and key-set ages reported through the
 //!   `metrics` facade crate to whatever recorder the application installs (see
 //!   `portcullis::metrics` for the names and labels).
+//! - `aistore`: the [`aistore`] module: the permission claims of AIStore's AuthN tokens
+//!   (`admin`, `clusters`, `buckets`) checked with AIStore's rules, an axum extractor, and
+//!   `PolicyBuilder::allow_ais`, a policy rule on `{cluster}`/`{bucket}` path segments.
 //! - `cli`: the `portcullis` binary: `mint`, `keygen`, `inspect`, `verify`, `check`,
 //!   `lint`, and `serve`, a forward-auth service for nginx, Caddy and Traefik with a
 //!   Prometheus `/metrics` endpoint. Run `portcullis --help`.
@@ -198,6 +202,8 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "aistore")]
+pub mod aistore;
 mod answer;
 mod authn;
 mod authz;

@@ -57,7 +57,9 @@ impl Shared {
             let agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
             self.policy.grpc_target(parts.uri.path(), agent)
         } else {
-            self.policy.target(&parts.method, parts.uri.path())
+            self.policy
+                .target(&parts.method, parts.uri.path())
+                .map(|t| t.with_query(parts.uri.query()))
         }
     }
 

@@ -29,6 +29,10 @@ pub struct PolicyBuilder {
     required_claims: Vec<(String, String)>,
     unmatched: Unmatched,
     inherit: HashMap<String, Vec<String>>,
+    #[cfg(feature = "aistore")]
+    ais_rules: Vec<super::ais::RawAisRule>,
+    #[cfg(feature = "aistore")]
+    ais_cluster: Option<String>,
 }
 
 /// What a checked rule matches.
@@ -65,6 +69,8 @@ pub(super) struct Parsed {
     pub(super) grpc_user_agents: Vec<(String, Vec<GrpcPattern>)>,
     pub(super) grpc_unmatched: Unmatched,
     pub(super) inherit: HashMap<String, Vec<String>>,
+    #[cfg(feature = "aistore")]
+    pub(super) ais: Vec<super::ais::AisRule>,
 }
 
 impl Parsed {
@@ -76,10 +82,21 @@ impl Parsed {
         let Some(url) = &self.url_prefix else {
             return false;
         };
-        !self.rules.iter().any(|r| match &r.matcher {
-            Matcher::Http { pattern, .. } => url.covers(pattern.leading_literals()),
-            Matcher::Grpc(_) => false,
-        })
+        let ais_under_url = {
+            #[cfg(feature = "aistore")]
+            {
+                self.ais
+                    .iter()
+                    .any(|r| url.covers(r.pattern().leading_literals()))
+            }
+            #[cfg(not(feature = "aistore"))]
+            false
+        };
+        !ais_under_url
+            && !self.rules.iter().any(|r| match &r.matcher {
+                Matcher::Http { pattern, .. } => url.covers(pattern.leading_literals()),
+                Matcher::Grpc(_) => false,
+            })
     }
 
     /// The first public prefix that covers every path `pattern` matches, as it stands and
@@ -146,6 +163,72 @@ impl PolicyBuilder {
             pattern: pattern.to_owned(),
             roles: roles.into_iter().map(Into::into).collect(),
         });
+        self
+    }
+
+    /// Allows any caller whose AIStore claims grant `access` on the cluster and bucket
+    /// the path names (feature `aistore`), by AIStore's own check
+    /// ([`AisClaims::check`](crate::aistore::AisClaims::check)).
+    ///
+    /// `methods` are as in [`allow`](Self::allow) (a `GET` rule also covers `HEAD`), and
+    /// `pattern` names the request's parts with these segments:
+    /// - `{cluster}`: the cluster id; without it, the policy's
+    ///   [`ais_cluster`](Self::ais_cluster) (the cluster this service fronts);
+    /// - `{bucket}`: the bucket's name, needed when `access` has bucket bits;
+    /// - `{provider}`: the bucket's provider; without it, the query's `provider`
+    ///   parameter, where AIStore's REST API puts it (the first, as its gateways read
+    ///   it; the layer passes the query on, see [`Target::with_query`](crate::Target::with_query));
+    ///   without either, `ais`. AIStore's aliases (`s3`, `gs`, ...) are resolved.
+    ///
+    /// Segments are percent-decoded, as a handler's `Path` sees them; the bucket is in
+    /// the global namespace. Matching itself never reads the query. A target named by an AIStore rule is named like any other:
+    /// the caller passes with a role one of the ordinary rules for it gives, or with the
+    /// AIStore access one of the AIStore rules for it requires; the unmatched default
+    /// no longer applies to it. When nothing lets the caller through and an AIStore rule
+    /// names the target, the decision's reason is that rule's refusal
+    /// ([`DecisionReason::AisDenied`](crate::DecisionReason::AisDenied)), answered 403.
+    ///
+    /// [`build`](Self::build) refuses a rule that can never pass for a caller who is not
+    /// an admin: no bits, bits outside both scopes, bucket bits without `{bucket}`, no
+    /// cluster.
+    ///
+    /// ```
+    /// use portcullis::Policy;
+    /// use portcullis::aistore::Access;
+    ///
+    /// let policy = Policy::builder()
+    ///     .allow_ais("GET", "/v1/objects/{bucket}/{*object}", Access::GET)
+    ///     .allow_ais("PUT", "/v1/objects/{bucket}/{*object}", Access::PUT)
+    ///     .allow_ais("GET", "/v1/clusters/{cluster}/buckets", Access::LIST_BUCKETS)
+    ///     .ais_cluster("Q8XCZ")
+    ///     .build()?;
+    ///
+    /// let err = Policy::builder().allow_ais("GET", "/v1/buckets", Access::GET).build().unwrap_err();
+    /// assert_eq!(err.setting(), "ais rule 0 (GET /v1/buckets)");
+    /// assert!(err.to_string().contains("no `{bucket}` segment"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "aistore")]
+    pub fn allow_ais(
+        mut self,
+        methods: &str,
+        pattern: &str,
+        access: crate::aistore::Access,
+    ) -> Self {
+        self.ais_rules.push(super::ais::RawAisRule {
+            methods: methods.to_owned(),
+            pattern: pattern.to_owned(),
+            access,
+        });
+        self
+    }
+
+    /// The cluster id (AIStore's cluster UUID) that AIStore rules without a `{cluster}`
+    /// segment check against (feature `aistore`): the cluster this service fronts, as an
+    /// AIStore gateway checks against its own. No default.
+    #[cfg(feature = "aistore")]
+    pub fn ais_cluster(mut self, id: impl Into<String>) -> Self {
+        self.ais_cluster = Some(id.into());
         self
     }
 
@@ -287,10 +370,22 @@ impl PolicyBuilder {
     pub fn build(self) -> Result<Policy, ConfigError> {
         let parsed = self.parse()?;
         check_shadows(&parsed)?;
+        #[cfg(feature = "aistore")]
+        check_ais_shadows(&parsed)?;
         Ok(Policy::from_index(index::compile(parsed)))
     }
 
     fn parse(self) -> Result<Parsed, ConfigError> {
+        #[cfg(feature = "aistore")]
+        let ais = self
+            .ais_rules
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                super::ais::AisRule::parse(raw.clone(), i, self.ais_cluster.as_deref())
+                    .map_err(|(setting, why)| ConfigError::new(setting, why))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut rules = Vec::with_capacity(self.rules.len());
         let (mut http_index, mut grpc_index) = (0, 0);
         for RawRule {
@@ -386,8 +481,28 @@ impl PolicyBuilder {
             grpc_user_agents,
             grpc_unmatched: self.grpc_unmatched,
             inherit: self.inherit,
+            #[cfg(feature = "aistore")]
+            ais,
         })
     }
+}
+
+/// Refuses the first AIStore rule (as written) that a public prefix fully shadows.
+#[cfg(feature = "aistore")]
+fn check_ais_shadows(parsed: &Parsed) -> Result<(), ConfigError> {
+    for (i, rule) in parsed.ais.iter().enumerate() {
+        if let Some(p) = parsed.shadowing_prefix(rule.pattern()) {
+            let (methods, pattern) = rule.describe();
+            return Err(ConfigError::new(
+                format!("ais rule {i} ({methods} {pattern})"),
+                format!(
+                    "the public prefix `{}` covers every path this rule matches, so the rule can never apply; remove the rule or the public prefix",
+                    p.source()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses the first rule (as written) that a public entry fully shadows.
@@ -435,7 +550,7 @@ pub(super) fn service_policy(roles: &[String], claims: &[(String, String)]) -> P
     Policy::from_index(index::compile(parsed))
 }
 
-fn parse_methods(methods: &str) -> Result<Option<Vec<Method>>, String> {
+pub(super) fn parse_methods(methods: &str) -> Result<Option<Vec<Method>>, String> {
     let methods = methods.trim();
     if methods == "*" {
         return Ok(None);

@@ -49,6 +49,30 @@ pub enum DecisionReason {
         /// The claim's name (its value is never reported).
         key: String,
     },
+    /// An AIStore rule allowed it: the caller's AIStore claims grant the access it
+    /// requires (feature `aistore`).
+    #[cfg(feature = "aistore")]
+    AisRule {
+        /// Position of the rule among the policy's AIStore rules.
+        index: usize,
+        /// The rule's method list (`*` for any).
+        methods: String,
+        /// The rule's path pattern.
+        pattern: String,
+    },
+    /// No ordinary rule let the caller through, and the first AIStore rule that names
+    /// the route refused (feature `aistore`).
+    #[cfg(feature = "aistore")]
+    AisDenied {
+        /// Position of the rule among the policy's AIStore rules.
+        index: usize,
+        /// The rule's method list (`*` for any).
+        methods: String,
+        /// The rule's path pattern.
+        pattern: String,
+        /// AIStore's reason.
+        denied: crate::aistore::AisDenied,
+    },
 }
 
 impl fmt::Display for DecisionReason {
@@ -77,6 +101,22 @@ impl fmt::Display for DecisionReason {
             Self::RequiredClaim { key } => {
                 write!(f, "required claim `{key}` is missing or different")
             }
+            #[cfg(feature = "aistore")]
+            Self::AisRule {
+                index,
+                methods,
+                pattern,
+            } => write!(
+                f,
+                "ais rule {index} ({methods} {pattern}) grants the caller's AIStore access"
+            ),
+            #[cfg(feature = "aistore")]
+            Self::AisDenied {
+                index,
+                methods,
+                pattern,
+                denied,
+            } => write!(f, "ais rule {index} ({methods} {pattern}): {denied}"),
         }
     }
 }

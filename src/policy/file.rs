@@ -30,6 +30,21 @@ struct File {
     grpc_user_agent: Vec<UserAgent>,
     #[serde(default)]
     grpc: Vec<GrpcRule>,
+    #[serde(default)]
+    ais_cluster: Option<String>,
+    #[serde(default)]
+    ais: Vec<AisRule>,
+}
+
+/// An AIStore rule (feature `aistore`): `access` holds AIStore's names (`ro`, `GET`...).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(not(feature = "aistore"), allow(dead_code))]
+struct AisRule {
+    #[serde(default)]
+    methods: Option<Vec<String>>,
+    path: String,
+    access: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +135,37 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<PolicyBuilder, ConfigErr
     for rule in file.rule {
         let methods = rule.methods.map_or_else(|| "*".to_owned(), |m| m.join(","));
         b = b.allow(&methods, &rule.path, rule.roles);
+    }
+    #[cfg(feature = "aistore")]
+    {
+        if let Some(id) = file.ais_cluster {
+            b = b.ais_cluster(id);
+        }
+        for (i, rule) in file.ais.into_iter().enumerate() {
+            let methods = rule.methods.map_or_else(|| "*".to_owned(), |m| m.join(","));
+            let access = rule
+                .access
+                .join(",")
+                .parse::<crate::aistore::Access>()
+                .map_err(|e| {
+                    ConfigError::at(
+                        ConfigErrorKind::Policy,
+                        origin,
+                        &format!("ais[{i}].access"),
+                        e.to_string(),
+                    )
+                })?;
+            b = b.allow_ais(&methods, &rule.path, access);
+        }
+    }
+    #[cfg(not(feature = "aistore"))]
+    if !file.ais.is_empty() || file.ais_cluster.is_some() {
+        return Err(ConfigError::at(
+            ConfigErrorKind::Policy,
+            origin,
+            "ais",
+            "AIStore rules need the `aistore` feature of portcullis",
+        ));
     }
     Ok(b)
 }

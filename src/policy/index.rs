@@ -738,6 +738,8 @@ pub(super) fn compile(parsed: Parsed) -> Inner {
             })
             .collect(),
         grpc_unmatched: parsed.grpc_unmatched,
+        #[cfg(feature = "aistore")]
+        ais: parsed.ais,
     }
 }
 

@@ -47,6 +47,8 @@
 //! roles). Reasons are built only when asked for ([`Policy::decide`]) or when a request
 //! is refused.
 
+#[cfg(feature = "aistore")]
+mod ais;
 mod builder;
 mod decision;
 mod fedn;
@@ -95,6 +97,9 @@ struct Inner {
     grpc_public_sources: Vec<Arc<str>>,
     grpc_user_agents: Vec<UserAgent>,
     grpc_unmatched: Unmatched,
+    /// AIStore rules, in the order written.
+    #[cfg(feature = "aistore")]
+    ais: Vec<ais::AisRule>,
 }
 
 /// A user agent and the methods it may call without a token.
@@ -136,6 +141,8 @@ pub struct Target<'a> {
     kind: TargetKind<'a>,
     /// The public prefix or method pattern that covers the target, if any.
     public: Option<Arc<str>>,
+    /// The request's query, for rules that read a parameter (never for matching).
+    query: Option<&'a str>,
 }
 
 #[derive(Debug)]
@@ -172,6 +179,25 @@ impl Target<'_> {
     }
 }
 
+impl<'a> Target<'a> {
+    /// The same target with the request's query (without `?`), which the layer passes on.
+    /// Matching never reads it; only rules that take a request parameter from it do (an
+    /// AIStore rule without a `{provider}` segment reads AIStore's `provider` parameter).
+    ///
+    /// ```
+    /// use portcullis::Policy;
+    ///
+    /// let policy = Policy::builder().allow("GET", "/v1/objects/**", ["*"]).build()?;
+    /// let target = policy.target(&http::Method::GET, "/v1/objects/b/o")?.with_query(Some("provider=aws"));
+    /// assert_eq!(policy.decide_roles(&["reader"], &target).is_allowed(), true);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_query(mut self, query: Option<&'a str>) -> Self {
+        self.query = query;
+        self
+    }
+}
+
 impl Target<'static> {
     /// Any method of a gRPC service, for a decision that cannot see the method name.
     #[cfg(feature = "tonic")]
@@ -179,6 +205,7 @@ impl Target<'static> {
         Self {
             kind: TargetKind::GrpcAnyMethod,
             public: None,
+            query: None,
         }
     }
 }
@@ -237,6 +264,12 @@ impl Policy {
     /// [[grpc]]
     /// roles = ["client"]
     /// method = "/fedn.Combiner/TaskStream"      # or "/pkg.Service/*", or "*"
+    ///
+    /// ais_cluster = "Q8XCZ"                     # feature `aistore`: see `allow_ais`
+    /// [[ais]]
+    /// methods = ["GET"]                         # optional; default any method
+    /// path = "/v1/objects/{bucket}/{*object}"
+    /// access = ["GET"]                          # AIStore's names: "ro", "rw", "GET", ...
     /// ```
     ///
     /// The file is checked as [`PolicyBuilder::build`] checks the builder; see
@@ -265,6 +298,7 @@ impl Policy {
                 stripped,
             },
             public: hit.map(|i| inner.public_sources[i as usize].clone()),
+            query: None,
         })
     }
 
@@ -298,6 +332,7 @@ impl Policy {
                 service,
             },
             public,
+            query: None,
         })
     }
 
@@ -312,10 +347,16 @@ impl Policy {
                 key: key.to_owned(),
             });
         }
-        self.explain(principal_roles(principal), target)
+        let decision = self.explain(principal_roles(principal), target);
+        #[cfg(feature = "aistore")]
+        if let Some(d) = self.ais_decision(principal, target, &decision) {
+            return d;
+        }
+        decision
     }
 
-    /// Decides from roles alone (no required claims): for explaining and testing.
+    /// Decides from roles alone (no required claims, no AIStore rules): for explaining and
+    /// testing.
     ///
     /// A target that rules name is allowed by the first of them (as written) that one of
     /// `roles` satisfies, and the reason names that rule and the first such role in
@@ -334,9 +375,18 @@ impl Policy {
         if target.public.is_some() {
             return Ok(());
         }
-        if self.failed_claim(principal).is_none() && self.allows(principal_roles(principal), target)
-        {
-            return Ok(());
+        if self.failed_claim(principal).is_none() {
+            let (admitted, named) = self.admits(principal_roles(principal), target);
+            if admitted {
+                return Ok(());
+            }
+            match self.ais_allows(principal, target) {
+                Some(true) => return Ok(()),
+                None if !named && self.unmatched_for(target) == Unmatched::Authenticated => {
+                    return Ok(());
+                }
+                _ => {}
+            }
         }
         self.decide(principal, target).into_result().map(|_| ())
     }
@@ -402,10 +452,14 @@ impl Policy {
         ControlFlow::Continue(())
     }
 
-    /// Whether some rule naming the target lets one of `roles` through (or none names it
-    /// and unmatched targets are open to any valid token). Allocation-free while the
-    /// policy names at most 256 roles.
-    fn allows<'r>(&self, roles: impl IntoIterator<Item = &'r str>, target: &Target<'_>) -> bool {
+    /// Whether some rule naming the target lets one of `roles` through, and whether any
+    /// rule names it (meaningful when none admits). Allocation-free while the policy
+    /// names at most 256 roles.
+    fn admits<'r>(
+        &self,
+        roles: impl IntoIterator<Item = &'r str>,
+        target: &Target<'_>,
+    ) -> (bool, bool) {
         let mask = self.inner.roles.mask(roles);
         let mut named = false;
         let admitted = self
@@ -417,7 +471,77 @@ impl Policy {
                 ControlFlow::Continue(())
             })
             .is_break();
-        admitted || (!named && self.unmatched_for(target) == Unmatched::Authenticated)
+        (admitted, named)
+    }
+
+    /// Whether the AIStore rules that name the target let the caller through; `None`
+    /// when none names it (or the feature is off).
+    #[cfg_attr(not(feature = "aistore"), allow(unused_variables))]
+    fn ais_allows(&self, principal: &Principal, target: &Target<'_>) -> Option<bool> {
+        #[cfg(feature = "aistore")]
+        {
+            match self.ais_verdict(principal, target) {
+                ais::Verdict::Unnamed => None,
+                ais::Verdict::Allowed(_) => Some(true),
+                ais::Verdict::Denied(..) => Some(false),
+            }
+        }
+        #[cfg(not(feature = "aistore"))]
+        None
+    }
+
+    #[cfg(feature = "aistore")]
+    fn ais_verdict(&self, principal: &Principal, target: &Target<'_>) -> ais::Verdict {
+        let TargetKind::Http {
+            method,
+            full,
+            stripped,
+        } = &target.kind
+        else {
+            return ais::Verdict::Unnamed;
+        };
+        if self.inner.ais.is_empty() {
+            return ais::Verdict::Unnamed;
+        }
+        let paths = std::iter::once(*full).chain(*stripped);
+        ais::judge(&self.inner.ais, method, paths, target.query, || {
+            crate::aistore::AisClaims::from_principal(principal)
+        })
+    }
+
+    /// The decision when AIStore rules name the target and no ordinary rule let the
+    /// caller through; `None` keeps the ordinary decision.
+    #[cfg(feature = "aistore")]
+    fn ais_decision(
+        &self,
+        principal: &Principal,
+        target: &Target<'_>,
+        decision: &Decision,
+    ) -> Option<Decision> {
+        if decision.is_allowed() && decision.reason != DecisionReason::UnmatchedAuthenticated {
+            return None;
+        }
+        let describe = |i: usize| self.inner.ais[i].describe();
+        match self.ais_verdict(principal, target) {
+            ais::Verdict::Unnamed => None,
+            ais::Verdict::Allowed(index) => {
+                let (methods, pattern) = describe(index);
+                Some(Decision::allow(DecisionReason::AisRule {
+                    index,
+                    methods,
+                    pattern,
+                }))
+            }
+            ais::Verdict::Denied(index, denied) => {
+                let (methods, pattern) = describe(index);
+                Some(Decision::deny(DecisionReason::AisDenied {
+                    index,
+                    methods,
+                    pattern,
+                    denied,
+                }))
+            }
+        }
     }
 
     /// The decision from roles, with its reason.
