@@ -179,7 +179,7 @@
 //! - `jwks` (default): remote key sets (`jwks_url`, `issuer_jwks_url`, `oidc_issuer`,
 //!   `issuer_pattern`, Authress service clients, [`JwksOptions`]) with one shared reqwest
 //!   client over rustls; needs a tokio runtime.
-//! - `client`: the [`client`] module: token sources (environment, files, `.env`, chains in
+//! - `client`: the `client` module: token sources (environment, files, `.env`, chains in
 //!   FEDn's, AIStore's and anaconda-cloud-auth's orders), refreshing sources (FEDn, OAuth2,
 //!   Authress service-client keys) and `TokenLayer` for outgoing hyper, axum, reqwest-style
 //!   and (with `tonic`) tonic requests; needs a tokio runtime.
