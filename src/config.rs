@@ -29,7 +29,7 @@
 //! | `PORTCULLIS_POLICY_FILE` | TOML policy replacing the FEDn REST policy | FEDn REST policy |
 //! | `PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET` | `true` accepts HMAC secrets under the hash size | `false` |
 //! | `PORTCULLIS_TOKEN_SOURCES` | where tokens come from, in order: `authorization`, `cookie:NAME`, `header:NAME`, `query:NAME` (risky: URLs are logged) | `authorization` |
-//! | `PORTCULLIS_TOKEN_CACHE_ENTRIES` | most tokens in the verified-token cache; `0` turns it off (feature `token-cache`) | `10000` |
+//! | `PORTCULLIS_TOKEN_CACHE_ENTRIES` | most tokens in the verified-token cache; `0` turns it off (feature `token-cache`) | `20000` |
 //! | `PORTCULLIS_TOKEN_CACHE_BYTES` | most bytes in the verified-token cache | `33554432` (32 MiB) |
 //! | `PORTCULLIS_PUBLIC_AUTH` | a token on a public route: `ignore`, `optional` (a valid one fills `Option<Principal>`), `strict` (an invalid one is refused) | `ignore` |
 //! | `PORTCULLIS_CORS_PREFLIGHT` | `true` lets CORS preflights (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) through unauthenticated | `false` |

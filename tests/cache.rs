@@ -145,3 +145,29 @@ fn every_token_of_a_working_set_is_remembered_after_its_second_sight() {
         .count();
     assert_eq!(remembered, tokens.len());
 }
+
+#[test]
+fn a_working_set_near_the_default_capacity_taking_turns_is_remembered() {
+    // 18,000 users each sending a request in turn (90 % of the default 20,000 entries):
+    // every token comes back after 17,999 others, so the admission filter must remember
+    // at least that many (it once held about 8,000, and such a rotation never got in).
+    let auth = hs_builder().build().unwrap();
+    let tokens: Vec<String> = (0..18_000)
+        .map(|i| {
+            hs256()
+                .sign(&json!({"sub": format!("u{i}"), "exp": NOW + 600}))
+                .unwrap()
+        })
+        .collect();
+    for t in &tokens {
+        auth.verify(t).unwrap();
+    }
+    let second: Vec<_> = tokens.iter().map(|t| auth.verify(t).unwrap()).collect();
+    let third: Vec<_> = tokens.iter().map(|t| auth.verify(t).unwrap()).collect();
+    let remembered = second
+        .iter()
+        .zip(&third)
+        .filter(|(a, b)| a.is_same(b))
+        .count();
+    assert_eq!(remembered, tokens.len());
+}

@@ -316,7 +316,7 @@ impl AuthenticatorBuilder {
         self
     }
 
-    /// The verified-token cache (feature `token-cache`, default): on with 10,000 tokens and
+    /// The verified-token cache (feature `token-cache`, default): on with 20,000 tokens and
     /// 32 MiB at most; [`TokenCache::off`](super::TokenCache::off) turns it off. See
     /// [`TokenCache`](super::TokenCache) for what it guarantees.
     #[cfg(feature = "token-cache")]

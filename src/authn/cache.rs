@@ -28,7 +28,7 @@ use crate::principal::Principal;
 /// Settings of the verified-token cache
 /// ([`AuthenticatorBuilder::token_cache`](crate::AuthenticatorBuilder::token_cache)).
 ///
-/// On by default: at most 10,000 tokens and 32 MiB (token, principal and bookkeeping
+/// On by default: at most 20,000 tokens and 32 MiB (token, principal and bookkeeping
 /// counted together), so its memory stays under 32 MiB whatever arrives. Each entry lives
 /// until its token's `exp` (plus the leeway), at most one hour.
 ///
@@ -56,18 +56,18 @@ pub struct TokenCache {
 }
 
 /// Default most tokens in the cache.
-const DEFAULT_ENTRIES: u64 = 10_000;
+const DEFAULT_ENTRIES: u64 = 20_000;
 /// Default most bytes in the cache.
 const DEFAULT_BYTES: u64 = 32 << 20;
 /// Longest life of an entry, whatever its `exp` says.
 const MAX_TTL: Duration = Duration::from_secs(3600);
 /// Bookkeeping counted for each entry beyond its token and principal.
 const ENTRY_OVERHEAD: u64 = 256;
-/// Bits of each generation of the filter of recently seen tokens (second sight admits):
-/// 8 KiB each.
-const SEEN_BITS: usize = 1 << 16;
-/// Tokens marked in the filter before it is cleared, so it never fills up and admits all.
-const SEEN_RESET: usize = SEEN_BITS / 8;
+/// Bits of the filter of recently seen tokens (second sight admits) per token a
+/// generation holds: two probes in eight bits each keep false positives near 5 %.
+const SEEN_BITS_PER_MARK: usize = 8;
+/// Fewest and most tokens a generation of the filter holds.
+const SEEN_MARKS: (usize, usize) = (1 << 10, 1 << 20);
 
 impl Default for TokenCache {
     fn default() -> Self {
@@ -80,7 +80,7 @@ impl Default for TokenCache {
 }
 
 impl TokenCache {
-    /// The defaults: on, 10,000 tokens, 32 MiB.
+    /// The defaults: on, 20,000 tokens, 32 MiB.
     pub fn new() -> Self {
         Self::default()
     }
@@ -94,7 +94,9 @@ impl TokenCache {
     }
 
     /// Most tokens held (`PORTCULLIS_TOKEN_CACHE_ENTRIES`; 0 turns the cache off). Default
-    /// 10,000.
+    /// 20,000. The filter that admits a token on its second sight remembers at least as
+    /// many tokens (the next power of two, 1,024 to 1,048,576), so a working set that fits
+    /// the cache gets into it however its tokens take turns.
     pub fn max_entries(mut self, n: u64) -> Self {
         self.max_entries = n;
         self
@@ -133,10 +135,17 @@ impl TokenCache {
             })
             .expire_after(Expire)
             .build();
+        let reset = usize::try_from(self.max_entries)
+            .unwrap_or(usize::MAX)
+            .clamp(SEEN_MARKS.0, SEEN_MARKS.1)
+            .next_power_of_two();
+        let bits = reset * SEEN_BITS_PER_MARK;
         Some(Cache {
             cache,
             hasher: foldhash::quality::RandomState::default(),
-            seen: (0..2 * SEEN_BITS / 64).map(|_| AtomicU64::new(0)).collect(),
+            seen: (0..2 * bits / 64).map(|_| AtomicU64::new(0)).collect(),
+            bits,
+            reset,
             marks: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
             collide: self.collide_for_tests,
@@ -189,6 +198,12 @@ pub(crate) struct Cache {
     /// A two-probe bloom filter of recently seen tokens, in two generations (current and
     /// previous).
     seen: Box<[AtomicU64]>,
+    /// Bits of one generation (a multiple of 64).
+    bits: usize,
+    /// Tokens marked in a generation before the other is cleared and takes over, so the
+    /// filter never fills up and admits all: a token stays known for at least this many
+    /// others after it was last seen.
+    reset: usize,
     marks: AtomicUsize,
     generation: AtomicUsize,
     collide: bool,
@@ -221,9 +236,9 @@ impl Cache {
 
     /// The filter's two bits of a token: (word, mask) in the generation `g`.
     fn bits(&self, g: usize, hash: u64) -> [(&AtomicU64, u64); 2] {
-        let words = SEEN_BITS / 64;
+        let words = self.bits / 64;
         let bit = |b: u64| {
-            let b = (b as usize) % SEEN_BITS;
+            let b = (b as usize) % self.bits;
             (&self.seen[g * words + b / 64], 1u64 << (b % 64))
         };
         [bit(hash), bit(hash >> 32)]
@@ -250,10 +265,10 @@ impl Cache {
                 set = true;
             }
         }
-        if set && self.marks.fetch_add(1, Relaxed) >= SEEN_RESET {
+        if set && self.marks.fetch_add(1, Relaxed) >= self.reset {
             self.marks.store(0, Relaxed);
             let next = (self.generation.fetch_add(1, Relaxed) + 1) & 1;
-            let words = SEEN_BITS / 64;
+            let words = self.bits / 64;
             for w in &self.seen[next * words..(next + 1) * words] {
                 w.store(0, Relaxed);
             }
