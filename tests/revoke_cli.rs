@@ -80,6 +80,12 @@ fn replica(url: &str, extra: &[(&str, &str)]) -> (Proc, u16) {
     ];
     env.extend_from_slice(extra);
     let (proc, addr) = serve(&["--proxy", "nginx"], &env);
+    // Ready once its copy of the list has synced (before that, fail-closed 503s).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http(addr.port(), "GET", "/readyz", &[]).status != 200 {
+        assert!(Instant::now() < deadline, "serve not ready within 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     (proc, addr.port())
 }
 

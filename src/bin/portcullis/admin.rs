@@ -41,6 +41,23 @@ impl Store {
         };
         Ok((config, store))
     }
+
+    /// Waits until the list answers: a Redis copy's first sync (until then every token
+    /// gets 503 `Revocation list unavailable`, fail-closed); at once in memory. Logs once
+    /// while it waits.
+    pub(crate) async fn first_sync(&self) {
+        let Self::Redis(r) = self else { return };
+        let mut warned = false;
+        while r.status().age.is_none() {
+            if !warned {
+                tracing::warn!(
+                    "the revocation list has not synced with Redis yet: /readyz answers 503"
+                );
+                warned = true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }
 
 /// What `POST /admin/revoke` needs.

@@ -35,7 +35,8 @@ Endpoints:
             nginx clients as 500. A proxy that leaves out the method or URI header gets a
             500 and a warning in the log: its configuration is wrong.
   /healthz  200 while the process runs.
-  /readyz   503 until the keys of every remote key set have loaded once, then 200.
+  /readyz   503 until the keys of every remote key set have loaded once (and, with
+            PORTCULLIS_REDIS_URL, the revocation list has synced once), then 200.
   /metrics  Prometheus text format.
   /admin/revoke  (POST) revokes tokens on every replica, for callers holding --admin-role
             (default admin) in a token the configured keys verify: a JSON body with one of
@@ -340,6 +341,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
                 loop {
                     match authenticator.load_keys().await {
                         Ok(()) => {
+                            app.admin.store.first_sync().await;
                             app.ready.store(true, Ordering::Release);
                             tracing::info!("keys loaded: ready");
                             break;
