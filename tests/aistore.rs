@@ -1062,8 +1062,14 @@ async fn the_provider_comes_from_the_query_as_in_aistores_rest_api() {
         ("?provider=aws", 403),
         ("?provider=s3", 403),
         ("?archpath=x&provider=%61ws", 403),
-        ("?provider=ais&provider=aws", 200), // the first, as AIStore's gateway reads it
-        ("?provider=", 200),                 // empty is `ais`
+        ("?provider=", 200),  // empty is `ais`
+        ("?namespace=", 200), // the global namespace
+        // Refused rather than judged: the backend might read another bucket.
+        ("?provider=ais&provider=aws", 403),
+        ("?provider=%zz&provider=ais", 403), // Go drops the bad pair, then reads `ais`
+        ("?provider=ais;provider=aws", 403),
+        ("?provider=nope", 403),
+        ("?namespace=%40uuid%23ns", 403), // a namespaced bucket of the same name
     ] {
         let got = send(
             &app,

@@ -78,6 +78,15 @@ pub enum AisDenied {
         /// The entry that judged them.
         entry: AclEntry,
     },
+    /// A policy rule cannot tell which bucket the request names, so it refuses rather
+    /// than judge a bucket the backend might not read: a `provider` query parameter given
+    /// twice, badly escaped or unknown, a non-empty `namespace` (namespaced buckets are
+    /// not judged by these rules), or a query AIStore's Go parser would split another way
+    /// (`;`, a bad escape).
+    AmbiguousBucket {
+        /// What made it ambiguous.
+        why: &'static str,
+    },
     /// The token's `admin`, `clusters` or `buckets` claim does not have AIStore's shape,
     /// so nothing is granted.
     InvalidClaims {
@@ -100,6 +109,12 @@ impl fmt::Display for AisDenied {
                 f.write_str("requested cluster permissions without cluster ID")
             }
             Self::NoBucket => f.write_str("requested bucket permissions without a bucket"),
+            Self::AmbiguousBucket { why } => {
+                write!(
+                    f,
+                    "the request does not name one bucket unambiguously: {why}"
+                )
+            }
             Self::Insufficient { needs, entry } => {
                 let by = match entry {
                     AclEntry::None => "the token has no entry for this cluster and no default one",

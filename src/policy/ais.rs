@@ -160,9 +160,11 @@ impl AisRule {
 
     /// AIStore's check of the caller's claims for the cluster and bucket the path names
     /// (segments percent-decoded, as a handler's `Path` sees them). The provider is the
-    /// `{provider}` segment, else the query's first `provider` parameter (where AIStore's
-    /// REST API puts it, and the first is what its gateways read), else `ais`; aliases are
-    /// resolved as AIStore's gateways resolve them.
+    /// `{provider}` segment, else the query's `provider` parameter (where AIStore's REST
+    /// API puts it), else `ais`; aliases are resolved as AIStore's gateways resolve them.
+    /// A request whose bucket another parser could read differently is refused
+    /// ([`AisDenied::AmbiguousBucket`]): `provider` twice, a bad escape, `;`, an unknown
+    /// provider, or a non-empty `namespace`.
     fn check(
         &self,
         claims: &AisClaims,
@@ -175,17 +177,34 @@ impl AisRule {
             ClusterFrom::Param(at) => decoded(*at),
             ClusterFrom::Fixed(id) => Cow::Borrowed(id.as_str()),
         };
-        let bucket = self.bucket.map(|at| {
-            let provider = self
-                .provider
-                .map(decoded)
-                .or_else(|| query_param(query?, "provider"));
-            let provider = match provider.as_deref() {
-                None => "ais".to_owned(),
-                Some(p) => normalize_provider(p).map_or_else(|| p.to_owned(), str::to_owned),
-            };
-            Bucket::new(decoded(at)).with_provider(provider)
-        });
+        let bucket = match self.bucket {
+            None => None,
+            Some(at) => {
+                let ambiguous = |why| AisDenied::AmbiguousBucket { why };
+                let params = match query {
+                    Some(q) => {
+                        query_params(q).ok_or(ambiguous("the query has `;` or a bad escape"))?
+                    }
+                    None => Vec::new(),
+                };
+                if params
+                    .iter()
+                    .any(|(k, v)| k == "namespace" && !v.is_empty())
+                {
+                    return Err(ambiguous("a namespaced bucket (namespace=)"));
+                }
+                let mut given = params.iter().filter(|(k, _)| k == "provider");
+                let from_query = given.next().map(|(_, v)| v.clone());
+                if given.next().is_some() {
+                    return Err(ambiguous("provider= is given more than once"));
+                }
+                let provider = match self.provider.map(decoded).or(from_query.map(Cow::Owned)) {
+                    None => "ais",
+                    Some(p) => normalize_provider(&p).ok_or(ambiguous("an unknown provider"))?,
+                };
+                Some(Bucket::new(decoded(at)).with_provider(provider))
+            }
+        };
         claims.check(&cluster, bucket.as_ref(), self.access)
     }
 }
@@ -230,25 +249,37 @@ pub(super) fn judge<'p>(
     }
 }
 
-/// The first value of the query parameter `name`, decoded as a form value (`+` is a
-/// space).
-fn query_param<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (form_decode(k) == name).then(|| form_decode(v))
-    })
+/// Every `key=value` pair of the query, each decoded as a form value (`+` is a space);
+/// `None` when a pair holds `;` (Go's `url.ParseQuery` drops such pairs, so the backend
+/// would read another query) or a bad escape or non-UTF-8 text.
+fn query_params(query: &str) -> Option<Vec<(String, String)>> {
+    if query.contains(';') {
+        return None;
+    }
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((form_decode(k)?, form_decode(v)?))
+        })
+        .collect()
 }
 
-fn form_decode(s: &str) -> Cow<'_, str> {
-    if s.contains('+') {
-        Cow::Owned(
-            percent_decode_str(&s.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned(),
-        )
-    } else {
-        percent_decode_str(s).decode_utf8_lossy()
+/// A form value decoded strictly: every `%` starts two hex digits, the result is UTF-8.
+fn form_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let escapes_ok = b.iter().enumerate().all(|(i, &c)| {
+        c != b'%' || (b.get(i + 1..i + 3)).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !escapes_ok {
+        return None;
     }
+    let spaced = s.replace('+', " ");
+    percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(Cow::into_owned)
 }
 
 #[cfg(test)]
@@ -283,17 +314,22 @@ mod tests {
     }
 
     #[test]
-    fn the_first_provider_parameter() {
+    fn query_pairs_decoded_strictly() {
+        let q = |s| query_params(s);
         assert_eq!(
-            query_param("a=1&provider=aws&provider=gcp", "provider").as_deref(),
-            Some("aws")
+            q("a=1&prov%69der=s3&x"),
+            Some(vec![
+                ("a".into(), "1".into()),
+                ("provider".into(), "s3".into()),
+                ("x".into(), String::new())
+            ])
         );
-        assert_eq!(
-            query_param("prov%69der=s3", "provider").as_deref(),
-            Some("s3")
-        );
-        assert_eq!(query_param("provider", "provider").as_deref(), Some(""));
-        assert_eq!(query_param("providers=aws", "provider"), None);
+        assert_eq!(q("k=a+b"), Some(vec![("k".into(), "a b".into())]));
+        assert_eq!(q("provider=%zz"), None);
+        assert_eq!(q("provider=%4"), None);
+        assert_eq!(q("provider=%ff"), None, "not UTF-8");
+        assert_eq!(q("a=1;provider=aws"), None);
+        assert_eq!(q(""), Some(vec![]));
     }
 
     #[test]

@@ -176,12 +176,16 @@ impl PolicyBuilder {
     ///   [`ais_cluster`](Self::ais_cluster) (the cluster this service fronts);
     /// - `{bucket}`: the bucket's name, needed when `access` has bucket bits;
     /// - `{provider}`: the bucket's provider; without it, the query's `provider`
-    ///   parameter, where AIStore's REST API puts it (the first, as its gateways read
-    ///   it; the layer passes the query on, see [`Target::with_query`](crate::Target::with_query));
-    ///   without either, `ais`. AIStore's aliases (`s3`, `gs`, ...) are resolved.
+    ///   parameter, where AIStore's REST API puts it (the layer passes the query on, see
+    ///   [`Target::with_query`](crate::Target::with_query)); without either, `ais`.
+    ///   AIStore's aliases (`s3`, `gs`, ...) are resolved.
     ///
     /// Segments are percent-decoded, as a handler's `Path` sees them; the bucket is in
-    /// the global namespace. Matching itself never reads the query. A target named by an AIStore rule is named like any other:
+    /// the global namespace. A request whose bucket another parser could read another way
+    /// is refused ([`AisDenied::AmbiguousBucket`](crate::aistore::AisDenied::AmbiguousBucket)):
+    /// `provider` given twice, a bad escape or `;` in the query, an unknown provider, or a
+    /// non-empty `namespace`. Matching itself never reads the query. A target named by an
+    /// AIStore rule is named like any other:
     /// the caller passes with a role one of the ordinary rules for it gives, or with the
     /// AIStore access one of the AIStore rules for it requires; the unmatched default
     /// no longer applies to it. When nothing lets the caller through and an AIStore rule

@@ -14,7 +14,8 @@ use crate::verify::{answer, bare, describe, runtime};
 use crate::{EXIT_KEYS, EXIT_NO, Fail, Report};
 
 const AFTER: &str = "\
-A route: --method and --path (the query is ignored, as in matching), or a gRPC method with
+A route: --method and --path (matching ignores the query; AIStore rules read its provider=
+and namespace=, as the layer does), or a gRPC method with
 --grpc /pkg.Service/Method; the caller: --token (verified with the configured keys, as
 `verify` does) or --roles (no token; required claims are then not checked). With --records,
 an allowed HTTP request must also pass authorize_user(caller, path, method) (HEAD checks
@@ -251,8 +252,17 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         .map_err(|_| Fail::usage(format!("--method `{}` is not an HTTP method", args.method)))?;
     let (target, path) = match (&args.path, &args.grpc) {
         (Some(p), _) => {
-            let path = p.split(['?', '#']).next().unwrap_or("");
-            (policy.target(&method, path), Some(path))
+            let p = p.split('#').next().unwrap_or("");
+            let (path, query) = match p.split_once('?') {
+                Some((path, query)) => (path, Some(query)),
+                None => (p, None),
+            };
+            // The query reaches the rules that read it (AIStore's `provider=`), as the
+            // layer passes it on; matching itself never reads it.
+            (
+                policy.target(&method, path).map(|t| t.with_query(query)),
+                Some(path),
+            )
         }
         (None, Some(m)) => (policy.grpc_target(m, args.user_agent.as_deref()), None),
         (None, None) => {
