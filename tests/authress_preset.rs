@@ -124,6 +124,40 @@ async fn a_service_client_token_verifies_with_its_clients_keys() {
 }
 
 #[tokio::test]
+async fn a_service_client_cannot_grant_itself_roles_or_groups() {
+    // The client holds the private key: every claim is its own word. Roles and groups it
+    // writes are not read; access comes from the records, by `sub`.
+    let key = client_key("kid-1");
+    let (origin, _state) = domain(&[("sc_one", &key)]).await;
+    let auth = auth(&origin);
+    let mut c = claims(&origin, "sc_one");
+    c["role"] = json!(["admin", "authress-check"]);
+    c["groups"] = json!(["operators"]);
+    let token = key.signer.sign(&c).unwrap();
+    let p = auth.verify_async(&token).await.unwrap();
+    assert_eq!(p.subject(), Some("sc_one"));
+    assert_eq!(
+        p.roles().count(),
+        0,
+        "self-granted roles: {:?}",
+        p.roles().collect::<Vec<_>>()
+    );
+    assert_eq!(p.groups().count(), 0);
+    assert!(!p.has_role("admin"));
+    // Another issuer's token keeps its roles (only service clients lose theirs).
+    let plain = Authenticator::builder()
+        .hmac_secret("0123456789abcdef0123456789abcdef")
+        .clock(|| NOW)
+        .build()
+        .unwrap();
+    let t = Signer::hmac(Algorithm::HS256, "0123456789abcdef0123456789abcdef")
+        .unwrap()
+        .sign(&json!({"sub": "ada", "role": ["admin"], "exp": NOW + 60}))
+        .unwrap();
+    assert!(plain.verify(&t).unwrap().has_role("admin"));
+}
+
+#[tokio::test]
 async fn each_client_has_its_own_keys() {
     let one = client_key("kid-1");
     let two = client_key("kid-2");

@@ -127,6 +127,14 @@ impl Authenticator {
 
         let mut id = Identity::default();
         let sub_str = sub.as_deref();
+        // A service client signs its own tokens with its access key: whatever roles or
+        // groups it writes into them are its own claim, never a grant. Its access comes
+        // from the access records, by its `sub`.
+        let (roles, groups) = if client.is_some() {
+            (None, None)
+        } else {
+            (roles, groups)
+        };
         let roles = roles.and_then(|raw| json::walk(raw, &inner.role_claim.names()[1..]));
         let groups = groups.and_then(|raw| json::walk(raw, &inner.groups_claim.names()[1..]));
         // One allocation for every string: their raw JSON lengths bound them.

@@ -33,6 +33,9 @@ use crate::error::ConfigError;
 ///   (`Token sub is not the service client of its issuer`), and `aud` must name
 ///   `<account id>.accounts.authress.io` (or an audience configured with
 ///   [`audience`](crate::AuthenticatorBuilder::audience)).
+/// - The token's roles and groups are never read: a service client signs its own tokens
+///   with its access key, so they would be its own word. Grant it access in the access
+///   records, by its client id (`sub`).
 ///
 /// ```
 /// use portcullis::{Algorithm, AuthErrorKind, Authenticator, AuthressServiceClients, Signer};
