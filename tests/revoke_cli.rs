@@ -77,6 +77,7 @@ fn replica(url: &str, extra: &[(&str, &str)]) -> (Proc, u16) {
         ("FEDN_JWT_SECRET_KEY", SECRET),
         ("PORTCULLIS_REDIS_URL", url),
         ("PORTCULLIS_REDIS_RESYNC_SECONDS", "0.2"),
+        ("PORTCULLIS_ADMIN_REVOKE", "true"),
     ];
     env.extend_from_slice(extra);
     let (proc, addr) = serve(&["--proxy", "nginx"], &env);
@@ -224,11 +225,47 @@ fn admin_endpoint_revokes_for_the_admin_role_only() {
         (r#"{"token":"x.y"}"#, "`token`"),
         (r#"{"jti":"t-1","color":"red"}"#, "color"),
         (r#"{}"#, "exactly one of"),
+        (
+            r#"{"jti":"t-1","expires_in":0}"#,
+            "from 1 second to 10 years",
+        ),
+        (
+            r#"{"jti":"t-1","expires_in":99999999999}"#,
+            "from 1 second to 10 years",
+        ),
     ] {
         let res = post(a, Some(&admin), body);
         assert_eq!(res.status, 400, "{body}: {res:?}");
         assert!(res.body.contains(says), "{body}: {res:?}");
     }
+
+    // JSON only: a cross-site form post (text/plain) cannot carry an admin's cookie here.
+    let res = http_body(
+        a,
+        "POST",
+        "/admin/revoke",
+        &[("Authorization", &admin), ("Content-Type", "text/plain")],
+        Some(r#"{"jti":"t-1"}"#),
+    );
+    assert_eq!(res.status, 415, "{res:?}");
+    assert_eq!(decide(b, &client).status, 200, "nothing was revoked");
+
+    // The policy's required claims hold here as on /auth: a replica requiring
+    // project=p1 refuses an admin of another project.
+    let (_d, d) = replica(
+        &url,
+        &[
+            ("FEDN_JWT_CUSTOM_CLAIM_KEY", "project"),
+            ("FEDN_JWT_CUSTOM_CLAIM_VALUE", "p1"),
+        ],
+    );
+    let p2_admin = format!("Bearer {}", token("root", "admin", &["project=p2"]));
+    let res = post(d, Some(&p2_admin), r#"{"jti":"t-1","iss":""}"#);
+    assert_eq!(res.status, 403, "{res:?}");
+    assert!(res.body.contains("project"), "{res:?}");
+    let p1_admin = format!("Bearer {}", token("root", "admin", &["project=p1"]));
+    let res = post(d, Some(&p1_admin), r#"{"jti":"t-0","iss":""}"#);
+    assert_eq!(res.status, 200, "{res:?}");
 
     // The admin revokes by jti through replica a (the issuer from PORTCULLIS_ISSUER);
     // replica b refuses the token within a second.
@@ -259,9 +296,26 @@ fn admin_endpoint_revokes_for_the_admin_role_only() {
 
 #[test]
 fn admin_endpoint_without_redis_revokes_in_this_process() {
-    let (_p, addr) = serve(&["--proxy", "caddy"], &[("FEDN_JWT_SECRET_KEY", SECRET)]);
-    let port = addr.port();
+    // Off unless asked for.
+    let (_off, off) = serve(&["--proxy", "caddy"], &[("FEDN_JWT_SECRET_KEY", SECRET)]);
     let admin = format!("Bearer {}", token("root", "admin", &[]));
+    let res = http_body(
+        off.port(),
+        "POST",
+        "/admin/revoke",
+        &[
+            ("Authorization", &admin),
+            ("Content-Type", "application/json"),
+        ],
+        Some(r#"{"sub":"c1","iss":""}"#),
+    );
+    assert_eq!(res.status, 404, "{res:?}");
+
+    let (_p, addr) = serve(
+        &["--proxy", "caddy", "--admin-revoke"],
+        &[("FEDN_JWT_SECRET_KEY", SECRET)],
+    );
+    let port = addr.port();
     let client = token("c1", "client", &[]);
     let ask = |t: &str| {
         let bearer = format!("Bearer {t}");
@@ -282,7 +336,10 @@ fn admin_endpoint_without_redis_revokes_in_this_process() {
         port,
         "POST",
         "/admin/revoke",
-        &[("Authorization", &admin)],
+        &[
+            ("Authorization", &admin),
+            ("Content-Type", "application/json; charset=utf-8"),
+        ],
         Some(&body),
     );
     assert_eq!(res.status, 200, "{res:?}");

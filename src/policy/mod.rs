@@ -402,6 +402,36 @@ impl Policy {
         self.authorize(principal, target)
     }
 
+    /// The required-claims half of a decision: `Ok` when the caller holds every claim the
+    /// policy requires ([`require_claim`](PolicyBuilder::require_claim),
+    /// `FEDN_JWT_CUSTOM_CLAIM_KEY`/`_VALUE`), else the 403 [`decide`](Self::decide) gives
+    /// (its message names the claim). For endpoints that decide access themselves but
+    /// must still honour the policy's required claims.
+    ///
+    /// ```
+    /// use portcullis::{Algorithm, AuthErrorKind, Authenticator, Policy, Signer};
+    ///
+    /// let secret = "0123456789abcdef0123456789abcdef";
+    /// let auth = Authenticator::builder().hmac_secret(secret).build()?;
+    /// let policy = Policy::builder().require_claim("project", "p1").build()?;
+    /// let signer = Signer::hmac(Algorithm::HS256, secret)?;
+    /// let ours = auth.verify(&signer.sign(&serde_json::json!({"sub": "ada", "project": "p1", "exp": 4_000_000_000u64}))?)?;
+    /// let theirs = auth.verify(&signer.sign(&serde_json::json!({"sub": "bob", "project": "p2", "exp": 4_000_000_000u64}))?)?;
+    /// assert!(policy.check_required_claims(&ours).is_ok());
+    /// assert_eq!(policy.check_required_claims(&theirs).unwrap_err().kind(), AuthErrorKind::Forbidden);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_required_claims(&self, principal: &Principal) -> Result<(), AuthError> {
+        match self.failed_claim(principal) {
+            None => Ok(()),
+            Some(key) => Decision::deny(DecisionReason::RequiredClaim {
+                key: key.to_owned(),
+            })
+            .into_result()
+            .map(|_| ()),
+        }
+    }
+
     /// The first required claim the caller fails, if any.
     fn failed_claim(&self, principal: &Principal) -> Option<&str> {
         self.inner

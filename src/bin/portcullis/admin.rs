@@ -6,7 +6,7 @@ use axum::body::Body;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use portcullis::revoke::{MemoryRevocations, RedisRevocations};
-use portcullis::{AuthError, Authenticator, ConfigError, EnvConfig};
+use portcullis::{AuthError, Authenticator, ConfigError, EnvConfig, Policy};
 use serde_json::json;
 
 use crate::forward::error_response;
@@ -63,6 +63,8 @@ impl Store {
 /// What `POST /admin/revoke` needs.
 pub(crate) struct Admin {
     pub(crate) auth: Authenticator,
+    /// For its required claims, which hold here as on `/auth`.
+    pub(crate) policy: Policy,
     pub(crate) role: String,
     pub(crate) store: Store,
     pub(crate) default_issuer: Option<String>,
@@ -111,6 +113,9 @@ impl Admin {
             Ok(p) => p,
             Err(e) => return error_response(&e, Some(&self.auth)),
         };
+        if let Err(e) = self.policy.check_required_claims(&caller) {
+            return error_response(&e, Some(&self.auth));
+        }
         if !caller.has_role(&self.role) {
             tracing::warn!(
                 subject = caller.subject().unwrap_or(""),
@@ -118,6 +123,19 @@ impl Admin {
                 "POST /admin/revoke refused: the caller lacks the admin role"
             );
             return error_response(&AuthError::forbidden(), Some(&self.auth));
+        }
+        // JSON only: a browser's cross-site form (text/plain, urlencoded) cannot send it, so
+        // a cookie-borne admin token cannot be used from another site.
+        let json = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return json_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({"error": "invalid_request", "error_description": "send the body as Content-Type: application/json"}),
+            );
         }
         let body: RevokeBody = match serde_json::from_slice(body) {
             Ok(b) => b,
@@ -147,7 +165,12 @@ impl Admin {
             Store::Redis(r) => match r.revoke(planned.revocation).await {
                 Ok(()) => None,
                 Err(e) if e.is_pending() => Some(e.to_string()),
-                Err(e) => return bad_request(&e.to_string()),
+                Err(e) => {
+                    return json_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"error": "temporarily_unavailable", "error_description": e.to_string()}),
+                    );
+                }
             },
         };
         tracing::info!(by, what = %planned.what, until = planned.until, pending = pending.is_some(), "revoked");

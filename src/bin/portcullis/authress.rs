@@ -32,7 +32,7 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use portcullis::{AccessReason, AuthError, Authenticator, Authorizer, Principal, Subject};
+use portcullis::{AccessReason, AuthError, Authenticator, Authorizer, Policy, Principal, Subject};
 use serde_json::json;
 
 use crate::Fail;
@@ -57,6 +57,7 @@ pub(crate) struct AuthressFlags {
 /// What the handlers share.
 struct Api {
     auth: Authenticator,
+    policy: Policy,
     records: Authorizer,
     role: String,
 }
@@ -94,6 +95,10 @@ impl Api {
             tracing::debug!(reason = %e, "Authress check API: caller refused");
             error_response(&e, Some(&self.auth))
         })?;
+        // The policy's required claims hold here as on `/auth`.
+        self.policy
+            .check_required_claims(&caller)
+            .map_err(|e| error_response(&e, Some(&self.auth)))?;
         if caller.subject() == Some(user) || caller.has_role(&self.role) {
             return Ok(caller);
         }
@@ -184,6 +189,7 @@ async fn permissions(
 /// The check API's routes, answered from `records` for callers `auth` verifies.
 pub(crate) fn routes(
     auth: Authenticator,
+    policy: Policy,
     records: Authorizer,
     flags: &AuthressFlags,
 ) -> Result<Router, Fail> {
@@ -195,6 +201,7 @@ pub(crate) fn routes(
     }
     let api = Arc::new(Api {
         auth,
+        policy,
         records,
         role: role.to_owned(),
     });

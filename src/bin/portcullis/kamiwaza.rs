@@ -42,7 +42,7 @@ use axum::extract::State;
 use axum::routing::get;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, Uri};
-use portcullis::{AuthError, Authenticator, Authorizer, Principal, TokenSource};
+use portcullis::{AuthError, Authenticator, Authorizer, Policy, Principal, TokenSource};
 use serde_json::{Value, json};
 
 use crate::Fail;
@@ -71,7 +71,8 @@ pub(crate) struct Flags {
     )]
     kamiwaza_email_domain: Option<String>,
     /// Access-record file whose groups, roles and permissions the Kamiwaza endpoints list
-    /// (default: the --records file)
+    /// (default: the --records file). Read once at start; the --records file reloads on
+    /// change
     #[arg(
         long,
         value_name = "FILE",
@@ -84,6 +85,7 @@ pub(crate) struct Flags {
 /// What the handlers share.
 struct Kamiwaza {
     auth: Authenticator,
+    policy: Policy,
     records: Option<Authorizer>,
     sources: Vec<TokenSource>,
     query_token: bool,
@@ -94,6 +96,7 @@ struct Kamiwaza {
 pub(crate) fn routes(
     flags: &Flags,
     auth: Authenticator,
+    policy: Policy,
     records: Option<Authorizer>,
 ) -> Result<Router, Fail> {
     let records = match &flags.kamiwaza_records {
@@ -127,6 +130,7 @@ pub(crate) fn routes(
     }
     let k = Arc::new(Kamiwaza {
         auth,
+        policy,
         records,
         sources,
         query_token: flags.kamiwaza_query_token,
@@ -216,6 +220,10 @@ impl Kamiwaza {
             .auth
             .verify_async(token)
             .await
+            .map_err(|e| self.reject(&e))?;
+        // The policy's required claims hold here as on `/auth`.
+        self.policy
+            .check_required_claims(&p)
             .map_err(|e| self.reject(&e))?;
         // The read-outs describe a user: a token that names none has nothing to show.
         let Some(sub) = p.subject() else {

@@ -58,6 +58,8 @@ pub(crate) struct Args {
 
 /// How long a `jti` or subject revocation holds when nothing says.
 pub(crate) const DEFAULT_LASTS: u64 = 7 * 86_400;
+/// The longest a revocation may be asked to hold: 10 years.
+pub(crate) const MAX_LASTS: u64 = 10 * 365 * 86_400;
 
 /// One revocation as asked for, by the command line or by `POST /admin/revoke`.
 #[derive(Debug, Default, Deserialize)]
@@ -103,6 +105,14 @@ impl Ask {
             .iter()
             .filter(|v| v.is_some())
             .count();
+        if let Some(secs) = self.seconds
+            && !(1..=MAX_LASTS).contains(&secs)
+        {
+            return Err(format!(
+                "{} must be from 1 second to 10 years ({MAX_LASTS} seconds)",
+                field("seconds")
+            ));
+        }
         if count != 1 {
             return Err(format!(
                 "give exactly one of {}, {} and {}",

@@ -38,8 +38,10 @@ Endpoints:
   /readyz   503 until the keys of every remote key set have loaded once (and, with
             PORTCULLIS_REDIS_URL, the revocation list has synced once), then 200.
   /metrics  Prometheus text format.
-  /admin/revoke  (POST) revokes tokens on every replica, for callers holding --admin-role
-            (default admin) in a token the configured keys verify: a JSON body with one of
+  /admin/revoke  (POST, only with --admin-revoke) revokes tokens on every replica, for
+            callers holding --admin-role (default admin; held directly, no inheritance)
+            in a token the configured keys verify, with the policy's required claims; a
+            body of Content-Type application/json (else 415) with one of
             {\"token\": T} (until its exp), {\"jti\": J, \"iss\": I} or {\"sub\": S, \"iss\": I}
             (every token of S issued up to now), and optionally \"expires_in\" (seconds the
             revocation holds; default 7 days; `iss` defaults to PORTCULLIS_ISSUER when it
@@ -126,7 +128,12 @@ pub(crate) struct Args {
         default_value = "info"
     )]
     log: String,
-    /// The role a caller's token must hold to use POST /admin/revoke
+    /// Serve POST /admin/revoke (off by default): revocations from callers holding
+    /// --admin-role
+    #[arg(long, env = "PORTCULLIS_ADMIN_REVOKE")]
+    admin_revoke: bool,
+    /// The role a caller's token must hold to use POST /admin/revoke (held directly: the
+    /// policy's role inheritance does not apply)
     #[arg(
         long,
         value_name = "ROLE",
@@ -296,10 +303,16 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         "Answers of the forward-auth endpoint, by proxy and HTTP status."
     );
     let authenticator = layer.authenticator().clone();
-    let kamiwaza = crate::kamiwaza::routes(&args.kamiwaza, authenticator.clone(), records.clone())?;
+    let policy = layer.policy().clone();
+    let kamiwaza = crate::kamiwaza::routes(
+        &args.kamiwaza,
+        authenticator.clone(),
+        policy.clone(),
+        records.clone(),
+    )?;
     let authress = records
         .clone()
-        .map(|r| crate::authress::routes(authenticator.clone(), r, &args.authress))
+        .map(|r| crate::authress::routes(authenticator.clone(), policy.clone(), r, &args.authress))
         .transpose()?;
     let forward = Forward::new(
         layer,
@@ -311,6 +324,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
     );
     let admin = Admin {
         auth: authenticator.clone(),
+        policy,
         role: args.admin_role.trim().to_owned(),
         store,
         default_issuer,
@@ -323,6 +337,10 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         admin,
     });
     let grace = Duration::from_secs(args.shutdown_grace);
+    let serve_admin = args.admin_revoke;
+    if serve_admin {
+        tracing::info!(role = %args.admin_role.trim(), "POST /admin/revoke is on");
+    }
     let listen = args.listen;
     let proxy = args.proxy;
     rt.block_on(async move {
@@ -367,12 +385,15 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
                 }
             });
         }
-        let router = Router::new()
+        let mut router = Router::new()
             .route("/auth", any(auth))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics_text))
-            .route("/admin/revoke", post(admin_revoke))
+            .route("/metrics", get(metrics_text));
+        if serve_admin {
+            router = router.route("/admin/revoke", post(admin_revoke));
+        }
+        let router = router
             .with_state(app)
             .merge(kamiwaza)
             .merge(authress.unwrap_or_default());
