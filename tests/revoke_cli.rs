@@ -262,7 +262,7 @@ fn admin_endpoint_revokes_for_the_admin_role_only() {
     let p2_admin = format!("Bearer {}", token("root", "admin", &["project=p2"]));
     let res = post(d, Some(&p2_admin), r#"{"jti":"t-1","iss":""}"#);
     assert_eq!(res.status, 403, "{res:?}");
-    assert!(res.body.contains("project"), "{res:?}");
+    assert!(res.body.contains("insufficient_scope"), "{res:?}");
     let p1_admin = format!("Bearer {}", token("root", "admin", &["project=p1"]));
     let res = post(d, Some(&p1_admin), r#"{"jti":"t-0","iss":""}"#);
     assert_eq!(res.status, 200, "{res:?}");
