@@ -109,7 +109,7 @@ gen() {
 # on this workload here, so that none runs out (a cell that runs out fails; plain axum,
 # which reads no token, may go round the file).
 distinct_rate() {
-    case $1 in HS256) echo 130000 ;; RS256) echo 45000 ;; ES256) echo 20000 ;; EdDSA) echo 32000 ;; esac
+    case $1 in HS256) echo 170000 ;; RS256) echo 45000 ;; ES256) echo 20000 ;; EdDSA) echo 32000 ;; esac
 }
 tokens_for() {
     local alg=$1
