@@ -181,24 +181,25 @@ impl AisRule {
             None => None,
             Some(at) => {
                 let ambiguous = |why| AisDenied::AmbiguousBucket { why };
-                let params = match query {
-                    Some(q) => {
-                        query_params(q).ok_or(ambiguous("the query has `;` or a bad escape"))?
+                let mut from_query = None;
+                if let Some(q) = query {
+                    // Every pair is checked (one bad pair makes the query ambiguous);
+                    // only what is escaped is copied.
+                    for pair in query_params(q) {
+                        let (k, v) = pair.ok_or(ambiguous("the query has `;` or a bad escape"))?;
+                        match &*k {
+                            "namespace" if !v.is_empty() => {
+                                return Err(ambiguous("a namespaced bucket (namespace=)"));
+                            }
+                            "provider" if from_query.is_some() => {
+                                return Err(ambiguous("provider= is given more than once"));
+                            }
+                            "provider" => from_query = Some(v),
+                            _ => {}
+                        }
                     }
-                    None => Vec::new(),
-                };
-                if params
-                    .iter()
-                    .any(|(k, v)| k == "namespace" && !v.is_empty())
-                {
-                    return Err(ambiguous("a namespaced bucket (namespace=)"));
                 }
-                let mut given = params.iter().filter(|(k, _)| k == "provider");
-                let from_query = given.next().map(|(_, v)| v.clone());
-                if given.next().is_some() {
-                    return Err(ambiguous("provider= is given more than once"));
-                }
-                let provider = match self.provider.map(decoded).or(from_query.map(Cow::Owned)) {
+                let provider = match self.provider.map(decoded).or(from_query) {
                     None => "ais",
                     Some(p) => normalize_provider(&p).ok_or(ambiguous("an unknown provider"))?,
                 };
@@ -250,24 +251,27 @@ pub(super) fn judge<'p>(
 }
 
 /// Every `key=value` pair of the query, each decoded as a form value (`+` is a space);
-/// `None` when a pair holds `;` (Go's `url.ParseQuery` drops such pairs, so the backend
-/// would read another query) or a bad escape or non-UTF-8 text.
-fn query_params(query: &str) -> Option<Vec<(String, String)>> {
-    if query.contains(';') {
-        return None;
-    }
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Some((form_decode(k)?, form_decode(v)?))
-        })
-        .collect()
+/// a `None` item when the query holds `;` (Go's `url.ParseQuery` drops such pairs, so the
+/// backend would read another query) or a pair has a bad escape or non-UTF-8 text.
+fn query_params(query: &str) -> impl Iterator<Item = Option<(Cow<'_, str>, Cow<'_, str>)>> {
+    let semicolon = query.contains(';');
+    semicolon.then_some(None).into_iter().chain(
+        query
+            .split('&')
+            .filter(move |pair| !semicolon && !pair.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                Some((form_decode(k)?, form_decode(v)?))
+            }),
+    )
 }
 
 /// A form value decoded strictly: every `%` starts two hex digits, the result is UTF-8.
-fn form_decode(s: &str) -> Option<String> {
+/// Borrowed when nothing is escaped.
+fn form_decode(s: &str) -> Option<Cow<'_, str>> {
+    if !s.contains(['%', '+']) {
+        return Some(Cow::Borrowed(s));
+    }
     let b = s.as_bytes();
     let escapes_ok = b.iter().enumerate().all(|(i, &c)| {
         c != b'%' || (b.get(i + 1..i + 3)).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
@@ -279,7 +283,7 @@ fn form_decode(s: &str) -> Option<String> {
     percent_decode_str(&spaced)
         .decode_utf8()
         .ok()
-        .map(Cow::into_owned)
+        .map(|d| Cow::Owned(d.into_owned()))
 }
 
 #[cfg(test)]
@@ -315,7 +319,11 @@ mod tests {
 
     #[test]
     fn query_pairs_decoded_strictly() {
-        let q = |s| query_params(s);
+        let q = |s| {
+            query_params(s)
+                .map(|p| p.map(|(k, v)| (k.into_owned(), v.into_owned())))
+                .collect::<Option<Vec<(String, String)>>>()
+        };
         assert_eq!(
             q("a=1&prov%69der=s3&x"),
             Some(vec![
