@@ -347,3 +347,107 @@ fn admin_endpoint_without_redis_revokes_in_this_process() {
     assert_eq!(res.status, 401, "{res:?}");
     assert!(res.body.contains("Token revoked"), "{res:?}");
 }
+
+/// What a person pastes (a scheme word, surrounding whitespace) revokes the token itself;
+/// anything that could never verify (a padded or non-JSON header, a bad signature
+/// segment) is a 400 naming the fault: never a 200 that revokes nothing.
+#[test]
+fn pasted_tokens_are_revoked_or_refused_never_acknowledged() {
+    let (_p, addr) = serve(
+        &["--proxy", "caddy", "--admin-revoke"],
+        &[("FEDN_JWT_SECRET_KEY", SECRET)],
+    );
+    let port = addr.port();
+    let admin = format!("Bearer {}", token("root", "admin", &[]));
+    let ask = |t: &str| {
+        let bearer = format!("Bearer {t}");
+        http(
+            port,
+            "GET",
+            "/auth",
+            &[
+                ("X-Forwarded-Method", "POST"),
+                ("X-Forwarded-Uri", "/api/v1/clients/add"),
+                ("Authorization", &bearer),
+            ],
+        )
+    };
+    let post = |text: &str| {
+        let body = serde_json::json!({ "token": text }).to_string();
+        http_body(
+            port,
+            "POST",
+            "/admin/revoke",
+            &[
+                ("Authorization", &admin),
+                ("Content-Type", "application/json"),
+            ],
+            Some(&body),
+        )
+    };
+    let pasted: [fn(&str) -> String; 5] = [
+        |t| format!("Bearer {t}"),
+        |t| format!("bearer   {t}"),
+        |t| format!(" {t}"),
+        |t| format!("{t}\n"),
+        |t| format!("\tToken {t} "),
+    ];
+    for (i, form) in pasted.iter().enumerate() {
+        let t = token(&format!("pasted-{i}"), "client", &[]);
+        assert_eq!(ask(&t).status, 200, "form {i}");
+        let res = post(&form(&t));
+        assert_eq!(res.status, 200, "form {i}: {res:?}");
+        let res = ask(&t);
+        assert_eq!(res.status, 401, "form {i}: revoked nothing: {res:?}");
+        assert!(res.body.contains("Token revoked"), "form {i}: {res:?}");
+    }
+
+    let t = token("never-acknowledged", "client", &[]);
+    let (h, rest) = t.split_once('.').unwrap();
+    let (p, s) = rest.split_once('.').unwrap();
+    for (text, says) in [
+        (
+            format!("{h}=.{p}.{s}"),
+            "header segment is not strict base64url",
+        ),
+        (
+            format!("{h}.{p}.{s}="),
+            "signature segment is not strict base64url",
+        ),
+        (format!("bm9wZQ.{p}.{s}"), "header is not a JSON object"),
+        (format!("{h}.{p}."), "signature segment is empty"),
+        (format!("{h}.{p}"), "three segments"),
+        (format!("Bearer {h} .{p}.{s}"), "whitespace"),
+        (format!("Bea.rer {t}"), "whitespace"),
+    ] {
+        let res = post(&text);
+        assert_eq!(res.status, 400, "{text}: {res:?}");
+        assert!(res.body.contains(says), "{text}: {res:?}");
+    }
+    assert_eq!(ask(&t).status, 200, "nothing was revoked");
+}
+
+/// The command reads a pasted token as the endpoint does (one parser).
+#[test]
+fn the_command_takes_a_pasted_token() {
+    let Some(redis) = redis_server("the_command_takes_a_pasted_token") else {
+        return;
+    };
+    let url = redis.url();
+    let (_a, a) = replica(&url, &[]);
+    let t = token("pasted-cli", "client", &[]);
+    assert_eq!(decide(a, &t).status, 200);
+    let out = revoke_cmd(&url, &["--token", &format!("Bearer {t}")]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    refused_within_a_second(a, &t, "pasted through the command");
+    let (h, rest) = t.split_once('.').unwrap();
+    let out = revoke_cmd(&url, &["--token", &format!("{h}=.{rest}")]);
+    assert!(!out.status.success(), "{:?}", text(&out));
+    assert!(
+        text(&out)
+            .1
+            .contains("header segment is not strict base64url"),
+        "{:?}",
+        text(&out)
+    );
+}

@@ -328,15 +328,36 @@ impl Revocation {
     /// may be unknown here); only its shape and `exp` are read, and only the SHA-256 of its
     /// signing input is kept. A token without `exp` needs
     /// [`token_until`](Self::token_until).
+    ///
+    /// The text may be pasted as it was sent: surrounding whitespace and a scheme word
+    /// (`Bearer <token>`) are taken off. The token itself is read as strictly as the
+    /// verifier reads it: three non-empty strict base64url segments, a header and a payload
+    /// that are JSON objects. Anything that could never verify is an error naming what is
+    /// wrong, so a revocation never names a token no one can present.
+    ///
+    /// ```
+    /// use portcullis::revoke::Revocation;
+    ///
+    /// let token = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3MDAwMDAwMDB9.c2ln";
+    /// let r = Revocation::token(token)?;
+    /// assert_eq!(Revocation::token(&format!(" Bearer {token}\n"))?, r);
+    /// // Padding, a stray character or a non-JSON header can never verify: refused.
+    /// assert!(Revocation::token("eyJhbGciOiJIUzI1NiJ9=.eyJleHAiOjE3MDAwMDAwMDB9.c2ln").is_err());
+    /// assert!(Revocation::token("bm9wZQ.eyJleHAiOjE3MDAwMDAwMDB9.c2ln").is_err());
+    /// # Ok::<(), portcullis::revoke::ChangeError>(())
+    /// ```
     pub fn token(token: &str) -> Result<Self, ChangeError> {
+        let token = pasted(token)?;
         let exp = token_exp(token)?.ok_or_else(|| {
             ChangeError::input("the token has no `exp`; give the expiry with token_until")
         })?;
         Self::token_until(token, exp)
     }
 
-    /// This exact token, until `expires_at` (for tokens without `exp`).
+    /// This exact token, until `expires_at` (for tokens without `exp`). The text is read
+    /// as [`token`](Self::token) reads it.
     pub fn token_until(token: &str, expires_at: u64) -> Result<Self, ChangeError> {
+        let token = pasted(token)?;
         token_exp(token)?;
         Ok(Self::token_sha256(
             sha256(signing_input(token).as_bytes()),
@@ -407,21 +428,59 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     })
 }
 
-/// Reads the `exp` of a compact token without verifying it: three non-empty strict
-/// base64url segments, a JSON object payload.
+/// A token as a person pastes it: surrounding whitespace and an optional scheme word
+/// (`Bearer`, `Token`, `DPoP`: letters, then spaces) are taken off; what is left is the
+/// compact token. Nothing else is trimmed or repaired.
+fn pasted(text: &str) -> Result<&str, ChangeError> {
+    let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
+    let token = match text.split_once(|c: char| c.is_ascii_whitespace()) {
+        Some((scheme, rest)) => {
+            if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err(ChangeError::input(
+                    "the token holds whitespace; give the compact token, optionally after its scheme (`Bearer <token>`)",
+                ));
+            }
+            rest.trim_start_matches(' ')
+        }
+        None => text,
+    };
+    if token.is_empty() || token.bytes().any(|b| b.is_ascii_whitespace()) {
+        return Err(ChangeError::input(
+            "the token holds whitespace; give the compact token, optionally after its scheme (`Bearer <token>`)",
+        ));
+    }
+    Ok(token)
+}
+
+/// Reads the `exp` of a compact token without verifying it, refusing anything that could
+/// never verify: exactly three non-empty segments, each strict base64url (no padding, no
+/// whitespace, canonical trailing bits), a header and a payload that are JSON objects
+/// (no duplicate names), a non-empty signature.
 fn token_exp(token: &str) -> Result<Option<u64>, ChangeError> {
-    let bad = || ChangeError::input("not a compact JWS (three strict base64url segments)");
+    use base64::Engine;
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(bad());
+        return Err(ChangeError::input(
+            "not a compact JWS: it needs exactly three segments separated by dots",
+        ));
     };
-    if h.is_empty() || s.is_empty() {
-        return Err(bad());
-    }
-    use base64::Engine;
-    let payload = strict_b64().decode(p).map_err(|_| bad())?;
+    let segment = |name: &str, text: &str| {
+        if text.is_empty() {
+            return Err(ChangeError::input(format!("the {name} segment is empty")));
+        }
+        strict_b64().decode(text).map_err(|_| {
+            ChangeError::input(format!(
+                "the {name} segment is not strict base64url (no padding `=`, no `+` or `/`, canonical last character)"
+            ))
+        })
+    };
+    let header = segment("header", h)?;
+    json::scan_object(&header, &[])
+        .map_err(|_| ChangeError::input("the header is not a JSON object"))?;
+    let payload = segment("payload", p)?;
+    segment("signature", s)?;
     let [exp] = json::scan_object(&payload, &["exp"])
         .map_err(|_| ChangeError::input("the payload is not a JSON object"))?;
     match exp.map(json::Scalar::of) {

@@ -209,7 +209,8 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
     let ask = Ask {
         jti: args.jti,
         sub: args.subject,
-        token: token.map(|t| crate::verify::bare(&t).to_owned()),
+        // The library reads a pasted token (scheme word, whitespace) as the endpoint does.
+        token,
         iss: args.issuer,
         seconds,
     };
