@@ -533,3 +533,67 @@ async fn an_unreachable_redis_fails_connect_and_a_bad_url_fails_at_once() {
     let err = RedisRevocations::start(&RedisOptions::new("http://nope")).unwrap_err();
     assert_eq!(err.setting(), "redis_url");
 }
+
+/// SECURITY.md D6: a message is a hint, never state. A forged "next version" message
+/// (`<v+1>\n[]`, also malformed ones) published on the channel, followed by a real
+/// revocation through another replica: every replica refuses the revoked token within
+/// 2 s (before, the forged message moved the version, the real change was skipped as old,
+/// and the periodic check saw equal numbers and never resynced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_version_message_never_skips_a_change() {
+    let _serial = SERIAL.lock().await;
+    let Some(server) = redis_server("a_forged_version_message_never_skips_a_change") else {
+        return;
+    };
+    let (a, b, c) = (
+        RedisRevocations::connect(&options(&server)).await.unwrap(),
+        RedisRevocations::connect(&options(&server)).await.unwrap(),
+        RedisRevocations::connect(&options(&server)).await.unwrap(),
+    );
+    let (app_a, app_b, app_c) = (replica(&a), replica(&b), replica(&c));
+    let version = || -> u64 {
+        server
+            .cli(&["GET", "portcullis:revoked:version"])
+            .parse()
+            .unwrap_or(0)
+    };
+    // Round 1: exactly the finding's message; round 2: malformed and far-ahead ones.
+    let rounds: [(&str, fn(u64) -> Vec<String>); 2] = [
+        ("next version", |v| vec![format!("{}\n[]", v + 1)]),
+        ("malformed", |v| {
+            vec![
+                format!("{}", v + 1),
+                format!("{}\nnot json", v + 1),
+                "99999999999\n[]".to_owned(),
+                "garbage".to_owned(),
+                format!("{}\n[]", v + 1),
+            ]
+        }),
+    ];
+    for (round, (name, forged)) in rounds.into_iter().enumerate() {
+        let t = token("ada", &format!("forged-{round}"));
+        for app in [&app_a, &app_b, &app_c] {
+            assert_eq!(status(app, &t).await.0, 200, "{name}");
+        }
+        let v = version();
+        for message in forged(v) {
+            server.cli(&["PUBLISH", "portcullis:revoked:events", &message]);
+        }
+        // The forged messages reach every replica before the real change.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for r in [&a, &b, &c] {
+            assert_eq!(r.status().version, v, "{name}: a message moved a version");
+        }
+        c.revoke_jti(ISS, &format!("forged-{round}"), now() + 3600)
+            .await
+            .unwrap();
+        for (replica, app) in [("a", &app_a), ("b", &app_b), ("c", &app_c)] {
+            within(
+                2 * SECOND,
+                &format!("{name}: replica {replica}"),
+                async || (status(app, &t).await == (401, revoked())).then_some(()),
+            )
+            .await;
+        }
+    }
+}

@@ -1,12 +1,17 @@
 //! The revocation list shared through Redis.
 //!
 //! In Redis: a sorted set `<prefix>revoked` whose members are the entries and whose scores
-//! are their expiries (purged by score), a counter `<prefix>revoked:version`, and a
-//! channel `<prefix>revoked:events` on which each change is published as
-//! `<version>\n<entries>` (a batch of at most 1,000 entries; larger changes are several
-//! batches). A replica applies a message that follows the version it holds and resyncs
-//! in full on any gap. Each change is one Lua script, so the entries, the version and the message
-//! move together.
+//! are their expiries (purged by score), a counter `<prefix>revoked:version`, a hash
+//! `<prefix>revoked:log` holding each version's entries (the last [`LOG`] versions), and a
+//! channel `<prefix>revoked:events` on which each new version number is announced. Each
+//! change (a batch of at most 1,000 entries; larger changes are several batches) is one Lua
+//! script, so the entries, the version and the log move together.
+//!
+//! A replica takes versions and entries only from Redis's own state: a message is a hint
+//! to catch up, never data. On a message, and every resync interval, it reads the counter
+//! and the log entries of the versions it lacks; a gap the log no longer covers, or a
+//! counter behind its own (a restarted Redis), is a full resync. So a forged or malformed
+//! message costs at most one catch-up and can never make a replica skip a change.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,16 +25,22 @@ use super::sync::{self, Health, RedisOptions, SyncStatus, Target, Task};
 use super::{ChangeError, Key, List, Revocation, RevocationStore, TokenRef, Verdict, hex};
 use crate::error::ConfigError;
 
-/// Most entries written by one script, and published inline in its message.
+/// Most entries written by one script (one version).
 const BATCH: usize = 1_000;
 
-/// Adds entries (score = expiry, kept at the later one), bumps the version, publishes.
+/// How many versions the log keeps: a replica further behind resyncs in full.
+pub(crate) const LOG: u64 = 256;
+
+/// Adds entries (score = expiry, kept at the later one), bumps the version, logs the
+/// version's entries (dropping the one `LOG` versions back), announces the version.
 const REVOKE: &str = r"
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   redis.call('ZADD', KEYS[1], 'GT', ARGV[i], ARGV[i + 1])
 end
 local v = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', ARGV[1], v .. '\n' .. ARGV[2])
+redis.call('HSET', KEYS[3], v, ARGV[2])
+redis.call('HDEL', KEYS[3], v - tonumber(ARGV[3]))
+redis.call('PUBLISH', ARGV[1], v)
 return v
 ";
 
@@ -82,10 +93,9 @@ fn parse(member: &str, expires_at: u64) -> Option<Revocation> {
 struct Shared {
     list: List,
     version: AtomicU64,
-    /// Redis's version at the previous check.
-    seen: AtomicU64,
     zset: String,
     version_key: String,
+    log_key: String,
     channel: String,
     keep: u64,
     timeout: Duration,
@@ -113,7 +123,11 @@ impl Shared {
             )
             .to_string();
             let mut call = self.script.key(&self.zset);
-            call.key(&self.version_key).arg(&self.channel).arg(inline);
+            call.key(&self.version_key)
+                .key(&self.log_key)
+                .arg(&self.channel)
+                .arg(inline)
+                .arg(LOG);
             for r in chunk {
                 call.arg(r.expires_at).arg(member(r));
             }
@@ -195,62 +209,64 @@ impl Target for Shared {
         if full {
             return self.full(con).await;
         }
-        let (version, _): (Option<u64>, u64) = redis::pipe()
-            .cmd("GET")
-            .arg(&self.version_key)
-            .cmd("ZREMRANGEBYSCORE")
+        let _: u64 = redis::cmd("ZREMRANGEBYSCORE")
             .arg(&self.zset)
             .arg("-inf")
             .arg(format!("({cutoff}"))
             .query_async(con)
             .await?;
-        let remote = version.unwrap_or(0);
-        let local = self.version.load(Relaxed);
-        // Behind by versions whose messages may still be on their way: resync only if the
-        // copy has not caught up with what the previous check saw. Ahead (a restarted,
-        // emptied Redis): resync now.
-        let behind_before = self.seen.swap(remote, Relaxed);
-        if remote < local || (remote > local && behind_before > local) {
-            return self.full(con).await;
-        }
-        Ok(())
+        self.catch_up(con).await
     }
 
     async fn messages(
         &self,
         con: &mut ConnectionManager,
-        payloads: &[String],
+        _payloads: &[String],
     ) -> redis::RedisResult<()> {
-        let start = self.version.load(Relaxed);
-        let mut local = start;
+        // A message only says that something may have changed: what changed is read from
+        // Redis, so a forged message cannot move a version or skip a change.
+        self.catch_up(con).await
+    }
+}
+
+impl Shared {
+    /// Brings the copy up to Redis's version from the log, or in full when the log does
+    /// not cover the gap (or Redis is behind the copy: restarted and emptied).
+    async fn catch_up(&self, con: &mut ConnectionManager) -> redis::RedisResult<()> {
+        let remote: Option<u64> = redis::cmd("GET")
+            .arg(&self.version_key)
+            .query_async(con)
+            .await?;
+        let remote = remote.unwrap_or(0);
+        let local = self.version.load(Relaxed);
+        if remote == local {
+            return Ok(());
+        }
+        if remote < local || remote - local > LOG {
+            return self.full(con).await;
+        }
+        let mut get = redis::cmd("HMGET");
+        get.arg(&self.log_key);
+        for v in local + 1..=remote {
+            get.arg(v);
+        }
+        let logged: Vec<Option<String>> = get.query_async(con).await?;
         let mut revs = Vec::new();
-        for payload in payloads {
-            let (v, entries) = payload.split_once('\n').unwrap_or((payload, ""));
-            let Ok(v) = v.parse::<u64>() else {
-                continue;
-            };
-            if v <= local {
-                continue;
-            }
-            let inline: Option<Vec<Revocation>> = (v == local + 1)
-                .then(|| serde_json::from_str::<Vec<(String, u64)>>(entries).ok())
-                .flatten()
+        for entries in &logged {
+            let batch: Option<Vec<Revocation>> = entries
+                .as_deref()
+                .and_then(|e| serde_json::from_str::<Vec<(String, u64)>>(e).ok())
                 .and_then(|e| e.iter().map(|(m, exp)| parse(m, *exp)).collect());
-            match inline {
-                Some(batch) => {
-                    revs.extend(batch);
-                    local = v;
-                }
-                // A gap (a missed message, another replica's write-back): resync.
+            match batch {
+                Some(batch) => revs.extend(batch),
+                // Trimmed from the log, or not readable: read everything.
                 None => return self.full(con).await,
             }
         }
-        if local != start {
-            self.list.insert(revs, self.cutoff());
-            let _ = self
-                .version
-                .compare_exchange(start, local, Relaxed, Relaxed);
-        }
+        self.list.insert(revs, self.cutoff());
+        let _ = self
+            .version
+            .compare_exchange(local, remote, Relaxed, Relaxed);
         Ok(())
     }
 }
@@ -337,9 +353,9 @@ impl RedisRevocations {
         let shared = Arc::new(Shared {
             list: List::default(),
             version: AtomicU64::new(0),
-            seen: AtomicU64::new(0),
             zset: options.key("revoked"),
             version_key: options.key("revoked:version"),
+            log_key: options.key("revoked:log"),
             channel: options.key("revoked:events"),
             keep: options.keep(),
             timeout: options.timeout_value(),
