@@ -367,6 +367,51 @@ async fn r4_dot_segments_are_400_through_the_layer() {
     }
 }
 
+/// SECURITY.md R4: a dot segment followed by a path parameter (`..;`, `.;x`, also
+/// percent-encoded) is a dot segment: Tomcat, Jetty and Spring drop the parameter and walk
+/// up, so `/public/..;/admin/x` would otherwise pass as public and reach `/admin/x`.
+#[tokio::test]
+async fn r4_dot_segments_with_a_path_parameter_are_400() {
+    let policy = Policy::builder()
+        .allow("*", "/admin/{*rest}", ["admin"])
+        .allow("*", "/api/{*rest}", ["client"])
+        .public_prefix("/public")
+        .build()
+        .unwrap();
+    let app = guarded(hs_builder().build().unwrap(), policy.clone());
+    let client = with_role("client");
+    for path in [
+        "/public/..;/admin/x",
+        "/public/..;x/admin/x",
+        "/public/%2e%2e;/admin/x",
+        "/public/%2E%2e;jsessionid=1/admin/x",
+        "/public/.;/admin",
+        "/public/.;x",
+        "/api/..;/admin/x",
+        "/api/.%2e;/admin/x",
+        "/public/..%3b/admin/x",
+        "/public/a%2F..;/admin",
+    ] {
+        assert_answer(&send(&app, "GET", path, None).await, BAD_PATH, path);
+        assert_answer(
+            &send(&app, "GET", path, Some(&client)).await,
+            BAD_PATH,
+            path,
+        );
+        assert!(policy.target(&Method::GET, path).is_err(), "{path}");
+    }
+    // Parameters on ordinary segments, and dots that are not a whole segment, still pass.
+    for path in [
+        "/api/items;v=1",
+        "/api/..x;y",
+        "/api/...;x",
+        "/api/a;..",
+        "/api/;x",
+    ] {
+        assert_ok(&send(&app, "GET", path, Some(&client)).await, path);
+    }
+}
+
 #[tokio::test]
 async fn r4_encoded_slash_does_not_split_a_segment() {
     let policy = Policy::builder()

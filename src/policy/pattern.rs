@@ -132,12 +132,13 @@ impl<'a> Iterator for Segs<'a> {
 }
 
 /// Checks a raw path (no query) without allocating: it starts with `/`, has at most
-/// [`MAX_SEGMENTS`] segments, and no `.` or `..` segment, also percent-encoded.
+/// [`MAX_SEGMENTS`] segments, and no `.` or `..` segment, also percent-encoded or before
+/// a `;` path parameter.
 pub(super) fn check_path(path: &str) -> Result<(), AuthError> {
     if !path.starts_with('/') {
         return Err(AuthError::invalid_request(Reason::BadPath));
     }
-    let encoded = path.as_bytes().contains(&b'%');
+    let encoded = path.as_bytes().iter().any(|&b| b == b'%' || b == b';');
     for (i, seg) in Segs::of(path).enumerate() {
         if i == MAX_SEGMENTS {
             return Err(AuthError::invalid_request(Reason::BadPath));
@@ -154,31 +155,44 @@ pub(crate) const MAX_SEGMENTS: usize = 256;
 
 /// Whether a raw segment is `.` or `..`, also percent-encoded, or holds one once an
 /// encoded slash or backslash is decoded (`..%2F..`): a server behind us that decodes and
-/// normalises would otherwise walk out of the matched route. Never allocates.
+/// normalises would otherwise walk out of the matched route. A dot segment followed by a
+/// path parameter (`..;x`, `.;`, `%2e%2e;x`) counts too: Tomcat, Jetty and Spring drop the
+/// parameter and then walk up. Never allocates.
 pub(crate) fn has_dot_segment(seg: &str) -> bool {
     if seg == "." || seg == ".." {
         return true;
     }
-    if !seg.contains('%') {
+    if !seg.contains(['%', ';']) {
         return false;
     }
-    // Pieces between decoded separators: a piece of one or two dots is a dot segment.
+    // Pieces between decoded separators: a piece of one or two dots, up to a `;` (a path
+    // parameter, raw or encoded), is a dot segment.
+    let dot = |dots: usize, only_dots: bool| only_dots && (1..=2).contains(&dots);
     let mut dots = 0usize;
     let mut only_dots = true;
+    let mut in_param = false;
     for b in percent_decode_str(seg) {
         match b {
             b'/' | b'\\' => {
-                if only_dots && (1..=2).contains(&dots) {
+                if !in_param && dot(dots, only_dots) {
                     return true;
                 }
                 dots = 0;
                 only_dots = true;
+                in_param = false;
+            }
+            _ if in_param => {}
+            b';' => {
+                if dot(dots, only_dots) {
+                    return true;
+                }
+                in_param = true;
             }
             b'.' => dots += 1,
             _ => only_dots = false,
         }
     }
-    only_dots && (1..=2).contains(&dots)
+    !in_param && dot(dots, only_dots)
 }
 
 /// A public or URL prefix, matched on whole segments.
@@ -186,6 +200,9 @@ pub(crate) fn has_dot_segment(seg: &str) -> bool {
 pub(super) struct Prefix {
     segs: Vec<String>,
     source: std::sync::Arc<str>,
+    /// A public prefix from the environment: it wins over rules it shadows (they are
+    /// dropped with a warning) instead of failing the build.
+    pub(super) overrides: bool,
 }
 
 impl Prefix {
@@ -212,6 +229,7 @@ impl Prefix {
         Ok(Self {
             segs,
             source: source.into(),
+            overrides: false,
         })
     }
 
@@ -319,12 +337,14 @@ mod tests {
     fn dot_segments_match_the_decoded_pieces() {
         let naive = |seg: &str| {
             let decoded = percent_decode_str(seg).collect::<Vec<u8>>();
+            // A piece up to its first `;` (a path parameter) of one or two dots.
+            let dot = |piece: &[u8]| {
+                let head = piece.split(|&b| b == b';').next().unwrap_or_default();
+                head == b"." || head == b".."
+            };
             seg == "."
                 || seg == ".."
-                || seg.contains('%')
-                    && decoded
-                        .split(|&b| b == b'/' || b == b'\\')
-                        .any(|piece| piece == b"." || piece == b"..")
+                || seg.contains(['%', ';']) && decoded.split(|&b| b == b'/' || b == b'\\').any(dot)
         };
         for seg in [
             ".",
@@ -343,6 +363,18 @@ mod tests {
             "%zz",
             "a.b",
             ".x%2F",
+            "..;",
+            "..;x",
+            ".;",
+            ".;x;y",
+            "%2e%2e;x",
+            "..%3Bx",
+            "...;x",
+            "a;..",
+            ";..",
+            "x%2F..;y",
+            "..;x%2F..",
+            "..x;",
         ] {
             assert_eq!(has_dot_segment(seg), naive(seg), "{seg}");
         }
