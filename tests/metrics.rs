@@ -319,6 +319,70 @@ fn wait_ready(addr: std::net::SocketAddr) {
     panic!("/readyz never turned 200");
 }
 
+/// SECURITY.md D5: with an issuer pattern, the key-set metrics are labelled by the
+/// pattern, never by a token's `iss`: 60 made-up issuers that match the pattern (each
+/// costs a failed discovery) add no series.
+#[test]
+fn issuer_pattern_metrics_never_take_a_label_from_a_token() {
+    let _turn = BOUND
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let series = || -> std::collections::BTreeSet<String> {
+        handle
+            .render()
+            .lines()
+            .filter(|l| l.starts_with("portcullis_jwks_"))
+            .map(|l| l.rsplit_once(' ').map_or(l, |(k, _)| k).to_owned())
+            .collect()
+    };
+    metrics::with_local_recorder(&recorder, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use portcullis::TenantOptions;
+            use portcullis::test_util::TestIssuer;
+            let idp = TestIssuer::with_realms(Algorithm::ES256, ["a"])
+                .await
+                .unwrap();
+            let base = idp.realm("a");
+            let root = base.trim_end_matches("/a");
+            let pattern = format!("{root}/*");
+            let auth = Authenticator::builder()
+                .issuer_pattern(&pattern)
+                .tenant_options(TenantOptions::new().discoveries_per_minute(1_000))
+                .build()
+                .unwrap();
+            let claims =
+                |iss: &str| serde_json::json!({"sub": "s", "iss": iss, "exp": 4_000_000_000u64});
+            let ok = idp.mint_in("a", &claims(&base));
+            assert!(auth.verify_async(&ok).await.is_ok());
+            let made_up = |i: u32| idp.mint_in("a", &claims(&format!("{root}/made-up-{i}")));
+            assert!(auth.verify_async(&made_up(0)).await.is_err());
+            let before = series();
+            for i in 1..=60 {
+                assert!(auth.verify_async(&made_up(i)).await.is_err());
+            }
+            assert!(
+                idp.discovery_requests() >= 60,
+                "each made-up issuer was tried"
+            );
+            let after = series();
+            assert_eq!(after, before, "new metric series from token issuers");
+            assert!(!after.is_empty());
+            for s in &after {
+                assert!(
+                    s.contains(&format!(r#"issuer="{pattern}""#)),
+                    "a label not from configuration: {s}"
+                );
+            }
+        });
+    });
+}
+
 #[test]
 fn serve_reports_key_set_fetches_ages_unknown_kids_and_readiness() {
     let dir = TempDir::new("metrics");

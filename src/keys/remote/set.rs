@@ -99,6 +99,9 @@ impl Pending {
 /// One remote key set: a JWK set URL or an OIDC issuer.
 pub(crate) struct RemoteSet {
     source: Source,
+    /// The metric label: the configured URL or issuer, or for a set found through an
+    /// issuer pattern the pattern itself (never a value taken from a token).
+    label: Arc<str>,
     fetcher: Arc<Fetcher>,
     state: ArcSwap<Snapshot>,
     gates: Gates,
@@ -115,9 +118,20 @@ pub(crate) struct RemoteSet {
 }
 
 impl RemoteSet {
+    /// A set whose metric label is its configured URL or issuer.
     pub(super) fn new(source: Source, fetcher: Arc<Fetcher>) -> Arc<Self> {
+        let label = match &source {
+            Source::Jwks(url) => Arc::from(url.as_str()),
+            Source::Oidc { issuer, .. } => Arc::from(issuer.as_str()),
+        };
+        Self::labelled(source, fetcher, label)
+    }
+
+    /// A set reported under `label` (an issuer pattern's sets share their pattern's).
+    pub(super) fn labelled(source: Source, fetcher: Arc<Fetcher>, label: Arc<str>) -> Arc<Self> {
         Arc::new(Self {
             source,
+            label,
             fetcher,
             state: ArcSwap::from_pointee(Snapshot {
                 keys: None,
@@ -342,7 +356,7 @@ impl RemoteSet {
         // The flight before the cooldown: see `need`.
         self.gates.flight.store(true, Release);
         if why == Why::Miss {
-            crate::metrics::unknown_kid_refetch(self.name());
+            crate::metrics::unknown_kid_refetch(&self.label);
             let next = now.saturating_add(self.fetcher.timing.cooldown);
             self.gates.miss_at.store(next, Release);
         }
@@ -392,7 +406,7 @@ impl RemoteSet {
             )),
         };
         let now = self.fetcher.clock.now();
-        crate::metrics::key_set_fetch(self.name(), result.is_ok());
+        crate::metrics::key_set_fetch(&self.label, result.is_ok());
         match result {
             Ok((keys, max_age)) => self.install(keys, max_age, now),
             Err((trouble, e)) => self.failed(&mut self.lock(), trouble, e, now),

@@ -94,6 +94,8 @@ impl TenantOptions {
 /// whole segment.
 #[derive(Debug, Clone)]
 struct Pattern {
+    /// The pattern as configured: the metric label of the key sets it finds.
+    label: Arc<str>,
     origin: String,
     segments: Vec<Option<String>>,
     kind: Kind,
@@ -149,6 +151,7 @@ impl Pattern {
             ));
         }
         Ok(Self {
+            label: Arc::from(pattern),
             origin,
             segments,
             kind: Kind::Oidc,
@@ -157,8 +160,10 @@ impl Pattern {
 
     /// `<origin>/v1/clients/*` for one Authress account.
     fn authress(clients: &AuthressServiceClients, allow_http: bool) -> Result<Self, ConfigError> {
+        let origin = clients.origin(allow_http)?;
         Ok(Self {
-            origin: clients.origin(allow_http)?,
+            label: Arc::from(format!("{origin}/v1/clients/*")),
+            origin,
             segments: vec![Some("v1".into()), Some("clients".into()), None],
             kind: Kind::Authress {
                 audience: clients.audience(),
@@ -367,10 +372,13 @@ impl Tenants {
             );
             return None;
         }
-        let authress = self
+        // An Authress pattern that matches decides where the keys are, as before.
+        let pattern = self
             .patterns
             .iter()
-            .any(|p| matches!(p.kind, Kind::Authress { .. }) && p.matches(iss));
+            .filter(|p| p.matches(iss))
+            .max_by_key(|p| matches!(p.kind, Kind::Authress { .. }))?;
+        let authress = matches!(pattern.kind, Kind::Authress { .. });
         let base = iss.trim_end_matches('/');
         let source = if authress {
             // Where the Authress SDKs' verifiers read a service client's keys.
@@ -393,7 +401,8 @@ impl Tenants {
                 discovery,
             }
         };
-        let set = RemoteSet::new(source, self.fetcher.clone());
+        // Metrics name the pattern, never the token's `iss`: label values stay bounded.
+        let set = RemoteSet::labelled(source, self.fetcher.clone(), pattern.label.clone());
         pending.insert(iss.into(), set.clone());
         Some(set)
     }
