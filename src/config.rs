@@ -6,7 +6,7 @@
 //! | `FEDN_JWT_SECRET_KEY` | HMAC secret; under an asymmetric `FEDN_JWT_ALGORITHM` (RS256, ES256, EdDSA...) the PEM public key, as FEDn reads it | none |
 //! | `FEDN_JWT_ALGORITHM` | the keys' algorithm (HMAC secret or PEM key) | `HS256` |
 //! | `FEDN_AUTH_SCHEME` | accepted scheme name | `Bearer` |
-//! | `FEDN_AUTH_WHITELIST_URL_PREFIX` | public prefixes (comma-separated) | none |
+//! | `FEDN_AUTH_WHITELIST_URL_PREFIX` | public prefixes (comma-separated); they win over the rules of the FEDn policy, the policy file and your code: a rule a prefix fully shadows is dropped with a warning naming both | none |
 //! | `FEDN_AUTH_WHITELIST_URL` | same, FEDn's documented name | none |
 //! | `FEDN_CUSTOM_URL_PREFIX` | routes are also served under this prefix | none |
 //! | `FEDN_JWT_CUSTOM_CLAIM_KEY` / `_VALUE` | a required claim and its value | none |
@@ -373,7 +373,8 @@ impl EnvConfig {
         for name in ["FEDN_AUTH_WHITELIST_URL_PREFIX", "FEDN_AUTH_WHITELIST_URL"] {
             for p in get(name).iter().flat_map(|v| list(v)) {
                 crate::policy::check_prefix(p).map_err(|e| ConfigError::new(name, e))?;
-                policy = policy.public_prefix(p);
+                // The operator's prefix wins over the preset's and the code's rules.
+                policy = policy.public_prefix_overriding(p);
             }
         }
         if let Some(p) = get("FEDN_CUSTOM_URL_PREFIX") {

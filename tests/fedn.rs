@@ -759,3 +759,132 @@ fn unknown_algorithm_is_a_config_error() {
     ]);
     assert_eq!(err.setting(), "FEDN_JWT_ALGORITHM", "{err}");
 }
+
+/// FEDn accepts a public prefix over routes its own policy guards: the operator makes
+/// them public. A prefix from the environment wins over the rules of the FEDn preset and
+/// of the application's code (the shadowed rules are dropped with a warning), where it
+/// used to stop the service at start.
+#[tokio::test]
+async fn environment_prefixes_win_over_preset_and_code_rules() {
+    for prefix in ["/api/v1/clients", "/api/v1"] {
+        let app = fedn(&[
+            ("FEDN_JWT_SECRET_KEY", SECRET),
+            ("FEDN_AUTH_WHITELIST_URL_PREFIX", prefix),
+        ]);
+        check_ok(
+            &send(&app, "POST", "/api/v1/clients/add", None).await,
+            "added",
+            prefix,
+        );
+        check_ok(
+            &send(&app, "GET", "/api/v1/clients/", None).await,
+            "[]",
+            prefix,
+        );
+        // Outside the prefix, nothing changed.
+        check(
+            &send(&app, "GET", "/api/v2/x", None).await,
+            BEARER_MISSING,
+            prefix,
+        );
+    }
+    // `FEDN_AUTH_WHITELIST_URL=/me` beside the code's rule for `/me`.
+    let (_, policy) = lookup(&[
+        ("FEDN_JWT_SECRET_KEY", SECRET),
+        ("FEDN_AUTH_WHITELIST_URL", "/me"),
+    ])
+    .unwrap()
+    .map_policy(|p| p.allow("GET", "/me", ["*"]))
+    .build()
+    .unwrap();
+    assert!(
+        policy
+            .target(&http::Method::GET, "/me")
+            .unwrap()
+            .is_public()
+    );
+    assert!(
+        !policy
+            .target(&http::Method::GET, "/mex")
+            .unwrap()
+            .is_public()
+    );
+    // A rule and a prefix written in the same source still fail to build.
+    let err = lookup(&[("FEDN_JWT_SECRET_KEY", SECRET)])
+        .unwrap()
+        .map_policy(|p| p.public_prefix("/me").allow("GET", "/me", ["*"]))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("public prefix `/me`"), "{err}");
+}
+
+/// The quickstart itself starts with those variables, and a request under the prefix is
+/// public (the example binary that `cargo test` builds).
+#[test]
+fn the_quickstart_starts_with_environment_prefixes_over_its_rules() {
+    use std::io::{BufRead, Read, Write};
+    let exe = std::env::current_exe().unwrap();
+    let examples = exe.parent().unwrap().parent().unwrap().join("examples");
+    let bin = examples.join(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.is_file(), "{} not built", bin.display());
+    for (var, value, path) in [
+        (
+            "FEDN_AUTH_WHITELIST_URL_PREFIX",
+            "/api/v1/clients",
+            "/api/v1/clients/",
+        ),
+        ("FEDN_AUTH_WHITELIST_URL", "/me", "/health"),
+    ] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let grpc = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new(&bin)
+            .env("PORT", port.to_string())
+            .env("GRPC_PORT", grpc.to_string())
+            .env("FEDN_JWT_SECRET_KEY", SECRET)
+            .env(var, value)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut seen = String::new();
+        let started = loop {
+            let mut line = String::new();
+            if out.read_line(&mut line).unwrap_or(0) == 0 {
+                break false;
+            }
+            seen.push_str(&line);
+            if line.contains("listening on") {
+                break true;
+            }
+        };
+        if !started {
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            let _ = child.kill();
+            panic!("{var}={value}: the quickstart did not start: {seen}{err}");
+        }
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            conn,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut res = String::new();
+        conn.read_to_string(&mut res).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            res.starts_with("HTTP/1.1 200"),
+            "{var}={value}: {path} without a token: {res}"
+        );
+    }
+}

@@ -25,6 +25,8 @@ pub struct PolicyBuilder {
     grpc_user_agents: Vec<(String, Vec<String>)>,
     grpc_unmatched: Unmatched,
     public: Vec<String>,
+    /// Public prefixes from the environment, which win over the rules they shadow.
+    public_overriding: Vec<String>,
     url_prefix: Option<String>,
     required_claims: Vec<(String, String)>,
     unmatched: Unmatched,
@@ -289,6 +291,16 @@ impl PolicyBuilder {
         self
     }
 
+    /// A public prefix set by the operator outside the code (`FEDN_AUTH_WHITELIST_URL_PREFIX`,
+    /// `FEDN_AUTH_WHITELIST_URL`): it wins over the rules of presets and application code.
+    /// A rule it fully shadows is dropped, with one warning naming the rule and the prefix,
+    /// instead of failing [`build`](Self::build) (FEDn accepts that set-up: the operator
+    /// makes those routes public).
+    pub(crate) fn public_prefix_overriding(mut self, prefix: impl Into<String>) -> Self {
+        self.public_overriding.push(prefix.into());
+        self
+    }
+
     /// The application also serves every route under this prefix (FEDn's
     /// `FEDN_CUSTOM_URL_PREFIX`), so rules match a path both as it stands and with the
     /// prefix stripped: with the prefix `/internal`, a rule on `/api/v1/clients/add` also
@@ -372,10 +384,10 @@ impl PolicyBuilder {
     /// assert!(err.to_string().contains("public prefix `/health`"));
     /// ```
     pub fn build(self) -> Result<Policy, ConfigError> {
-        let parsed = self.parse()?;
-        check_shadows(&parsed)?;
+        let mut parsed = self.parse()?;
+        check_shadows(&mut parsed)?;
         #[cfg(feature = "aistore")]
-        check_ais_shadows(&parsed)?;
+        check_ais_shadows(&mut parsed)?;
         Ok(Policy::from_index(index::compile(parsed)))
     }
 
@@ -431,11 +443,20 @@ impl PolicyBuilder {
                 any_role,
             });
         }
+        // The prefixes written beside the rules come first, so that a rule they shadow is
+        // reported even when an overriding prefix shadows it too.
         let public = self
             .public
             .iter()
-            .map(|p| Prefix::parse(p).map_err(|e| ConfigError::new("public prefix", e)))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|p| (p, false))
+            .chain(self.public_overriding.iter().map(|p| (p, true)))
+            .map(|(p, overrides)| {
+                let mut prefix =
+                    Prefix::parse(p).map_err(|e| ConfigError::new("public prefix", e))?;
+                prefix.overrides = overrides;
+                Ok(prefix)
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         let url_prefix = match self.url_prefix.as_deref() {
             None | Some("") => None,
             Some(p) => Some(Prefix::parse(p).map_err(|e| ConfigError::new("url prefix", e))?),
@@ -491,45 +512,77 @@ impl PolicyBuilder {
     }
 }
 
-/// Refuses the first AIStore rule (as written) that a public prefix fully shadows.
-#[cfg(feature = "aistore")]
-fn check_ais_shadows(parsed: &Parsed) -> Result<(), ConfigError> {
-    for (i, rule) in parsed.ais.iter().enumerate() {
-        if let Some(p) = parsed.shadowing_prefix(rule.pattern()) {
-            let (methods, pattern) = rule.describe();
-            return Err(ConfigError::new(
-                format!("ais rule {i} ({methods} {pattern})"),
-                format!(
-                    "the public prefix `{}` covers every path this rule matches, so the rule can never apply; remove the rule or the public prefix",
-                    p.source()
-                ),
-            ));
-        }
+/// A rule fully shadowed by `prefix`: an error when the prefix was written beside it, a
+/// dropped rule and a warning when the prefix came from the environment.
+fn shadowed(setting: &str, prefix: &Prefix) -> Result<(), ConfigError> {
+    if prefix.overrides {
+        tracing::warn!(
+            rule = setting,
+            prefix = %prefix.source(),
+            "the public prefix from the environment covers every path of this rule; the rule is dropped and those paths are public"
+        );
+        return Ok(());
     }
+    Err(ConfigError::new(
+        setting,
+        format!(
+            "the public prefix `{}` covers every path this rule matches, so the rule can never apply; remove the rule or the public prefix",
+            prefix.source()
+        ),
+    ))
+}
+
+/// Refuses the first AIStore rule (as written) that a public prefix written beside it
+/// fully shadows; drops those an environment prefix shadows.
+#[cfg(feature = "aistore")]
+fn check_ais_shadows(parsed: &mut Parsed) -> Result<(), ConfigError> {
+    let mut keep = Vec::with_capacity(parsed.ais.len());
+    for (i, rule) in parsed.ais.iter().enumerate() {
+        let shadow = match parsed.shadowing_prefix(rule.pattern()) {
+            Some(p) => {
+                let (methods, pattern) = rule.describe();
+                shadowed(&format!("ais rule {i} ({methods} {pattern})"), p)?;
+                true
+            }
+            None => false,
+        };
+        keep.push(!shadow);
+    }
+    let mut keep = keep.into_iter();
+    parsed.ais.retain(|_| keep.next().unwrap_or(true));
     Ok(())
 }
 
-/// Refuses the first rule (as written) that a public entry fully shadows.
-fn check_shadows(parsed: &Parsed) -> Result<(), ConfigError> {
+/// Refuses the first rule (as written) that a public entry written beside it fully
+/// shadows; drops those an environment prefix shadows.
+fn check_shadows(parsed: &mut Parsed) -> Result<(), ConfigError> {
+    let mut keep = Vec::with_capacity(parsed.rules.len());
     for rule in &parsed.rules {
         let shadow = match &rule.matcher {
-            Matcher::Http { pattern, .. } => parsed.shadowing_prefix(pattern).map(|p| {
-                format!(
-                    "the public prefix `{}` covers every path this rule matches, so the rule can never apply; remove the rule or the public prefix",
-                    p.source()
-                )
-            }),
-            Matcher::Grpc(pattern) => parsed.shadowing_grpc(pattern).map(|p| {
-                format!(
-                    "the public gRPC method `{}` covers every method this rule names, so the rule can never apply; remove the rule or the public method",
-                    p.source()
-                )
-            }),
+            Matcher::Http { pattern, .. } => match parsed.shadowing_prefix(pattern) {
+                Some(p) => {
+                    shadowed(&rule.setting, p)?;
+                    true
+                }
+                None => false,
+            },
+            Matcher::Grpc(pattern) => match parsed.shadowing_grpc(pattern) {
+                Some(p) => {
+                    return Err(ConfigError::new(
+                        &rule.setting,
+                        format!(
+                            "the public gRPC method `{}` covers every method this rule names, so the rule can never apply; remove the rule or the public method",
+                            p.source()
+                        ),
+                    ));
+                }
+                None => false,
+            },
         };
-        if let Some(why) = shadow {
-            return Err(ConfigError::new(&rule.setting, why));
-        }
+        keep.push(!shadow);
     }
+    let mut keep = keep.into_iter();
+    parsed.rules.retain(|_| keep.next().unwrap_or(true));
     Ok(())
 }
 
