@@ -243,7 +243,7 @@ pub use authz::Authz;
 pub use authz::FileWatch;
 pub use authz::{
     AccessDecision, AccessList, AccessReason, Authorizer, Grant, MemoryStore, Record, RecordSet,
-    RecordSetBuilder, RecordStore, Statement, Subject, Via, resource_uri,
+    RecordSetBuilder, RecordStore, Statement, Subject, UserId, Via, resource_uri,
 };
 pub use clock::Clock;
 pub use config::{EnvConfig, UnknownTargets};

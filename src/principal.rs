@@ -171,6 +171,11 @@ impl Principal {
         }
     }
 
+    /// The `iss` claim, when it is a string.
+    pub fn issuer(&self) -> Option<&str> {
+        self.claim("iss").and_then(serde_json::Value::as_str)
+    }
+
     /// The `sub` claim, when it is a string.
     pub fn subject(&self) -> Option<&str> {
         self.inner.id.subject.then(|| self.string(0))

@@ -1075,3 +1075,169 @@ fn resource_uri_keeps_a_decoded_slash_inside_its_segment() {
             .is_allowed()
     );
 }
+
+const ALPHA: &str = "https://alpha.example";
+const BETA: &str = "https://beta.example";
+
+/// An authenticator that accepts tokens of two issuers (tenants alpha and beta).
+fn two_issuers() -> Authenticator {
+    Authenticator::builder()
+        .hmac_secret(SECRET)
+        .issuer(ALPHA)
+        .issuer(BETA)
+        .build()
+        .unwrap()
+}
+
+fn tenant_token(iss: &str, sub: &str) -> String {
+    portcullis::Signer::hmac(Algorithm::HS256, SECRET)
+        .unwrap()
+        .sign(&json!({"iss": iss, "sub": sub, "exp": 4_000_000_000u64}))
+        .unwrap()
+}
+
+/// SECURITY.md R6: with several issuers a subject is (issuer, sub). Records that name
+/// bare users beside two issuers fail to bind, naming the first bare user and the fix;
+/// users qualified by issuer (in code and in files), or a record set naming its one
+/// issuer, decide per issuer: tenant beta's `ada` never gets alpha's `ada`'s grants.
+#[tokio::test]
+async fn r6_several_issuers_need_qualified_users() {
+    let auth = two_issuers();
+    let toml_bare = r#"
+        [roles]
+        reader = ["documents:read"]
+        [groups]
+        staff = ["grace"]
+        [[records]]
+        id = "docs"
+        [[records.statements]]
+        roles = ["reader"]
+        resources = ["/documents"]
+        users = ["ada"]
+    "#;
+    for (set, at) in [
+        (
+            RecordSet::from_toml_str(toml_bare).unwrap(),
+            "groups.staff[0]",
+        ),
+        (
+            RecordSet::builder()
+                .role("reader", ["documents:read"])
+                .record(
+                    Record::new("docs").statement(
+                        Statement::new()
+                            .roles(["reader"])
+                            .resources(["/documents"])
+                            .users(["ada"]),
+                    ),
+                )
+                .build()
+                .unwrap(),
+            "records[0].statements[0].users[0]",
+        ),
+    ] {
+        let err = Authorizer::new(set).issuers_of(&auth).unwrap_err();
+        assert_eq!(err.setting(), at, "{err}");
+        let text = err.to_string();
+        assert!(text.contains("names no issuer"), "{text}");
+        assert!(text.contains("iss = "), "{text}");
+        assert!(text.contains("`issuer = "), "{text}");
+    }
+    // One issuer: bare users bind as before.
+    let one = Authenticator::builder()
+        .hmac_secret(SECRET)
+        .issuer(ALPHA)
+        .build()
+        .unwrap();
+    assert!(!one.accepts_several_issuers() && auth.accepts_several_issuers());
+    Authorizer::new(RecordSet::from_toml_str(toml_bare).unwrap())
+        .issuers_of(&one)
+        .unwrap();
+
+    // Qualified users in a file (statements and groups), and a set naming its issuer.
+    let qualified = format!(
+        r#"
+        [roles]
+        reader = ["documents:read"]
+        [groups]
+        staff = [{{ iss = "{ALPHA}", sub = "grace" }}]
+        [[records]]
+        id = "docs"
+        [[records.statements]]
+        roles = ["reader"]
+        resources = ["/documents"]
+        users = [{{ iss = "{ALPHA}", sub = "ada" }}]
+        [[records.statements]]
+        roles = ["reader"]
+        resources = ["/staff"]
+        groups = ["staff"]
+    "#
+    );
+    let for_alpha = format!("issuer = \"{ALPHA}\"\n{toml_bare}");
+    for (text, staff_route) in [(qualified, true), (for_alpha, false)] {
+        let authz = Authorizer::new(RecordSet::from_toml_str(&text).unwrap())
+            .issuers_of(&auth)
+            .unwrap();
+        let app = Router::new()
+            .route(
+                "/documents/{id}",
+                get(|authz: Authz, Path(id): Path<String>| async move {
+                    authz
+                        .require(&format!("/documents/{id}"), "documents:read")
+                        .map(|_| "read")
+                }),
+            )
+            .layer(Extension(authz.clone()))
+            .layer(AuthLayer::new(
+                auth.clone(),
+                Policy::builder()
+                    .allow("GET", "/documents/{id}", ["*"])
+                    .build()
+                    .unwrap(),
+            ));
+        let get = |iss: &str| {
+            Request::get("/documents/7")
+                .header(
+                    "authorization",
+                    format!("Bearer {}", tenant_token(iss, "ada")),
+                )
+                .body(Body::empty())
+                .unwrap()
+        };
+        let res = app.clone().oneshot(get(ALPHA)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{text}");
+        let res = app.oneshot(get(BETA)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "beta's ada: {text}");
+        // Groups too (the qualified file's `staff` holds alpha's grace).
+        let grace =
+            |iss: &str| principal(json!({"iss": iss, "sub": "grace", "exp": 4_000_000_000u64}));
+        let (alpha_grace, beta_grace) = (grace(ALPHA), grace(BETA));
+        let staff = |p: &Principal| {
+            authz
+                .authorize_user(p, "/staff", "documents:read")
+                .is_allowed()
+        };
+        assert_eq!(staff(&alpha_grace), staff_route, "{text}");
+        assert!(!staff(&beta_grace), "{text}");
+        assert_eq!(authz.list(&alpha_grace).groups(), ["staff"], "{text}");
+        assert!(authz.list(&beta_grace).groups().is_empty(), "{text}");
+    }
+    // A bare set swapped in later is held to the rule: its bare users match no token.
+    let store = MemoryStore::new(RecordSet::empty());
+    let authz = Authorizer::from_store(store.clone())
+        .issuers_of(&auth)
+        .unwrap();
+    store.replace(RecordSet::from_toml_str(toml_bare).unwrap());
+    let ada = principal(json!({"iss": ALPHA, "sub": "ada", "exp": 4_000_000_000u64}));
+    assert!(
+        !authz
+            .authorize_user(&ada, "/documents", "documents:read")
+            .is_allowed()
+    );
+    // The application naming a user itself (no issuer) still matches bare users.
+    assert!(
+        authz
+            .authorize_user("ada", "/documents", "documents:read")
+            .is_allowed()
+    );
+}

@@ -246,6 +246,23 @@ impl Authenticator {
         AuthenticatorBuilder::default()
     }
 
+    /// Whether tokens of more than one issuer can pass: several required issuers, several
+    /// issuers with their own keys (OIDC issuers, issuer key sets), or an issuer pattern.
+    /// Then `sub` alone does not name a user: see
+    /// [`Authorizer::issuers_of`](crate::Authorizer::issuers_of).
+    pub fn accepts_several_issuers(&self) -> bool {
+        if self.inner.issuers.len() > 1 {
+            return true;
+        }
+        #[cfg(feature = "jwks")]
+        if let Some(remote) = &self.inner.remote
+            && (remote.by_issuer.len() > 1 || remote.tenants.is_some())
+        {
+            return true;
+        }
+        false
+    }
+
     /// The scheme named in challenges and in "Invalid token scheme, expected ...".
     pub fn scheme(&self) -> &str {
         &self.inner.schemes[0]

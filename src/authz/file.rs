@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::pattern::{Action, Resource};
-use super::records::{Record, RecordSet, RecordSetBuilder, Statement};
+use super::records::{Record, RecordSet, RecordSetBuilder, Statement, UserId};
 use crate::error::{ConfigError, ConfigErrorKind};
 
 /// The two formats; same fields in both.
@@ -59,10 +59,13 @@ impl Drop for ContextGuard {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    /// The one issuer the records are for.
+    #[serde(default)]
+    issuer: Option<Id>,
     #[serde(default)]
     roles: UniqueMap<Vec<Perm>>,
     #[serde(default)]
-    groups: UniqueMap<Vec<Id>>,
+    groups: UniqueMap<Vec<FileUser>>,
     #[serde(default)]
     records: Vec<FileRecord>,
 }
@@ -92,7 +95,7 @@ struct RawStatement {
     roles: Vec<RoleRef>,
     resources: Vec<Res>,
     #[serde(default)]
-    users: Vec<Id>,
+    users: Vec<FileUser>,
     #[serde(default)]
     groups: Vec<Id>,
     #[serde(default)]
@@ -116,7 +119,7 @@ impl TryFrom<RawStatement> for FileStatement {
             Statement::new()
                 .roles(raw.roles.into_iter().map(|r| r.0))
                 .resources(raw.resources.into_iter().map(|r| r.0))
-                .users(raw.users.into_iter().map(|r| r.0))
+                .users(raw.users)
                 .groups(raw.groups.into_iter().map(|r| r.0))
                 .token_roles(raw.token_roles.into_iter().map(|r| r.0)),
         ))
@@ -164,6 +167,33 @@ impl TryFrom<String> for Id {
             Err("an id must not hold control characters")
         } else {
             Ok(Self(s))
+        }
+    }
+}
+
+/// A user: a `sub` (`"ada"`), or a `sub` of one issuer (`{ iss = "...", sub = "ada" }`).
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a user id (`\"ada\"`) or a table `{ iss = \"<issuer>\", sub = \"ada\" }`"
+)]
+enum FileUser {
+    Bare(Id),
+    Of(QualifiedUser),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QualifiedUser {
+    iss: Id,
+    sub: Id,
+}
+
+impl From<FileUser> for UserId {
+    fn from(u: FileUser) -> Self {
+        match u {
+            FileUser::Bare(Id(sub)) => UserId::new(sub),
+            FileUser::Of(QualifiedUser { iss, sub }) => UserId::of(iss.0, sub.0),
         }
     }
 }
@@ -310,11 +340,14 @@ pub(super) fn parse(text: &str, format: Format, origin: &str) -> Result<RecordSe
         pass(text, format, origin)?
     };
     let mut b = RecordSetBuilder::default();
+    if let Some(Id(iss)) = file.issuer {
+        b = b.issuer(iss);
+    }
     for (id, perms) in file.roles.0 {
         b = b.role(id, perms.into_iter().map(|p| p.0));
     }
     for (id, users) in file.groups.0 {
-        b = b.group(id, users.into_iter().map(|u| u.0));
+        b = b.group(id, users);
     }
     for r in file.records {
         let mut record = Record::new(r.id.0);
@@ -346,6 +379,7 @@ impl RecordSet {
     /// empty segment (`//`)`.
     ///
     /// ```toml
+    /// # issuer = "https://idp.example"  # the one issuer bare user ids belong to (optional)
     /// [roles]                          # role id -> permissions
     /// reader = ["documents:read"]
     /// editor = ["documents:read", "documents:write"]
@@ -360,6 +394,10 @@ impl RecordSet {
     /// resources = ["/documents/*"]
     /// groups = ["editors"]             # and/or users = [...], token_roles = [...]
     /// ```
+    ///
+    /// A user is a `sub` (`"ada"`), or `{ iss = "https://idp.example", sub = "ada" }` when
+    /// the authenticator accepts several issuers (`sub` is unique only within its issuer;
+    /// see [`Authorizer::issuers_of`](crate::Authorizer::issuers_of)).
     ///
     /// The same in JSON:
     ///

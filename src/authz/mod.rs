@@ -132,7 +132,7 @@ use crate::principal::Principal;
 
 #[cfg(feature = "axum")]
 pub use handler::Authz;
-pub use records::{Record, RecordSet, RecordSetBuilder, Statement};
+pub use records::{Record, RecordSet, RecordSetBuilder, Statement, UserId};
 #[cfg(feature = "watch")]
 pub use store::FileWatch;
 pub use store::{MemoryStore, RecordStore};
@@ -179,8 +179,12 @@ where
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Subject<'a> {
     user: Option<&'a str>,
+    /// The issuer the user id is unique within (the token's `iss`).
+    issuer: Option<&'a str>,
     groups: Vec<&'a str>,
     roles: Vec<&'a str>,
+    /// Set by an [`Authorizer`] bound to an authenticator of several issuers.
+    several_issuers: bool,
 }
 
 impl<'a> Subject<'a> {
@@ -192,13 +196,25 @@ impl<'a> Subject<'a> {
         }
     }
 
-    /// The verified caller: `sub` as the user id, the groups claim, the token roles.
+    /// The verified caller: `sub` as the user id within its `iss`, the groups claim, the
+    /// token roles.
     pub fn principal(principal: &'a Principal) -> Self {
         Self {
             user: principal.subject(),
+            issuer: Some(principal.issuer().unwrap_or("")),
             groups: principal.groups().collect(),
             roles: principal.roles().collect(),
+            several_issuers: false,
         }
+    }
+
+    /// The issuer the user id belongs to (a token's `iss`): records that name users of
+    /// one issuer ([`UserId::of`], [`RecordSetBuilder::issuer`]) then tell this user from
+    /// another issuer's user of the same id. Without it, the application vouches for the
+    /// user id itself: bare user ids match it, issuer-qualified ones do not.
+    pub fn with_issuer(mut self, issuer: &'a str) -> Self {
+        self.issuer = Some(issuer);
+        self
     }
 
     /// Adds groups the subject belongs to (beyond those of the record set).
@@ -216,6 +232,11 @@ impl<'a> Subject<'a> {
     /// The user id, if any.
     pub fn user_id(&self) -> Option<&'a str> {
         self.user
+    }
+
+    /// The issuer of the user id, if known.
+    pub fn issuer(&self) -> Option<&'a str> {
+        self.issuer
     }
 }
 
@@ -466,6 +487,9 @@ impl fmt::Display for AccessDecision {
 #[derive(Clone)]
 pub struct Authorizer {
     store: Arc<dyn RecordStore>,
+    /// Bound to an authenticator that accepts several issuers: bare user ids of a set
+    /// that names no issuer match no token.
+    several_issuers: bool,
 }
 
 impl Authorizer {
@@ -479,7 +503,73 @@ impl Authorizer {
     pub fn from_store(store: impl RecordStore) -> Self {
         Self {
             store: Arc::new(store),
+            several_issuers: false,
         }
+    }
+
+    /// Binds the records to the issuers `auth` accepts. `sub` is unique only within its
+    /// issuer: when `auth` accepts several (an issuer list, several OIDC issuers or issuer
+    /// key sets, an issuer pattern), a bare user id such as `"ada"` could name any
+    /// issuer's `ada`. Then every user in the records must name its issuer
+    /// ([`UserId::of`], `{ iss = "...", sub = "ada" }` in a file), or the record set must
+    /// name the one issuer it is for ([`RecordSetBuilder::issuer`], `issuer = "..."`);
+    /// otherwise this is a configuration error naming the first bare user and the fix.
+    /// Record sets swapped in later are held to the same rule at decision time: their bare
+    /// user ids match no token.
+    ///
+    /// With one issuer, nothing changes.
+    ///
+    /// ```
+    /// use portcullis::{Authenticator, Authorizer, RecordSet, Record, Statement, UserId};
+    ///
+    /// let auth = Authenticator::builder()
+    ///     .hmac_secret("0123456789abcdef0123456789abcdef")
+    ///     .issuer("https://alpha.example")
+    ///     .issuer("https://beta.example")
+    ///     .build()?;
+    /// let bare = RecordSet::builder()
+    ///     .role("reader", ["documents:read"])
+    ///     .record(Record::new("r").statement(
+    ///         Statement::new().roles(["reader"]).resources(["/documents"]).users(["ada"]),
+    ///     ))
+    ///     .build()?;
+    /// let err = Authorizer::new(bare).issuers_of(&auth).unwrap_err();
+    /// assert_eq!(err.setting(), "records[0].statements[0].users[0]");
+    ///
+    /// let qualified = RecordSet::builder()
+    ///     .role("reader", ["documents:read"])
+    ///     .record(Record::new("r").statement(
+    ///         Statement::new().roles(["reader"]).resources(["/documents"])
+    ///             .users([UserId::of("https://alpha.example", "ada")]),
+    ///     ))
+    ///     .build()?;
+    /// let authz = Authorizer::new(qualified).issuers_of(&auth)?;
+    /// let alpha = portcullis::Subject::user("ada").with_issuer("https://alpha.example");
+    /// let beta = portcullis::Subject::user("ada").with_issuer("https://beta.example");
+    /// assert!(authz.authorize_user(alpha, "/documents/1", "documents:read").is_allowed());
+    /// assert!(!authz.authorize_user(beta, "/documents/1", "documents:read").is_allowed());
+    /// # Ok::<(), portcullis::ConfigError>(())
+    /// ```
+    pub fn issuers_of(mut self, auth: &crate::Authenticator) -> Result<Self, ConfigError> {
+        self.several_issuers = auth.accepts_several_issuers();
+        if self.several_issuers
+            && let Some((setting, user)) = self.records().unqualified_user()
+        {
+            return Err(ConfigError::new(
+                setting.clone(),
+                format!(
+                    "user `{user}` names no issuer, but the authenticator accepts several and `sub` is unique only within its issuer; write it as {{ iss = \"<issuer>\", sub = \"{user}\" }} (UserId::of in code), or set `issuer = \"<issuer>\"` at the top of the records for the one issuer they are for"
+                ),
+            ));
+        }
+        Ok(self)
+    }
+
+    /// The subject as this authorizer decides for it.
+    fn bound<'a>(&self, subject: impl Into<Subject<'a>>) -> Subject<'a> {
+        let mut subject = subject.into();
+        subject.several_issuers = self.several_issuers;
+        subject
     }
 
     /// An authorizer over a [`MemoryStore`] loaded from a file (see
@@ -503,7 +593,7 @@ impl Authorizer {
         resource_uri: &str,
         permission: &str,
     ) -> AccessDecision {
-        let subject = subject.into();
+        let subject = self.bound(subject);
         let records = self.store.snapshot();
         AccessDecision {
             reason: records.inner.authorize(&subject, resource_uri, permission),
@@ -532,7 +622,7 @@ impl Authorizer {
         self.store
             .snapshot()
             .inner
-            .permissions(&subject.into(), resource_uri)
+            .permissions(&self.bound(subject), resource_uri)
     }
 
     /// The resource grants through which `subject` holds `permission`, normalized,
@@ -541,7 +631,7 @@ impl Authorizer {
         self.store
             .snapshot()
             .inner
-            .resources(&subject.into(), permission)
+            .resources(&self.bound(subject), permission)
     }
 }
 
@@ -607,7 +697,7 @@ impl Authorizer {
     /// # Ok::<(), portcullis::ConfigError>(())
     /// ```
     pub fn list<'a>(&self, subject: impl Into<Subject<'a>>) -> AccessList {
-        let (grants, groups) = self.store.snapshot().inner.list(&subject.into());
+        let (grants, groups) = self.store.snapshot().inner.list(&self.bound(subject));
         AccessList { grants, groups }
     }
 }

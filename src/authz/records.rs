@@ -50,6 +50,74 @@ impl Record {
     }
 }
 
+/// A user named in access records: a `sub`, optionally with the issuer (`iss`) it is
+/// unique within.
+///
+/// `sub` is unique only within its issuer. When an authenticator accepts several issuers
+/// (a list, several OIDC issuers, an issuer pattern), a bare `"ada"` would match every
+/// issuer's `ada`; name the issuer ([`UserId::of`], or `{ iss = "...", sub = "ada" }` in a
+/// file), or name the record set's one issuer ([`RecordSetBuilder::issuer`]). A string
+/// converts into a bare user id.
+///
+/// ```
+/// use portcullis::UserId;
+///
+/// let ada = UserId::of("https://alpha.example", "ada");
+/// assert_eq!((ada.issuer(), ada.subject()), (Some("https://alpha.example"), "ada"));
+/// assert_eq!(UserId::from("ada").issuer(), None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserId {
+    issuer: Option<String>,
+    subject: String,
+}
+
+impl UserId {
+    /// A bare user id: a `sub`, of whichever issuer the record set is for.
+    pub fn new(subject: impl Into<String>) -> Self {
+        Self {
+            issuer: None,
+            subject: subject.into(),
+        }
+    }
+
+    /// The user `subject` of `issuer` (the token's `iss`, exactly).
+    pub fn of(issuer: impl Into<String>, subject: impl Into<String>) -> Self {
+        Self {
+            issuer: Some(issuer.into()),
+            subject: subject.into(),
+        }
+    }
+
+    /// The issuer, when named.
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    /// The `sub`.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+}
+
+impl From<&str> for UserId {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<String> for UserId {
+    fn from(s: String) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<&String> for UserId {
+    fn from(s: &String) -> Self {
+        Self::new(s.as_str())
+    }
+}
+
 /// A statement: these roles, on these resources, for these users, groups and token
 /// roles. Each setter adds to what is there.
 ///
@@ -63,7 +131,7 @@ impl Record {
 pub struct Statement {
     roles: Vec<String>,
     resources: Vec<String>,
-    users: Vec<String>,
+    users: Vec<UserId>,
     groups: Vec<String>,
     token_roles: Vec<String>,
 }
@@ -94,9 +162,9 @@ impl Statement {
         self
     }
 
-    /// Adds user ids.
-    pub fn users<I: IntoIterator<Item = S>, S: Into<String>>(mut self, users: I) -> Self {
-        extend(&mut self.users, users);
+    /// Adds user ids: strings (a `sub`) or [`UserId`]s that name their issuer too.
+    pub fn users<I: IntoIterator<Item = S>, S: Into<UserId>>(mut self, users: I) -> Self {
+        self.users.extend(users.into_iter().map(Into::into));
         self
     }
 
@@ -117,8 +185,9 @@ impl Statement {
 #[derive(Debug, Clone, Default)]
 pub struct RecordSetBuilder {
     roles: Vec<(String, Vec<String>)>,
-    groups: Vec<(String, Vec<String>)>,
+    groups: Vec<(String, Vec<UserId>)>,
     records: Vec<Record>,
+    issuer: Option<String>,
 }
 
 impl RecordSetBuilder {
@@ -134,14 +203,24 @@ impl RecordSetBuilder {
         self
     }
 
-    /// Defines a group and its members (user ids).
+    /// Defines a group and its members (user ids: strings, or [`UserId`]s that name their
+    /// issuer).
     pub fn group<I, S>(mut self, id: impl Into<String>, users: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: Into<UserId>,
     {
         self.groups
             .push((id.into(), users.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// The one issuer the set is for: bare user ids (a `sub` alone) match only tokens of
+    /// this `iss`. Needed when the authenticator accepts several issuers and users are not
+    /// named as [`UserId::of`]; see [`Authorizer::issuers_of`](crate::Authorizer::issuers_of).
+    /// Default: none (bare user ids match the one issuer the authenticator accepts).
+    pub fn issuer(mut self, iss: impl Into<String>) -> Self {
+        self.issuer = Some(iss.into());
         self
     }
 
@@ -188,6 +267,20 @@ impl RecordSet {
     /// How many statements the set holds.
     pub fn statement_count(&self) -> usize {
         self.inner.statements.len()
+    }
+
+    /// The one issuer the set is for ([`RecordSetBuilder::issuer`]), if named.
+    pub fn issuer(&self) -> Option<&str> {
+        self.inner.issuer.as_deref()
+    }
+
+    /// The first bare user id (one that names no issuer), with where it stands, when the
+    /// set names no issuer of its own: what cannot be told apart between issuers.
+    pub(crate) fn unqualified_user(&self) -> Option<&(String, String)> {
+        match self.inner.issuer {
+            Some(_) => None,
+            None => self.inner.first_bare_user.as_ref(),
+        }
     }
 }
 
@@ -265,11 +358,33 @@ pub(super) struct Compiled {
     roles: Vec<RoleData>,
     records: Vec<Arc<str>>,
     statements: Vec<StatementData>,
+    /// Statements by bare user id (`sub`).
     by_user: HashMap<Box<str>, Index>,
+    /// Statements by issuer, then `sub`.
+    by_issuer_user: HashMap<Box<str>, HashMap<Box<str>, Index>>,
     by_group: HashMap<Box<str>, Index>,
     by_token_role: HashMap<Box<str>, Index>,
+    /// Groups by bare member id.
     member_of: HashMap<Box<str>, Vec<Box<str>>>,
+    /// Groups by issuer, then member `sub`.
+    issuer_member_of: HashMap<Box<str>, HashMap<Box<str>, Vec<Box<str>>>>,
     group_count: usize,
+    issuer: Option<Box<str>>,
+    /// The first bare user id and its setting (`records[0].statements[1].users[2]`).
+    first_bare_user: Option<(String, String)>,
+}
+
+/// Adds statement `sid` with its resources to the index of `key`.
+fn index_into(map: &mut HashMap<Box<str>, Index>, key: &str, sid: u32, resources: &[Resource]) {
+    let index = map.entry(key.into()).or_insert_with(|| Index {
+        key: key.into(),
+        statements: Vec::new(),
+        trie: Node::default(),
+    });
+    index.statements.push(sid);
+    for (rix, res) in resources.iter().enumerate() {
+        index.trie.insert(res.segs(), (sid, rix as u32));
+    }
 }
 
 fn check_id(kind: &str, id: &str, setting: impl FnOnce() -> String) -> Result<(), ConfigError> {
@@ -313,7 +428,13 @@ impl Compiled {
             });
         }
 
+        if let Some(iss) = &b.issuer {
+            check_id("issuer", iss, || "issuer".to_owned())?;
+        }
+        let mut first_bare_user = None;
         let mut member_of: HashMap<Box<str>, Vec<Box<str>>> = HashMap::new();
+        let mut issuer_member_of: HashMap<Box<str>, HashMap<Box<str>, Vec<Box<str>>>> =
+            HashMap::new();
         let mut group_ids = HashSet::new();
         for (id, users) in &b.groups {
             check_id("group id", id, || "groups".to_owned())?;
@@ -324,8 +445,19 @@ impl Compiled {
                 ));
             }
             for (i, user) in users.iter().enumerate() {
-                check_id("user id", user, || format!("groups.{id}[{i}]"))?;
-                let groups = member_of.entry(user.as_str().into()).or_default();
+                let at = || format!("groups.{id}[{i}]");
+                check_id("user id", &user.subject, at)?;
+                let map = match &user.issuer {
+                    Some(iss) => {
+                        check_id("issuer", iss, at)?;
+                        issuer_member_of.entry(iss.as_str().into()).or_default()
+                    }
+                    None => {
+                        first_bare_user.get_or_insert_with(|| (at(), user.subject.clone()));
+                        &mut member_of
+                    }
+                };
+                let groups = map.entry(user.subject.as_str().into()).or_default();
                 if !groups.iter().any(|g| **g == **id) {
                     groups.push(id.as_str().into());
                 }
@@ -336,6 +468,7 @@ impl Compiled {
         let mut record_ids = HashSet::new();
         let mut statements = Vec::new();
         let mut by_user: HashMap<Box<str>, Index> = HashMap::new();
+        let mut by_issuer_user: HashMap<Box<str>, HashMap<Box<str>, Index>> = HashMap::new();
         let mut by_group: HashMap<Box<str>, Index> = HashMap::new();
         let mut by_token_role: HashMap<Box<str>, Index> = HashMap::new();
         for (ri, record) in b.records.iter().enumerate() {
@@ -389,25 +522,34 @@ impl Compiled {
                     .collect::<Result<Vec<_>, _>>()?;
                 let sid = u32::try_from(statements.len())
                     .map_err(|_| ConfigError::new(at(""), "more than 4,294,967,295 statements"))?;
+                let mut seen = HashSet::new();
+                for (i, user) in st.users.iter().enumerate() {
+                    let at = || at(&format!(".users[{i}]"));
+                    check_id("subject", &user.subject, at)?;
+                    if !seen.insert(user) {
+                        continue;
+                    }
+                    let map = match &user.issuer {
+                        Some(iss) => {
+                            check_id("issuer", iss, at)?;
+                            by_issuer_user.entry(iss.as_str().into()).or_default()
+                        }
+                        None => {
+                            first_bare_user.get_or_insert_with(|| (at(), user.subject.clone()));
+                            &mut by_user
+                        }
+                    };
+                    index_into(map, &user.subject, sid, &resources);
+                }
                 for (list, name, map) in [
-                    (&st.users, "users", &mut by_user),
                     (&st.groups, "groups", &mut by_group),
                     (&st.token_roles, "token_roles", &mut by_token_role),
                 ] {
                     let mut seen = HashSet::new();
                     for (i, key) in list.iter().enumerate() {
                         check_id("subject", key, || at(&format!(".{name}[{i}]")))?;
-                        if !seen.insert(key.as_str()) {
-                            continue;
-                        }
-                        let index = map.entry(key.as_str().into()).or_insert_with(|| Index {
-                            key: key.as_str().into(),
-                            statements: Vec::new(),
-                            trie: Node::default(),
-                        });
-                        index.statements.push(sid);
-                        for (rix, res) in resources.iter().enumerate() {
-                            index.trie.insert(res.segs(), (sid, rix as u32));
+                        if seen.insert(key.as_str()) {
+                            index_into(map, key, sid, &resources);
                         }
                     }
                 }
@@ -424,11 +566,38 @@ impl Compiled {
             records,
             statements,
             by_user,
+            by_issuer_user,
             by_group,
             by_token_role,
             member_of,
+            issuer_member_of,
             group_count: group_ids.len(),
+            issuer: b.issuer.map(String::into_boxed_str),
+            first_bare_user,
         })
+    }
+
+    /// Whether bare user ids (a `sub` alone) name this subject: when the application
+    /// named the user itself (no issuer), when the set's issuer is the subject's, or when
+    /// the set names no issuer and the authenticator accepts only one.
+    fn bare_users_apply(&self, subject: &Subject<'_>) -> bool {
+        match (subject.issuer, &self.issuer) {
+            (None, _) => true,
+            (Some(iss), Some(own)) => **own == *iss,
+            (Some(_), None) => !subject.several_issuers,
+        }
+    }
+
+    /// The record set's groups the subject's user is a member of.
+    fn memberships<'s>(&'s self, subject: &Subject<'_>) -> impl Iterator<Item = &'s Box<str>> {
+        let user = subject.user;
+        let bare = user
+            .filter(|_| self.bare_users_apply(subject))
+            .and_then(|u| self.member_of.get(u));
+        let qualified = user
+            .zip(subject.issuer)
+            .and_then(|(u, iss)| self.issuer_member_of.get(iss)?.get(u));
+        bare.into_iter().chain(qualified).flatten()
     }
 
     /// Calls `f` with every index that applies to the subject: its user id, its groups
@@ -439,10 +608,19 @@ impl Compiled {
         mut f: impl FnMut(Via, &Index) -> ControlFlow<B>,
     ) -> ControlFlow<B> {
         if let Some(user) = subject.user {
-            if let Some(ix) = self.by_user.get(user) {
+            if self.bare_users_apply(subject)
+                && let Some(ix) = self.by_user.get(user)
+            {
                 f(Via::User, ix)?;
             }
-            for g in self.member_of.get(user).into_iter().flatten() {
+            if let Some(ix) = subject
+                .issuer
+                .and_then(|iss| self.by_issuer_user.get(iss))
+                .and_then(|users| users.get(user))
+            {
+                f(Via::User, ix)?;
+            }
+            for g in self.memberships(subject) {
                 if let Some(ix) = self.by_group.get(g) {
                     f(Via::Group, ix)?;
                 }
@@ -618,9 +796,7 @@ impl Compiled {
         });
         grants.dedup();
         let mut groups = BTreeSet::new();
-        if let Some(user) = subject.user {
-            groups.extend(self.member_of.get(user).into_iter().flatten().map(|g| &**g));
-        }
+        groups.extend(self.memberships(subject).map(|g| &**g));
         groups.extend(subject.groups.iter().copied());
         (grants, groups.into_iter().map(str::to_owned).collect())
     }

@@ -131,12 +131,17 @@ fn records_path(flag: Option<&PathBuf>) -> Option<(PathBuf, &'static str)> {
     }
 }
 
-/// The record file from the flag or `PORTCULLIS_RECORDS_FILE`, loaded.
-pub(crate) fn records(flag: Option<&PathBuf>) -> Result<Option<Authorizer>, Fail> {
+/// The record file from the flag or `PORTCULLIS_RECORDS_FILE`, loaded and bound to the
+/// issuers `auth` accepts (with several, users must name theirs).
+pub(crate) fn records(
+    flag: Option<&PathBuf>,
+    auth: &Authenticator,
+) -> Result<Option<Authorizer>, Fail> {
     let Some((path, name)) = records_path(flag) else {
         return Ok(None);
     };
     Authorizer::from_file(&path)
+        .and_then(|a| a.issuers_of(auth))
         .map(Some)
         .map_err(|e| Fail::usage(format!("{name}: {e}")))
 }
@@ -150,14 +155,18 @@ const RECORDS_POLL: Duration = Duration::from_secs(1);
 /// watch lasts as long as the returned handle.
 pub(crate) fn watched_records(
     flag: Option<&PathBuf>,
+    auth: &Authenticator,
 ) -> Result<Option<(Authorizer, FileWatch)>, Fail> {
     let Some((path, name)) = records_path(flag) else {
         return Ok(None);
     };
     let records = RecordSet::from_file(&path).map_err(|e| Fail::usage(format!("{name}: {e}")))?;
     let store = MemoryStore::new(records);
+    let authz = Authorizer::from_store(store.clone())
+        .issuers_of(auth)
+        .map_err(|e| Fail::usage(format!("{name}: {e}")))?;
     let watch = store.watch_file(path, RECORDS_POLL);
-    Ok(Some((Authorizer::from_store(store), watch)))
+    Ok(Some((authz, watch)))
 }
 
 /// The permission an HTTP method asks of the access records: its name, and `GET` for
@@ -209,7 +218,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         overrides.policy_only_config()?
     };
     let (auth, policy) = config.build().map_err(|e| overrides.explain(&e))?;
-    let authz = records(args.records.as_ref())?;
+    let authz = records(args.records.as_ref(), &auth)?;
 
     let principal = match &token {
         Some(t) => match verify(&auth, t) {

@@ -280,7 +280,8 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
     let default_issuer = crate::revoke::single_issuer(overrides.get("PORTCULLIS_ISSUER"));
     let layer = config.build_layer().map_err(|e| overrides.explain(&e))?;
     // Reloaded on change; the watch runs as long as `_watch` lives.
-    let (records, _watch) = crate::check::watched_records(args.records.as_ref())?.unzip();
+    let (records, _watch) =
+        crate::check::watched_records(args.records.as_ref(), layer.authenticator())?.unzip();
     let claims = args
         .identity_headers
         .iter()
