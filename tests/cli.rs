@@ -1029,6 +1029,57 @@ token_roles = ["clinet"]
 }
 
 #[test]
+fn lint_records_alone() {
+    let dir = TempDir::new("lint-records");
+    let records = dir.write(
+        "access.toml",
+        r#"[roles]
+reader = ["documents:read"]
+unused = ["x"]
+
+[[records]]
+id = "docs"
+[[records.statements]]
+roles = ["reader", "ghost"]
+resources = ["/documents"]
+token_roles = ["clinet"]
+"#,
+    );
+    let rf = records.to_str().unwrap();
+    let o = run(&["lint", "--records", rf], &[]);
+    expect(
+        &o,
+        1,
+        &[
+            &format!("{rf}:8: error: unknown role `ghost`"),
+            &format!("{rf}:3: warning: role `unused` is never granted"),
+            "1 error(s), 1 warning(s)",
+        ],
+        &[],
+    );
+    // Token roles are checked against a policy only when one is given.
+    assert!(!stdout(&o).contains("token role"), "{}", stdout(&o));
+    let clean = dir.write(
+        "clean.json",
+        "{\"roles\": {\"reader\": [\"documents:read\"]}, \"records\": [{\"id\": \"r\", \"statements\": [{\"roles\": [\"reader\"], \"resources\": [\"/d\"], \"users\": [\"ada\"]}]}]}\n",
+    );
+    expect(
+        &run(&["lint", "--records", clean.to_str().unwrap()], &[]),
+        0,
+        &["0 error(s), 0 warning(s)"],
+        &[],
+    );
+    expect(
+        &run(&["lint", "--records", "/nonexistent.toml"], &[]),
+        2,
+        &[],
+        &["--records", "/nonexistent.toml"],
+    );
+    // Neither file: a usage error naming both flags.
+    expect(&run(&["lint"], &[]), 2, &[], &["--policy", "--records"]);
+}
+
+#[test]
 fn serve_refuses_bad_settings_with_their_names() {
     let key = [("FEDN_JWT_SECRET_KEY", SECRET)];
     /// (arguments, environment, what stderr must name)
