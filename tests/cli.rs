@@ -319,12 +319,47 @@ fn keygen_writes_pairs_that_mint_and_verify() {
         &[],
         &["--alg"],
     );
-    expect(
-        &run(&["keygen", "--out", "/nonexistent/dir/k"], &[]),
-        2,
-        &[],
-        &["/nonexistent/dir/k"],
-    );
+    // A directory that cannot be created (a regular file stands in its way).
+    let blocker = dir.write("blocker", "");
+    let under = blocker.join("dir").join("k");
+    let u = under.to_str().unwrap();
+    expect(&run(&["keygen", "--out", u], &[]), 2, &[], &["--out", u]);
+}
+
+#[test]
+fn keygen_creates_the_out_directory_and_still_never_overwrites() {
+    let dir = TempDir::new("keygen-dir");
+    for alg in ["ES256", "HS256"] {
+        let prefix = dir.path().join(alg).join("nested").join("issuer");
+        let p = prefix.to_str().unwrap();
+        expect(
+            &run(&["keygen", "--alg", alg, "--out", p], &[]),
+            0,
+            &["wrote"],
+            &[],
+        );
+        assert!(Path::new(&format!("{p}.jwks.json")).is_file());
+        let private = if alg == "HS256" {
+            format!("{p}.secret")
+        } else {
+            format!("{p}.key.pem")
+        };
+        let before = std::fs::read_to_string(&private).unwrap();
+        expect(
+            &run(&["keygen", "--alg", alg, "--out", p], &[]),
+            2,
+            &[],
+            &["--force"],
+        );
+        assert_eq!(std::fs::read_to_string(&private).unwrap(), before);
+        expect(
+            &run(&["keygen", "--alg", alg, "--force", "--out", p], &[]),
+            0,
+            &["wrote"],
+            &[],
+        );
+        assert_ne!(std::fs::read_to_string(&private).unwrap(), before);
+    }
 }
 
 #[test]

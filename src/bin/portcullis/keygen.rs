@@ -20,8 +20,8 @@ Writes, for an asymmetric algorithm, PREFIX.key.pem (the PKCS#8 private key, mod
 PREFIX.pub.pem (the public key) and PREFIX.jwks.json (the public JWK set, `use` sig, with
 `alg` and `kid`); for HS256/384/512, PREFIX.secret (random hex, mode 0600) and
 PREFIX.jwks.json holding it as an `oct` key (a secret: keep it private). Existing files are
-never overwritten unless --force is given. The kid defaults to the key's RFC 7638
-thumbprint.
+never overwritten unless --force is given. The directory of PREFIX is created when missing
+(mode 0700 on Unix). The kid defaults to the key's RFC 7638 thumbprint.
 
 Examples:
   portcullis keygen --alg ES256 --out keys/issuer
@@ -35,7 +35,7 @@ pub(crate) struct Args {
     /// Algorithm: ES256, ES384, EdDSA, RS256..PS512 (RSA 2048 bits), HS256, HS384, HS512
     #[arg(long, value_name = "ALG", default_value = "ES256")]
     alg: String,
-    /// Path prefix of the files written
+    /// Path prefix of the files written (its directory is created when missing)
     #[arg(long, value_name = "PREFIX", default_value = "portcullis")]
     out: PathBuf,
     /// The key id (default: the RFC 7638 thumbprint)
@@ -77,6 +77,27 @@ fn write(path: &Path, text: &str, private: bool, force: bool) -> Result<(), Fail
     })?;
     file.write_all(text.as_bytes())
         .map_err(|e| Fail::usage(format!("cannot write `{}`: {e}", path.display())))
+}
+
+/// Creates the directory the files go to (the parent of `--out`) when it is missing.
+fn create_parent(prefix: &Path) -> Result<(), Fail> {
+    let Some(dir) = prefix.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| {
+        Fail::usage(format!(
+            "--out `{}`: cannot create the directory `{}`: {e}",
+            prefix.display(),
+            dir.display()
+        ))
+    })
 }
 
 /// A new key: private PKCS#8 DER, public SPKI DER, public JWK members.
@@ -143,6 +164,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         .alg
         .parse()
         .map_err(|e| Fail::usage(format!("--alg: {e}")))?;
+    create_parent(&args.out)?;
     let jwks_path = with_suffix(&args.out, ".jwks.json");
     let mut written = Vec::new();
     if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
