@@ -362,6 +362,105 @@ fn keygen_creates_the_out_directory_and_still_never_overwrites() {
     }
 }
 
+/// The `kid` in a token's header, read with `inspect --json`.
+fn header_kid(token: &str) -> serde_json::Value {
+    let o = run(&["inspect", "--json", token], &[]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    v["header"]["kid"].clone()
+}
+
+#[test]
+fn mint_with_a_keygen_pem_key_names_the_jwk_set_kid() {
+    let dir = TempDir::new("mint-kid");
+    for alg in ["ES256", "ES384", "EdDSA", "RS256"] {
+        let prefix = dir.path().join("fresh").join(alg);
+        let p = prefix.to_str().unwrap();
+        expect(
+            &run(&["keygen", "--alg", alg, "--out", p], &[]),
+            0,
+            &[],
+            &[],
+        );
+        let jwks = format!("{p}.jwks.json");
+        let key = format!("{p}.key.pem");
+        let set: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&jwks).unwrap()).unwrap();
+        let kid = set["keys"][0]["kid"].clone();
+        assert!(kid.is_string(), "{set}");
+
+        // No --kid, no --alg: the kid is the thumbprint keygen wrote, and the set verifies.
+        let o = run(&["mint", "--key", &key, "--sub", "ada"], &[]);
+        expect(&o, 0, &[], &[]);
+        let token = stdout(&o).trim().to_owned();
+        assert_eq!(header_kid(&token), kid, "{alg}");
+        expect(
+            &run(&["verify", "--jwk-set-file", &jwks, &token], &[]),
+            0,
+            &["valid", "\"ada\""],
+            &[],
+        );
+        // Through the hand-built header too.
+        let o = run(
+            &["mint", "--key", &key, "--alg", alg, "--header", "x=1"],
+            &[],
+        );
+        expect(&o, 0, &[], &[]);
+        assert_eq!(header_kid(stdout(&o).trim()), kid, "{alg}");
+        // --kid still overrides.
+        let o = run(&["mint", "--key", &key, "--kid", "mine"], &[]);
+        expect(&o, 0, &[], &[]);
+        assert_eq!(header_kid(stdout(&o).trim()), "mine");
+    }
+
+    // keygen --kid: the set names that kid, and mint needs the same --kid.
+    let prefix = dir.path().join("named").join("k");
+    let p = prefix.to_str().unwrap();
+    expect(
+        &run(
+            &["keygen", "--alg", "ES256", "--kid", "issuer-1", "--out", p],
+            &[],
+        ),
+        0,
+        &["kid issuer-1"],
+        &[],
+    );
+    let key = format!("{p}.key.pem");
+    let o = run(
+        &["mint", "--key", &key, "--kid", "issuer-1", "--sub", "ada"],
+        &[],
+    );
+    expect(&o, 0, &[], &[]);
+    expect(
+        &run(
+            &[
+                "verify",
+                "--jwk-set-file",
+                &format!("{p}.jwks.json"),
+                stdout(&o).trim(),
+            ],
+            &[],
+        ),
+        0,
+        &["valid"],
+        &[],
+    );
+    let o = run(&["mint", "--key", &key], &[]);
+    expect(&o, 0, &[], &[]);
+    let default = header_kid(stdout(&o).trim());
+    assert!(default.is_string() && default != "issuer-1", "{default}");
+    expect(
+        &run(&["mint", "--help"], &[]),
+        0,
+        &["defaults to the key's RFC 7638 thumbprint, as keygen's"],
+        &[],
+    );
+
+    // HMAC secrets: no kid unless asked.
+    let o = run(&["mint", "--secret", SECRET, "--sub", "ada"], &[]);
+    expect(&o, 0, &[], &[]);
+    assert!(header_kid(stdout(&o).trim()).is_null());
+}
+
 #[test]
 fn inspect_shows_unverified_claims_and_never_follows_jku() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -12,7 +12,7 @@ use aws_lc_rs::signature::{
 use portcullis::Algorithm;
 use serde_json::{Map, Value, json};
 
-use crate::jwk::{b64url, pem, public_jwk, thumbprint};
+use crate::jwk::{b64url, ec_members, okp_members, pem, public_jwk, rsa_members, thumbprint};
 use crate::{Fail, Report};
 
 const AFTER: &str = "\
@@ -21,7 +21,9 @@ PREFIX.pub.pem (the public key) and PREFIX.jwks.json (the public JWK set, `use` 
 `alg` and `kid`); for HS256/384/512, PREFIX.secret (random hex, mode 0600) and
 PREFIX.jwks.json holding it as an `oct` key (a secret: keep it private). Existing files are
 never overwritten unless --force is given. The directory of PREFIX is created when missing
-(mode 0700 on Unix). The kid defaults to the key's RFC 7638 thumbprint.
+(mode 0700 on Unix). The kid defaults to the key's RFC 7638 thumbprint, which is also the
+kid `mint --key PREFIX.key.pem` puts in the header; with --kid here, give mint the same
+--kid.
 
 Examples:
   portcullis keygen --alg ES256 --out keys/issuer
@@ -106,10 +108,6 @@ type NewKey = (Vec<u8>, Vec<u8>, Map<String, Value>);
 /// The private PKCS#8 DER, public SPKI DER and public JWK members of a new key.
 fn generate(alg: Algorithm) -> Result<NewKey, Fail> {
     let failed = |_| Fail::usage(format!("cannot generate a {alg} key"));
-    let object = |v: Value| match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
     Ok(match alg {
         Algorithm::ES256 | Algorithm::ES384 => {
             let (curve, crv) = if alg == Algorithm::ES256 {
@@ -125,10 +123,7 @@ fn generate(alg: Algorithm) -> Result<NewKey, Fail> {
                 .map_err(failed)?
                 .as_ref()
                 .to_vec();
-            let point = pair.public_key().as_ref();
-            let n = (point.len() - 1) / 2;
-            let jwk = json!({"kty": "EC", "crv": crv, "x": b64url(&point[1..=n]), "y": b64url(&point[1 + n..])});
-            (private, public, object(jwk))
+            (private, public, ec_members(crv, pair.public_key().as_ref()))
         }
         Algorithm::EdDSA => {
             let pair = Ed25519KeyPair::generate().map_err(failed)?;
@@ -139,9 +134,7 @@ fn generate(alg: Algorithm) -> Result<NewKey, Fail> {
                 .map_err(failed)?
                 .as_ref()
                 .to_vec();
-            let jwk =
-                json!({"kty": "OKP", "crv": "Ed25519", "x": b64url(pair.public_key().as_ref())});
-            (private, public, object(jwk))
+            (private, public, okp_members(pair.public_key().as_ref()))
         }
         _ => {
             use aws_lc_rs::rsa::{KeyPair as RsaPair, KeySize};
@@ -149,12 +142,7 @@ fn generate(alg: Algorithm) -> Result<NewKey, Fail> {
             let private = pair.as_der().map_err(failed)?.as_ref().to_vec();
             let key = pair.public_key();
             let public = key.as_der().map_err(failed)?.as_ref().to_vec();
-            let jwk = json!({
-                "kty": "RSA",
-                "n": b64url(key.modulus().big_endian_without_leading_zero()),
-                "e": b64url(key.exponent().big_endian_without_leading_zero()),
-            });
-            (private, public, object(jwk))
+            (private, public, rsa_members(key))
         }
     })
 }
