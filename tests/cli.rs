@@ -319,12 +319,146 @@ fn keygen_writes_pairs_that_mint_and_verify() {
         &[],
         &["--alg"],
     );
+    // A directory that cannot be created (a regular file stands in its way).
+    let blocker = dir.write("blocker", "");
+    let under = blocker.join("dir").join("k");
+    let u = under.to_str().unwrap();
+    expect(&run(&["keygen", "--out", u], &[]), 2, &[], &["--out", u]);
+}
+
+#[test]
+fn keygen_creates_the_out_directory_and_still_never_overwrites() {
+    let dir = TempDir::new("keygen-dir");
+    for alg in ["ES256", "HS256"] {
+        let prefix = dir.path().join(alg).join("nested").join("issuer");
+        let p = prefix.to_str().unwrap();
+        expect(
+            &run(&["keygen", "--alg", alg, "--out", p], &[]),
+            0,
+            &["wrote"],
+            &[],
+        );
+        assert!(Path::new(&format!("{p}.jwks.json")).is_file());
+        let private = if alg == "HS256" {
+            format!("{p}.secret")
+        } else {
+            format!("{p}.key.pem")
+        };
+        let before = std::fs::read_to_string(&private).unwrap();
+        expect(
+            &run(&["keygen", "--alg", alg, "--out", p], &[]),
+            2,
+            &[],
+            &["--force"],
+        );
+        assert_eq!(std::fs::read_to_string(&private).unwrap(), before);
+        expect(
+            &run(&["keygen", "--alg", alg, "--force", "--out", p], &[]),
+            0,
+            &["wrote"],
+            &[],
+        );
+        assert_ne!(std::fs::read_to_string(&private).unwrap(), before);
+    }
+}
+
+/// The `kid` in a token's header, read with `inspect --json`.
+fn header_kid(token: &str) -> serde_json::Value {
+    let o = run(&["inspect", "--json", token], &[]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    v["header"]["kid"].clone()
+}
+
+#[test]
+fn mint_with_a_keygen_pem_key_names_the_jwk_set_kid() {
+    let dir = TempDir::new("mint-kid");
+    for alg in ["ES256", "ES384", "EdDSA", "RS256"] {
+        let prefix = dir.path().join("fresh").join(alg);
+        let p = prefix.to_str().unwrap();
+        expect(
+            &run(&["keygen", "--alg", alg, "--out", p], &[]),
+            0,
+            &[],
+            &[],
+        );
+        let jwks = format!("{p}.jwks.json");
+        let key = format!("{p}.key.pem");
+        let set: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&jwks).unwrap()).unwrap();
+        let kid = set["keys"][0]["kid"].clone();
+        assert!(kid.is_string(), "{set}");
+
+        // No --kid, no --alg: the kid is the thumbprint keygen wrote, and the set verifies.
+        let o = run(&["mint", "--key", &key, "--sub", "ada"], &[]);
+        expect(&o, 0, &[], &[]);
+        let token = stdout(&o).trim().to_owned();
+        assert_eq!(header_kid(&token), kid, "{alg}");
+        expect(
+            &run(&["verify", "--jwk-set-file", &jwks, &token], &[]),
+            0,
+            &["valid", "\"ada\""],
+            &[],
+        );
+        // Through the hand-built header too.
+        let o = run(
+            &["mint", "--key", &key, "--alg", alg, "--header", "x=1"],
+            &[],
+        );
+        expect(&o, 0, &[], &[]);
+        assert_eq!(header_kid(stdout(&o).trim()), kid, "{alg}");
+        // --kid still overrides.
+        let o = run(&["mint", "--key", &key, "--kid", "mine"], &[]);
+        expect(&o, 0, &[], &[]);
+        assert_eq!(header_kid(stdout(&o).trim()), "mine");
+    }
+
+    // keygen --kid: the set names that kid, and mint needs the same --kid.
+    let prefix = dir.path().join("named").join("k");
+    let p = prefix.to_str().unwrap();
     expect(
-        &run(&["keygen", "--out", "/nonexistent/dir/k"], &[]),
-        2,
+        &run(
+            &["keygen", "--alg", "ES256", "--kid", "issuer-1", "--out", p],
+            &[],
+        ),
+        0,
+        &["kid issuer-1"],
         &[],
-        &["/nonexistent/dir/k"],
     );
+    let key = format!("{p}.key.pem");
+    let o = run(
+        &["mint", "--key", &key, "--kid", "issuer-1", "--sub", "ada"],
+        &[],
+    );
+    expect(&o, 0, &[], &[]);
+    expect(
+        &run(
+            &[
+                "verify",
+                "--jwk-set-file",
+                &format!("{p}.jwks.json"),
+                stdout(&o).trim(),
+            ],
+            &[],
+        ),
+        0,
+        &["valid"],
+        &[],
+    );
+    let o = run(&["mint", "--key", &key], &[]);
+    expect(&o, 0, &[], &[]);
+    let default = header_kid(stdout(&o).trim());
+    assert!(default.is_string() && default != "issuer-1", "{default}");
+    expect(
+        &run(&["mint", "--help"], &[]),
+        0,
+        &["defaults to the key's RFC 7638 thumbprint, as keygen's"],
+        &[],
+    );
+
+    // HMAC secrets: no kid unless asked.
+    let o = run(&["mint", "--secret", SECRET, "--sub", "ada"], &[]);
+    expect(&o, 0, &[], &[]);
+    assert!(header_kid(stdout(&o).trim()).is_null());
 }
 
 #[test]
@@ -1026,6 +1160,57 @@ token_roles = ["clinet"]
         &[],
         &["--policy", "/nonexistent.toml"],
     );
+}
+
+#[test]
+fn lint_records_alone() {
+    let dir = TempDir::new("lint-records");
+    let records = dir.write(
+        "access.toml",
+        r#"[roles]
+reader = ["documents:read"]
+unused = ["x"]
+
+[[records]]
+id = "docs"
+[[records.statements]]
+roles = ["reader", "ghost"]
+resources = ["/documents"]
+token_roles = ["clinet"]
+"#,
+    );
+    let rf = records.to_str().unwrap();
+    let o = run(&["lint", "--records", rf], &[]);
+    expect(
+        &o,
+        1,
+        &[
+            &format!("{rf}:8: error: unknown role `ghost`"),
+            &format!("{rf}:3: warning: role `unused` is never granted"),
+            "1 error(s), 1 warning(s)",
+        ],
+        &[],
+    );
+    // Token roles are checked against a policy only when one is given.
+    assert!(!stdout(&o).contains("token role"), "{}", stdout(&o));
+    let clean = dir.write(
+        "clean.json",
+        "{\"roles\": {\"reader\": [\"documents:read\"]}, \"records\": [{\"id\": \"r\", \"statements\": [{\"roles\": [\"reader\"], \"resources\": [\"/d\"], \"users\": [\"ada\"]}]}]}\n",
+    );
+    expect(
+        &run(&["lint", "--records", clean.to_str().unwrap()], &[]),
+        0,
+        &["0 error(s), 0 warning(s)"],
+        &[],
+    );
+    expect(
+        &run(&["lint", "--records", "/nonexistent.toml"], &[]),
+        2,
+        &[],
+        &["--records", "/nonexistent.toml"],
+    );
+    // Neither file: a usage error naming both flags.
+    expect(&run(&["lint"], &[]), 2, &[], &["--policy", "--records"]);
 }
 
 #[test]

@@ -36,8 +36,9 @@ fn http() -> Result<&'static reqwest::Client, TokenError> {
 }
 
 /// A configured token endpoint URL: https, or http for loopback hosts (or anywhere with an
-/// `insecure_` opt-in).
-fn parse_url(setting: &str, url: &str, allow_http: bool) -> Result<Url, ConfigError> {
+/// `insecure_` opt-in). `sends` names the credential the request carries (`the refresh
+/// token`, `the client secret`), for the error on plain http.
+fn parse_url(setting: &str, url: &str, allow_http: bool, sends: &str) -> Result<Url, ConfigError> {
     let parsed = Url::parse(url.trim()).map_err(|e| {
         ConfigError::new(
             setting,
@@ -59,7 +60,7 @@ fn parse_url(setting: &str, url: &str, allow_http: bool) -> Result<Url, ConfigEr
         "http" => Err(ConfigError::new(
             setting,
             format!(
-                "`{url}` uses plain http, which would send the refresh token in clear; use https (plain http is allowed for loopback hosts)"
+                "`{url}` uses plain http, which would send {sends} in clear; use https (plain http is allowed for loopback hosts)"
             ),
         )),
         _ => Err(ConfigError::new(
@@ -197,7 +198,12 @@ impl FednRefresh {
     }
 
     fn with(uri: &str, refresh_token: String, allow_http: bool) -> Result<Self, ConfigError> {
-        let url = parse_url("FEDN_AUTH_REFRESH_TOKEN_URI", uri, allow_http)?;
+        let url = parse_url(
+            "FEDN_AUTH_REFRESH_TOKEN_URI",
+            uri,
+            allow_http,
+            "the refresh token",
+        )?;
         let refresh_token = refresh_token.trim().to_owned();
         if refresh_token.is_empty() {
             return Err(ConfigError::new(
@@ -330,7 +336,7 @@ impl OAuth2 {
         client_id: impl Into<String>,
         refresh_token: impl Into<String>,
     ) -> Result<Self, ConfigError> {
-        let url = parse_url("token_endpoint", token_endpoint, false)?;
+        let url = parse_url("token_endpoint", token_endpoint, false, "the refresh token")?;
         Ok(Self {
             url,
             grant: Grant::RefreshToken(Mutex::new(refresh_token.into())),
@@ -347,7 +353,7 @@ impl OAuth2 {
         client_id: impl Into<String>,
         client_secret: impl Into<String>,
     ) -> Result<Self, ConfigError> {
-        let url = parse_url("token_endpoint", token_endpoint, false)?;
+        let url = parse_url("token_endpoint", token_endpoint, false, "the client secret")?;
         Ok(Self {
             url,
             grant: Grant::ClientCredentials,
@@ -442,14 +448,42 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert!(parse_url("s", "https://id.example/token", false).is_ok());
-        assert!(parse_url("s", "http://127.0.0.1:8092/api/auth/refresh", false).is_ok());
-        assert!(parse_url("s", "http://[::1]/t", false).is_ok());
-        let err = parse_url("s", "http://fedn.example/t", false).unwrap_err();
+        let t = "the refresh token";
+        assert!(parse_url("s", "https://id.example/token", false, t).is_ok());
+        assert!(parse_url("s", "http://127.0.0.1:8092/api/auth/refresh", false, t).is_ok());
+        assert!(parse_url("s", "http://[::1]/t", false, t).is_ok());
+        let err = parse_url("s", "http://fedn.example/t", false, t).unwrap_err();
         assert!(err.to_string().contains("use https"), "{err}");
-        assert!(parse_url("s", "http://fedn.example/t", true).is_ok());
-        assert!(parse_url("s", "ftp://x/t", true).is_err());
-        assert!(parse_url("s", "not a url", false).is_err());
+        assert!(parse_url("s", "http://fedn.example/t", true, t).is_ok());
+        assert!(parse_url("s", "ftp://x/t", true, t).is_err());
+        assert!(parse_url("s", "not a url", false, t).is_err());
+    }
+
+    /// The plain-http refusal names what each grant would send in clear.
+    #[test]
+    fn plain_http_names_what_each_grant_sends() {
+        let err = OAuth2::client_credentials("http://id.example/token", "svc", "s3cret")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("would send the client secret in clear"),
+            "{err}"
+        );
+        assert!(!err.contains("refresh token"), "{err}");
+        let err = OAuth2::refresh_token("http://id.example/token", "app", "r1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("would send the refresh token in clear"),
+            "{err}"
+        );
+        let err = FednRefresh::new("http://fedn.example/api/auth/refresh", "r1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("would send the refresh token in clear"),
+            "{err}"
+        );
     }
 
     #[test]

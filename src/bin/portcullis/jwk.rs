@@ -50,6 +50,102 @@ pub(crate) fn thumbprint(jwk: &Map<String, Value>) -> String {
     b64url(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref())
 }
 
+/// The public JWK members (`kty` and the key members, no `alg`, `use` or `kid`) of an EC
+/// public point (uncompressed, `04 || x || y`) on the curve `crv`.
+pub(crate) fn ec_members(crv: &str, point: &[u8]) -> Map<String, Value> {
+    let n = point.len().saturating_sub(1) / 2;
+    let (x, y) = point.get(1..).unwrap_or_default().split_at(n);
+    object(json!({"kty": "EC", "crv": crv, "x": b64url(x), "y": b64url(y)}))
+}
+
+/// The public JWK members of an Ed25519 public key.
+pub(crate) fn okp_members(public: &[u8]) -> Map<String, Value> {
+    object(json!({"kty": "OKP", "crv": "Ed25519", "x": b64url(public)}))
+}
+
+/// The public JWK members of an RSA public key.
+pub(crate) fn rsa_members(key: &aws_lc_rs::rsa::PublicKey) -> Map<String, Value> {
+    object(json!({
+        "kty": "RSA",
+        "n": b64url(key.modulus().big_endian_without_leading_zero()),
+        "e": b64url(key.exponent().big_endian_without_leading_zero()),
+    }))
+}
+
+fn object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// The label and DER of the first PEM block whose label ends in `PRIVATE KEY`
+/// (`PRIVATE KEY`, `RSA PRIVATE KEY`, `EC PRIVATE KEY`).
+fn private_pem_block(text: &str) -> Option<(&str, Vec<u8>)> {
+    let mut lines = text.lines().map(str::trim);
+    loop {
+        let line = lines.next()?;
+        let Some(label) = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"))
+        else {
+            continue;
+        };
+        if !label.ends_with("PRIVATE KEY") {
+            continue;
+        }
+        let end = format!("-----END {label}-----");
+        let mut body = String::new();
+        for l in lines.by_ref() {
+            if l == end {
+                let der = STANDARD.decode(body.as_bytes()).ok()?;
+                return Some((label, der));
+            }
+            if l.contains(':') {
+                // Encrypted PEM headers (`Proc-Type:`): no key to read.
+                return None;
+            }
+            body.push_str(l);
+        }
+        return None;
+    }
+}
+
+/// The public JWK members of a PEM private key for `alg` (PKCS#8; PKCS#1 for RSA, SEC1
+/// for EC), as `keygen` computes them; `None` when the key cannot be read that way.
+pub(crate) fn public_members_from_pem(alg: Algorithm, text: &str) -> Option<Map<String, Value>> {
+    use aws_lc_rs::signature::KeyPair;
+    let (label, der) = private_pem_block(text)?;
+    match alg {
+        Algorithm::ES256 | Algorithm::ES384 => {
+            let (curve, crv) = if alg == Algorithm::ES256 {
+                (&ECDSA_P256_SHA256_FIXED_SIGNING, "P-256")
+            } else {
+                (&ECDSA_P384_SHA384_FIXED_SIGNING, "P-384")
+            };
+            let pair = if label == "EC PRIVATE KEY" {
+                EcdsaKeyPair::from_private_key_der(curve, &der).ok()?
+            } else {
+                EcdsaKeyPair::from_pkcs8(curve, &der).ok()?
+            };
+            Some(ec_members(crv, pair.public_key().as_ref()))
+        }
+        Algorithm::EdDSA => {
+            let pair = Ed25519KeyPair::from_pkcs8(&der).ok()?;
+            Some(okp_members(pair.public_key().as_ref()))
+        }
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => None,
+        _ => {
+            let pair = if label == "RSA PRIVATE KEY" {
+                aws_lc_rs::rsa::KeyPair::from_der(&der).ok()?
+            } else {
+                aws_lc_rs::rsa::KeyPair::from_pkcs8(&der).ok()?
+            };
+            Some(rsa_members(pair.public_key()))
+        }
+    }
+}
+
 /// The default algorithm of a JWK's type and curve.
 fn default_alg(jwk: &Map<String, Value>) -> Result<Algorithm, String> {
     let kty = jwk.get("kty").and_then(Value::as_str).unwrap_or("");

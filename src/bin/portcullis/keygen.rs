@@ -12,7 +12,7 @@ use aws_lc_rs::signature::{
 use portcullis::Algorithm;
 use serde_json::{Map, Value, json};
 
-use crate::jwk::{b64url, pem, public_jwk, thumbprint};
+use crate::jwk::{b64url, ec_members, okp_members, pem, public_jwk, rsa_members, thumbprint};
 use crate::{Fail, Report};
 
 const AFTER: &str = "\
@@ -20,8 +20,10 @@ Writes, for an asymmetric algorithm, PREFIX.key.pem (the PKCS#8 private key, mod
 PREFIX.pub.pem (the public key) and PREFIX.jwks.json (the public JWK set, `use` sig, with
 `alg` and `kid`); for HS256/384/512, PREFIX.secret (random hex, mode 0600) and
 PREFIX.jwks.json holding it as an `oct` key (a secret: keep it private). Existing files are
-never overwritten unless --force is given. The kid defaults to the key's RFC 7638
-thumbprint.
+never overwritten unless --force is given. The directory of PREFIX is created when missing
+(mode 0700 on Unix). The kid defaults to the key's RFC 7638 thumbprint, which is also the
+kid `mint --key PREFIX.key.pem` puts in the header; with --kid here, give mint the same
+--kid.
 
 Examples:
   portcullis keygen --alg ES256 --out keys/issuer
@@ -35,7 +37,7 @@ pub(crate) struct Args {
     /// Algorithm: ES256, ES384, EdDSA, RS256..PS512 (RSA 2048 bits), HS256, HS384, HS512
     #[arg(long, value_name = "ALG", default_value = "ES256")]
     alg: String,
-    /// Path prefix of the files written
+    /// Path prefix of the files written (its directory is created when missing)
     #[arg(long, value_name = "PREFIX", default_value = "portcullis")]
     out: PathBuf,
     /// The key id (default: the RFC 7638 thumbprint)
@@ -79,16 +81,33 @@ fn write(path: &Path, text: &str, private: bool, force: bool) -> Result<(), Fail
         .map_err(|e| Fail::usage(format!("cannot write `{}`: {e}", path.display())))
 }
 
+/// Creates the directory the files go to (the parent of `--out`) when it is missing.
+fn create_parent(prefix: &Path) -> Result<(), Fail> {
+    let Some(dir) = prefix.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| {
+        Fail::usage(format!(
+            "--out `{}`: cannot create the directory `{}`: {e}",
+            prefix.display(),
+            dir.display()
+        ))
+    })
+}
+
 /// A new key: private PKCS#8 DER, public SPKI DER, public JWK members.
 type NewKey = (Vec<u8>, Vec<u8>, Map<String, Value>);
 
 /// The private PKCS#8 DER, public SPKI DER and public JWK members of a new key.
 fn generate(alg: Algorithm) -> Result<NewKey, Fail> {
     let failed = |_| Fail::usage(format!("cannot generate a {alg} key"));
-    let object = |v: Value| match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
     Ok(match alg {
         Algorithm::ES256 | Algorithm::ES384 => {
             let (curve, crv) = if alg == Algorithm::ES256 {
@@ -104,10 +123,7 @@ fn generate(alg: Algorithm) -> Result<NewKey, Fail> {
                 .map_err(failed)?
                 .as_ref()
                 .to_vec();
-            let point = pair.public_key().as_ref();
-            let n = (point.len() - 1) / 2;
-            let jwk = json!({"kty": "EC", "crv": crv, "x": b64url(&point[1..=n]), "y": b64url(&point[1 + n..])});
-            (private, public, object(jwk))
+            (private, public, ec_members(crv, pair.public_key().as_ref()))
         }
         Algorithm::EdDSA => {
             let pair = Ed25519KeyPair::generate().map_err(failed)?;
@@ -118,9 +134,7 @@ fn generate(alg: Algorithm) -> Result<NewKey, Fail> {
                 .map_err(failed)?
                 .as_ref()
                 .to_vec();
-            let jwk =
-                json!({"kty": "OKP", "crv": "Ed25519", "x": b64url(pair.public_key().as_ref())});
-            (private, public, object(jwk))
+            (private, public, okp_members(pair.public_key().as_ref()))
         }
         _ => {
             use aws_lc_rs::rsa::{KeyPair as RsaPair, KeySize};
@@ -128,12 +142,7 @@ fn generate(alg: Algorithm) -> Result<NewKey, Fail> {
             let private = pair.as_der().map_err(failed)?.as_ref().to_vec();
             let key = pair.public_key();
             let public = key.as_der().map_err(failed)?.as_ref().to_vec();
-            let jwk = json!({
-                "kty": "RSA",
-                "n": b64url(key.modulus().big_endian_without_leading_zero()),
-                "e": b64url(key.exponent().big_endian_without_leading_zero()),
-            });
-            (private, public, object(jwk))
+            (private, public, rsa_members(key))
         }
     })
 }
@@ -143,6 +152,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         .alg
         .parse()
         .map_err(|e| Fail::usage(format!("--alg: {e}")))?;
+    create_parent(&args.out)?;
     let jwks_path = with_suffix(&args.out, ".jwks.json");
     let mut written = Vec::new();
     if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {

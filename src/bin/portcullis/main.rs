@@ -64,7 +64,7 @@ enum Command {
     Verify(verify::Args),
     /// Decide a request (route or gRPC method) or an authorize_user question, and say why
     Check(check::Args),
-    /// Find mistakes in a policy file and an access-record file
+    /// Find mistakes in a policy file, an access-record file, or both
     Lint(lint::Args),
     /// Revoke a token, a `jti` or a subject's tokens on every replica, through Redis
     Revoke(revoke::Args),

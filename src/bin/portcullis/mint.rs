@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use portcullis::{Algorithm, Signer};
 use serde_json::{Map, Value, json};
 
-use crate::jwk::{b64url, signer_from_jwk};
+use crate::jwk::{b64url, public_members_from_pem, signer_from_jwk, thumbprint};
 use crate::time::{now, parse_duration};
 use crate::{Fail, Report};
 
@@ -14,6 +14,10 @@ The key: --secret or --secret-file (HMAC), --key FILE (a PEM private key, PKCS#8
 or a private JWK or JWK set), else FEDN_JWT_SECRET_KEY under an HMAC FEDN_JWT_ALGORITHM.
 The algorithm: --alg, else the JWK's `alg`, else the key's kind (HS256 for secrets, RS256
 for RSA, ES256/ES384 by curve, EdDSA).
+
+The `kid` header: --kid, else the JWK's `kid`, else for a PEM private key its RFC 7638
+thumbprint, as keygen's (so a token from a keygen key verifies against keygen's JWK set; if
+keygen was given --kid, give mint the same --kid). HMAC secrets get no kid unless --kid.
 
 Roles go to the role claim (--role-claim, else PORTCULLIS_ROLE_CLAIM, else `role`): one
 role as a string, several as an array, and for a claim named `scope` a space-separated
@@ -45,8 +49,9 @@ pub(crate) struct Args {
     /// Algorithm (HS256, HS384, HS512, RS*, PS*, ES256, ES384, EdDSA)
     #[arg(long, value_name = "ALG")]
     alg: Option<String>,
-    /// `kid` header parameter (with a JWK set: which private key to use). A kid may start
-    /// with `-` (RFC 7638 thumbprints do).
+    /// `kid` header parameter (with a JWK set: which private key to use). For a PEM key it
+    /// defaults to the key's RFC 7638 thumbprint, as keygen's. A kid may start with `-`
+    /// (RFC 7638 thumbprints do).
     #[arg(long, allow_hyphen_values = true)]
     kid: Option<String>,
     /// `sub` claim
@@ -155,8 +160,9 @@ fn strip_newline(s: &str) -> &str {
     s.strip_suffix('\r').unwrap_or(s)
 }
 
-/// The signer the flags describe.
-fn signer(args: &Args) -> Result<Signer, Fail> {
+/// The signer the flags describe, and the `kid` its tokens name: --kid, else a JWK's
+/// `kid`, else a PEM private key's RFC 7638 thumbprint; none for HMAC secrets.
+fn signer(args: &Args) -> Result<(Signer, Option<String>), Fail> {
     let alg = match &args.alg {
         Some(a) => Some(
             a.parse::<Algorithm>()
@@ -179,6 +185,7 @@ fn signer(args: &Args) -> Result<Signer, Fail> {
         }
         Signer::hmac(alg, secret).map_err(|e| Fail::usage(format!("{flag}: {}", e.message())))
     };
+    let mut key_kid = None;
     let signer = if let Some(secret) = &args.secret {
         hmac("--secret", secret, alg)?
     } else if let Some(path) = &args.secret_file {
@@ -191,8 +198,9 @@ fn signer(args: &Args) -> Result<Signer, Fail> {
         let text = read("--key", path)?;
         let name = path.display();
         if text.trim_start().starts_with('{') {
-            let (signer, _) = signer_from_jwk(&text, alg, args.kid.as_deref())
+            let (signer, kid) = signer_from_jwk(&text, alg, args.kid.as_deref())
                 .map_err(|e| Fail::usage(format!("--key `{name}`: {e}")))?;
+            key_kid = kid;
             signer
         } else if text.contains("-----BEGIN") {
             if text.contains("PUBLIC KEY-----") && !text.contains("PRIVATE KEY-----") {
@@ -200,18 +208,37 @@ fn signer(args: &Args) -> Result<Signer, Fail> {
                     "--key `{name}` is a public key; minting needs the private key"
                 )));
             }
-            match alg {
+            let signer = match alg {
                 Some(alg) => Signer::from_pem(alg, &text)
                     .map_err(|e| Fail::usage(format!("--key `{name}`: {}", e.message())))?,
-                None => [Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA, Algorithm::RS256]
-                    .into_iter()
-                    .find_map(|a| Signer::from_pem(a, &text).ok())
-                    .ok_or_else(|| {
+                None => {
+                    let kinds = [
+                        Algorithm::ES256,
+                        Algorithm::ES384,
+                        Algorithm::EdDSA,
+                        Algorithm::RS256,
+                    ];
+                    let load = |a| Signer::from_pem(a, &text).ok();
+                    // Loading does not check an EC key's curve (a P-384 key loads for
+                    // ES256, then fails to sign): first the kinds the key itself fits.
+                    kinds
+                        .into_iter()
+                        .filter(|a| public_members_from_pem(*a, &text).is_some())
+                        .find_map(load)
+                        .or_else(|| kinds.into_iter().find_map(load))
+                        .ok_or_else(|| {
                         Fail::usage(format!(
                             "--key `{name}`: not a private key for ES256, ES384, EdDSA or RSA; name the algorithm with --alg"
                         ))
-                    })?,
+                    })?
+                }
+            };
+            // The kid keygen wrote into the JWK set, unless --kid names another.
+            if args.kid.is_none() {
+                key_kid = public_members_from_pem(signer.algorithm(), &text)
+                    .map(|members| thumbprint(&members));
             }
+            signer
         } else {
             return Err(Fail::usage(format!(
                 "--key `{name}`: neither PEM nor a JWK (JSON)"
@@ -237,14 +264,16 @@ fn signer(args: &Args) -> Result<Signer, Fail> {
             "no key: pass --secret, --secret-file or --key (or set FEDN_JWT_SECRET_KEY)",
         ));
     };
-    Ok(match &args.kid {
-        Some(kid) => signer.kid(kid),
+    let kid = args.kid.clone().or(key_kid);
+    let signer = match &kid {
+        Some(k) => signer.kid(k),
         None => signer,
-    })
+    };
+    Ok((signer, kid))
 }
 
 pub(crate) fn run(args: Args) -> Result<Report, Fail> {
-    let signer = signer(&args)?;
+    let (signer, kid) = signer(&args)?;
     let mut claims = Map::new();
     if let Some(text) = &args.claims_json {
         match serde_json::from_str(text) {
@@ -313,7 +342,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         let mut header = Map::new();
         header.insert("alg".into(), json!(signer.algorithm().as_str()));
         header.insert("typ".into(), json!("JWT"));
-        if let Some(kid) = &args.kid {
+        if let Some(kid) = &kid {
             header.insert("kid".into(), json!(kid));
         }
         for h in &args.headers {

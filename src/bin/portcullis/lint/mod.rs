@@ -1,5 +1,5 @@
-//! `portcullis lint`: mistakes in a policy file and an access-record file, with file and
-//! line.
+//! `portcullis lint`: mistakes in a policy file, an access-record file or both, with file
+//! and line.
 //!
 //! Errors are what the library refuses to load (syntax, bad patterns, rules shadowed by
 //! public entries, roles in records that are not defined); warnings are what loads but is
@@ -24,20 +24,30 @@ rules that grant nothing beyond an earlier rule open to any valid token, public 
 or methods that make part of a guarded rule public, inherited roles no rule names, roles
 defined in records but never granted, token roles in records that no policy rule names.
 
+Either file may be linted alone; token roles in records are checked against the policy
+only when --policy is given too.
+
 Exit codes: 0 no errors (warnings allowed unless --deny-warnings), 1 errors found, 2 a file
 cannot be read.
 
 Examples:
   portcullis lint --policy policy.toml
+  portcullis lint --records access.toml
   portcullis lint --policy policy.toml --records access.toml --deny-warnings";
 
 /// Arguments of `lint`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = AFTER)]
+#[command(group(
+    clap::ArgGroup::new("files")
+        .args(["policy", "records"])
+        .required(true)
+        .multiple(true)
+))]
 pub(crate) struct Args {
     /// The TOML policy file
     #[arg(long, value_name = "FILE")]
-    policy: PathBuf,
+    policy: Option<PathBuf>,
     /// The access-record file (TOML or JSON)
     #[arg(long, value_name = "FILE")]
     records: Option<PathBuf>,
@@ -94,15 +104,21 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         std::fs::read_to_string(p)
             .map_err(|e| Fail::usage(format!("{flag}: cannot read `{}`: {e}", p.display())))
     };
-    let policy_text = read("--policy", &args.policy)?;
+    let policy_text = args
+        .policy
+        .as_ref()
+        .map(|p| read("--policy", p))
+        .transpose()?;
     let records_text = args
         .records
         .as_ref()
         .map(|p| read("--records", p))
         .transpose()?;
     let mut f = Findings::default();
-    let policy_name = args.policy.display().to_string();
-    let doc = policy::lint_policy(&policy_name, &policy_text, &mut f);
+    let doc = match (&args.policy, &policy_text) {
+        (Some(path), Some(text)) => policy::lint_policy(&path.display().to_string(), text, &mut f),
+        _ => None,
+    };
     if let (Some(path), Some(text)) = (&args.records, &records_text) {
         records::lint_records(
             &path.display().to_string(),
