@@ -1,7 +1,8 @@
 //! `portcullis serve` behind a real nginx (`auth_request`) and a real Caddy
 //! (`forward_auth`), in front of an upstream that echoes the headers it got: allowed,
 //! missing token, wrong role, public path, malformed credential, expired token, encoded dot
-//! segment, forged identity headers; and the metrics move by exactly one per case.
+//! segment, forged identity headers, identity values with whitespace at an end; and the
+//! metrics move by exactly one per case.
 //!
 //! nginx and Caddy run unprivileged on free loopback ports with their own temp dir; a
 //! missing binary skips the test, or fails it with `PORTCULLIS_STRICT_TESTS=1`.
@@ -148,6 +149,21 @@ struct Case {
     upstream: Option<Vec<(&'static str, Vec<&'static str>)>>,
 }
 
+/// A token minted by the binary with `args` (the key and a lifetime added).
+fn mint(args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(["mint", "--secret", SECRET, "--exp", "1h"])
+        .args(args)
+        .output()
+        .expect("mint");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 fn cases(nginx: bool) -> Vec<Case> {
     let client = token("ada", "client", &["tenant=acme"]);
     let expired = {
@@ -160,6 +176,23 @@ fn cases(nginx: bool) -> Vec<Case> {
             .expect("mint");
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
+    // Identity values a trimming or list-splitting reader would read as others: `sub`
+    // and `tenant` with whitespace at an end, roles with whitespace at an end (a space,
+    // a tab, a no-break space) or empty. The policy judged `" admin"`, not `admin`.
+    let spaced = mint(&[
+        "--sub",
+        " root ",
+        "--claims",
+        r#"{"role": [" admin", "client", "admin\t", "", "admin\u00a0"], "tenant": " acme"}"#,
+    ]);
+    let items = mint(&[
+        "--sub",
+        "ada",
+        "--role",
+        "client",
+        "--claims",
+        r#"{"tenant": [" acme", "", "beta", "gamma ", "a,b", 7]}"#,
+    ]);
     let bearer = |t: &str| format!("Bearer {t}");
     // nginx's auth_request cannot pass a 400: it comes back as 401, still invalid_request.
     let bad_request = if nginx { 401 } else { 400 };
@@ -180,6 +213,41 @@ fn cases(nginx: bool) -> Vec<Case> {
                 ("x-auth-subject", vec!["ada"]),
                 ("x-auth-roles", vec!["client"]),
                 ("x-auth-tenant", vec!["acme"]),
+            ]),
+        },
+        Case {
+            name: "whitespace around sub, a role or a claim: left out, never trimmed",
+            target: "/api/items",
+            headers: vec![("Authorization", bearer(&spaced))],
+            status: 200,
+            challenge: None,
+            metric: ("allowed", "authorized", 200),
+            upstream: Some(vec![
+                ("x-auth-subject", vec![]),
+                ("x-auth-roles", vec!["client"]),
+                ("x-auth-tenant", vec![]),
+            ]),
+        },
+        Case {
+            name: "a role with whitespace at an end is not that role",
+            target: "/admin/users",
+            headers: vec![("Authorization", bearer(&spaced))],
+            status: 403,
+            challenge: Some(r#"Bearer realm="api", error="insufficient_scope""#),
+            metric: ("denied", "forbidden", 403),
+            upstream: None,
+        },
+        Case {
+            name: "array claim: empty items, items with whitespace at an end or a comma dropped",
+            target: "/api/items",
+            headers: vec![("Authorization", bearer(&items))],
+            status: 200,
+            challenge: None,
+            metric: ("allowed", "authorized", 200),
+            upstream: Some(vec![
+                ("x-auth-subject", vec!["ada"]),
+                ("x-auth-roles", vec!["client"]),
+                ("x-auth-tenant", vec!["beta,7"]),
             ]),
         },
         Case {
