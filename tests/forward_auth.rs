@@ -94,10 +94,12 @@ pub fn caddyfile(listen: u16, serve: SocketAddr, upstream: u16) -> String {
 http://127.0.0.1:{listen} {{
     bind 127.0.0.1
     route {{
-        # Identity headers come only from the decision: drop the client's first.
-        request_header -X-Auth-Subject
-        request_header -X-Auth-Roles
-        request_header -X-Auth-Tenant
+        # Identity headers come only from the decision: drop the client's first, in
+        # every separator spelling (WSGI and CGI read X_Auth_Roles as X-Auth-Roles).
+        request_header -X-Auth-*
+        request_header -X-Auth_*
+        request_header -X_auth-*
+        request_header -X_auth_*
         forward_auth {serve} {{
             uri /auth
             copy_headers X-Auth-Subject X-Auth-Roles X-Auth-Tenant
@@ -379,6 +381,60 @@ fn run_cases(proxy: &str, listen: u16, serve_addr: SocketAddr) {
     }
 }
 
+/// Forged identity headers in every separator and case spelling never reach the upstream:
+/// a WSGI or CGI server maps `X_Auth_Roles` to the variable of `X-Auth-Roles`
+/// (`HTTP_X_AUTH_ROLES`). nginx drops every header whose name holds `_`
+/// (`underscores_in_headers off`, its default); Caddy forwards them, so the recipe drops
+/// each spelling before `forward_auth`.
+fn forged_twins(proxy: &str, listen: u16) {
+    let bearer = format!("Bearer {}", token("ada", "client", &["tenant=acme"]));
+    let forged = [
+        "X_Auth_Roles",
+        "x_auth_roles",
+        "X-Auth_Roles",
+        "X_Auth-Roles",
+        "X_AUTH_SUBJECT",
+        "x-AUTH-subject",
+        "X_auth_Tenant",
+        "X-Auth_tenant",
+    ];
+    let mut headers: Vec<(&str, &str)> = vec![("Authorization", &bearer)];
+    headers.extend(forged.iter().map(|h| (*h, "forged")));
+    // Caddy's recipe drops the whole family; nginx's overwrites the headers it names.
+    if proxy == "caddy" {
+        headers.push(("X-Auth-Other", "forged"));
+    }
+    // Not an identity header: shows whether underscores pass this proxy at all.
+    headers.push(("X_Probe", "probe"));
+    let res = http(listen, "GET", "/api/items", &headers);
+    assert_eq!(res.status, 200, "{proxy}: {res:?}");
+    // The echo upstream (hyper) keeps `_` in names and lowercases them.
+    let seen = res.echoed();
+    for (name, values) in &seen {
+        let family = name.to_ascii_lowercase().replace('_', "-");
+        if family.starts_with("x-auth-") {
+            assert!(
+                !values.iter().any(|v| v.contains("forged")),
+                "{proxy}: a forged {name} reached the upstream: {seen:?}"
+            );
+            assert!(!name.contains('_'), "{proxy}: {name} reached the upstream");
+        }
+    }
+    assert_eq!(seen.get("x-auth-subject"), Some(&vec!["ada".to_owned()]));
+    assert_eq!(seen.get("x-auth-roles"), Some(&vec!["client".to_owned()]));
+    assert_eq!(seen.get("x-auth-tenant"), Some(&vec!["acme".to_owned()]));
+    let probe = seen.get("x_probe");
+    if proxy == "nginx" {
+        assert_eq!(
+            probe, None,
+            "nginx: underscores_in_headers is off: {seen:?}"
+        );
+    } else {
+        // Caddy passes `_` names on: only the recipe's drops keep the twins out.
+        assert_eq!(probe, Some(&vec!["probe".to_owned()]), "{proxy}: {seen:?}");
+    }
+}
+
 /// nginx on a free port in `dir`, in front of `serve_addr` and `upstream`.
 fn start_nginx(
     nginx: &std::path::Path,
@@ -413,6 +469,7 @@ fn nginx_auth_request() {
     let (_proxy, listen) = start_nginx(&nginx, &dir, serve_addr, upstream);
     wait_port(serve_addr.port(), "serve", Some(&mut serve_proc));
     run_cases("nginx", listen, serve_addr);
+    forged_twins("nginx", listen);
     let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
     assert!(!log.contains("[emerg]"), "nginx error log: {log}");
 }
@@ -437,6 +494,7 @@ fn caddy_forward_auth() {
     wait_port(listen, "caddy", Some(&mut proxy));
     wait_port(serve_addr.port(), "serve", Some(&mut serve_proc));
     run_cases("caddy", listen, serve_addr);
+    forged_twins("caddy", listen);
 }
 
 /// With no keys ever loaded, serve answers 503; nginx's `auth_request` turns any status
