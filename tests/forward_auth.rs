@@ -43,6 +43,8 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
 
+    # The challenge for refusals but 401: auth_request copies a 401's challenge itself.
+    map $status $auth_challenge_403 {{ 401 ""; default $auth_challenge; }}
     upstream portcullis {{ server {serve}; keepalive 16; }}
     upstream app {{ server 127.0.0.1:{upstream}; keepalive 16; }}
 
@@ -66,7 +68,7 @@ http {{
             auth_request_set $auth_roles $upstream_http_x_auth_roles;
             auth_request_set $auth_tenant $upstream_http_x_auth_tenant;
             auth_request_set $auth_challenge $upstream_http_www_authenticate;
-            add_header WWW-Authenticate $auth_challenge always;
+            add_header WWW-Authenticate $auth_challenge_403 always;
 
             # Set from the decision, never from the client: an empty value removes it.
             proxy_set_header X-Auth-Subject $auth_subject;
@@ -345,6 +347,16 @@ fn run_cases(proxy: &str, listen: u16, serve_addr: SocketAddr) {
             case.challenge,
             "{name}: {res:?}"
         );
+        // Exactly one challenge on a refusal: nginx's auth_request copies the decision's on
+        // a 401 itself, so the recipe adds it only to the other statuses.
+        if matches!(res.status, 401 | 403) {
+            let challenges = res
+                .headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("www-authenticate"))
+                .count();
+            assert_eq!(challenges, 1, "{name}: WWW-Authenticate count: {res:?}");
+        }
         if let Some(want) = &case.upstream {
             let seen = res.echoed();
             for (h, values) in want {
