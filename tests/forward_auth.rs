@@ -197,6 +197,14 @@ fn cases(nginx: bool) -> Vec<Case> {
         "--claims",
         r#"{"tenant": [" acme", "", "beta", "gamma ", "a,b", 7]}"#,
     ]);
+    // Quoted items: an RFC 9110 list reader (werkzeug's parse_list_header) unquotes
+    // `"admin"` to `admin`, and joins `"a` and `b"` into one item.
+    let quoted = mint(&[
+        "--sub",
+        "ada",
+        "--claims",
+        r#"{"role": ["\"admin\"", "client", "\"x", "y\""], "tenant": ["\"beta\"", "gamma"]}"#,
+    ]);
     let bearer = |t: &str| format!("Bearer {t}");
     // nginx's auth_request cannot pass a 400: it comes back as 401, still invalid_request.
     let bad_request = if nginx { 401 } else { 400 };
@@ -252,6 +260,19 @@ fn cases(nginx: bool) -> Vec<Case> {
                 ("x-auth-subject", vec!["ada"]),
                 ("x-auth-roles", vec!["client"]),
                 ("x-auth-tenant", vec!["beta,7"]),
+            ]),
+        },
+        Case {
+            name: "list items holding a quote dropped",
+            target: "/api/items",
+            headers: vec![("Authorization", bearer(&quoted))],
+            status: 200,
+            challenge: None,
+            metric: ("allowed", "authorized", 200),
+            upstream: Some(vec![
+                ("x-auth-subject", vec!["ada"]),
+                ("x-auth-roles", vec!["client"]),
+                ("x-auth-tenant", vec!["gamma"]),
             ]),
         },
         Case {

@@ -93,9 +93,11 @@ fn exact(s: &str) -> bool {
 }
 
 /// Whether `s` can be one item of a comma-separated header value: [`exact`], not empty,
-/// and no comma (else it would read as several items).
+/// no comma (else it would read as several items) and no `"` (an RFC 9110 list reader
+/// unquotes a quoted-string: `"admin"` reads as `admin`, and a quote opened in one item
+/// and closed in the next joins them).
 fn list_item(s: &str) -> bool {
-    !s.is_empty() && !s.contains(',') && exact(s)
+    !s.is_empty() && !s.contains([',', '"']) && exact(s)
 }
 
 /// A claim as one header value: strings as they are, numbers and booleans as JSON,
@@ -166,8 +168,8 @@ impl Identity {
                 ),
             }
         }
-        // A role that is empty, holds a comma, whitespace at an end or a character a header
-        // cannot carry is left out: it could otherwise read as other roles upstream.
+        // A role that is empty, holds a comma or `"`, whitespace at an end or a character a
+        // header cannot carry is left out: it could otherwise read as other roles upstream.
         let mut left_out = 0usize;
         let roles: Vec<&str> = p
             .roles()
