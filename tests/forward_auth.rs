@@ -1,7 +1,8 @@
 //! `portcullis serve` behind a real nginx (`auth_request`) and a real Caddy
 //! (`forward_auth`), in front of an upstream that echoes the headers it got: allowed,
 //! missing token, wrong role, public path, malformed credential, expired token, encoded dot
-//! segment, forged identity headers; and the metrics move by exactly one per case.
+//! segment, forged identity headers, identity values with whitespace at an end; and the
+//! metrics move by exactly one per case.
 //!
 //! nginx and Caddy run unprivileged on free loopback ports with their own temp dir; a
 //! missing binary skips the test, or fails it with `PORTCULLIS_STRICT_TESTS=1`.
@@ -42,6 +43,8 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
 
+    # The challenge for refusals but 401: auth_request copies a 401's challenge itself.
+    map $status $auth_challenge_403 {{ 401 ""; default $auth_challenge; }}
     upstream portcullis {{ server {serve}; keepalive 16; }}
     upstream app {{ server 127.0.0.1:{upstream}; keepalive 16; }}
 
@@ -65,7 +68,7 @@ http {{
             auth_request_set $auth_roles $upstream_http_x_auth_roles;
             auth_request_set $auth_tenant $upstream_http_x_auth_tenant;
             auth_request_set $auth_challenge $upstream_http_www_authenticate;
-            add_header WWW-Authenticate $auth_challenge always;
+            add_header WWW-Authenticate $auth_challenge_403 always;
 
             # Set from the decision, never from the client: an empty value removes it.
             proxy_set_header X-Auth-Subject $auth_subject;
@@ -93,10 +96,12 @@ pub fn caddyfile(listen: u16, serve: SocketAddr, upstream: u16) -> String {
 http://127.0.0.1:{listen} {{
     bind 127.0.0.1
     route {{
-        # Identity headers come only from the decision: drop the client's first.
-        request_header -X-Auth-Subject
-        request_header -X-Auth-Roles
-        request_header -X-Auth-Tenant
+        # Identity headers come only from the decision: drop the client's first, in
+        # every separator spelling (WSGI and CGI read X_Auth_Roles as X-Auth-Roles).
+        request_header -X-Auth-*
+        request_header -X-Auth_*
+        request_header -X_auth-*
+        request_header -X_auth_*
         forward_auth {serve} {{
             uri /auth
             copy_headers X-Auth-Subject X-Auth-Roles X-Auth-Tenant
@@ -148,6 +153,21 @@ struct Case {
     upstream: Option<Vec<(&'static str, Vec<&'static str>)>>,
 }
 
+/// A token minted by the binary with `args` (the key and a lifetime added).
+fn mint(args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(["mint", "--secret", SECRET, "--exp", "1h"])
+        .args(args)
+        .output()
+        .expect("mint");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 fn cases(nginx: bool) -> Vec<Case> {
     let client = token("ada", "client", &["tenant=acme"]);
     let expired = {
@@ -160,6 +180,31 @@ fn cases(nginx: bool) -> Vec<Case> {
             .expect("mint");
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
+    // Identity values a trimming or list-splitting reader would read as others: `sub`
+    // and `tenant` with whitespace at an end, roles with whitespace at an end (a space,
+    // a tab, a no-break space) or empty. The policy judged `" admin"`, not `admin`.
+    let spaced = mint(&[
+        "--sub",
+        " root ",
+        "--claims",
+        r#"{"role": [" admin", "client", "admin\t", "", "admin\u00a0"], "tenant": " acme"}"#,
+    ]);
+    let items = mint(&[
+        "--sub",
+        "ada",
+        "--role",
+        "client",
+        "--claims",
+        r#"{"tenant": [" acme", "", "beta", "gamma ", "a,b", 7]}"#,
+    ]);
+    // Quoted items: an RFC 9110 list reader (werkzeug's parse_list_header) unquotes
+    // `"admin"` to `admin`, and joins `"a` and `b"` into one item.
+    let quoted = mint(&[
+        "--sub",
+        "ada",
+        "--claims",
+        r#"{"role": ["\"admin\"", "client", "\"x", "y\""], "tenant": ["\"beta\"", "gamma"]}"#,
+    ]);
     let bearer = |t: &str| format!("Bearer {t}");
     // nginx's auth_request cannot pass a 400: it comes back as 401, still invalid_request.
     let bad_request = if nginx { 401 } else { 400 };
@@ -180,6 +225,54 @@ fn cases(nginx: bool) -> Vec<Case> {
                 ("x-auth-subject", vec!["ada"]),
                 ("x-auth-roles", vec!["client"]),
                 ("x-auth-tenant", vec!["acme"]),
+            ]),
+        },
+        Case {
+            name: "whitespace around sub, a role or a claim: left out, never trimmed",
+            target: "/api/items",
+            headers: vec![("Authorization", bearer(&spaced))],
+            status: 200,
+            challenge: None,
+            metric: ("allowed", "authorized", 200),
+            upstream: Some(vec![
+                ("x-auth-subject", vec![]),
+                ("x-auth-roles", vec!["client"]),
+                ("x-auth-tenant", vec![]),
+            ]),
+        },
+        Case {
+            name: "a role with whitespace at an end is not that role",
+            target: "/admin/users",
+            headers: vec![("Authorization", bearer(&spaced))],
+            status: 403,
+            challenge: Some(r#"Bearer realm="api", error="insufficient_scope""#),
+            metric: ("denied", "forbidden", 403),
+            upstream: None,
+        },
+        Case {
+            name: "array claim: empty items, items with whitespace at an end or a comma dropped",
+            target: "/api/items",
+            headers: vec![("Authorization", bearer(&items))],
+            status: 200,
+            challenge: None,
+            metric: ("allowed", "authorized", 200),
+            upstream: Some(vec![
+                ("x-auth-subject", vec!["ada"]),
+                ("x-auth-roles", vec!["client"]),
+                ("x-auth-tenant", vec!["beta,7"]),
+            ]),
+        },
+        Case {
+            name: "list items holding a quote dropped",
+            target: "/api/items",
+            headers: vec![("Authorization", bearer(&quoted))],
+            status: 200,
+            challenge: None,
+            metric: ("allowed", "authorized", 200),
+            upstream: Some(vec![
+                ("x-auth-subject", vec!["ada"]),
+                ("x-auth-roles", vec!["client"]),
+                ("x-auth-tenant", vec!["gamma"]),
             ]),
         },
         Case {
@@ -275,6 +368,16 @@ fn run_cases(proxy: &str, listen: u16, serve_addr: SocketAddr) {
             case.challenge,
             "{name}: {res:?}"
         );
+        // Exactly one challenge on a refusal: nginx's auth_request copies the decision's on
+        // a 401 itself, so the recipe adds it only to the other statuses.
+        if matches!(res.status, 401 | 403) {
+            let challenges = res
+                .headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("www-authenticate"))
+                .count();
+            assert_eq!(challenges, 1, "{name}: WWW-Authenticate count: {res:?}");
+        }
         if let Some(want) = &case.upstream {
             let seen = res.echoed();
             for (h, values) in want {
@@ -308,6 +411,60 @@ fn run_cases(proxy: &str, listen: u16, serve_addr: SocketAddr) {
             })
             .collect();
         assert_eq!(moved, want, "{name}: metric moves");
+    }
+}
+
+/// Forged identity headers in every separator and case spelling never reach the upstream:
+/// a WSGI or CGI server maps `X_Auth_Roles` to the variable of `X-Auth-Roles`
+/// (`HTTP_X_AUTH_ROLES`). nginx drops every header whose name holds `_`
+/// (`underscores_in_headers off`, its default); Caddy forwards them, so the recipe drops
+/// each spelling before `forward_auth`.
+fn forged_twins(proxy: &str, listen: u16) {
+    let bearer = format!("Bearer {}", token("ada", "client", &["tenant=acme"]));
+    let forged = [
+        "X_Auth_Roles",
+        "x_auth_roles",
+        "X-Auth_Roles",
+        "X_Auth-Roles",
+        "X_AUTH_SUBJECT",
+        "x-AUTH-subject",
+        "X_auth_Tenant",
+        "X-Auth_tenant",
+    ];
+    let mut headers: Vec<(&str, &str)> = vec![("Authorization", &bearer)];
+    headers.extend(forged.iter().map(|h| (*h, "forged")));
+    // Caddy's recipe drops the whole family; nginx's overwrites the headers it names.
+    if proxy == "caddy" {
+        headers.push(("X-Auth-Other", "forged"));
+    }
+    // Not an identity header: shows whether underscores pass this proxy at all.
+    headers.push(("X_Probe", "probe"));
+    let res = http(listen, "GET", "/api/items", &headers);
+    assert_eq!(res.status, 200, "{proxy}: {res:?}");
+    // The echo upstream (hyper) keeps `_` in names and lowercases them.
+    let seen = res.echoed();
+    for (name, values) in &seen {
+        let family = name.to_ascii_lowercase().replace('_', "-");
+        if family.starts_with("x-auth-") {
+            assert!(
+                !values.iter().any(|v| v.contains("forged")),
+                "{proxy}: a forged {name} reached the upstream: {seen:?}"
+            );
+            assert!(!name.contains('_'), "{proxy}: {name} reached the upstream");
+        }
+    }
+    assert_eq!(seen.get("x-auth-subject"), Some(&vec!["ada".to_owned()]));
+    assert_eq!(seen.get("x-auth-roles"), Some(&vec!["client".to_owned()]));
+    assert_eq!(seen.get("x-auth-tenant"), Some(&vec!["acme".to_owned()]));
+    let probe = seen.get("x_probe");
+    if proxy == "nginx" {
+        assert_eq!(
+            probe, None,
+            "nginx: underscores_in_headers is off: {seen:?}"
+        );
+    } else {
+        // Caddy passes `_` names on: only the recipe's drops keep the twins out.
+        assert_eq!(probe, Some(&vec!["probe".to_owned()]), "{proxy}: {seen:?}");
     }
 }
 
@@ -345,6 +502,7 @@ fn nginx_auth_request() {
     let (_proxy, listen) = start_nginx(&nginx, &dir, serve_addr, upstream);
     wait_port(serve_addr.port(), "serve", Some(&mut serve_proc));
     run_cases("nginx", listen, serve_addr);
+    forged_twins("nginx", listen);
     let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
     assert!(!log.contains("[emerg]"), "nginx error log: {log}");
 }
@@ -369,6 +527,7 @@ fn caddy_forward_auth() {
     wait_port(listen, "caddy", Some(&mut proxy));
     wait_port(serve_addr.port(), "serve", Some(&mut serve_proc));
     run_cases("caddy", listen, serve_addr);
+    forged_twins("caddy", listen);
 }
 
 /// With no keys ever loaded, serve answers 503; nginx's `auth_request` turns any status

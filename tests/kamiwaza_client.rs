@@ -104,6 +104,36 @@ fn refused(res: &Res, status: u16, challenge: Option<&str>, error: &str, message
 
 const ADA_ID: &str = "9adbbe68-8f18-529b-81d8-e6a6bc49c2ed";
 
+/// A `sub` that spells a UUID gets the derived id too: a token whose `sub` is ada's id
+/// is not ada (nor in her groups).
+#[test]
+fn a_sub_spelling_another_users_id_gets_its_own_id() {
+    let dir = TempDir::new("kamiwaza-uuid-sub");
+    let (_serve, addr) = start(&dir, &[], &[]);
+    let posing = sign(json!({"sub": ADA_ID, "iat": IAT, "exp": 4_000_000_000u64}));
+    let bearer = format!("Bearer {posing}");
+    // Python: uuid.uuid5(uuid.NAMESPACE_URL, "portcullis:user:" + ADA_ID)
+    let own = "facd0c68-9106-5568-a36c-bbfe6758bcf7";
+    let res = get(addr, "/auth/verify-token", &[("authorization", &bearer)]);
+    assert_eq!(res.status, 200, "{res:?}");
+    let user = body(&res);
+    assert_eq!(user["id"], own, "{user}");
+    assert_ne!(user["id"], ADA_ID, "{user}");
+    assert_eq!(user["external_id"], ADA_ID, "{user}");
+    assert_eq!(user["groups"], json!([]), "{user}");
+    let res = get(
+        addr,
+        "/auth/users/me/permissions",
+        &[("authorization", &bearer)],
+    );
+    assert_eq!(res.status, 200, "{res:?}");
+    assert_eq!(
+        body(&res),
+        json!({"user_id": own, "rights": [], "roles": [], "groups": []}),
+        "{res:?}"
+    );
+}
+
 #[test]
 fn answers_over_http() {
     let dir = TempDir::new("kamiwaza-http");
@@ -413,7 +443,8 @@ fn the_kamiwaza_client_sends_the_query_token_where_enabled() {
         r#"
 anon = KamiwazaClient(BASE, log_level=logging.ERROR)
 user = anon.auth.verify_token(TOKEN)
-assert str(user.id) == os.environ["SUB"] and user.external_id == os.environ["SUB"], user
+assert str(user.id) == uid("user", os.environ["SUB"]), user.id
+assert user.external_id == os.environ["SUB"], user
 assert user.username == "grace" and user.email == "grace@users.example.com", user
 assert user.last_login == user.created_at, user
 perms = anon.auth.read_own_permissions(TOKEN)
@@ -435,11 +466,12 @@ print(json.dumps({
         ],
     );
     let got: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
-    // grace (by her id) is in `ops` by the records: `admin` gives her `*`.
+    // grace (by her `sub`) is in `ops` by the records: `admin` gives her `*`. Her id is
+    // derived from the `sub` like any other: uuid5(NAMESPACE_URL, "portcullis:user:" + sub).
     assert_eq!(
         got,
         json!({
-            "user_id": sub,
+            "user_id": "37e069bd-3048-55ec-8004-1f7f7265b81e",
             "rights": ["*"],
             "roles": ["admin"],
             "groups": ["ops"],

@@ -82,23 +82,51 @@ pub(crate) fn identity_header(text: &str) -> Result<(String, HeaderName), String
     Ok((claim.trim().to_owned(), name))
 }
 
+/// Whether `s` reaches the upstream as exactly itself: no control character (a tab is the
+/// one a header value may carry) and no whitespace at either end, which a reader that
+/// trims (RFC 9110 list parsing, `str.strip()`, `String.trim()`) would drop and so read
+/// another value: `" root "` as `root`. Unicode spaces count, and U+FEFF, which
+/// JavaScript's `trim()` removes.
+fn exact(s: &str) -> bool {
+    let edge = |c: char| c.is_whitespace() || c == '\u{feff}';
+    !s.starts_with(edge) && !s.ends_with(edge) && !s.chars().any(char::is_control)
+}
+
+/// Whether `s` can be one item of a comma-separated header value: [`exact`], not empty,
+/// no comma (else it would read as several items) and no `"` (an RFC 9110 list reader
+/// unquotes a quoted-string: `"admin"` reads as `admin`, and a quote opened in one item
+/// and closed in the next joins them).
+fn list_item(s: &str) -> bool {
+    !s.is_empty() && !s.contains([',', '"']) && exact(s)
+}
+
 /// A claim as one header value: strings as they are, numbers and booleans as JSON,
-/// arrays as comma-separated items (items holding a comma are left out, so a value can
-/// never pose as two), objects as compact JSON. `None` when it cannot be a header value.
-fn claim_value(v: &Value) -> Option<HeaderValue> {
+/// arrays as comma-separated items, objects as compact JSON. `None` when it cannot be a
+/// header value or is not [`exact`]. An array item that is not a [`list_item`] is left
+/// out, so a value can never pose as two or as another.
+fn claim_value(v: &Value, header: &HeaderName) -> Option<HeaderValue> {
     let text = match v {
-        Value::String(s) => s.clone(),
-        Value::Null => return None,
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|i| match i {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(_) | Value::Bool(_) => Some(i.to_string()),
-                _ => None,
-            })
-            .filter(|s| !s.contains(','))
-            .collect::<Vec<_>>()
-            .join(","),
+        Value::String(s) if exact(s) => s.clone(),
+        Value::String(_) | Value::Null => return None,
+        Value::Array(items) => {
+            let kept: Vec<String> = items
+                .iter()
+                .filter_map(|i| match i {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(_) | Value::Bool(_) => Some(i.to_string()),
+                    _ => None,
+                })
+                .filter(|s| list_item(s))
+                .collect();
+            if kept.len() < items.len() {
+                tracing::debug!(
+                    header = %header,
+                    left_out = items.len() - kept.len(),
+                    "forward-auth: claim items that cannot be list items left out"
+                );
+            }
+            kept.join(",")
+        }
         other => other.to_string(),
     };
     HeaderValue::from_str(&text).ok()
@@ -129,31 +157,48 @@ impl Identity {
         let mut res = self.empty_identity();
         let h = res.headers_mut();
         if let Some(sub) = p.subject() {
+            // Left empty rather than trimmed: `" root "` is not `root`.
             match HeaderValue::from_str(sub) {
-                Ok(v) => {
+                Ok(v) if exact(sub) => {
                     h.insert(SUBJECT, v);
                 }
-                Err(_) => tracing::warn!(
-                    "forward-auth: `sub` cannot be a header value; X-Auth-Subject left empty"
+                _ => tracing::warn!(
+                    "forward-auth: `sub` cannot be a header value as it is (a character a \
+                     header cannot carry, or whitespace at an end); X-Auth-Subject left empty"
                 ),
             }
         }
-        // A role that holds a comma or a character a header cannot carry is left out: it
-        // could otherwise read as other roles upstream.
+        // A role that is empty, holds a comma or `"`, whitespace at an end or a character a
+        // header cannot carry is left out: it could otherwise read as other roles upstream.
+        let mut left_out = 0usize;
         let roles: Vec<&str> = p
             .roles()
-            .filter(|r| !r.is_empty() && !r.contains(',') && HeaderValue::from_str(r).is_ok())
+            .filter(|r| {
+                let keep = list_item(r) && HeaderValue::from_str(r).is_ok();
+                left_out += usize::from(!keep);
+                keep
+            })
             .collect();
+        if left_out > 0 {
+            tracing::debug!(
+                left_out,
+                "forward-auth: roles that cannot be list items left out of X-Auth-Roles"
+            );
+        }
         if let Ok(v) = HeaderValue::from_str(&roles.join(",")) {
             h.insert(ROLES, v);
         }
         for (claim, name) in self.claims.iter() {
-            match p.claim(claim).and_then(claim_value) {
+            match p.claim(claim).and_then(|v| claim_value(v, name)) {
                 Some(v) => {
                     h.insert(name.clone(), v);
                 }
                 None if p.claim(claim).is_some() => {
-                    tracing::warn!(header = %name, "forward-auth: the claim cannot be a header value; header left empty");
+                    tracing::warn!(
+                        header = %name,
+                        "forward-auth: the claim cannot be a header value as it is (a character \
+                         a header cannot carry, or whitespace at an end); header left empty"
+                    );
                 }
                 None => {}
             }

@@ -23,9 +23,10 @@
 //! logs, browser history and `Referer` headers. It is verified by serve's authenticator
 //! (keys, issuer, audience, revocations), and refusals follow the crate's answer table.
 //!
-//! Mapping onto portcullis, which keeps no user store: `id` is `sub` when that is a
-//! UUID, else the name-based UUID (version 5) of `portcullis:user:<sub>` in the URL
-//! namespace (groups likewise, `portcullis:group:<name>`); `external_id` is `sub`;
+//! Mapping onto portcullis, which keeps no user store: `id` is the name-based UUID
+//! (version 5) of `portcullis:user:<sub>` in the URL namespace, for every `sub`, a
+//! UUID-shaped one too (else a token whose `sub` spells another user's id would get that
+//! id); groups likewise, `portcullis:group:<name>`. `external_id` is `sub`;
 //! `username` is `preferred_username`, else `sub`; `email` the `email` claim, else
 //! `<username>@<--kamiwaza-email-domain>` when set, else null (which the client refuses);
 //! `full_name` the `name` claim; `created_at` the token's `iat` (the Unix epoch without
@@ -318,13 +319,11 @@ fn json_response(body: &Value) -> Response<Body> {
     res
 }
 
-/// `name` itself when it is a UUID (lowercased), else the version-5 UUID of
-/// `portcullis:<kind>:<name>` in the URL namespace (RFC 9562 section 5.5), so the same
-/// name gives the same id on every replica.
+/// The version-5 UUID of `portcullis:<kind>:<name>` in the URL namespace (RFC 9562
+/// section 5.5), so the same name gives the same id on every replica. Every name is
+/// derived, a UUID-shaped one too: no name can choose its id, so no `sub` can pose as the
+/// user whose derived id it spells.
 fn id_for(kind: &str, name: &str) -> String {
-    if is_uuid(name) {
-        return name.to_ascii_lowercase();
-    }
     // The URL namespace, 6ba7b811-9dad-11d1-80b4-00c04fd430c8.
     const NAMESPACE_URL: [u8; 16] = [
         0x6b, 0xa7, 0xb8, 0x11, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30,
@@ -349,16 +348,6 @@ fn id_for(kind: &str, name: &str) -> String {
     )
 }
 
-/// The 8-4-4-4-12 hex form.
-fn is_uuid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,9 +359,12 @@ mod tests {
             id_for("user", "ada"),
             "9adbbe68-8f18-529b-81d8-e6a6bc49c2ed"
         );
+        // A UUID-shaped name is derived too: ada's id as a `sub` is not ada.
+        let ada = id_for("user", "ada");
+        assert_eq!(id_for("user", &ada), "facd0c68-9106-5568-a36c-bbfe6758bcf7");
         let u = "6BA7B810-9DAD-11D1-80B4-00C04FD430C8";
-        assert_eq!(id_for("user", u), u.to_ascii_lowercase());
-        assert!(!is_uuid("6ba7b810-9dad-11d1-80b4-00c04fd430c"));
+        assert_eq!(id_for("user", u), "ee783e4f-d667-5631-8c94-97a8b90b8110");
+        assert_ne!(id_for("user", u), id_for("user", &u.to_ascii_lowercase()));
         assert_ne!(id_for("user", "ada"), id_for("group", "ada"));
     }
 
