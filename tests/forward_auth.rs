@@ -350,6 +350,33 @@ fn cases(nginx: bool) -> Vec<Case> {
             metric: ("denied", "invalid_request", bad_request),
             upstream: None,
         },
+        Case {
+            name: "dot segment with a path parameter under a public prefix",
+            target: "/public/..;/admin/users",
+            headers: vec![],
+            status: bad_request,
+            challenge: Some(r#"Bearer realm="api", error="invalid_request""#),
+            metric: ("denied", "invalid_request", bad_request),
+            upstream: None,
+        },
+        Case {
+            name: "encoded dot segment with a path parameter",
+            target: "/public/%2e%2e;x/admin/users",
+            headers: vec![],
+            status: bad_request,
+            challenge: Some(r#"Bearer realm="api", error="invalid_request""#),
+            metric: ("denied", "invalid_request", bad_request),
+            upstream: None,
+        },
+        Case {
+            name: "single dot with a path parameter",
+            target: "/api/.;/admin/users",
+            headers: vec![("Authorization", bearer(&client))],
+            status: bad_request,
+            challenge: Some(r#"Bearer realm="api", error="invalid_request""#),
+            metric: ("denied", "invalid_request", bad_request),
+            upstream: None,
+        },
     ]
 }
 

@@ -101,11 +101,15 @@ pub(crate) fn routes(
     records: Option<Authorizer>,
 ) -> Result<Router, Fail> {
     let records = match &flags.kamiwaza_records {
-        Some(path) => Some(Authorizer::from_file(path).map_err(|e| {
-            Fail::usage(format!(
-                "--kamiwaza-records (PORTCULLIS_KAMIWAZA_RECORDS_FILE): {e}"
-            ))
-        })?),
+        Some(path) => Some(
+            Authorizer::from_file(path)
+                .and_then(|a| a.issuers_of(&auth))
+                .map_err(|e| {
+                    Fail::usage(format!(
+                        "--kamiwaza-records (PORTCULLIS_KAMIWAZA_RECORDS_FILE): {e}"
+                    ))
+                })?,
+        ),
         None => records,
     };
     let email_domain = match flags.kamiwaza_email_domain.as_deref().map(str::trim) {
