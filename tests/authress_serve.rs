@@ -29,7 +29,12 @@ const ACCOUNT: &str = "acc_portcullis";
 const CLIENT: &str = "sc_portcullis";
 const KID: &str = "kid-portcullis-1";
 
+/// `DOMAIN` is replaced by the Authress domain's origin: the service client's tokens carry
+/// its issuer, the users' tokens none (`issuer = ""`), and `sub` is unique only within its
+/// issuer.
 const RECORDS: &str = r#"
+issuer = ""
+
 [roles]
 reader = ["documents:read"]
 authress-check = ["authress:check"]
@@ -46,7 +51,7 @@ id = "checkers"
 [[records.statements]]
 roles = ["authress-check"]
 resources = ["/authress"]
-users = ["sc_portcullis"]
+users = [{ iss = "DOMAIN/v1/clients/sc_portcullis", sub = "sc_portcullis" }]
 "#;
 
 /// A test-only service-client access key, made with the SDK's own crypto library, and its
@@ -206,7 +211,8 @@ fn authress_sdk_against_serve() {
     let domain = domain(key["jwk"].clone());
 
     let dir = TempDir::new("authress-serve");
-    let records = dir.write("records.toml", RECORDS);
+    let records_text = RECORDS.replace("DOMAIN", &domain.origin);
+    let records = dir.write("records.toml", &records_text);
     let (mut serve, addr) = serve(
         &[
             "--proxy",
@@ -375,7 +381,7 @@ fn authress_sdk_against_serve() {
     // Reloaded on change: ada now reads /documents/B too.
     std::fs::write(
         &records,
-        RECORDS.replace(
+        records_text.replace(
             r#"resources = ["/documents/A"]"#,
             r#"resources = ["/documents/A", "/documents/B"]"#,
         ),

@@ -61,7 +61,7 @@ impl Drop for ContextGuard {
 struct File {
     /// The one issuer the records are for.
     #[serde(default)]
-    issuer: Option<Id>,
+    issuer: Option<String>,
     #[serde(default)]
     roles: UniqueMap<Vec<Perm>>,
     #[serde(default)]
@@ -185,7 +185,8 @@ enum FileUser {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct QualifiedUser {
-    iss: Id,
+    /// `""` names tokens without `iss`; checked when the set is built.
+    iss: String,
     sub: Id,
 }
 
@@ -193,7 +194,7 @@ impl From<FileUser> for UserId {
     fn from(u: FileUser) -> Self {
         match u {
             FileUser::Bare(Id(sub)) => UserId::new(sub),
-            FileUser::Of(QualifiedUser { iss, sub }) => UserId::of(iss.0, sub.0),
+            FileUser::Of(QualifiedUser { iss, sub }) => UserId::of(iss, sub.0),
         }
     }
 }
@@ -340,7 +341,7 @@ pub(super) fn parse(text: &str, format: Format, origin: &str) -> Result<RecordSe
         pass(text, format, origin)?
     };
     let mut b = RecordSetBuilder::default();
-    if let Some(Id(iss)) = file.issuer {
+    if let Some(iss) = file.issuer {
         b = b.issuer(iss);
     }
     for (id, perms) in file.roles.0 {

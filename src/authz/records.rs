@@ -81,7 +81,8 @@ impl UserId {
         }
     }
 
-    /// The user `subject` of `issuer` (the token's `iss`, exactly).
+    /// The user `subject` of `issuer` (the token's `iss`, exactly; `""` for tokens that
+    /// carry no `iss`).
     pub fn of(issuer: impl Into<String>, subject: impl Into<String>) -> Self {
         Self {
             issuer: Some(issuer.into()),
@@ -216,7 +217,8 @@ impl RecordSetBuilder {
     }
 
     /// The one issuer the set is for: bare user ids (a `sub` alone) match only tokens of
-    /// this `iss`. Needed when the authenticator accepts several issuers and users are not
+    /// this `iss` (`""`: tokens without `iss`), and user ids the application names itself
+    /// ([`Subject::user`](crate::Subject::user) without an issuer). Needed when the authenticator accepts several issuers and users are not
     /// named as [`UserId::of`]; see [`Authorizer::issuers_of`](crate::Authorizer::issuers_of).
     /// Default: none (bare user ids match the one issuer the authenticator accepts).
     pub fn issuer(mut self, iss: impl Into<String>) -> Self {
@@ -365,14 +367,17 @@ pub(super) struct Compiled {
     by_group: HashMap<Box<str>, Index>,
     by_token_role: HashMap<Box<str>, Index>,
     /// Groups by bare member id.
-    member_of: HashMap<Box<str>, Vec<Box<str>>>,
+    member_of: Memberships,
     /// Groups by issuer, then member `sub`.
-    issuer_member_of: HashMap<Box<str>, HashMap<Box<str>, Vec<Box<str>>>>,
+    issuer_member_of: HashMap<Box<str>, Memberships>,
     group_count: usize,
     issuer: Option<Box<str>>,
     /// The first bare user id and its setting (`records[0].statements[1].users[2]`).
     first_bare_user: Option<(String, String)>,
 }
+
+/// Group ids by member id.
+type Memberships = HashMap<Box<str>, Vec<Box<str>>>;
 
 /// Adds statement `sid` with its resources to the index of `key`.
 fn index_into(map: &mut HashMap<Box<str>, Index>, key: &str, sid: u32, resources: &[Resource]) {
@@ -385,6 +390,18 @@ fn index_into(map: &mut HashMap<Box<str>, Index>, key: &str, sid: u32, resources
     for (rix, res) in resources.iter().enumerate() {
         index.trie.insert(res.segs(), (sid, rix as u32));
     }
+}
+
+/// An issuer as named in records: any text without control characters; `""` names the
+/// tokens that carry no `iss`.
+fn check_issuer(iss: &str, setting: impl FnOnce() -> String) -> Result<(), ConfigError> {
+    if iss.chars().any(char::is_control) {
+        return Err(ConfigError::new(
+            setting(),
+            "an issuer must not hold control characters",
+        ));
+    }
+    Ok(())
 }
 
 fn check_id(kind: &str, id: &str, setting: impl FnOnce() -> String) -> Result<(), ConfigError> {
@@ -429,12 +446,11 @@ impl Compiled {
         }
 
         if let Some(iss) = &b.issuer {
-            check_id("issuer", iss, || "issuer".to_owned())?;
+            check_issuer(iss, || "issuer".to_owned())?;
         }
         let mut first_bare_user = None;
         let mut member_of: HashMap<Box<str>, Vec<Box<str>>> = HashMap::new();
-        let mut issuer_member_of: HashMap<Box<str>, HashMap<Box<str>, Vec<Box<str>>>> =
-            HashMap::new();
+        let mut issuer_member_of: HashMap<Box<str>, Memberships> = HashMap::new();
         let mut group_ids = HashSet::new();
         for (id, users) in &b.groups {
             check_id("group id", id, || "groups".to_owned())?;
@@ -449,7 +465,7 @@ impl Compiled {
                 check_id("user id", &user.subject, at)?;
                 let map = match &user.issuer {
                     Some(iss) => {
-                        check_id("issuer", iss, at)?;
+                        check_issuer(iss, at)?;
                         issuer_member_of.entry(iss.as_str().into()).or_default()
                     }
                     None => {
@@ -531,7 +547,7 @@ impl Compiled {
                     }
                     let map = match &user.issuer {
                         Some(iss) => {
-                            check_id("issuer", iss, at)?;
+                            check_issuer(iss, at)?;
                             by_issuer_user.entry(iss.as_str().into()).or_default()
                         }
                         None => {

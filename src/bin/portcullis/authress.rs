@@ -88,6 +88,16 @@ fn bad_path(e: &PathRejection) -> Response<Body> {
     )
 }
 
+/// The user asked about: the caller itself (with its issuer, so records that name users
+/// of one issuer tell it from another issuer's user of the same id), or a user id the
+/// caller names, which bare user ids in the records match.
+fn asked<'a>(caller: &'a Principal, user: &'a str) -> Subject<'a> {
+    match caller.subject() {
+        Some(sub) if sub == user => Subject::user(user).with_issuer(caller.issuer().unwrap_or("")),
+        _ => Subject::user(user),
+    }
+}
+
 impl Api {
     /// The verified caller, when it may ask about `user`.
     async fn caller(&self, headers: &HeaderMap, user: &str) -> Result<Principal, Response<Body>> {
@@ -123,12 +133,13 @@ async fn authorize(
         Ok(p) => p,
         Err(e) => return bad_path(&e),
     };
-    if let Err(res) = api.caller(&headers, &user).await {
-        return res;
-    }
+    let caller = match api.caller(&headers, &user).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
     let decision = api
         .records
-        .authorize_user(Subject::user(&user), &resource, &permission);
+        .authorize_user(asked(&caller, &user), &resource, &permission);
     tracing::debug!(%decision, "Authress check API: authorize_user");
     match decision.reason() {
         AccessReason::Granted(_) => {
@@ -164,10 +175,11 @@ async fn permissions(
         Ok(p) => p,
         Err(e) => return bad_path(&e),
     };
-    if let Err(res) = api.caller(&headers, &user).await {
-        return res;
-    }
-    let held = api.records.permissions(Subject::user(&user), &resource);
+    let caller = match api.caller(&headers, &user).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    let held = api.records.permissions(asked(&caller, &user), &resource);
     if held.is_empty() {
         return problem(
             StatusCode::NOT_FOUND,
