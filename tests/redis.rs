@@ -558,7 +558,8 @@ async fn a_forged_version_message_never_skips_a_change() {
             .unwrap_or(0)
     };
     // Round 1: exactly the finding's message; round 2: malformed and far-ahead ones.
-    let rounds: [(&str, fn(u64) -> Vec<String>); 2] = [
+    type Forged = fn(u64) -> Vec<String>;
+    let rounds: [(&str, Forged); 2] = [
         ("next version", |v| vec![format!("{}\n[]", v + 1)]),
         ("malformed", |v| {
             vec![
