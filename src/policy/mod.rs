@@ -28,8 +28,10 @@
 //! assert!(!decision.is_allowed());
 //! assert_eq!(decision.reason().to_string(), "no role of the caller is named by the rules for this route (needs one of: admin)");
 //!
-//! // Dot segments, plain or percent-encoded, are an invalid request (400).
+//! // Dot segments, plain or percent-encoded, are an invalid request (400); so is a dot
+//! // segment before a path parameter, which Tomcat, Jetty and Spring walk up from.
 //! assert!(policy.target(&http::Method::GET, "/api/%2e%2e/admin").is_err());
+//! assert!(policy.target(&http::Method::GET, "/api/..;x/admin").is_err());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -278,7 +280,8 @@ impl Policy {
         builder_from_file(&path.as_ref().display().to_string())?.build()
     }
 
-    /// Checks the request path (dot segments and more than 256 segments give 400) and
+    /// Checks the request path (dot segments, also percent-encoded or before a `;` path
+    /// parameter, and more than 256 segments give 400) and
     /// finds whether it is public. Allocates nothing.
     pub fn target<'a>(&self, method: &'a Method, path: &'a str) -> Result<Target<'a>, AuthError> {
         check_path(path)?;
