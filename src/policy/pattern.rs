@@ -138,7 +138,8 @@ pub(super) fn check_path(path: &str) -> Result<(), AuthError> {
     if !path.starts_with('/') {
         return Err(AuthError::invalid_request(Reason::BadPath));
     }
-    let encoded = path.as_bytes().iter().any(|&b| b == b'%' || b == b';');
+    // Two memchr scans: cheaper than one byte-at-a-time pass over a typical path.
+    let encoded = path.as_bytes().contains(&b'%') || path.as_bytes().contains(&b';');
     for (i, seg) in Segs::of(path).enumerate() {
         if i == MAX_SEGMENTS {
             return Err(AuthError::invalid_request(Reason::BadPath));
