@@ -194,9 +194,12 @@
 //! - `aistore`: the [`aistore`] module: the permission claims of AIStore's AuthN tokens
 //!   (`admin`, `clusters`, `buckets`) checked with AIStore's rules, an axum extractor, and
 //!   `PolicyBuilder::allow_ais`, a policy rule on `{cluster}`/`{bucket}` path segments.
-//! - `cli`: the `portcullis` binary: `mint`, `keygen`, `inspect`, `verify`, `check`,
-//!   `lint`, and `serve`, a forward-auth service for nginx, Caddy and Traefik with a
-//!   Prometheus `/metrics` endpoint. Run `portcullis --help`.
+//!
+//! The `portcullis` binary (`mint`, `keygen`, `inspect`, `verify`, `check`, `lint`,
+//! `revoke`, and `serve`, a forward-auth service for nginx, Caddy and Traefik with a
+//! Prometheus `/metrics` endpoint) is its own package, `portcullis-cli` (the `cli/` folder
+//! of the repository), built on this crate's public API; the library has no command-line
+//! dependency.
 //!
 //! MSRV: Rust 1.88 (edition 2024).
 

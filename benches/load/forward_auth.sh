@@ -29,7 +29,7 @@ for tool in nginx wrk; do
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release --features cli --bin portcullis >&2
+cargo build --release -p portcullis-cli --bin portcullis >&2
 BIN="$TARGET/release/portcullis"
 
 DIR=$(mktemp -d /tmp/portcullis-load.XXXXXX)

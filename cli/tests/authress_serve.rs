@@ -9,10 +9,10 @@
 //!
 //! Without python3, its venv module or PyPI the test says why and skips; with
 //! `PORTCULLIS_STRICT_TESTS=1` it fails instead.
-#![cfg(feature = "cli")]
 
 mod harness;
 #[allow(unreachable_pub)]
+#[path = "../../tests/python_support/mod.rs"]
 mod python_support;
 
 use std::io::{BufRead, BufReader, Write};

@@ -4,10 +4,10 @@
 //!
 //! The client's tests skip, saying why, when Python or the package cannot be installed;
 //! with `PORTCULLIS_STRICT_TESTS=1` (CI) they fail instead.
-#![cfg(feature = "cli")]
 
 mod harness;
 #[allow(unreachable_pub)]
+#[path = "../../tests/python_support/mod.rs"]
 mod python_support;
 
 use std::net::SocketAddr;

@@ -1,11 +1,13 @@
-//! One line a person sees at the end of `cargo test`: which groups of tests skipped
+//! One line a person sees at the end of `cargo test --workspace`: which groups of tests skipped
 //! because a program or a corpus they need is missing on this machine, and how to get it.
 //! The tests themselves skip quietly (their notices are captured by the test harness), so
 //! without this a fresh clone would look fully tested. Under `PORTCULLIS_STRICT_TESTS=1`
 //! (CI) a skip fails its own test; this summary fails too.
 //!
-//! A plain `main` (`harness = false` in Cargo.toml), so its output is never captured; named
-//! `zz_` so that cargo, which runs test binaries by name, runs it after the others.
+//! A plain `main` (`harness = false` in cli/Cargo.toml), so its output is never captured;
+//! in the last package of the workspace and named `zz_`, because cargo runs packages and
+//! their test binaries by name: it comes after every other test binary (the doc tests
+//! follow).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,7 +21,7 @@ fn which(program: &str) -> Option<PathBuf> {
 }
 
 fn main() {
-    let wycheproof = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/wycheproof");
+    let wycheproof = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/wycheproof");
     let python_venv = || {
         Command::new("python3")
             .args(["-c", "import venv, ensurepip"])
@@ -33,22 +35,22 @@ fn main() {
             "needs ../shared/testdata/wycheproof beside the checkout",
         ),
         (
-            "Redis revocation and records (tests/redis.rs, revoke_cli.rs)",
+            "Redis revocation and records (tests/redis.rs, cli/tests/revoke_cli.rs)",
             which("redis-server").is_some(),
             "apt-get install redis-server",
         ),
         (
-            "nginx forward auth (tests/forward_auth.rs)",
+            "nginx forward auth (cli/tests/forward_auth.rs)",
             which("nginx").is_some(),
             "apt-get install nginx",
         ),
         (
-            "Caddy forward auth (tests/forward_auth.rs)",
+            "Caddy forward auth (cli/tests/forward_auth.rs)",
             which("caddy").is_some(),
             "apt-get install caddy",
         ),
         (
-            "promtool on /metrics (tests/metrics.rs)",
+            "promtool on /metrics (cli/tests/metrics.rs)",
             which("promtool").is_some(),
             "apt-get install prometheus",
         ),

@@ -6,7 +6,6 @@
 //!
 //! nginx and Caddy run unprivileged on free loopback ports with their own temp dir; a
 //! missing binary skips the test, or fails it with `PORTCULLIS_STRICT_TESTS=1`.
-#![cfg(feature = "cli")]
 
 mod harness;
 

@@ -1,7 +1,6 @@
 //! Metrics: the library's decision counters through an installed recorder (any exporter),
 //! the key-set metrics and readiness of `portcullis serve` against a JWK set on loopback,
 //! and `promtool check metrics` on what `/metrics` serves.
-#![cfg(feature = "cli")]
 
 mod harness;
 

@@ -1,7 +1,6 @@
 //! The `portcullis` binary, run as a user runs it: each subcommand on good and bad input,
 //! checking the exit code, stdout and stderr. No bad flag, file or variable may end in a
 //! panic or a backtrace.
-#![cfg(feature = "cli")]
 
 mod harness;
 

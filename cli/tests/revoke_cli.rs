@@ -3,9 +3,9 @@
 //! every `serve` replica sharing that Redis within a second. Without `redis-server` the
 //! tests print "skipped: redis-server not installed" (and fail under
 //! `PORTCULLIS_STRICT_TESTS=1`).
-#![cfg(all(feature = "cli", feature = "redis"))]
 
 mod harness;
+#[path = "../../tests/revoke_support/mod.rs"]
 mod revoke_support;
 
 use std::process::Command;
