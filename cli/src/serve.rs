@@ -75,6 +75,10 @@ Endpoints:
 The proxy must strip X-Auth-Subject, X-Auth-Roles and every --identity-header from client
 requests; the README's nginx, Caddy and Traefik configurations do.
 
+The policy: --policy FILE (PORTCULLIS_POLICY_FILE) with your rules, or --fedn-policy
+(PORTCULLIS_FEDN_POLICY=true) for FEDn's built-in REST and gRPC role map; one of them is
+required, and serve says at start which one it applies.
+
 Configuration: every FEDN_* and PORTCULLIS_* variable the library reads (keys, issuer,
 audience, role claim, leeway, public prefixes, URL prefix, required claim, policy file),
 plus the variables named below; flags override them. On SIGTERM or Ctrl-C it stops
@@ -145,6 +149,10 @@ pub(crate) struct Args {
     authress: crate::authress::AuthressFlags,
     #[command(flatten)]
     policy: PolicyFlag,
+    /// Apply FEDn's built-in REST and gRPC role map (client, combiner, admin routes) instead
+    /// of a policy file
+    #[arg(long, env = "PORTCULLIS_FEDN_POLICY", conflicts_with = "policy")]
+    fedn_policy: bool,
     #[command(flatten)]
     keys: KeyFlags,
     #[command(flatten)]
@@ -270,6 +278,12 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         .map_err(|e| Fail::usage(format!("cannot start the async runtime: {e}")))?;
     let _in_runtime = rt.enter();
     let overrides = Overrides::new(&args.keys, &args.policy)?;
+    let applied = applied_policy(
+        overrides
+            .get("PORTCULLIS_POLICY_FILE")
+            .filter(|p| !p.trim().is_empty()),
+        args.fedn_policy,
+    )?;
     let config = overrides.env_config()?;
     if args.admin_role.trim().is_empty() {
         return Err(Fail::usage(
@@ -279,6 +293,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
     let (config, store) = Store::for_config(config).map_err(|e| overrides.explain(&e))?;
     let default_issuer = crate::revoke::single_issuer(overrides.get("PORTCULLIS_ISSUER"));
     let layer = config.build_layer().map_err(|e| overrides.explain(&e))?;
+    tracing::info!(policy = %applied, "applying policy");
     // Reloaded on change; the watch runs as long as `_watch` lives.
     let (records, _watch) =
         crate::check::watched_records(args.records.as_ref(), layer.authenticator())?.unzip();
@@ -420,4 +435,19 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         Ok::<(), Fail>(())
     })?;
     Ok(Report::ok(String::new()))
+}
+
+/// Which policy `serve` applies, in words for its start-up log: a policy file, or FEDn's
+/// built-in role map only when asked for; neither is an error naming both ways.
+fn applied_policy(file: Option<String>, fedn: bool) -> Result<String, Fail> {
+    match (file, fedn) {
+        (Some(_), true) => Err(Fail::usage(
+            "--fedn-policy (PORTCULLIS_FEDN_POLICY) and a policy file (--policy, PORTCULLIS_POLICY_FILE) are both set; choose one",
+        )),
+        (Some(path), false) => Ok(format!("the policy file {path}")),
+        (None, true) => Ok("FEDn's built-in REST and gRPC role map (--fedn-policy)".to_owned()),
+        (None, false) => Err(Fail::usage(
+            "no policy: pass --policy FILE (PORTCULLIS_POLICY_FILE) with your rules, or --fedn-policy (PORTCULLIS_FEDN_POLICY=true) for FEDn's built-in role map",
+        )),
+    }
 }

@@ -1323,7 +1323,9 @@ fn serve_refuses_bad_settings_with_their_names() {
             "PORTCULLIS_JWKS_URL",
         ),
     ];
-    for (args, env, named) in cases {
+    for (args, mut env, named) in cases {
+        // A policy is named, so each case reaches the setting it is about.
+        env.push(("PORTCULLIS_FEDN_POLICY", "true"));
         let o = run(&args, &env);
         assert_eq!(o.status.code(), Some(2), "{args:?} {env:?}: {}", stderr(&o));
         assert!(
@@ -1335,8 +1337,59 @@ fn serve_refuses_bad_settings_with_their_names() {
     // A port in use.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let o = run(&["serve", "--listen", &addr, "--proxy", "nginx"], &key);
+    let o = run(
+        &[
+            "serve",
+            "--listen",
+            &addr,
+            "--proxy",
+            "nginx",
+            "--fedn-policy",
+        ],
+        &key,
+    );
     expect(&o, 2, &[], &["--listen", &addr]);
+}
+
+/// serve applies FEDn's role map only when asked (`--fedn-policy`), never silently: with
+/// no policy it stops naming both ways; with both it asks to choose; at start it says
+/// which policy it applies.
+#[test]
+fn serve_names_the_policy_it_applies_and_never_picks_fedn_silently() {
+    let key = [("FEDN_JWT_SECRET_KEY", SECRET)];
+    let base = ["serve", "--listen", "127.0.0.1:0", "--proxy", "nginx"];
+    let o = run(&base, &key);
+    expect(&o, 2, &[], &["no policy", "--policy", "--fedn-policy"]);
+    let dir = TempDir::new("serve-policy");
+    let policy = dir.write("policy.toml", "[[rule]]\nroles = [\"a\"]\npath = \"/a\"\n");
+    let mut both = base.to_vec();
+    both.extend(["--fedn-policy", "--policy", policy.to_str().unwrap()]);
+    assert_eq!(run(&both, &key).status.code(), Some(2));
+    let env_both = [
+        ("FEDN_JWT_SECRET_KEY", SECRET),
+        ("PORTCULLIS_FEDN_POLICY", "true"),
+        ("PORTCULLIS_POLICY_FILE", policy.to_str().unwrap()),
+    ];
+    expect(&run(&base, &env_both), 2, &[], &["choose one"]);
+
+    let (mut fedn, _) = serve(&["--proxy", "nginx", "--fedn-policy"], &key);
+    let (mut file, _) = serve(
+        &["--proxy", "nginx", "--policy", policy.to_str().unwrap()],
+        &key,
+    );
+    for (proc, says) in [
+        (
+            &mut fedn,
+            "FEDn's built-in REST and gRPC role map".to_owned(),
+        ),
+        (&mut file, format!("the policy file {}", policy.display())),
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !proc.stderr_text().contains(&says) {
+            assert!(Instant::now() < deadline, "{says}: {}", proc.stderr_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 #[test]

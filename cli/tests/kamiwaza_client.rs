@@ -332,6 +332,7 @@ fn records_of_their_own_or_none() {
                 value,
             ])
             .env("FEDN_JWT_SECRET_KEY", SECRET)
+            .env("PORTCULLIS_FEDN_POLICY", "true")
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

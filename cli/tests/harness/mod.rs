@@ -171,6 +171,17 @@ pub fn serve(args: &[&str], env: &[(&str, &str)]) -> (Proc, SocketAddr) {
         .arg("127.0.0.1:0")
         .args(args);
     cmd.env_remove("PORTCULLIS_POLICY_FILE");
+    cmd.env_remove("PORTCULLIS_FEDN_POLICY");
+    // serve needs a policy: FEDn's built-in one unless the test names a file.
+    let names_policy = args
+        .iter()
+        .any(|a| *a == "--policy" || *a == "--fedn-policy")
+        || env
+            .iter()
+            .any(|(k, _)| *k == "PORTCULLIS_POLICY_FILE" || *k == "PORTCULLIS_FEDN_POLICY");
+    if !names_policy {
+        cmd.arg("--fedn-policy");
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
