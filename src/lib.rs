@@ -203,12 +203,14 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "aistore")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aistore")))]
 pub mod aistore;
 mod answer;
 mod authn;
 mod authz;
 mod body;
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 mod clock;
 mod config;
@@ -216,11 +218,13 @@ mod error;
 #[cfg(feature = "axum")]
 mod extract;
 #[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod grpc;
 mod jose;
 mod keys;
 pub mod layer;
 #[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
 #[cfg(not(feature = "metrics"))]
 mod metrics;
@@ -229,17 +233,21 @@ mod principal;
 pub mod revoke;
 mod signer;
 #[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;
 
 #[cfg(feature = "token-cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "token-cache")))]
 pub use authn::TokenCache;
 pub use authn::{
     Authenticator, AuthenticatorBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
     DangerousAuthenticatorBuilder, MAX_LEEWAY, MAX_TOKEN_BYTES_CAP, TokenSource,
 };
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use authz::Authz;
 #[cfg(feature = "watch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "watch")))]
 pub use authz::FileWatch;
 pub use authz::{
     AccessDecision, AccessList, AccessReason, Authorizer, Grant, MemoryStore, Record, RecordSet,
@@ -249,13 +257,17 @@ pub use clock::Clock;
 pub use config::{EnvConfig, UnknownTargets};
 pub use error::{AuthError, AuthErrorKind, ConfigError, ConfigErrorKind, GrpcCode};
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::{AuthRejection, Claims};
 pub use jose::{Algorithm, UnknownAlgorithm};
 #[cfg(feature = "reqwest-client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-client")))]
 pub use keys::JwksClient;
 #[cfg(feature = "jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 pub use keys::{AuthressServiceClients, JwksOptions, TenantOptions};
 pub use layer::{AuthBody, AuthLayer};
 pub use policy::{Decision, DecisionReason, Policy, PolicyBuilder, Target, Unmatched};
 pub use principal::{Principal, Strs};
 pub use signer::{SignError, Signer};
+
