@@ -282,20 +282,20 @@ pub mod guides {
     //! variables and clients as they are: [`fedn`], [`aistore`], [`authress`], [`kamiwaza`],
     //! [`anaconda`].
     //!
-    //! Some guides need a feature for their examples and appear only with it (docs.rs builds
-    //! with every feature).
+    //! Every guide is documented whatever the features; the examples of a guide marked with
+    //! a feature run as doctests only with it.
 
-    #[cfg(feature = "axum")]
+    #[cfg(any(all(doc, not(doctest)), feature = "axum"))]
     #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     #[doc = include_str!("../docs/fedn.md")]
     pub mod fedn {}
 
-    #[cfg(all(feature = "aistore", feature = "axum"))]
+    #[cfg(any(all(doc, not(doctest)), all(feature = "aistore", feature = "axum")))]
     #[cfg_attr(docsrs, doc(cfg(all(feature = "aistore", feature = "axum"))))]
     #[doc = include_str!("../docs/aistore.md")]
     pub mod aistore {}
 
-    #[cfg(feature = "jwks")]
+    #[cfg(any(all(doc, not(doctest)), feature = "jwks"))]
     #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
     #[doc = include_str!("../docs/authress.md")]
     pub mod authress {}
@@ -303,12 +303,12 @@ pub mod guides {
     #[doc = include_str!("../docs/kamiwaza.md")]
     pub mod kamiwaza {}
 
-    #[cfg(all(feature = "client", feature = "axum"))]
+    #[cfg(any(all(doc, not(doctest)), all(feature = "client", feature = "axum")))]
     #[cfg_attr(docsrs, doc(cfg(all(feature = "client", feature = "axum"))))]
     #[doc = include_str!("../docs/anaconda.md")]
     pub mod anaconda {}
 
-    #[cfg(feature = "axum")]
+    #[cfg(any(all(doc, not(doctest)), feature = "axum"))]
     #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     #[doc = include_str!("../docs/configuration.md")]
     pub mod configuration {}
@@ -319,27 +319,27 @@ pub mod guides {
     #[doc = include_str!("../docs/proxies.md")]
     pub mod proxies {}
 
-    #[cfg(feature = "axum")]
+    #[cfg(any(all(doc, not(doctest)), feature = "axum"))]
     #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     #[doc = include_str!("../docs/revocation.md")]
     pub mod revocation {}
 
-    #[cfg(feature = "client")]
+    #[cfg(any(all(doc, not(doctest)), feature = "client"))]
     #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
     #[doc = include_str!("../docs/client.md")]
     pub mod client {}
 
-    #[cfg(feature = "jwks")]
+    #[cfg(any(all(doc, not(doctest)), feature = "jwks"))]
     #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
     #[doc = include_str!("../docs/identity-providers.md")]
     pub mod identity_providers {}
 
-    #[cfg(feature = "metrics")]
+    #[cfg(any(all(doc, not(doctest)), feature = "metrics"))]
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     #[doc = include_str!("../docs/metrics.md")]
     pub mod metrics {}
 
-    #[cfg(all(feature = "test-util", feature = "axum"))]
+    #[cfg(any(all(doc, not(doctest)), all(feature = "test-util", feature = "axum")))]
     #[cfg_attr(docsrs, doc(cfg(all(feature = "test-util", feature = "axum"))))]
     #[doc = include_str!("../docs/testing.md")]
     pub mod testing {}
