@@ -1,25 +1,22 @@
 //! # portcullis
 //!
-//! JWT authentication and role-based authorization for the tower ecosystem: one layer
-//! that guards axum routers and hyper services, with FEDn's environment configuration.
+//! JWT authentication and role-based authorization for tower, axum, hyper and tonic, plus
+//! a decision service for proxies. One layer guards axum routers, hyper services and tonic
+//! servers: it reads the token, verifies it (HMAC secret, PEM public keys, static or remote
+//! JWK sets, OIDC discovery), decides from the caller's roles whether the route or gRPC
+//! method is allowed, and hands the verified [`Principal`] to your handlers.
 //!
 //! A framework-free core does the work: [`Authenticator::verify`] turns a token into a
 //! [`Principal`], and a [`Policy`] decides `(principal, request) -> Decision` with a
-//! reason. [`AuthLayer`] is a thin adapter over both.
-//!
-//! For resource permissions inside handlers, [`Authorizer::authorize_user`] answers
-//! `(subject, resource_uri, permission)` from access records held in process (roles,
-//! groups, statements; Authress-like), with the reason, and reloads without blocking.
-//!
-//! Tokens can be revoked before their `exp` ([`revoke`]): by `(iss, jti)`, by subject, or
-//! as the exact token, checked on every request (verified-token cache hits included) by a
-//! local look-up; with the `redis` feature the list, and the access records, are shared by
-//! every replica of a service through Redis.
+//! reason. [`AuthLayer`] is a thin adapter over both. For resource permissions inside
+//! handlers, [`Authorizer::authorize_user`] answers `(subject, resource_uri, permission)`
+//! from access records held in process. Tokens can be revoked before their `exp`
+//! ([`revoke`]), on every replica with the `redis` feature.
 //!
 //! ## Quick start (axum)
 //!
 //! ```
-//! use axum::{Router, routing::{get, post}, body::Body};
+//! use axum::{Router, routing::get, body::Body};
 //! use http::{Request, StatusCode};
 //! use portcullis::{Algorithm, AuthLayer, Authenticator, Policy, Principal, Signer};
 //! use tower::ServiceExt;
@@ -27,26 +24,38 @@
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let secret = "0123456789abcdef0123456789abcdef";
 //! let auth = Authenticator::builder().hmac_secret(secret).build()?;
-//! let policy = Policy::fedn_rest().allow("GET", "/me", ["*"]).build()?;
+//! let policy = Policy::builder()
+//!     .allow("GET", "/reports/{id}", ["reader", "editor"])
+//!     .allow("PUT", "/reports/{id}", ["editor"])
+//!     .allow("GET", "/me", ["*"]) // any valid token
+//!     .public_prefix("/health")
+//!     .build()?;
 //! let app = Router::new()
-//!     .route("/api/v1/clients/add", post(|| async { "added" }))
-//!     .route("/api/v1/clients/", get(|| async { "[]" }))
+//!     .route("/reports/{id}", get(|| async { "report" }).put(|| async { "saved" }))
 //!     .route("/me", get(|p: Principal| async move { p.subject().unwrap_or("").to_owned() }))
+//!     .route("/health", get(|| async { "ok" }))
 //!     .layer(AuthLayer::new(auth, policy));
 //!
-//! let client = Signer::hmac(Algorithm::HS256, secret)?
-//!     .sign(&serde_json::json!({"sub": "c1", "role": "client", "exp": 4_000_000_000u64}))?;
+//! let reader = Signer::hmac(Algorithm::HS256, secret)?
+//!     .sign(&serde_json::json!({"sub": "ada", "role": "reader", "exp": 4_000_000_000u64}))?;
 //! let call = |method: &str, path: &str| Request::builder().method(method).uri(path)
-//!     .header("authorization", format!("Bearer {client}")).body(Body::empty()).unwrap();
-//! assert_eq!(app.clone().oneshot(call("POST", "/api/v1/clients/add")).await?.status(), StatusCode::OK);
-//! assert_eq!(app.clone().oneshot(call("GET", "/api/v1/clients/")).await?.status(), StatusCode::FORBIDDEN);
-//! assert_eq!(app.oneshot(call("GET", "/me")).await?.status(), StatusCode::OK);
+//!     .header("authorization", format!("Bearer {reader}")).body(Body::empty()).unwrap();
+//! assert_eq!(app.clone().oneshot(call("GET", "/reports/7")).await?.status(), StatusCode::OK);
+//! assert_eq!(app.clone().oneshot(call("PUT", "/reports/7")).await?.status(), StatusCode::FORBIDDEN);
+//! assert_eq!(app.clone().oneshot(call("GET", "/me")).await?.status(), StatusCode::OK);
+//! let anonymous = Request::get("/reports/7").body(Body::empty())?;
+//! let res = app.clone().oneshot(anonymous).await?;
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="api""#);
+//! assert_eq!(app.oneshot(Request::get("/health").body(Body::empty())?).await?.status(), StatusCode::OK);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # });
 //! ```
 //!
 //! For hyper, wrap any `Service<http::Request<B>>` with [`AuthLayer`] through
-//! `tower::ServiceBuilder` (see the [`AuthLayer`] docs).
+//! `tower::ServiceBuilder` (see the [`AuthLayer`] docs). Everything can also come from the
+//! environment, FEDn's variables included: `EnvConfig::from_env()?.build_layer()?`
+//! ([`EnvConfig`], [configuration guide](guides::configuration)).
 //!
 //! ## Quick start (tonic)
 //!
@@ -77,6 +86,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # });
 //! ```
+//!
+//! ## Guides
+//!
+//! The [`guides`] module holds the longer pages, each also a Markdown file under `docs/`
+//! whose examples compile here: [configuration](guides::configuration) (every environment
+//! variable), the [command line and `serve`](guides::cli), [proxies](guides::proxies)
+//! (nginx, Caddy, Traefik), [revocation](guides::revocation), the
+//! [client side](guides::client), [identity providers](guides::identity_providers),
+//! [metrics and logs](guides::metrics), [testing](guides::testing), and the integrations:
+//! [FEDn](guides::fedn), [AIStore](guides::aistore), [Authress](guides::authress),
+//! [Kamiwaza](guides::kamiwaza), [anaconda-cloud-auth](guides::anaconda).
 //!
 //! ## Answers
 //!
@@ -117,7 +137,7 @@
 //! then the adapters: the [`layer`] ([`AuthLayer`] → [`layer::Auth`] →
 //! [`layer::ResponseFuture`]), the axum extractors and the tonic interceptor. Rejections
 //! come from an answer table precomputed per authenticator.
-
+//!
 //! ## Logs (tracing)
 //!
 //! Events never hold a token, a key or a claim value; they name the method, the path or
@@ -134,39 +154,8 @@
 //! | `portcullis::config` | WARN | dangerous settings taken from the environment |
 //!
 //! Any `tracing` subscriber sees them; with tracing-subscriber,
-//! `EnvFilter::new("portcullis::layer=debug")` shows every rejection. A runnable check
-//! with a bare subscriber that counts the rejections:
-//!
-//! ```
-//! use std::sync::atomic::{AtomicUsize, Ordering};
-//! use portcullis::{AuthLayer, Authenticator, Policy};
-//! use tower::{Layer, ServiceExt};
-//!
-//! static REJECTED: AtomicUsize = AtomicUsize::new(0);
-//! struct Count;
-//! impl tracing::Subscriber for Count {
-//!     fn enabled(&self, m: &tracing::Metadata<'_>) -> bool { m.target() == "portcullis::layer" }
-//!     fn event(&self, e: &tracing::Event<'_>) {
-//!         if *e.metadata().level() == tracing::Level::DEBUG { REJECTED.fetch_add(1, Ordering::SeqCst); }
-//!     }
-//!     fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id { tracing::span::Id::from_u64(1) }
-//!     fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-//!     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-//!     fn enter(&self, _: &tracing::span::Id) {}
-//!     fn exit(&self, _: &tracing::span::Id) {}
-//! }
-//!
-//! let auth = Authenticator::builder().hmac_secret("0123456789abcdef0123456789abcdef").build()?;
-//! let svc = AuthLayer::new(auth, Policy::builder().build()?).layer(tower::service_fn(
-//!     |_req: http::Request<String>| async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) },
-//! ));
-//! let rt = tokio::runtime::Builder::new_current_thread().build()?;
-//! tracing::subscriber::with_default(Count, || {
-//!     rt.block_on(svc.oneshot(http::Request::get("/x").body(String::new()).unwrap()))
-//! })?;
-//! assert_eq!(REJECTED.load(Ordering::SeqCst), 1);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! `EnvFilter::new("portcullis::layer=debug")` shows every rejection. The
+//! [metrics and logs guide](guides::metrics) has a runnable check.
 //!
 //! ## Feature flags
 //!
@@ -206,12 +195,14 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "aistore")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aistore")))]
 pub mod aistore;
 mod answer;
 mod authn;
 mod authz;
 mod body;
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 mod clock;
 mod config;
@@ -219,11 +210,13 @@ mod error;
 #[cfg(feature = "axum")]
 mod extract;
 #[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod grpc;
 mod jose;
 mod keys;
 pub mod layer;
 #[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
 #[cfg(not(feature = "metrics"))]
 mod metrics;
@@ -232,17 +225,21 @@ mod principal;
 pub mod revoke;
 mod signer;
 #[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;
 
 #[cfg(feature = "token-cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "token-cache")))]
 pub use authn::TokenCache;
 pub use authn::{
     Authenticator, AuthenticatorBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
     DangerousAuthenticatorBuilder, MAX_LEEWAY, MAX_TOKEN_BYTES_CAP, TokenSource,
 };
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use authz::Authz;
 #[cfg(feature = "watch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "watch")))]
 pub use authz::FileWatch;
 pub use authz::{
     AccessDecision, AccessList, AccessReason, Authorizer, Grant, MemoryStore, Record, RecordSet,
@@ -252,13 +249,104 @@ pub use clock::Clock;
 pub use config::{EnvConfig, UnknownTargets};
 pub use error::{AuthError, AuthErrorKind, ConfigError, ConfigErrorKind, GrpcCode};
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::{AuthRejection, Claims};
 pub use jose::{Algorithm, UnknownAlgorithm};
 #[cfg(feature = "reqwest-client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-client")))]
 pub use keys::JwksClient;
 #[cfg(feature = "jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 pub use keys::{AuthressServiceClients, JwksOptions, TenantOptions};
 pub use layer::{AuthBody, AuthLayer};
 pub use policy::{Decision, DecisionReason, Policy, PolicyBuilder, Target, Unmatched};
 pub use principal::{Principal, Strs};
 pub use signer::{SignError, Signer};
+
+pub mod guides {
+    //! Guides: the longer pages, one per topic. Each is a Markdown file under `docs/` in the
+    //! repository, shown here so that its Rust examples compile and run as doctests.
+    //!
+    //! Start from the crate root's quick starts; then:
+    //!
+    //! - [`configuration`]: every environment variable, its default and precedence; the
+    //!   policy file; the layer's options.
+    //! - [`cli`]: the `portcullis` command line and `portcullis serve`, the forward-auth
+    //!   decision service.
+    //! - [`proxies`]: nginx, Caddy and Traefik in front of `serve`.
+    //! - [`revocation`]: revoking tokens, in one process or on every replica through Redis.
+    //! - [`client`]: the calling side: finding, attaching and refreshing tokens.
+    //! - [`identity_providers`]: Keycloak, Auth0, Entra ID; multi-tenant issuers.
+    //! - [`metrics`]: metrics and logs.
+    //! - [`testing`]: testing your service with the test kit.
+    //! - [`architecture`]: how the crate is built, and what a request goes through.
+    //!
+    //! Integrations with the systems portcullis learns from, taking their users' tokens,
+    //! variables and clients as they are: [`fedn`], [`aistore`], [`authress`], [`kamiwaza`],
+    //! [`anaconda`].
+    //!
+    //! Every guide is documented whatever the features; the examples of a guide marked with
+    //! a feature run as doctests only with it.
+
+    #[cfg(any(all(doc, not(doctest)), feature = "axum"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+    #[doc = include_str!("../docs/fedn.md")]
+    pub mod fedn {}
+
+    #[cfg(any(all(doc, not(doctest)), all(feature = "aistore", feature = "axum")))]
+    #[cfg_attr(docsrs, doc(cfg(all(feature = "aistore", feature = "axum"))))]
+    #[doc = include_str!("../docs/aistore.md")]
+    pub mod aistore {}
+
+    #[cfg(any(all(doc, not(doctest)), feature = "jwks"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+    #[doc = include_str!("../docs/authress.md")]
+    pub mod authress {}
+
+    #[doc = include_str!("../docs/kamiwaza.md")]
+    pub mod kamiwaza {}
+
+    #[cfg(any(all(doc, not(doctest)), all(feature = "client", feature = "axum")))]
+    #[cfg_attr(docsrs, doc(cfg(all(feature = "client", feature = "axum"))))]
+    #[doc = include_str!("../docs/anaconda.md")]
+    pub mod anaconda {}
+
+    #[cfg(any(all(doc, not(doctest)), feature = "axum"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+    #[doc = include_str!("../docs/configuration.md")]
+    pub mod configuration {}
+
+    #[doc = include_str!("../docs/cli.md")]
+    pub mod cli {}
+
+    #[doc = include_str!("../docs/proxies.md")]
+    pub mod proxies {}
+
+    #[cfg(any(all(doc, not(doctest)), feature = "axum"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+    #[doc = include_str!("../docs/revocation.md")]
+    pub mod revocation {}
+
+    #[cfg(any(all(doc, not(doctest)), feature = "client"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+    #[doc = include_str!("../docs/client.md")]
+    pub mod client {}
+
+    #[cfg(any(all(doc, not(doctest)), feature = "jwks"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+    #[doc = include_str!("../docs/identity-providers.md")]
+    pub mod identity_providers {}
+
+    #[cfg(any(all(doc, not(doctest)), feature = "metrics"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    #[doc = include_str!("../docs/metrics.md")]
+    pub mod metrics {}
+
+    #[cfg(any(all(doc, not(doctest)), all(feature = "test-util", feature = "axum")))]
+    #[cfg_attr(docsrs, doc(cfg(all(feature = "test-util", feature = "axum"))))]
+    #[doc = include_str!("../docs/testing.md")]
+    pub mod testing {}
+
+    #[doc = include_str!("../docs/architecture.md")]
+    pub mod architecture {}
+}
