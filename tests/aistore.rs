@@ -1,4 +1,4 @@
-//! Issue 14, AIStore permission claims: tokens shaped as AIStore's AuthN issues them
+//! AIStore permission claims: tokens shaped as AIStore's AuthN issues them
 //! (`cmd/authn/mgr.go` `buildClaims`: `clusters`, `buckets` only when some, `admin`, then
 //! `iss`, `sub`, `aud`, `exp`, `iat`; each `perm` a decimal string), checked with
 //! AIStore's `CheckPermissions` rules through `AisClaims`, the policy's AIStore rules and

@@ -1,4 +1,4 @@
-//! authorize_user (issue 5, SPEC.md section 5).
+//! authorize_user (SPEC.md section 5).
 //!
 //! Acceptance 1 (SPEC 5): `a1_*`. Acceptance 2 (AIStore's model): `a2_*`. Acceptance 4
 //! (reload under load): `a4_reload_under_load_no_error_no_mixed_state`. Acceptance 3 is

@@ -1,4 +1,4 @@
-//! Issue acceptance 5: FEDn's environment variables, read through
+//! FEDn's environment variables, read through
 //! `EnvConfig::from_lookup`, guarding an axum app with FEDn's REST routes.
 
 mod common;

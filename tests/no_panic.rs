@@ -1,4 +1,4 @@
-//! Issue acceptance 8: no input makes the layer panic or answer 5xx. Arbitrary
+//! No input makes the layer panic or answer 5xx. Arbitrary
 //! `Authorization` values (raw bytes and structured near-tokens) and arbitrary paths go
 //! through the layer; every answer is either the inner service (only on public paths) or
 //! a 400/401/403 with the JSON body of the answer table.

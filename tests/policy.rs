@@ -1,4 +1,4 @@
-//! Issue acceptance 4: the policy. Public prefixes on whole segments, path patterns,
+//! The route policy. Public prefixes on whole segments, path patterns,
 //! methods, the URL prefix, dot segments, `%2F`, the query, unmatched routes, role
 //! inheritance, role claim shapes, required claims, decision reasons and TOML files.
 

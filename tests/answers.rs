@@ -1,4 +1,4 @@
-//! Issue acceptance 3: the answer table, pinned. One row per way of reaching each
+//! The answer table, pinned. One row per way of reaching each
 //! `AuthErrorKind`: exact status, exact `WWW-Authenticate` (or none), exact JSON body,
 //! `content-type: application/json`, the `AuthError` in the response extensions, and the
 //! gRPC code of the kind.

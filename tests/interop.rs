@@ -1,4 +1,4 @@
-//! The findings of the design review and the attack run, one test each: JWKs without
+//! Interoperability edges, one test each: JWKs without
 //! `alg` (RFC 7520 section 4.2), literal dotted claim names, `aud` without a configured
 //! audience, FEDn's RS256 set-up, and the gRPC-web answer's content type.
 
