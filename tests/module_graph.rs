@@ -358,14 +358,14 @@ impl Parser<'_> {
                 }
                 Tok::Ident(w) if ITEM_KEYWORDS.contains(&w.as_str()) || w == "macro_rules" => {
                     let k = if w == "macro_rules" { 2 } else { 1 };
-                    if let Some(Tok::Ident(name)) = self.peek(k).cloned() {
-                        if !ITEM_KEYWORDS.contains(&name.as_str()) {
-                            self.krate
-                                .defines
-                                .entry(here.clone())
-                                .or_default()
-                                .insert(name);
-                        }
+                    if let Some(Tok::Ident(name)) = self.peek(k).cloned()
+                        && !ITEM_KEYWORDS.contains(&name.as_str())
+                    {
+                        self.krate
+                            .defines
+                            .entry(here.clone())
+                            .or_default()
+                            .insert(name);
                     }
                     self.pos += 1;
                 }
