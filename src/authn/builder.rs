@@ -47,7 +47,7 @@ pub struct AuthenticatorBuilder {
     require_exp: bool,
     #[cfg(feature = "jwks")]
     remote: RemoteBuilder,
-    revocations: Option<Arc<dyn crate::revoke::RevocationStore>>,
+    revocations: Option<Arc<dyn super::RevocationStore>>,
 }
 
 impl std::fmt::Debug for AuthenticatorBuilder {
@@ -332,7 +332,7 @@ impl AuthenticatorBuilder {
     /// `Revocation list unavailable`. Default: none, no token is refused as revoked. See
     /// [`revoke`](crate::revoke) for the stores (in memory; shared through Redis with
     /// the `redis` feature).
-    pub fn revocations(mut self, store: impl crate::revoke::RevocationStore) -> Self {
+    pub fn revocations(mut self, store: impl super::RevocationStore) -> Self {
         self.revocations = Some(Arc::new(store));
         self
     }

@@ -28,6 +28,7 @@ mod builder;
 #[cfg(feature = "token-cache")]
 mod cache;
 mod claims;
+mod revocation;
 mod token;
 
 pub use token::TokenSource;
@@ -41,6 +42,8 @@ pub(crate) use builder::pem_label;
 pub use builder::{AuthenticatorBuilder, DangerousAuthenticatorBuilder};
 #[cfg(feature = "token-cache")]
 pub use cache::TokenCache;
+pub(crate) use revocation::signing_input;
+pub use revocation::{RevocationStore, TokenRef, Verdict};
 
 use crate::answer::Answers;
 use crate::clock::Clock;
@@ -52,7 +55,6 @@ use crate::jose::{Algorithm, json, strict_b64};
 use crate::keys::RemoteKeys;
 use crate::keys::{KeySet, Lookup, Mode, Pending, Selection};
 use crate::principal::{ClaimPath, Principal};
-use crate::revoke::{RevocationStore, TokenRef, Verdict};
 
 /// Default leeway for `exp`, `nbf` and `iat`, in seconds.
 pub const DEFAULT_LEEWAY: u64 = 60;

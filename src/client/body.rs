@@ -8,7 +8,7 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::layer::BoxError;
+use super::error::BoxError;
 
 /// A request body [`TokenLayer`](super::TokenLayer) can send again after a refresh.
 ///

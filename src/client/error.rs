@@ -101,3 +101,8 @@ impl fmt::Debug for TokenError {
 }
 
 impl std::error::Error for TokenError {}
+
+/// The error of [`AddToken`](super::AddToken): the inner service's error, or the
+/// [`TokenError`] of the source (downcast to read its kind), boxed as tower's middlewares
+/// box theirs.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -17,15 +17,11 @@ use tower_service::Service;
 use super::body::{ReplayBody, ResponseBody, capture};
 use super::endpoint::FednRefresh;
 use super::environment::Environment;
-use super::error::TokenError;
+use super::error::{BoxError, TokenError};
 use super::refresh::Refreshing;
 use super::source::TokenSource;
 use super::token::{Token, normalise};
 use crate::error::ConfigError;
-
-/// The error of [`AddToken`]: the inner service's error, or the [`TokenError`] of the
-/// source (downcast to read its kind), boxed as tower's middlewares box theirs.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How much of a 401 answer is read to find its message.
 const MAX_REFUSAL: usize = 16 * 1024;

@@ -63,8 +63,8 @@ pub use authress::{AuthressAccessKey, AuthressServiceClient};
 pub use body::{ReplayBody, ResponseBody};
 pub use endpoint::{FednRefresh, OAuth2};
 pub use environment::{DotEnv, EnvVar, Environment, TokenFile};
-pub use error::{TokenError, TokenErrorKind};
-pub use layer::{AddToken, BoxError, ResponseFuture, TokenLayer};
+pub use error::{BoxError, TokenError, TokenErrorKind};
+pub use layer::{AddToken, ResponseFuture, TokenLayer};
 pub use refresh::{
     DEFAULT_REFRESH_WINDOW, Refresh, RefreshFuture, Refreshed, Refreshing, RefreshingBuilder,
 };

@@ -5,8 +5,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::Response;
 use http::header::WWW_AUTHENTICATE;
+use http::{HeaderValue, Response};
 
 use super::Shared;
 use crate::body::AuthBody;
@@ -40,7 +40,7 @@ pin_project_lite::pin_project! {
         Fetch {
             fut: Pin<Box<dyn Future<Output = Result<F, AuthError>> + Send>>,
             shared: Arc<Shared>,
-            grpc: Option<super::service::GrpcAnswer>,
+            grpc: Option<GrpcAnswer>,
         },
     }
 }
@@ -94,3 +94,6 @@ where
         }
     }
 }
+
+/// A gRPC answer's content type: the request's for gRPC-web, else `application/grpc`.
+pub(super) struct GrpcAnswer(pub(super) Option<HeaderValue>);

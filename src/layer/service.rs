@@ -9,7 +9,7 @@ use http::header::{CONTENT_TYPE, USER_AGENT};
 use http::{HeaderValue, Request, Response};
 use tower_service::Service;
 
-use super::future::{ResponseFuture, State};
+use super::future::{GrpcAnswer, ResponseFuture, State};
 use super::{PublicAuth, PublicTarget, Shared};
 use crate::authn::Step;
 use crate::body::AuthBody;
@@ -247,9 +247,6 @@ fn trace_rejected(parts: &http::request::Parts, grpc: bool, err: &AuthError) {
         "request rejected"
     );
 }
-
-/// A gRPC answer's content type: the request's for gRPC-web, else `application/grpc`.
-pub(super) struct GrpcAnswer(Option<HeaderValue>);
 
 /// Whether a content type is gRPC: `application/grpc`, `application/grpc+<codec>`, or
 /// gRPC-web (`application/grpc-web...`).
