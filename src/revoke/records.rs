@@ -14,7 +14,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 
 use super::ChangeError;
-use super::sync::{self, Health, RedisOptions, SyncStatus, Target, Task};
+use super::sync::{RedisOptions, Replica, SyncStatus, Target};
 use crate::authz::{MemoryStore, RecordSet, RecordStore};
 use crate::error::ConfigError;
 
@@ -158,15 +158,7 @@ impl Target for Shared {
 /// ```
 #[derive(Clone)]
 pub struct RedisRecords {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    shared: Arc<Shared>,
-    health: Arc<Health>,
-    con: ConnectionManager,
-    timeout: Duration,
-    _task: Task,
+    inner: Arc<Replica<Shared>>,
 }
 
 impl std::fmt::Debug for RedisRecords {
@@ -182,23 +174,14 @@ impl RedisRecords {
     /// timeout); an unreachable Redis is an error naming the URL setting.
     pub async fn connect(options: &RedisOptions) -> Result<Self, ConfigError> {
         let this = Self::start(options)?;
-        if !this.inner.health.first_sync(this.inner.timeout * 3).await {
-            return Err(ConfigError::new(
-                options.url_setting(),
-                format!(
-                    "no answer from Redis at `{}`; check the URL and that the server runs",
-                    options.url_redacted()
-                ),
-            ));
-        }
+        this.inner.first_sync(options).await?;
         Ok(this)
     }
 
     /// Starts the copy without waiting (an empty set until the first sync). Must be called
     /// inside a tokio runtime.
     pub fn start(options: &RedisOptions) -> Result<Self, ConfigError> {
-        let conn = sync::open(options)?;
-        let shared = Arc::new(Shared {
+        let shared = Shared {
             store: MemoryStore::new(RecordSet::empty()),
             version: AtomicU64::new(0),
             text: Mutex::new(None),
@@ -206,17 +189,9 @@ impl RedisRecords {
             channel: options.key("records:events"),
             publish: redis::Script::new(PUBLISH),
             reseed: redis::Script::new(RESEED),
-        });
-        let health = Arc::new(Health::new("access records", options.max_age_value()));
-        let task = sync::spawn(shared.clone(), &conn, health.clone(), options);
+        };
         Ok(Self {
-            inner: Arc::new(Inner {
-                shared,
-                health,
-                con: conn.con,
-                timeout: options.timeout_value(),
-                _task: task,
-            }),
+            inner: Arc::new(Replica::start(options, "access records", shared)?),
         })
     }
 
@@ -273,12 +248,10 @@ impl RedisRecords {
 
     /// The copy's age, connection, version and number of records.
     pub fn status(&self) -> SyncStatus {
-        SyncStatus {
-            age: self.inner.health.age(),
-            connected: self.inner.health.connected(),
-            version: self.version(),
-            entries: self.inner.shared.store.snapshot().record_count(),
-        }
+        self.inner.status(
+            self.version(),
+            self.inner.shared.store.snapshot().record_count(),
+        )
     }
 }
 

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 
-use super::sync::{self, Health, RedisOptions, SyncStatus, Target, Task};
+use super::sync::{RedisOptions, Replica, SyncStatus, Target};
 use super::{ChangeError, Key, List, Revocation, RevocationStore, TokenRef, Verdict, hex};
 use crate::error::ConfigError;
 
@@ -311,12 +311,8 @@ pub struct RedisRevocations {
 }
 
 struct Inner {
-    shared: Arc<Shared>,
-    health: Arc<Health>,
-    con: ConnectionManager,
+    replica: Replica<Shared>,
     fail_open: bool,
-    timeout: Duration,
-    _task: Task,
 }
 
 impl std::fmt::Debug for RedisRevocations {
@@ -333,15 +329,7 @@ impl RedisRevocations {
     /// [`start`](Self::start) to go on without waiting.
     pub async fn connect(options: &RedisOptions) -> Result<Self, ConfigError> {
         let this = Self::start(options)?;
-        if !this.inner.health.first_sync(this.inner.timeout * 3).await {
-            return Err(ConfigError::new(
-                options.url_setting(),
-                format!(
-                    "no answer from Redis at `{}`; check the URL and that the server runs",
-                    options.url_redacted()
-                ),
-            ));
-        }
+        this.inner.replica.first_sync(options).await?;
         Ok(this)
     }
 
@@ -349,8 +337,7 @@ impl RedisRevocations {
     /// (fail-closed) or checked against an empty list (fail-open). Must be called inside a
     /// tokio runtime.
     pub fn start(options: &RedisOptions) -> Result<Self, ConfigError> {
-        let conn = sync::open(options)?;
-        let shared = Arc::new(Shared {
+        let shared = Shared {
             list: List::default(),
             version: AtomicU64::new(0),
             zset: options.key("revoked"),
@@ -360,17 +347,11 @@ impl RedisRevocations {
             keep: options.keep(),
             timeout: options.timeout_value(),
             script: redis::Script::new(REVOKE),
-        });
-        let health = Arc::new(Health::new("revocation list", options.max_age_value()));
-        let task = sync::spawn(shared.clone(), &conn, health.clone(), options);
+        };
         Ok(Self {
             inner: Arc::new(Inner {
-                shared,
-                health,
-                con: conn.con,
+                replica: Replica::start(options, "revocation list", shared)?,
                 fail_open: options.fail_open(),
-                timeout: options.timeout_value(),
-                _task: task,
             }),
         })
     }
@@ -383,10 +364,10 @@ impl RedisRevocations {
         &self,
         revocations: impl IntoIterator<Item = Revocation>,
     ) -> Result<(), ChangeError> {
-        let shared = &self.inner.shared;
+        let shared = &self.inner.replica.shared;
         let revs: Vec<Revocation> = revocations.into_iter().collect();
         shared.list.insert(revs.iter().cloned(), shared.cutoff());
-        let mut con = self.inner.con.clone();
+        let mut con = self.inner.replica.con.clone();
         // Each script call has its own timeout.
         match shared.write(&mut con, &revs).await {
             Ok(_) => Ok(()),
@@ -437,22 +418,20 @@ impl RedisRevocations {
     /// Time since Redis last answered this replica: the copy's age (`None` before the
     /// first sync). Export it as a metric.
     pub fn copy_age(&self) -> Option<Duration> {
-        self.inner.health.age()
+        self.inner.replica.health.age()
     }
 
     /// The copy's age, connection, version and size.
     pub fn status(&self) -> SyncStatus {
-        SyncStatus {
-            age: self.inner.health.age(),
-            connected: self.inner.health.connected(),
-            version: self.inner.shared.version.load(Relaxed),
-            entries: self.inner.shared.list.len(),
-        }
+        let shared = &self.inner.replica.shared;
+        self.inner
+            .replica
+            .status(shared.version.load(Relaxed), shared.list.len())
     }
 
     /// Entries in the local copy.
     pub fn len(&self) -> usize {
-        self.inner.shared.list.len()
+        self.inner.replica.shared.list.len()
     }
 
     /// Whether the local copy is empty.
@@ -470,10 +449,10 @@ fn pending(e: &dyn std::fmt::Display) -> ChangeError {
 impl RevocationStore for RedisRevocations {
     fn check(&self, token: &TokenRef<'_>) -> Verdict {
         let inner = &*self.inner;
-        if inner.health.is_stale() && !inner.fail_open {
+        if inner.replica.health.is_stale() && !inner.fail_open {
             return Verdict::Unavailable;
         }
-        if inner.shared.list.refuses(token) {
+        if inner.replica.shared.list.refuses(token) {
             Verdict::Revoked
         } else {
             Verdict::Valid

@@ -457,17 +457,76 @@ pub(crate) trait Target: Send + Sync + 'static {
 }
 
 /// The connection pieces a shared object needs.
-pub(crate) struct Conn {
-    pub(crate) client: redis::Client,
+struct Conn {
+    client: redis::Client,
     /// For changes (revocations, new record sets).
     pub(crate) con: ConnectionManager,
     /// For the sync task.
     sync: ConnectionManager,
 }
 
+/// One replica's copy of state shared through Redis: the state, the copy's health, a
+/// connection for changes, and the task that keeps the copy current (stopped when the
+/// replica is dropped). The revocation list and the access records are each one.
+pub(crate) struct Replica<T: Target> {
+    pub(crate) shared: Arc<T>,
+    pub(crate) health: Arc<Health>,
+    /// For changes (revocations, new record sets); the task has its own.
+    pub(crate) con: ConnectionManager,
+    pub(crate) timeout: Duration,
+    _task: Task,
+}
+
+impl<T: Target> Replica<T> {
+    /// Opens the connections and starts the task, without waiting for Redis. Needs a tokio
+    /// runtime. `what` names the copy in logs.
+    pub(crate) fn start(
+        options: &RedisOptions,
+        what: &'static str,
+        shared: T,
+    ) -> Result<Self, ConfigError> {
+        let conn = open(options)?;
+        let shared = Arc::new(shared);
+        let health = Arc::new(Health::new(what, options.max_age_value()));
+        let task = spawn(shared.clone(), &conn, health.clone(), options);
+        Ok(Self {
+            shared,
+            health,
+            con: conn.con,
+            timeout: options.timeout_value(),
+            _task: task,
+        })
+    }
+
+    /// Waits for the first sync (at most three times the options' timeout); no answer is
+    /// an error naming the URL setting.
+    pub(crate) async fn first_sync(&self, options: &RedisOptions) -> Result<(), ConfigError> {
+        if self.health.first_sync(self.timeout * 3).await {
+            return Ok(());
+        }
+        Err(ConfigError::new(
+            options.url_setting(),
+            format!(
+                "no answer from Redis at `{}`; check the URL and that the server runs",
+                options.url_redacted()
+            ),
+        ))
+    }
+
+    /// The copy's age and connection, with the state's version and size.
+    pub(crate) fn status(&self, version: u64, entries: usize) -> SyncStatus {
+        SyncStatus {
+            age: self.health.age(),
+            connected: self.health.connected(),
+            version,
+            entries,
+        }
+    }
+}
+
 /// Opens the client and a lazy connection manager. Needs a tokio runtime (with IO and
 /// timers).
-pub(crate) fn open(options: &RedisOptions) -> Result<Conn, ConfigError> {
+fn open(options: &RedisOptions) -> Result<Conn, ConfigError> {
     let client = options.client()?;
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(ConfigError::new(
@@ -495,7 +554,7 @@ pub(crate) fn open(options: &RedisOptions) -> Result<Conn, ConfigError> {
 }
 
 /// Starts the task that keeps `target` current.
-pub(crate) fn spawn<T: Target>(
+fn spawn<T: Target>(
     target: Arc<T>,
     conn: &Conn,
     health: Arc<Health>,
