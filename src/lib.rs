@@ -215,6 +215,7 @@ pub mod grpc;
 mod jose;
 mod keys;
 pub mod layer;
+mod macros;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis::client::{AuthressAccessKey, AuthressServiceClient, TokenSource};
+use portcullis::client::{AuthressAccessKey, AuthressServiceClient, TokenProvider};
 use portcullis::{AuthErrorKind, Authenticator};
 use serde_json::Value;
 

@@ -20,7 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use portcullis::client::{
     AddToken, BoxError, Environment, FednRefresh, OAuth2, Refreshing, Token, TokenError,
-    TokenErrorKind, TokenLayer, TokenSource,
+    TokenErrorKind, TokenLayer, TokenProvider,
 };
 use portcullis::{AuthLayer, Authenticator, Policy, Principal};
 use serde_json::{Value, json};
@@ -648,7 +648,7 @@ fn token_endpoints_need_https_off_loopback() {
         "{err}"
     );
     assert!(FednRefresh::new("https://fedn.example/refresh", "r").is_ok());
-    assert!(FednRefresh::insecure_http("http://fedn.example/refresh", "r").is_ok());
+    assert!(FednRefresh::dangerous_plain_http("http://fedn.example/refresh", "r").is_ok());
     assert!(OAuth2::refresh_token("http://id.example/token", "c", "r").is_err());
     assert!(FednRefresh::new("https://fedn.example/refresh", " ").is_err());
 }

@@ -299,7 +299,7 @@ async fn redis_killed_and_restarted() {
     let o = options(&server).max_age(bound);
     let a = RedisRevocations::connect(&o).await.unwrap();
     let b = RedisRevocations::connect(&o).await.unwrap();
-    let open = RedisRevocations::connect(&o.clone().insecure_fail_open())
+    let open = RedisRevocations::connect(&o.clone().dangerous().fail_open())
         .await
         .unwrap();
     let (app_a, app_b, app_open) = (replica(&a), replica(&b), replica(&open));

@@ -36,7 +36,7 @@ fn http() -> Result<&'static reqwest::Client, TokenError> {
 }
 
 /// A configured token endpoint URL: https, or http for loopback hosts (or anywhere with an
-/// `insecure_` opt-in). `sends` names the credential the request carries (`the refresh
+/// `dangerous_` opt-in). `sends` names the credential the request carries (`the refresh
 /// token`, `the client secret`), for the error on plain http.
 fn parse_url(setting: &str, url: &str, allow_http: bool, sends: &str) -> Result<Url, ConfigError> {
     let parsed = Url::parse(url.trim()).map_err(|e| {
@@ -191,9 +191,13 @@ impl FednRefresh {
         Self::with(uri, refresh_token.into(), false)
     }
 
-    /// Like [`new`](Self::new), but plain http is allowed to any host. Risky: the refresh
-    /// token and the new tokens cross the network in clear. For development networks only.
-    pub fn insecure_http(uri: &str, refresh_token: impl Into<String>) -> Result<Self, ConfigError> {
+    /// Risk: the refresh token and the new tokens cross the network in clear. Like
+    /// [`new`](Self::new), but plain http is allowed to any host; for development
+    /// networks only. (`dangerous` marks every risky setting of the crate.)
+    pub fn dangerous_plain_http(
+        uri: &str,
+        refresh_token: impl Into<String>,
+    ) -> Result<Self, ConfigError> {
         Self::with(uri, refresh_token.into(), true)
     }
 

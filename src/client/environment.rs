@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::error::TokenError;
-use super::source::{Chain, TokenFuture, TokenSource};
+use super::provider::{Chain, TokenFuture, TokenProvider};
 use super::token::{Token, normalise};
 
 type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
@@ -161,7 +161,7 @@ impl Environment {
 /// A value given in code, normalised like the others (`Bearer xyz` is `xyz`).
 struct Argument(String);
 
-impl TokenSource for Argument {
+impl TokenProvider for Argument {
     fn token(&self) -> TokenFuture<'_> {
         let found = normalise(&self.0)
             .map(Token::new)
@@ -173,7 +173,7 @@ impl TokenSource for Argument {
 /// An environment variable holding the token; see [`Environment::var`].
 ///
 /// ```
-/// use portcullis::client::{Environment, TokenSource};
+/// use portcullis::client::{Environment, TokenProvider};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let env = Environment::from_lookup(|name| (name == "FEDN_AUTH_TOKEN").then(|| "Bearer xyz".to_owned()));
@@ -194,7 +194,7 @@ impl EnvVar {
     }
 }
 
-impl TokenSource for EnvVar {
+impl TokenProvider for EnvVar {
     fn token(&self) -> TokenFuture<'_> {
         let place = format!("env {}", self.name);
         let found = match self.env.get(&self.name) {
@@ -224,7 +224,7 @@ enum Place {
 /// is not found; a file that exists but cannot be read or holds no token is an error.
 ///
 /// ```
-/// use portcullis::client::{TokenFile, TokenSource};
+/// use portcullis::client::{TokenFile, TokenProvider};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let dir = std::env::temp_dir().join(format!("portcullis-doc-{}", std::process::id()));
@@ -336,7 +336,7 @@ impl TokenFile {
     }
 }
 
-impl TokenSource for TokenFile {
+impl TokenProvider for TokenFile {
     fn token(&self) -> TokenFuture<'_> {
         let found = self.read();
         Box::pin(async move { found })
@@ -391,7 +391,7 @@ impl DotEnv {
     }
 }
 
-impl TokenSource for DotEnv {
+impl TokenProvider for DotEnv {
     fn token(&self) -> TokenFuture<'_> {
         let found = self.read();
         Box::pin(async move { found })

@@ -18,8 +18,8 @@ use super::body::{ReplayBody, ResponseBody, capture};
 use super::endpoint::FednRefresh;
 use super::environment::Environment;
 use super::error::{BoxError, TokenError};
+use super::provider::TokenProvider;
 use super::refresh::Refreshing;
-use super::source::TokenSource;
 use super::token::{Token, normalise};
 use crate::error::ConfigError;
 
@@ -30,7 +30,7 @@ const MAX_REFUSAL: usize = 16 * 1024;
 const TOKEN_EXPIRED: &str = "Token expired";
 
 /// A tower layer for outgoing requests: adds `Authorization: <scheme> <token>` from a
-/// [`TokenSource`], and refreshes once when the server says the token expired.
+/// [`TokenProvider`], and refreshes once when the server says the token expired.
 ///
 /// Wraps any `Service<http::Request<B>>` whose body is a [`ReplayBody`]: a hyper client,
 /// an axum router, a reqwest-backed service, a tonic `Channel` (feature `tonic`).
@@ -44,7 +44,7 @@ const TOKEN_EXPIRED: &str = "Token expired";
 ///   says `error="invalid_token"` (RFC 6750 section 3.1); a gRPC answer with status 16
 ///   (`UNAUTHENTICATED`) and the message `Token expired`. Any other message (`Invalid
 ///   token`, ...) is returned as it is, with no refresh.
-/// - Then the source renews the token ([`TokenSource::renew`]; concurrent callers share
+/// - Then the source renews the token ([`TokenProvider::renew`]; concurrent callers share
 ///   one refresh) and the request is sent once more when its body can be replayed (see
 ///   [`ReplayBody`]); never more than once per request. A body that cannot be replayed
 ///   gets the 401 back, and the next request the new token.
@@ -79,7 +79,7 @@ pub struct TokenLayer {
 
 #[derive(Clone)]
 struct Shared {
-    source: Arc<dyn TokenSource>,
+    source: Arc<dyn TokenProvider>,
     scheme: String,
     max_replay: usize,
 }
@@ -102,7 +102,7 @@ fn valid_scheme(scheme: &str) -> bool {
 
 impl TokenLayer {
     /// A layer sending tokens from `source` with the `Bearer` scheme.
-    pub fn new(source: impl TokenSource) -> Self {
+    pub fn new(source: impl TokenProvider) -> Self {
         Self {
             shared: Arc::new(Shared {
                 source: Arc::new(source),
@@ -215,20 +215,7 @@ impl<S: fmt::Debug> fmt::Debug for AddToken<S> {
 }
 
 impl<S> AddToken<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, unwrapped.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!();
 }
 
 type Answer<RB> = Result<Response<ResponseBody<RB>>, BoxError>;

@@ -55,8 +55,8 @@ mod endpoint;
 mod environment;
 mod error;
 mod layer;
+mod provider;
 mod refresh;
-mod source;
 mod token;
 
 pub use authress::{AuthressAccessKey, AuthressServiceClient};
@@ -65,8 +65,8 @@ pub use endpoint::{FednRefresh, OAuth2};
 pub use environment::{DotEnv, EnvVar, Environment, TokenFile};
 pub use error::{BoxError, TokenError, TokenErrorKind};
 pub use layer::{AddToken, ResponseFuture, TokenLayer};
+pub use provider::{Chain, RenewFuture, TokenFuture, TokenProvider};
 pub use refresh::{
     DEFAULT_REFRESH_WINDOW, Refresh, RefreshFuture, Refreshed, Refreshing, RefreshingBuilder,
 };
-pub use source::{Chain, RenewFuture, TokenFuture, TokenSource};
 pub use token::Token;

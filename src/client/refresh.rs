@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::error::{TokenError, TokenErrorKind};
-use super::source::{RenewFuture, TokenFuture, TokenSource};
+use super::provider::{RenewFuture, TokenFuture, TokenProvider};
 use super::token::Token;
 use crate::clock::{Clock, SystemClock};
 
@@ -63,7 +63,7 @@ pub const DEFAULT_REFRESH_WINDOW: Duration = Duration::from_secs(30);
 ///   buffer) is left before its expiry (its `exp` claim, else the endpoint's
 ///   `expires_in`); the window is at most half the token's lifetime, so short-lived tokens
 ///   are not refreshed on every call. A token whose expiry is unknown is refreshed only
-///   when the server refuses it ([`TokenSource::renew`]).
+///   when the server refuses it ([`TokenProvider::renew`]).
 /// - Single-flight: callers that need a refresh at the same time share one.
 /// - A refresh refused by the endpoint ([`Rejected`](TokenErrorKind::Rejected): HTTP 400
 ///   or 401, "refresh token invalid or expired, log in again") is final: no further
@@ -296,7 +296,7 @@ impl Refreshing {
     }
 }
 
-impl TokenSource for Refreshing {
+impl TokenProvider for Refreshing {
     fn token(&self) -> TokenFuture<'_> {
         Box::pin(async move {
             if let Some(token) = self.fresh(self.inner.clock.now()) {

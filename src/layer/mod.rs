@@ -47,7 +47,7 @@
 //! ```
 
 mod future;
-mod require;
+pub mod require;
 mod service;
 
 use std::sync::Arc;
@@ -58,7 +58,7 @@ use tower_layer::Layer;
 
 pub use crate::body::AuthBody;
 pub use future::ResponseFuture;
-pub use require::{Require, RequireFuture, RequireService, require_claim, require_roles};
+pub use require::{Require, RequireLayer, require_claim, require_roles};
 pub use service::Auth;
 
 /// Marks a request the policy made public, for extractors that need a principal: they

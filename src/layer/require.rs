@@ -1,5 +1,9 @@
 //! Per-route requirements on the principal the outer [`AuthLayer`](super::AuthLayer)
 //! verified: roles or a claim, checked without verifying the token again.
+//!
+//! Named as tower-http names its middleware: [`RequireLayer`] makes [`Require`]`<S>`,
+//! whose future is [`ResponseFuture`]. The everyday entry points, [`require_roles`] and
+//! [`require_claim`], are also at [`portcullis::layer`](super).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -53,7 +57,7 @@ use crate::principal::{ClaimPath, Principal};
 /// ```
 #[derive(Clone, Debug)]
 #[must_use = "a layer does nothing until it wraps a service"]
-pub struct Require {
+pub struct RequireLayer {
     rule: Arc<Rule>,
 }
 
@@ -68,21 +72,21 @@ enum Rule {
 }
 
 /// Requires one of `roles` (exact names; `*` is an ordinary name here) from the caller.
-pub fn require_roles<I, S>(roles: I) -> Require
+pub fn require_roles<I, S>(roles: I) -> RequireLayer
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    Require {
+    RequireLayer {
         rule: Arc::new(Rule::Roles(roles.into_iter().map(Into::into).collect())),
     }
 }
 
 /// Requires the claim at `path` (nested member names with dots, `\.` for a dot in a name)
 /// to be a string equal to `value`, or an array containing it.
-pub fn require_claim(path: impl Into<String>, value: impl Into<String>) -> Require {
+pub fn require_claim(path: impl Into<String>, value: impl Into<String>) -> RequireLayer {
     let name = path.into();
-    Require {
+    RequireLayer {
         rule: Arc::new(Rule::Claim {
             path: ClaimPath::parse(&name),
             name,
@@ -118,31 +122,36 @@ impl Rule {
     }
 }
 
-impl<S> Layer<S> for Require {
-    type Service = RequireService<S>;
+impl<S> Layer<S> for RequireLayer {
+    type Service = Require<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireService {
+        Require {
             inner,
             rule: self.rule.clone(),
         }
     }
 }
 
-/// The service made by [`Require`].
+/// The service made by [`RequireLayer`]: checks the route's requirement, then calls the
+/// inner service.
 #[derive(Clone, Debug)]
-pub struct RequireService<S> {
+pub struct Require<S> {
     inner: S,
     rule: Arc<Rule>,
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireService<S>
+impl<S> Require<S> {
+    crate::macros::inner_service_accessors!();
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Require<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
     type Response = Response<AuthBody<ResBody>>;
     type Error = S::Error;
-    type Future = RequireFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -161,13 +170,13 @@ where
             }
         };
         match verdict {
-            Ok(()) => RequireFuture {
-                state: RequireState::Inner {
+            Ok(()) => ResponseFuture {
+                state: State::Inner {
                     fut: self.inner.call(req),
                 },
             },
-            Err(res) => RequireFuture {
-                state: RequireState::Reject { res: Some(res) },
+            Err(res) => ResponseFuture {
+                state: State::Reject { res: Some(res) },
             },
         }
     }
@@ -182,28 +191,28 @@ fn answer_for<B>(err: &AuthError, principal: Option<&Principal>) -> Response<Aut
 }
 
 pin_project_lite::pin_project! {
-    /// The future of [`RequireService`].
-    pub struct RequireFuture<F, B> {
+    /// The future of [`Require`].
+    pub struct ResponseFuture<F, B> {
         #[pin]
-        state: RequireState<F, B>,
+        state: State<F, B>,
     }
 }
 
 pin_project_lite::pin_project! {
-    #[project = RequireProj]
-    enum RequireState<F, B> {
+    #[project = StateProj]
+    enum State<F, B> {
         Inner { #[pin] fut: F },
         Reject { res: Option<Response<AuthBody<B>>> },
     }
 }
 
-impl<F, B> std::fmt::Debug for RequireFuture<F, B> {
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequireFuture").finish_non_exhaustive()
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, B, E> Future for RequireFuture<F, B>
+impl<F, B, E> Future for ResponseFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
@@ -211,12 +220,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            RequireProj::Inner { fut } => {
-                fut.poll(cx).map(|r| r.map(|res| res.map(AuthBody::inner)))
-            }
-            RequireProj::Reject { res } => match res.take() {
+            StateProj::Inner { fut } => fut.poll(cx).map(|r| r.map(|res| res.map(AuthBody::inner))),
+            StateProj::Reject { res } => match res.take() {
                 Some(res) => Poll::Ready(Ok(res)),
-                None => panic!("RequireFuture polled after completion"),
+                None => panic!("ResponseFuture polled after completion"),
             },
         }
     }

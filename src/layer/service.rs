@@ -35,20 +35,7 @@ impl<S> Auth<S> {
         Self { inner, shared }
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes the guard and returns the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!();
 }
 
 impl Shared {

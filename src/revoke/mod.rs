@@ -93,7 +93,7 @@ pub use records::RedisRecords;
 #[cfg(feature = "redis")]
 pub use remote::RedisRevocations;
 #[cfg(feature = "redis")]
-pub use sync::{RedisOptions, SyncStatus};
+pub use sync::{DangerousRedisOptions, RedisOptions, SyncStatus};
 
 use crate::authn::signing_input;
 pub use crate::authn::{RevocationStore, TokenRef, Verdict};

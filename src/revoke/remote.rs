@@ -285,7 +285,7 @@ impl Shared {
 /// writes back whatever a restarted, emptied Redis lacks). Past
 /// [`RedisOptions::max_age`] without an answer from Redis, tokens are refused with 503
 /// `Revocation list unavailable` (fail-closed) unless
-/// [`RedisOptions::insecure_fail_open`] is set. [`copy_age`](Self::copy_age) reports the
+/// [`RedisOptions::dangerous`]`.fail_open()` is set. [`copy_age`](Self::copy_age) reports the
 /// copy's age for metrics.
 ///
 /// Cheap to clone (one `Arc`); the background task stops when the last clone is dropped.

@@ -37,7 +37,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// | [`key_prefix`](Self::key_prefix) | `PORTCULLIS_REDIS_KEY_PREFIX` | `portcullis:` |
 /// | [`resync_interval`](Self::resync_interval) | `PORTCULLIS_REDIS_RESYNC_SECONDS` | 1 s |
 /// | [`max_age`](Self::max_age) | `PORTCULLIS_REDIS_MAX_AGE_SECONDS` | 10 s |
-/// | [`insecure_fail_open`](Self::insecure_fail_open) | `PORTCULLIS_REDIS_FAIL_OPEN` | `false` (fail-closed) |
+/// | [`dangerous().fail_open()`](DangerousRedisOptions::fail_open) | `PORTCULLIS_REDIS_FAIL_OPEN` | `false` (fail-closed) |
 /// | [`keep_after_exp`](Self::keep_after_exp) | `PORTCULLIS_REDIS_KEEP_AFTER_EXP_SECONDS` | 300 s |
 ///
 /// URLs: `redis://[user:password@]host[:port][/db]`, `rediss://...` for TLS (rustls, the
@@ -213,13 +213,10 @@ impl RedisOptions {
         self
     }
 
-    /// Risk: while Redis is unreachable for longer than [`max_age`](Self::max_age), tokens
-    /// revoked meanwhile on other replicas are accepted here. Keeps answering from the old
-    /// copy past the bound (`PORTCULLIS_REDIS_FAIL_OPEN=true`) instead of refusing every
-    /// token with 503 (the default, fail-closed).
-    pub fn insecure_fail_open(mut self) -> Self {
-        self.fail_open = true;
-        self
+    /// Settings that weaken the list's guarantees, each documented with its risk:
+    /// [`DangerousRedisOptions::fail_open`].
+    pub fn dangerous(self) -> DangerousRedisOptions {
+        DangerousRedisOptions { inner: self }
     }
 
     /// How long an entry is kept past its expiry, in seconds, in Redis and in each copy
@@ -291,6 +288,33 @@ impl RedisOptions {
                 ),
             )
         })
+    }
+}
+
+/// The risky settings of [`RedisOptions`], reached through
+/// [`RedisOptions::dangerous`] so that each stands out in review.
+///
+/// ```
+/// use portcullis::revoke::RedisOptions;
+///
+/// let options = RedisOptions::new("redis://127.0.0.1:6379").dangerous().fail_open();
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct DangerousRedisOptions {
+    inner: RedisOptions,
+}
+
+impl DangerousRedisOptions {
+    /// Risk: while Redis is unreachable for longer than
+    /// [`max_age`](RedisOptions::max_age), tokens revoked meanwhile on other replicas are
+    /// accepted here. Keeps answering from the old copy past the bound
+    /// (`PORTCULLIS_REDIS_FAIL_OPEN=true`) instead of refusing every token with 503 (the
+    /// default, fail-closed).
+    pub fn fail_open(mut self) -> RedisOptions {
+        self.inner.fail_open = true;
+        self.inner
     }
 }
 

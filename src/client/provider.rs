@@ -1,4 +1,6 @@
-//! The `TokenSource` trait, static tokens and chains.
+//! The `TokenProvider` trait (where a client gets the token it sends), static tokens and
+//! chains. Not to be confused with the server's [`TokenSource`](crate::TokenSource), where
+//! a server reads a token from a request.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,10 +9,10 @@ use std::sync::Arc;
 use super::error::{TokenError, TokenErrorKind};
 use super::token::Token;
 
-/// The future of [`TokenSource::token`].
+/// The future of [`TokenProvider::token`].
 pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<Token, TokenError>> + Send + 'a>>;
 
-/// The future of [`TokenSource::renew`].
+/// The future of [`TokenProvider::renew`].
 pub type RenewFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Option<Token>, TokenError>> + Send + 'a>>;
 
@@ -24,7 +26,7 @@ pub type RenewFuture<'a> =
 ///
 /// Sources: a [`Token`] (static), [`EnvVar`](super::EnvVar), [`TokenFile`](super::TokenFile),
 /// [`DotEnv`](super::DotEnv), [`Chain`], and [`Refreshing`](super::Refreshing).
-pub trait TokenSource: Send + Sync + 'static {
+pub trait TokenProvider: Send + Sync + 'static {
     /// The token to send now.
     fn token(&self) -> TokenFuture<'_>;
 
@@ -41,7 +43,7 @@ pub trait TokenSource: Send + Sync + 'static {
 }
 
 /// A token is a static source: it never changes and cannot be renewed.
-impl TokenSource for Token {
+impl TokenProvider for Token {
     fn token(&self) -> TokenFuture<'_> {
         let token = self.clone();
         Box::pin(async move { Ok(token) })
@@ -52,7 +54,7 @@ impl TokenSource for Token {
     }
 }
 
-impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
+impl<T: TokenProvider + ?Sized> TokenProvider for Arc<T> {
     fn token(&self) -> TokenFuture<'_> {
         (**self).token()
     }
@@ -71,7 +73,7 @@ impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
 /// the source that gave the token.
 ///
 /// ```
-/// use portcullis::client::{Chain, Environment, Token, TokenErrorKind, TokenSource};
+/// use portcullis::client::{Chain, Environment, Token, TokenErrorKind, TokenProvider};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let env = Environment::from_lookup(|name| (name == "B").then(|| "Bearer from-b".to_owned()));
@@ -87,7 +89,7 @@ impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
 /// ```
 #[derive(Clone, Default)]
 pub struct Chain {
-    sources: Vec<Arc<dyn TokenSource>>,
+    sources: Vec<Arc<dyn TokenProvider>>,
 }
 
 impl std::fmt::Debug for Chain {
@@ -105,13 +107,13 @@ impl Chain {
     }
 
     /// Adds `source`, tried after the ones before it.
-    pub fn or(mut self, source: impl TokenSource) -> Self {
+    pub fn or(mut self, source: impl TokenProvider) -> Self {
         self.sources.push(Arc::new(source));
         self
     }
 
     /// The first source that finds a token, with the token.
-    async fn find(&self) -> Result<(&Arc<dyn TokenSource>, Token), TokenError> {
+    async fn find(&self) -> Result<(&Arc<dyn TokenProvider>, Token), TokenError> {
         let mut looked = Vec::new();
         for source in &self.sources {
             match source.token().await {
@@ -126,7 +128,7 @@ impl Chain {
     }
 }
 
-impl TokenSource for Chain {
+impl TokenProvider for Chain {
     fn token(&self) -> TokenFuture<'_> {
         Box::pin(async move { self.find().await.map(|(_, token)| token) })
     }
