@@ -199,7 +199,7 @@
 pub mod aistore;
 mod answer;
 mod authn;
-mod authz;
+mod access;
 mod body;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
@@ -238,11 +238,11 @@ pub use authn::{
 };
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub use authz::Authz;
+pub use access::Authz;
 #[cfg(feature = "watch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "watch")))]
-pub use authz::FileWatch;
-pub use authz::{
+pub use access::FileWatch;
+pub use access::{
     AccessDecision, AccessList, AccessReason, Authorizer, Grant, MemoryStore, Record, RecordSet,
     RecordSetBuilder, RecordStore, Statement, Subject, UserId, Via, resource_uri,
 };

@@ -15,7 +15,7 @@ use redis::aio::ConnectionManager;
 
 use super::ChangeError;
 use super::sync::{RedisOptions, Replica, SyncStatus, Target};
-use crate::authz::{MemoryStore, RecordSet, RecordStore};
+use crate::access::{MemoryStore, RecordSet, RecordStore};
 use crate::error::ConfigError;
 
 /// Writes the document, bumps the version, publishes it.

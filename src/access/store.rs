@@ -114,7 +114,7 @@ mod watch {
     use std::time::Duration;
 
     use super::MemoryStore;
-    use crate::authz::file;
+    use crate::access::file;
 
     /// A running file watcher from [`MemoryStore::watch_file`]. Dropping it stops the
     /// watcher, so keep it for as long as the file should be watched.
