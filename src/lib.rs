@@ -212,6 +212,7 @@ mod body;
 pub mod client;
 mod clock;
 mod config;
+mod edges;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
@@ -256,6 +257,6 @@ pub use keys::JwksClient;
 #[cfg(feature = "jwks")]
 pub use keys::{AuthressServiceClients, JwksOptions, TenantOptions};
 pub use layer::{AuthBody, AuthLayer};
-pub use policy::{Decision, DecisionReason, Policy, PolicyBuilder, Target, Unmatched};
+pub use policy::{Decision, DecisionReason, Policy, PolicyBuilder, Refusal, Target, Unmatched};
 pub use principal::{Principal, Strs};
 pub use signer::{SignError, Signer};
