@@ -22,16 +22,16 @@ const KEYS: &[&str] = &[
 ];
 
 /// A policy-file section an integration reads: its top-level keys, and how it adds what
-/// they say to the builder (`values` holds those of its keys the file has; errors name
-/// `origin`).
+/// they say to the builder.
 pub(crate) struct FileSection {
     pub(crate) keys: &'static [&'static str],
-    pub(crate) read: fn(
-        PolicyBuilder,
-        values: BTreeMap<String, toml::Value>,
-        origin: &str,
-    ) -> Result<PolicyBuilder, ConfigError>,
+    pub(crate) read: ReadSection,
 }
+
+/// Adds what a section's keys say (those present, by name) to the builder; errors name
+/// the origin (the third argument).
+pub(crate) type ReadSection =
+    fn(PolicyBuilder, BTreeMap<String, toml::Value>, &str) -> Result<PolicyBuilder, ConfigError>;
 
 #[derive(Deserialize)]
 struct File {
@@ -203,4 +203,31 @@ pub(super) fn parse(
         }
     }
     Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named_with_their_place() {
+        let err = parse("public = []\n\n[[rulez]]\nroles = [\"a\"]\n", "p.toml", &[])
+            .err()
+            .unwrap();
+        assert_eq!(err.setting(), "p.toml:3:3");
+        assert!(
+            err.to_string()
+                .contains("unknown field `rulez`, expected one of `unmatched`, `public`"),
+            "{err}"
+        );
+        // A section's keys go to the section.
+        let seen = FileSection {
+            keys: &["extra"],
+            read: |b, values, _| {
+                assert_eq!(values.len(), 1);
+                Ok(b)
+            },
+        };
+        assert!(parse("extra = 1\n", "p.toml", &[seen]).is_ok());
+    }
 }
