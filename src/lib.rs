@@ -206,6 +206,7 @@ mod body;
 pub mod client;
 mod clock;
 mod config;
+mod edges;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
@@ -260,7 +261,7 @@ pub use keys::JwksClient;
 #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 pub use keys::{AuthressServiceClients, JwksOptions, TenantOptions};
 pub use layer::{AuthBody, AuthLayer};
-pub use policy::{Decision, DecisionReason, Policy, PolicyBuilder, Target, Unmatched};
+pub use policy::{Decision, DecisionReason, Policy, PolicyBuilder, Refusal, Target, Unmatched};
 pub use principal::{Principal, Strs};
 pub use signer::{SignError, Signer};
 

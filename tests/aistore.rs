@@ -869,7 +869,8 @@ fn decisions_name_the_ais_rule() {
     assert!(d.is_allowed());
     assert_eq!(
         d.reason(),
-        &DecisionReason::AisRule {
+        &DecisionReason::Extension {
+            family: "ais",
             index: 0,
             methods: "GET".into(),
             pattern: "/v1/clusters/{cluster}/buckets/{bucket}/objects/{*object}".into(),
@@ -878,14 +879,19 @@ fn decisions_name_the_ais_rule() {
     let d = policy.decide(&p, &policy.target(&Method::PUT, &path).unwrap());
     assert!(!d.is_allowed());
     match d.reason() {
-        DecisionReason::AisDenied { index, denied, .. } => {
+        DecisionReason::ExtensionDenied {
+            family: "ais",
+            index,
+            refusal,
+            ..
+        } => {
             assert_eq!(*index, 1);
             assert_eq!(
-                denied,
-                &AisDenied::Insufficient {
+                refusal.detail::<AisDenied>(),
+                Some(&AisDenied::Insufficient {
                     needs: Access::PUT,
                     entry: AclEntry::DefaultCluster
-                }
+                })
             );
         }
         other => panic!("{other:?}"),
@@ -896,10 +902,11 @@ fn decisions_name_the_ais_rule() {
     let d = policy.decide(&principal(&t), &policy.target(&Method::GET, &path).unwrap());
     assert!(matches!(
         d.reason(),
-        DecisionReason::AisDenied {
-            denied: AisDenied::InvalidClaims { .. },
+        DecisionReason::ExtensionDenied {
+            family: "ais",
+            refusal,
             ..
-        }
+        } if matches!(refusal.detail::<AisDenied>(), Some(AisDenied::InvalidClaims { .. }))
     ));
 }
 

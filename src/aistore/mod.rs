@@ -67,9 +67,11 @@ mod check;
 mod claims;
 #[cfg(feature = "axum")]
 mod extract;
+mod rule;
 
 pub use access::{Access, UnknownAccess};
 pub use check::{AclEntry, AisDenied};
 pub use claims::{AisClaims, Bucket, BucketAcl, ClusterAcl, Namespace, normalize_provider};
 #[cfg(feature = "axum")]
 pub use extract::AisAuthz;
+pub(crate) use rule::POLICY_FILE_SECTION;

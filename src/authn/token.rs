@@ -71,7 +71,7 @@ pub enum TokenSource {
     Authorization,
     /// A cookie of this name (`cookie:NAME`), as browsers send it.
     Cookie(String),
-    /// A header of this name holding the bare token (`header:NAME`), such as AIStore's
+    /// A header of this name holding the bare token (`header:NAME`), such as the S3-style
     /// `X-Amz-Security-Token`.
     Header(String),
     /// Risk: URLs end up in access logs, browser history and `Referer` headers, so a
@@ -175,7 +175,7 @@ impl Authenticator {
 
     /// Reads the token like [`token_from_request`](Self::token_from_request), but from
     /// `sources` instead of the configured ones: for an endpoint that takes its token from
-    /// elsewhere than the rest of the service (Kamiwaza's clients send an `access_token`
+    /// elsewhere than the rest of the service (a web client that sends an `access_token`
     /// cookie), with the same keys, checks and answers. The first source that holds a
     /// credential is used. An empty list finds nothing (missing credentials); a source
     /// whose name the builder would refuse simply never matches.

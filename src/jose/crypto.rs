@@ -305,7 +305,7 @@ impl SigningKey {
         Ok(Self { alg, key })
     }
 
-    /// An Ed25519 private key in PKCS#8 DER (v1, as `openssl genpkey` and the Authress
+    /// An Ed25519 private key in PKCS#8 DER (v1, as `openssl genpkey` and service-client
     /// access keys carry it, or v2 with the public key, which must match), with its public
     /// key (32 bytes). Only EdDSA: the other algorithms take PEM.
     pub(crate) fn ed25519_from_der(der: &[u8]) -> Result<(Self, [u8; 32]), String> {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use http::Method;
 
+use super::extension::{RouteRule, RuleFamily};
 use super::pattern::{GrpcKind, GrpcPattern, Pattern, Prefix};
 use super::{Policy, Unmatched, index};
 use crate::error::ConfigError;
@@ -31,10 +32,8 @@ pub struct PolicyBuilder {
     required_claims: Vec<(String, String)>,
     unmatched: Unmatched,
     inherit: HashMap<String, Vec<String>>,
-    #[cfg(feature = "aistore")]
-    ais_rules: Vec<super::ais::RawAisRule>,
-    #[cfg(feature = "aistore")]
-    ais_cluster: Option<String>,
+    /// Rule families added by integrations, one per type.
+    families: Vec<Box<dyn RuleFamily>>,
 }
 
 /// What a checked rule matches.
@@ -71,8 +70,8 @@ pub(super) struct Parsed {
     pub(super) grpc_user_agents: Vec<(String, Vec<GrpcPattern>)>,
     pub(super) grpc_unmatched: Unmatched,
     pub(super) inherit: HashMap<String, Vec<String>>,
-    #[cfg(feature = "aistore")]
-    pub(super) ais: Vec<super::ais::AisRule>,
+    /// The rules of the integrations' families, in the order the families were added.
+    pub(super) extension: Vec<RouteRule>,
 }
 
 impl Parsed {
@@ -84,17 +83,10 @@ impl Parsed {
         let Some(url) = &self.url_prefix else {
             return false;
         };
-        let ais_under_url = {
-            #[cfg(feature = "aistore")]
-            {
-                self.ais
-                    .iter()
-                    .any(|r| url.covers(r.pattern().leading_literals()))
-            }
-            #[cfg(not(feature = "aistore"))]
-            false
-        };
-        !ais_under_url
+        !self
+            .extension
+            .iter()
+            .any(|r| url.covers(r.pattern().leading_literals()))
             && !self.rules.iter().any(|r| match &r.matcher {
                 Matcher::Http { pattern, .. } => url.covers(pattern.leading_literals()),
                 Matcher::Grpc(_) => false,
@@ -168,74 +160,25 @@ impl PolicyBuilder {
         self
     }
 
-    /// Allows any caller whose AIStore claims grant `access` on the cluster and bucket
-    /// the path names (feature `aistore`), by AIStore's own check
-    /// ([`AisClaims::check`](crate::aistore::AisClaims::check)).
-    ///
-    /// `methods` are as in [`allow`](Self::allow) (a `GET` rule also covers `HEAD`), and
-    /// `pattern` names the request's parts with these segments:
-    /// - `{cluster}`: the cluster id; without it, the policy's
-    ///   [`ais_cluster`](Self::ais_cluster) (the cluster this service fronts);
-    /// - `{bucket}`: the bucket's name, needed when `access` has bucket bits;
-    /// - `{provider}`: the bucket's provider; without it, the query's `provider`
-    ///   parameter, where AIStore's REST API puts it (the layer passes the query on, see
-    ///   [`Target::with_query`](crate::Target::with_query)); without either, `ais`.
-    ///   AIStore's aliases (`s3`, `gs`, ...) are resolved.
-    ///
-    /// Segments are percent-decoded, as a handler's `Path` sees them; the bucket is in
-    /// the global namespace. A request whose bucket another parser could read another way
-    /// is refused ([`AisDenied::AmbiguousBucket`](crate::aistore::AisDenied::AmbiguousBucket)):
-    /// `provider` given twice, a bad escape or `;` in the query, an unknown provider, or a
-    /// non-empty `namespace`. Matching itself never reads the query. A target named by an
-    /// AIStore rule is named like any other:
-    /// the caller passes with a role one of the ordinary rules for it gives, or with the
-    /// AIStore access one of the AIStore rules for it requires; the unmatched default
-    /// no longer applies to it. When nothing lets the caller through and an AIStore rule
-    /// names the target, the decision's reason is that rule's refusal
-    /// ([`DecisionReason::AisDenied`](crate::DecisionReason::AisDenied)), answered 403.
-    ///
-    /// [`build`](Self::build) refuses a rule that can never pass for a caller who is not
-    /// an admin: no bits, bits outside both scopes, bucket bits without `{bucket}`, no
-    /// cluster.
-    ///
-    /// ```
-    /// use portcullis::Policy;
-    /// use portcullis::aistore::Access;
-    ///
-    /// let policy = Policy::builder()
-    ///     .allow_ais("GET", "/v1/objects/{bucket}/{*object}", Access::GET)
-    ///     .allow_ais("PUT", "/v1/objects/{bucket}/{*object}", Access::PUT)
-    ///     .allow_ais("GET", "/v1/clusters/{cluster}/buckets", Access::LIST_BUCKETS)
-    ///     .ais_cluster("Q8XCZ")
-    ///     .build()?;
-    ///
-    /// let err = Policy::builder().allow_ais("GET", "/v1/buckets", Access::GET).build().unwrap_err();
-    /// assert_eq!(err.setting(), "ais rule 0 (GET /v1/buckets)");
-    /// assert!(err.to_string().contains("no `{bucket}` segment"));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    #[cfg(feature = "aistore")]
-    pub fn allow_ais(
-        mut self,
-        methods: &str,
-        pattern: &str,
-        access: crate::aistore::Access,
-    ) -> Self {
-        self.ais_rules.push(super::ais::RawAisRule {
-            methods: methods.to_owned(),
-            pattern: pattern.to_owned(),
-            access,
-        });
-        self
-    }
-
-    /// The cluster id (AIStore's cluster UUID) that AIStore rules without a `{cluster}`
-    /// segment check against (feature `aistore`): the cluster this service fronts, as an
-    /// AIStore gateway checks against its own. No default.
-    #[cfg(feature = "aistore")]
-    pub fn ais_cluster(mut self, id: impl Into<String>) -> Self {
-        self.ais_cluster = Some(id.into());
-        self
+    /// The rule family of type `F` (an integration's rules and settings), added empty
+    /// the first time.
+    #[allow(dead_code)] // only integrations call it; a build may have none
+    pub(crate) fn family_mut<F: RuleFamily + Default>(&mut self) -> &mut F {
+        let at = match self
+            .families
+            .iter_mut()
+            .position(|f| f.as_any_mut().is::<F>())
+        {
+            Some(at) => at,
+            None => {
+                self.families.push(Box::new(F::default()));
+                self.families.len() - 1
+            }
+        };
+        self.families[at]
+            .as_any_mut()
+            .downcast_mut()
+            .expect("found by type")
     }
 
     /// A public gRPC method (or `/pkg.Service/*`): calls need no token.
@@ -386,22 +329,15 @@ impl PolicyBuilder {
     pub fn build(self) -> Result<Policy, ConfigError> {
         let mut parsed = self.parse()?;
         check_shadows(&mut parsed)?;
-        #[cfg(feature = "aistore")]
-        check_ais_shadows(&mut parsed)?;
+        check_extension_shadows(&mut parsed)?;
         Ok(Policy::from_index(index::compile(parsed)))
     }
 
     fn parse(self) -> Result<Parsed, ConfigError> {
-        #[cfg(feature = "aistore")]
-        let ais = self
-            .ais_rules
-            .iter()
-            .enumerate()
-            .map(|(i, raw)| {
-                super::ais::AisRule::parse(raw.clone(), i, self.ais_cluster.as_deref())
-                    .map_err(|(setting, why)| ConfigError::new(setting, why))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut extension = Vec::new();
+        for family in &self.families {
+            extension.extend(family.compile()?);
+        }
         let mut rules = Vec::with_capacity(self.rules.len());
         let (mut http_index, mut grpc_index) = (0, 0);
         for RawRule {
@@ -506,8 +442,7 @@ impl PolicyBuilder {
             grpc_user_agents,
             grpc_unmatched: self.grpc_unmatched,
             inherit: self.inherit,
-            #[cfg(feature = "aistore")]
-            ais,
+            extension,
         })
     }
 }
@@ -532,16 +467,16 @@ fn shadowed(setting: &str, prefix: &Prefix) -> Result<(), ConfigError> {
     ))
 }
 
-/// Refuses the first AIStore rule (as written) that a public prefix written beside it
-/// fully shadows; drops those an environment prefix shadows.
-#[cfg(feature = "aistore")]
-fn check_ais_shadows(parsed: &mut Parsed) -> Result<(), ConfigError> {
-    let mut keep = Vec::with_capacity(parsed.ais.len());
-    for (i, rule) in parsed.ais.iter().enumerate() {
+/// Refuses the first integration rule (as written) that a public prefix written beside
+/// it fully shadows; drops those an environment prefix shadows.
+fn check_extension_shadows(parsed: &mut Parsed) -> Result<(), ConfigError> {
+    let mut keep = Vec::with_capacity(parsed.extension.len());
+    for rule in &parsed.extension {
         let shadow = match parsed.shadowing_prefix(rule.pattern()) {
             Some(p) => {
                 let (methods, pattern) = rule.describe();
-                shadowed(&format!("ais rule {i} ({methods} {pattern})"), p)?;
+                let (family, i) = (rule.family(), rule.index());
+                shadowed(&format!("{family} rule {i} ({methods} {pattern})"), p)?;
                 true
             }
             None => false,
@@ -549,7 +484,7 @@ fn check_ais_shadows(parsed: &mut Parsed) -> Result<(), ConfigError> {
         keep.push(!shadow);
     }
     let mut keep = keep.into_iter();
-    parsed.ais.retain(|_| keep.next().unwrap_or(true));
+    parsed.extension.retain(|_| keep.next().unwrap_or(true));
     Ok(())
 }
 

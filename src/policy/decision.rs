@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::extension::Refusal;
 use crate::error::{AuthError, Reason};
 
 /// What a policy does with a route that no rule names.
@@ -49,29 +50,30 @@ pub enum DecisionReason {
         /// The claim's name (its value is never reported).
         key: String,
     },
-    /// An AIStore rule allowed it: the caller's AIStore claims grant the access it
-    /// requires (feature `aistore`).
-    #[cfg(feature = "aistore")]
-    AisRule {
-        /// Position of the rule among the policy's AIStore rules.
+    /// A rule an integration added (a rule family of its own) allowed it.
+    Extension {
+        /// The rule's family, as its settings name it (`<family> rule 0`).
+        family: &'static str,
+        /// Position of the rule among its family's rules.
         index: usize,
         /// The rule's method list (`*` for any).
         methods: String,
         /// The rule's path pattern.
         pattern: String,
     },
-    /// No ordinary rule let the caller through, and the first AIStore rule that names
-    /// the route refused (feature `aistore`).
-    #[cfg(feature = "aistore")]
-    AisDenied {
-        /// Position of the rule among the policy's AIStore rules.
+    /// No ordinary rule let the caller through, and the first rule an integration added
+    /// that names the route refused.
+    ExtensionDenied {
+        /// The rule's family, as its settings name it (`<family> rule 0`).
+        family: &'static str,
+        /// Position of the rule among its family's rules.
         index: usize,
         /// The rule's method list (`*` for any).
         methods: String,
         /// The rule's path pattern.
         pattern: String,
-        /// AIStore's reason.
-        denied: crate::aistore::AisDenied,
+        /// The family's reason.
+        refusal: Refusal,
     },
 }
 
@@ -101,22 +103,22 @@ impl fmt::Display for DecisionReason {
             Self::RequiredClaim { key } => {
                 write!(f, "required claim `{key}` is missing or different")
             }
-            #[cfg(feature = "aistore")]
-            Self::AisRule {
+            Self::Extension {
+                family,
                 index,
                 methods,
                 pattern,
             } => write!(
                 f,
-                "ais rule {index} ({methods} {pattern}) grants the caller's AIStore access"
+                "{family} rule {index} ({methods} {pattern}) lets the caller through"
             ),
-            #[cfg(feature = "aistore")]
-            Self::AisDenied {
+            Self::ExtensionDenied {
+                family,
                 index,
                 methods,
                 pattern,
-                denied,
-            } => write!(f, "ais rule {index} ({methods} {pattern}): {denied}"),
+                refusal,
+            } => write!(f, "{family} rule {index} ({methods} {pattern}): {refusal}"),
         }
     }
 }

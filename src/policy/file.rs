@@ -7,8 +7,33 @@ use serde::Deserialize;
 use super::{PolicyBuilder, Unmatched};
 use crate::error::{ConfigError, ConfigErrorKind};
 
+/// The core's keys; the integrations' sections land in `sections`.
+const KEYS: &[&str] = &[
+    "unmatched",
+    "public",
+    "url_prefix",
+    "required_claims",
+    "inherit",
+    "rule",
+    "unmatched_grpc",
+    "public_grpc",
+    "grpc_user_agent",
+    "grpc",
+];
+
+/// A policy-file section an integration reads: its top-level keys, and how it adds what
+/// they say to the builder.
+pub(crate) struct FileSection {
+    pub(crate) keys: &'static [&'static str],
+    pub(crate) read: ReadSection,
+}
+
+/// Adds what a section's keys say (those present, by name) to the builder; errors name
+/// the origin (the third argument).
+pub(crate) type ReadSection =
+    fn(PolicyBuilder, BTreeMap<String, toml::Value>, &str) -> Result<PolicyBuilder, ConfigError>;
+
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct File {
     #[serde(default)]
     unmatched: Option<String>,
@@ -30,21 +55,9 @@ struct File {
     grpc_user_agent: Vec<UserAgent>,
     #[serde(default)]
     grpc: Vec<GrpcRule>,
-    #[serde(default)]
-    ais_cluster: Option<String>,
-    #[serde(default)]
-    ais: Vec<AisRule>,
-}
-
-/// An AIStore rule (feature `aistore`): `access` holds AIStore's names (`ro`, `GET`...).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[cfg_attr(not(feature = "aistore"), allow(dead_code))]
-struct AisRule {
-    #[serde(default)]
-    methods: Option<Vec<String>>,
-    path: String,
-    access: Vec<String>,
+    /// Every other key: an integration's section, or a mistake.
+    #[serde(flatten)]
+    sections: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -83,19 +96,42 @@ struct FileRule {
     path: String,
 }
 
-/// Parses policy TOML into a builder. `origin` names the file in errors.
-pub(super) fn parse(text: &str, origin: &str) -> Result<PolicyBuilder, ConfigError> {
-    let file: File = toml::from_str(text).map_err(|e| {
-        let (line, col) = e
-            .span()
-            .map(|s| {
-                let before = &text[..s.start.min(text.len())];
-                (
-                    before.matches('\n').count() + 1,
-                    before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
-                )
-            })
-            .unwrap_or((0, 0));
+/// Line and column (from 1) of byte `at` of `text`.
+fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at.min(text.len())];
+    (
+        before.matches('\n').count() + 1,
+        before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
+    )
+}
+
+/// Where the top-level key `key` is written (`key = `, `[key]`, `[[key]]`), if found.
+fn key_at(text: &str, key: &str) -> Option<usize> {
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let name = trimmed.trim_start_matches('[').trim_start();
+        let skipped = trimmed.len() - name.len();
+        if let Some(after) = name.strip_prefix(key)
+            && after.trim_start().starts_with(['=', ']', '.'])
+        {
+            return Some(at + indent + skipped);
+        }
+        at += line.len();
+    }
+    None
+}
+
+/// Parses policy TOML into a builder. `origin` names the file in errors; `sections` are
+/// the integrations' sections.
+pub(super) fn parse(
+    text: &str,
+    origin: &str,
+    sections: &[FileSection],
+) -> Result<PolicyBuilder, ConfigError> {
+    let mut file: File = toml::from_str(text).map_err(|e| {
+        let (line, col) = e.span().map_or((0, 0), |s| line_col(text, s.start));
         ConfigError::at(
             ConfigErrorKind::Policy,
             format!("{origin}:{line}:{col}"),
@@ -103,6 +139,26 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<PolicyBuilder, ConfigErr
             e.message(),
         )
     })?;
+    if let Some(key) = file
+        .sections
+        .keys()
+        .find(|k| !sections.iter().any(|s| s.keys.contains(&k.as_str())))
+    {
+        // Worded as serde words `deny_unknown_fields`.
+        let expected = KEYS
+            .iter()
+            .chain(sections.iter().flat_map(|s| s.keys))
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (line, col) = key_at(text, key).map_or((0, 0), |at| line_col(text, at));
+        return Err(ConfigError::at(
+            ConfigErrorKind::Policy,
+            format!("{origin}:{line}:{col}"),
+            "",
+            format!("unknown field `{key}`, expected one of {expected}"),
+        ));
+    }
     let mut b = PolicyBuilder::default();
     b = b
         .unmatched(unmatched(file.unmatched.as_deref(), origin, "unmatched")?)
@@ -136,36 +192,42 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<PolicyBuilder, ConfigErr
         let methods = rule.methods.map_or_else(|| "*".to_owned(), |m| m.join(","));
         b = b.allow(&methods, &rule.path, rule.roles);
     }
-    #[cfg(feature = "aistore")]
-    {
-        if let Some(id) = file.ais_cluster {
-            b = b.ais_cluster(id);
+    for section in sections {
+        let values: BTreeMap<String, toml::Value> = section
+            .keys
+            .iter()
+            .filter_map(|k| file.sections.remove_entry(*k))
+            .collect();
+        if !values.is_empty() {
+            b = (section.read)(b, values, origin)?;
         }
-        for (i, rule) in file.ais.into_iter().enumerate() {
-            let methods = rule.methods.map_or_else(|| "*".to_owned(), |m| m.join(","));
-            let access = rule
-                .access
-                .join(",")
-                .parse::<crate::aistore::Access>()
-                .map_err(|e| {
-                    ConfigError::at(
-                        ConfigErrorKind::Policy,
-                        origin,
-                        &format!("ais[{i}].access"),
-                        e.to_string(),
-                    )
-                })?;
-            b = b.allow_ais(&methods, &rule.path, access);
-        }
-    }
-    #[cfg(not(feature = "aistore"))]
-    if !file.ais.is_empty() || file.ais_cluster.is_some() {
-        return Err(ConfigError::at(
-            ConfigErrorKind::Policy,
-            origin,
-            "ais",
-            "AIStore rules need the `aistore` feature of portcullis",
-        ));
     }
     Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named_with_their_place() {
+        let err = parse("public = []\n\n[[rulez]]\nroles = [\"a\"]\n", "p.toml", &[])
+            .err()
+            .unwrap();
+        assert_eq!(err.setting(), "p.toml:3:3");
+        assert!(
+            err.to_string()
+                .contains("unknown field `rulez`, expected one of `unmatched`, `public`"),
+            "{err}"
+        );
+        // A section's keys go to the section.
+        let seen = FileSection {
+            keys: &["extra"],
+            read: |b, values, _| {
+                assert_eq!(values.len(), 1);
+                Ok(b)
+            },
+        };
+        assert!(parse("extra = 1\n", "p.toml", &[seen]).is_ok());
+    }
 }

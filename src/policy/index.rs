@@ -738,8 +738,7 @@ pub(super) fn compile(parsed: Parsed) -> Inner {
             })
             .collect(),
         grpc_unmatched: parsed.grpc_unmatched,
-        #[cfg(feature = "aistore")]
-        ais: parsed.ais,
+        extension: parsed.extension,
     }
 }
 

@@ -49,10 +49,12 @@
 //! roles). Reasons are built only when asked for ([`Policy::decide`]) or when a request
 //! is refused.
 
-#[cfg(feature = "aistore")]
-mod ais;
 mod builder;
 mod decision;
+// The extension points serve the integrations, each behind a feature of its own: a
+// build with none of them calls part of them from nowhere.
+#[allow(dead_code)]
+mod extension;
 mod fedn;
 mod file;
 mod index;
@@ -68,6 +70,10 @@ use crate::error::{AuthError, ConfigError, Reason};
 use crate::principal::{ClaimPath, Principal};
 pub use builder::PolicyBuilder;
 pub use decision::{Decision, DecisionReason, Unmatched};
+pub use extension::Refusal;
+#[allow(unused_imports)]
+pub(crate) use extension::{RouteCheck, RouteRequest, RouteRule, RouteShape, RuleFamily};
+pub(crate) use file::FileSection;
 use index::{Entry, GrpcMap, HttpIndex, PrefixNode, Roles, Rule, min_some};
 pub(crate) use pattern::has_dot_segment;
 use pattern::{Prefix, Segs, check_path, split_grpc};
@@ -99,9 +105,8 @@ struct Inner {
     grpc_public_sources: Vec<Arc<str>>,
     grpc_user_agents: Vec<UserAgent>,
     grpc_unmatched: Unmatched,
-    /// AIStore rules, in the order written.
-    #[cfg(feature = "aistore")]
-    ais: Vec<ais::AisRule>,
+    /// The integrations' rules, family by family, each in the order written.
+    extension: Vec<extension::RouteRule>,
 }
 
 /// A user agent and the methods it may call without a token.
@@ -184,7 +189,7 @@ impl Target<'_> {
 impl<'a> Target<'a> {
     /// The same target with the request's query (without `?`), which the layer passes on.
     /// Matching never reads it; only rules that take a request parameter from it do (an
-    /// AIStore rule without a `{provider}` segment reads AIStore's `provider` parameter).
+    /// integration's rule may read a parameter its REST API puts there).
     ///
     /// ```
     /// use portcullis::Policy;
@@ -240,7 +245,7 @@ impl Policy {
 
     /// Reads a policy from TOML text; see [`Policy::from_toml_file`] for the format.
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
-        file::parse(text, "policy")?.build()
+        file::parse(text, "policy", crate::edges::POLICY_FILE_SECTIONS)?.build()
     }
 
     /// Reads a policy file (TOML):
@@ -267,14 +272,9 @@ impl Policy {
     /// roles = ["client"]
     /// method = "/fedn.Combiner/TaskStream"      # or "/pkg.Service/*", or "*"
     ///
-    /// ais_cluster = "Q8XCZ"                     # feature `aistore`: see `allow_ais`
-    /// [[ais]]
-    /// methods = ["GET"]                         # optional; default any method
-    /// path = "/v1/objects/{bucket}/{*object}"
-    /// access = ["GET"]                          # AIStore's names: "ro", "rw", "GET", ...
     /// ```
     ///
-    /// The file is checked as [`PolicyBuilder::build`] checks the builder; see
+    /// Integrations add their own sections (see their modules). The file is checked as [`PolicyBuilder::build`] checks the builder; see
     /// [`PolicyBuilder::url_prefix`] for how the URL prefix reads public prefixes.
     pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<Self, ConfigError> {
         builder_from_file(&path.as_ref().display().to_string())?.build()
@@ -351,14 +351,11 @@ impl Policy {
             });
         }
         let decision = self.explain(principal_roles(principal), target);
-        #[cfg(feature = "aistore")]
-        if let Some(d) = self.ais_decision(principal, target, &decision) {
-            return d;
-        }
-        decision
+        self.extension_decision(principal, target, &decision)
+            .unwrap_or(decision)
     }
 
-    /// Decides from roles alone (no required claims, no AIStore rules): for explaining and
+    /// Decides from roles alone (no required claims, no integration rules): for explaining and
     /// testing.
     ///
     /// A target that rules name is allowed by the first of them (as written) that one of
@@ -383,7 +380,7 @@ impl Policy {
             if admitted {
                 return Ok(());
             }
-            match self.ais_allows(principal, target) {
+            match self.extension_allows(principal, target) {
                 Some(true) => return Ok(()),
                 None if !named && self.unmatched_for(target) == Unmatched::Authenticated => {
                     return Ok(());
@@ -507,45 +504,41 @@ impl Policy {
         (admitted, named)
     }
 
-    /// Whether the AIStore rules that name the target let the caller through; `None`
-    /// when none names it (or the feature is off).
-    #[cfg_attr(not(feature = "aistore"), allow(unused_variables))]
-    fn ais_allows(&self, principal: &Principal, target: &Target<'_>) -> Option<bool> {
-        #[cfg(feature = "aistore")]
-        {
-            match self.ais_verdict(principal, target) {
-                ais::Verdict::Unnamed => None,
-                ais::Verdict::Allowed(_) => Some(true),
-                ais::Verdict::Denied(..) => Some(false),
-            }
+    /// Whether the integrations' rules that name the target let the caller through;
+    /// `None` when none names it.
+    fn extension_allows(&self, principal: &Principal, target: &Target<'_>) -> Option<bool> {
+        match self.extension_verdict(principal, target) {
+            extension::Verdict::Unnamed => None,
+            extension::Verdict::Allowed(_) => Some(true),
+            extension::Verdict::Denied(..) => Some(false),
         }
-        #[cfg(not(feature = "aistore"))]
-        None
     }
 
-    #[cfg(feature = "aistore")]
-    fn ais_verdict(&self, principal: &Principal, target: &Target<'_>) -> ais::Verdict {
+    fn extension_verdict(&self, principal: &Principal, target: &Target<'_>) -> extension::Verdict {
         let TargetKind::Http {
             method,
             full,
             stripped,
         } = &target.kind
         else {
-            return ais::Verdict::Unnamed;
+            return extension::Verdict::Unnamed;
         };
-        if self.inner.ais.is_empty() {
-            return ais::Verdict::Unnamed;
+        if self.inner.extension.is_empty() {
+            return extension::Verdict::Unnamed;
         }
         let paths = std::iter::once(*full).chain(*stripped);
-        ais::judge(&self.inner.ais, method, paths, target.query, || {
-            crate::aistore::AisClaims::from_principal(principal)
-        })
+        extension::judge(
+            &self.inner.extension,
+            principal,
+            method,
+            paths,
+            target.query,
+        )
     }
 
-    /// The decision when AIStore rules name the target and no ordinary rule let the
+    /// The decision when integration rules name the target and no ordinary rule let the
     /// caller through; `None` keeps the ordinary decision.
-    #[cfg(feature = "aistore")]
-    fn ais_decision(
+    fn extension_decision(
         &self,
         principal: &Principal,
         target: &Target<'_>,
@@ -554,24 +547,30 @@ impl Policy {
         if decision.is_allowed() && decision.reason != DecisionReason::UnmatchedAuthenticated {
             return None;
         }
-        let describe = |i: usize| self.inner.ais[i].describe();
-        match self.ais_verdict(principal, target) {
-            ais::Verdict::Unnamed => None,
-            ais::Verdict::Allowed(index) => {
-                let (methods, pattern) = describe(index);
-                Some(Decision::allow(DecisionReason::AisRule {
+        let describe = |i: usize| {
+            let rule = &self.inner.extension[i];
+            let (methods, pattern) = rule.describe();
+            (rule.family(), rule.index(), methods, pattern)
+        };
+        match self.extension_verdict(principal, target) {
+            extension::Verdict::Unnamed => None,
+            extension::Verdict::Allowed(i) => {
+                let (family, index, methods, pattern) = describe(i);
+                Some(Decision::allow(DecisionReason::Extension {
+                    family,
                     index,
                     methods,
                     pattern,
                 }))
             }
-            ais::Verdict::Denied(index, denied) => {
-                let (methods, pattern) = describe(index);
-                Some(Decision::deny(DecisionReason::AisDenied {
+            extension::Verdict::Denied(i, refusal) => {
+                let (family, index, methods, pattern) = describe(i);
+                Some(Decision::deny(DecisionReason::ExtensionDenied {
+                    family,
                     index,
                     methods,
                     pattern,
-                    denied,
+                    refusal,
                 }))
             }
         }
@@ -661,5 +660,5 @@ pub(crate) fn builder_from_file(path: &str) -> Result<PolicyBuilder, ConfigError
             format!("cannot read `{path}`: {e}"),
         )
     })?;
-    file::parse(&text, path)
+    file::parse(&text, path, crate::edges::POLICY_FILE_SECTIONS)
 }
