@@ -194,19 +194,18 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod access;
 #[cfg(feature = "aistore")]
 #[cfg_attr(docsrs, doc(cfg(feature = "aistore")))]
 pub mod aistore;
 mod answer;
 mod authn;
-mod access;
 mod body;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 mod clock;
 mod config;
-mod edges;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
@@ -230,13 +229,6 @@ mod signer;
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;
 
-#[cfg(feature = "token-cache")]
-#[cfg_attr(docsrs, doc(cfg(feature = "token-cache")))]
-pub use authn::TokenCache;
-pub use authn::{
-    Authenticator, AuthenticatorBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
-    DangerousAuthenticatorBuilder, MAX_LEEWAY, MAX_TOKEN_BYTES_CAP, TokenSource,
-};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use access::Authz;
@@ -246,6 +238,13 @@ pub use access::FileWatch;
 pub use access::{
     AccessDecision, AccessList, AccessReason, Authorizer, Grant, MemoryStore, Record, RecordSet,
     RecordSetBuilder, RecordStore, Statement, Subject, UserId, Via, resource_uri,
+};
+#[cfg(feature = "token-cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "token-cache")))]
+pub use authn::TokenCache;
+pub use authn::{
+    Authenticator, AuthenticatorBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
+    DangerousAuthenticatorBuilder, MAX_LEEWAY, MAX_TOKEN_BYTES_CAP, TokenSource,
 };
 pub use clock::Clock;
 pub use config::{EnvConfig, UnknownTargets};
@@ -352,3 +351,22 @@ pub mod guides {
     #[doc = include_str!("../docs/architecture.md")]
     pub mod architecture {}
 }
+
+// The integrations plugged into the core's extension points that no caller registers: the
+// policy file's sections. The crate root is where they meet; the core names none of them.
+/// The sections a policy file may hold beside the core's keys.
+#[cfg(feature = "aistore")]
+pub(crate) const POLICY_FILE_SECTIONS: &[policy::FileSection] = &[aistore::POLICY_FILE_SECTION];
+/// Without the feature, AIStore's keys are refused with the fix.
+#[cfg(not(feature = "aistore"))]
+pub(crate) const POLICY_FILE_SECTIONS: &[policy::FileSection] = &[policy::FileSection {
+    keys: &["ais_cluster", "ais"],
+    read: |_, _, origin| {
+        Err(ConfigError::at(
+            ConfigErrorKind::Policy,
+            origin,
+            "ais",
+            "AIStore rules need the `aistore` feature of portcullis",
+        ))
+    },
+}];

@@ -65,13 +65,14 @@
 mod access;
 mod check;
 mod claims;
+mod denied;
 #[cfg(feature = "axum")]
 mod extract;
 mod rule;
 
 pub use access::{Access, UnknownAccess};
-pub use check::{AclEntry, AisDenied};
 pub use claims::{AisClaims, Bucket, BucketAcl, ClusterAcl, Namespace, normalize_provider};
+pub use denied::{AclEntry, AisDenied};
 #[cfg(feature = "axum")]
 pub use extract::AisAuthz;
 pub(crate) use rule::POLICY_FILE_SECTION;

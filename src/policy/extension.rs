@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use http::Method;
 
-use super::builder::parse_methods;
+use super::pattern::parse_methods;
 use super::pattern::{Pattern, Seg, Segs};
 use crate::error::ConfigError;
 use crate::principal::Principal;

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use http::Method;
 
-use super::builder::{Matcher, Parsed};
+use super::parsed::{Matcher, Parsed};
 use super::pattern::{GrpcKind, GrpcPattern, Seg, Segs};
 use super::{Inner, UserAgent};
 use crate::principal::ClaimPath;

@@ -58,6 +58,7 @@ mod extension;
 mod fedn;
 mod file;
 mod index;
+mod parsed;
 mod pattern;
 
 use std::fmt;
@@ -245,7 +246,7 @@ impl Policy {
 
     /// Reads a policy from TOML text; see [`Policy::from_toml_file`] for the format.
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
-        file::parse(text, "policy", crate::edges::POLICY_FILE_SECTIONS)?.build()
+        file::parse(text, "policy", crate::POLICY_FILE_SECTIONS)?.build()
     }
 
     /// Reads a policy file (TOML):
@@ -660,5 +661,5 @@ pub(crate) fn builder_from_file(path: &str) -> Result<PolicyBuilder, ConfigError
             format!("cannot read `{path}`: {e}"),
         )
     })?;
-    file::parse(&text, path, crate::edges::POLICY_FILE_SECTIONS)
+    file::parse(&text, path, crate::POLICY_FILE_SECTIONS)
 }

@@ -1,5 +1,6 @@
 //! Path patterns, prefixes, gRPC method patterns and the raw path's segments.
 
+use http::Method;
 use percent_encoding::percent_decode_str;
 
 use crate::error::{AuthError, Reason};
@@ -317,6 +318,28 @@ pub(super) fn split_grpc(path: &str) -> Option<(&str, &str)> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     let ok = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '%']);
     (ok(service) && ok(method)).then_some((service, method))
+}
+
+/// An HTTP method list as rules write it: `*` for any, or capitalised names separated by
+/// commas (`GET, POST`).
+pub(super) fn parse_methods(methods: &str) -> Result<Option<Vec<Method>>, String> {
+    let methods = methods.trim();
+    if methods == "*" {
+        return Ok(None);
+    }
+    let list = methods
+        .split(',')
+        .map(|m| {
+            let m = m.trim();
+            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(format!(
+                    "`{m}` is not an HTTP method; write it in capitals (GET, POST) or `*` for any"
+                ));
+            }
+            Method::from_bytes(m.as_bytes()).map_err(|_| format!("`{m}` is not an HTTP method"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(list))
 }
 
 #[cfg(test)]
