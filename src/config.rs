@@ -63,7 +63,7 @@
 
 use crate::authn::pem_label;
 use crate::authn::{Authenticator, AuthenticatorBuilder};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigErrorKind};
 use crate::jose::{Algorithm, Family};
 use crate::layer::AuthLayer;
 use crate::policy::{Policy, PolicyBuilder};
@@ -107,12 +107,14 @@ fn list(v: &str) -> impl Iterator<Item = &str> {
     v.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn read_file(var: &str, path: &str) -> Result<String, ConfigError> {
+fn read_file(kind: ConfigErrorKind, var: &str, path: &str) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| {
         ConfigError::new(
+            kind,
             var,
             format!("cannot read `{path}`: {e}; point it at a readable file"),
         )
+        .with_source(e)
     })
 }
 
@@ -128,10 +130,13 @@ impl EnvConfig {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let mut auth = Authenticator::builder();
         let alg = match get("FEDN_JWT_ALGORITHM") {
-            Some(a) => a
-                .trim()
-                .parse::<Algorithm>()
-                .map_err(|e| ConfigError::new("FEDN_JWT_ALGORITHM", e.to_string()))?,
+            Some(a) => a.trim().parse::<Algorithm>().map_err(|e| {
+                ConfigError::new(
+                    ConfigErrorKind::Algorithm,
+                    "FEDN_JWT_ALGORITHM",
+                    e.to_string(),
+                )
+            })?,
             None => Algorithm::HS256,
         };
         let mut has_keys = false;
@@ -151,6 +156,7 @@ impl EnvConfig {
                     }
                     Some(label) => {
                         return Err(ConfigError::new(
+                            ConfigErrorKind::HmacSecret,
                             "FEDN_JWT_SECRET_KEY",
                             format!(
                                 "holds a PEM `{label}` block; with FEDN_JWT_ALGORITHM={alg} it must hold the PEM public key (-----BEGIN PUBLIC KEY-----), never a private key"
@@ -159,6 +165,7 @@ impl EnvConfig {
                     }
                     None => {
                         return Err(ConfigError::new(
+                            ConfigErrorKind::Algorithm,
                             "FEDN_JWT_ALGORITHM",
                             format!(
                                 "{alg} is not an HMAC algorithm, and FEDN_JWT_SECRET_KEY holds no PEM public key (-----BEGIN PUBLIC KEY-----) for it; for an HMAC secret use HS256, HS384 or HS512"
@@ -170,12 +177,20 @@ impl EnvConfig {
             has_keys = true;
         }
         if let Some(path) = get("PORTCULLIS_PUBLIC_KEY_FILE") {
-            let pem = read_file("PORTCULLIS_PUBLIC_KEY_FILE", &path)?;
+            let pem = read_file(
+                ConfigErrorKind::PublicKey,
+                "PORTCULLIS_PUBLIC_KEY_FILE",
+                &path,
+            )?;
             auth = auth.public_key_pem(alg, pem);
             has_keys = true;
         }
         if let Some(path) = get("PORTCULLIS_JWK_SET_FILE") {
-            auth = auth.jwk_set_json(read_file("PORTCULLIS_JWK_SET_FILE", &path)?);
+            auth = auth.jwk_set_json(read_file(
+                ConfigErrorKind::JwkSet,
+                "PORTCULLIS_JWK_SET_FILE",
+                &path,
+            )?);
             has_keys = true;
         }
         #[cfg(feature = "jwks")]
@@ -210,6 +225,7 @@ impl EnvConfig {
                 }
                 (None, Some(_)) => {
                     return Err(ConfigError::new(
+                        ConfigErrorKind::RemoteKeys,
                         "PORTCULLIS_AUTHRESS_ACCOUNT",
                         "PORTCULLIS_AUTHRESS_DOMAIN is set but no account; set PORTCULLIS_AUTHRESS_ACCOUNT to the Authress account id (its service clients' tokens carry `aud` = <account id>.accounts.authress.io)",
                     ));
@@ -220,7 +236,13 @@ impl EnvConfig {
                 v.trim()
                     .parse::<u64>()
                     .map(std::time::Duration::from_secs)
-                    .map_err(|_| ConfigError::new(name, "not a whole number of seconds"))
+                    .map_err(|_| {
+                        ConfigError::new(
+                            ConfigErrorKind::RemoteKeys,
+                            name,
+                            "not a whole number of seconds",
+                        )
+                    })
             };
             if let Some(v) = get("PORTCULLIS_JWKS_TTL_SECONDS") {
                 options = options.ttl(seconds("PORTCULLIS_JWKS_TTL_SECONDS", &v)?);
@@ -240,6 +262,7 @@ impl EnvConfig {
         ] {
             if get(name).is_some() {
                 return Err(ConfigError::new(
+                    ConfigErrorKind::RemoteKeys,
                     name,
                     "remote key sets need the `jwks` feature of portcullis; enable it",
                 ));
@@ -263,6 +286,7 @@ impl EnvConfig {
         if let Some(v) = get("PORTCULLIS_LEEWAY_SECONDS") {
             let n = v.trim().parse::<u64>().map_err(|_| {
                 ConfigError::new(
+                    ConfigErrorKind::Claims,
                     "PORTCULLIS_LEEWAY_SECONDS",
                     "not a whole number of seconds (0 to 300)",
                 )
@@ -271,7 +295,11 @@ impl EnvConfig {
         }
         if let Some(v) = get("PORTCULLIS_MAX_TOKEN_BYTES") {
             let n = v.trim().parse::<usize>().map_err(|_| {
-                ConfigError::new("PORTCULLIS_MAX_TOKEN_BYTES", "not a whole number of bytes")
+                ConfigError::new(
+                    ConfigErrorKind::Extraction,
+                    "PORTCULLIS_MAX_TOKEN_BYTES",
+                    "not a whole number of bytes",
+                )
             })?;
             auth = auth.max_token_bytes(n);
         }
@@ -289,6 +317,7 @@ impl EnvConfig {
                 "false" | "0" => {}
                 _ => {
                     return Err(ConfigError::new(
+                        ConfigErrorKind::HmacSecret,
                         "PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET",
                         "use `true` or `false`",
                     ));
@@ -302,7 +331,9 @@ impl EnvConfig {
                 .filter(|e| !e.trim().is_empty())
                 .map(crate::authn::TokenSource::parse)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ConfigError::new("PORTCULLIS_TOKEN_SOURCES", e))?;
+                .map_err(|e| {
+                    ConfigError::new(ConfigErrorKind::Extraction, "PORTCULLIS_TOKEN_SOURCES", e)
+                })?;
             auth = auth.token_sources(sources);
         }
         #[cfg(feature = "token-cache")]
@@ -314,7 +345,11 @@ impl EnvConfig {
             ] {
                 if let Some(v) = get(name) {
                     let n = v.trim().parse::<u64>().map_err(|_| {
-                        ConfigError::new(name, "not a whole number (0 turns the cache off)")
+                        ConfigError::new(
+                            ConfigErrorKind::Environment,
+                            name,
+                            "not a whole number (0 turns the cache off)",
+                        )
                     })?;
                     cache = if set == 0 {
                         cache.max_entries(n)
@@ -331,6 +366,7 @@ impl EnvConfig {
             Some("strict") => crate::layer::PublicAuth::Verify,
             Some(_) => {
                 return Err(ConfigError::new(
+                    ConfigErrorKind::Environment,
                     "PORTCULLIS_PUBLIC_AUTH",
                     "use `ignore` (the default), `optional` or `strict`",
                 ));
@@ -341,6 +377,7 @@ impl EnvConfig {
             Some("true" | "1") => true,
             Some(_) => {
                 return Err(ConfigError::new(
+                    ConfigErrorKind::Environment,
                     "PORTCULLIS_CORS_PREFLIGHT",
                     "use `true` or `false`",
                 ));
@@ -351,6 +388,7 @@ impl EnvConfig {
             Some("pass") => UnknownTargets::Pass,
             Some(_) => {
                 return Err(ConfigError::new(
+                    ConfigErrorKind::Environment,
                     "PORTCULLIS_UNKNOWN_TARGETS",
                     "use `deny` (the default) or `pass`",
                 ));
@@ -361,6 +399,7 @@ impl EnvConfig {
         #[cfg(not(feature = "redis"))]
         if get("PORTCULLIS_REDIS_URL").is_some() {
             return Err(ConfigError::new(
+                ConfigErrorKind::Redis,
                 "PORTCULLIS_REDIS_URL",
                 "a revocation list shared through Redis needs the `redis` feature of portcullis; enable it",
             ));
@@ -372,14 +411,16 @@ impl EnvConfig {
         };
         for name in ["FEDN_AUTH_WHITELIST_URL_PREFIX", "FEDN_AUTH_WHITELIST_URL"] {
             for p in get(name).iter().flat_map(|v| list(v)) {
-                crate::policy::check_prefix(p).map_err(|e| ConfigError::new(name, e))?;
+                crate::policy::check_prefix(p)
+                    .map_err(|e| ConfigError::new(ConfigErrorKind::Policy, name, e))?;
                 // The operator's prefix wins over the preset's and the code's rules.
                 policy = policy.public_prefix_overriding(p);
             }
         }
         if let Some(p) = get("FEDN_CUSTOM_URL_PREFIX") {
-            crate::policy::check_prefix(&p)
-                .map_err(|e| ConfigError::new("FEDN_CUSTOM_URL_PREFIX", e))?;
+            crate::policy::check_prefix(&p).map_err(|e| {
+                ConfigError::new(ConfigErrorKind::Policy, "FEDN_CUSTOM_URL_PREFIX", e)
+            })?;
             policy = policy.url_prefix(p);
         }
         match (
@@ -390,12 +431,14 @@ impl EnvConfig {
             (None, None) => {}
             (Some(_), None) => {
                 return Err(ConfigError::new(
+                    ConfigErrorKind::Policy,
                     "FEDN_JWT_CUSTOM_CLAIM_VALUE",
                     "is unset while FEDN_JWT_CUSTOM_CLAIM_KEY is set; set both or neither",
                 ));
             }
             (None, Some(_)) => {
                 return Err(ConfigError::new(
+                    ConfigErrorKind::Policy,
                     "FEDN_JWT_CUSTOM_CLAIM_KEY",
                     "is unset while FEDN_JWT_CUSTOM_CLAIM_VALUE is set; set both or neither",
                 ));
@@ -488,6 +531,8 @@ impl EnvConfig {
             "jwks_cooldown" => e.renamed("PORTCULLIS_JWKS_COOLDOWN_SECONDS"),
             "realm" => e.renamed("PORTCULLIS_REALM"),
             "token_sources" => e.renamed("PORTCULLIS_TOKEN_SOURCES"),
+            "role_claim" => e.renamed("PORTCULLIS_ROLE_CLAIM"),
+            "groups_claim" => e.renamed("PORTCULLIS_GROUPS_CLAIM"),
             _ => e,
         })?;
         let policy = self.policy.build()?;

@@ -478,13 +478,27 @@ impl std::error::Error for AuthError {}
 /// };
 /// assert!(advice.starts_with("generate"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ConfigError {
     kind: ConfigErrorKind,
     setting: String,
     message: String,
     in_file: bool,
+    /// What failed underneath (an I/O, TOML, Redis or HTTP-client error), for
+    /// [`Error::source`](std::error::Error::source).
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
+
+/// Two errors are equal when they say the same (kind, setting, message); the underlying
+/// error is not compared.
+impl PartialEq for ConfigError {
+    fn eq(&self, other: &Self) -> bool {
+        (self.kind, &self.setting, &self.message, self.in_file)
+            == (other.kind, &other.setting, &other.message, other.in_file)
+    }
+}
+
+impl Eq for ConfigError {}
 
 /// Which part of the configuration a [`ConfigError`] is about.
 ///
@@ -554,94 +568,30 @@ pub enum ConfigErrorKind {
     Other,
 }
 
-impl ConfigErrorKind {
-    /// The kind of a setting, by its name: builder settings, the environment variables
-    /// that [`EnvConfig`](crate::EnvConfig) reads, and the labels the policy and record
-    /// builders give their entries. Errors found in a file get their kind from the
-    /// parser instead ([`ConfigError::at`]), since a file name says nothing.
-    fn of(setting: &str) -> Self {
-        use ConfigErrorKind::*;
-        match setting {
-            "keys" => Keys,
-            "hmac_secret" | "FEDN_JWT_SECRET_KEY" | "PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET" => {
-                HmacSecret
-            }
-            "hmac_algorithm" | "signer algorithm" | "FEDN_JWT_ALGORITHM" => Algorithm,
-            "public_key_pem" | "PORTCULLIS_PUBLIC_KEY_FILE" => PublicKey,
-            "jwk_set" | "PORTCULLIS_JWK_SET_FILE" => JwkSet,
-            "signer key" => SigningKey,
-            "jwks_url"
-            | "issuer_jwks_url"
-            | "oidc_issuer"
-            | "issuer_pattern"
-            | "tenant_options"
-            | "authress_service_clients"
-            | "PORTCULLIS_AUTHRESS_ACCOUNT"
-            | "PORTCULLIS_ISSUER_PATTERN"
-            | "PORTCULLIS_OIDC_ISSUER" => RemoteKeys,
-            s if s.starts_with("jwks_") || s.starts_with("PORTCULLIS_JWKS_") => RemoteKeys,
-            "issuer"
-            | "audience"
-            | "role_claim"
-            | "groups_claim"
-            | "typ"
-            | "crit"
-            | "leeway"
-            | "PORTCULLIS_ISSUER"
-            | "PORTCULLIS_AUDIENCE"
-            | "PORTCULLIS_ROLE_CLAIM"
-            | "PORTCULLIS_GROUPS_CLAIM"
-            | "PORTCULLIS_LEEWAY_SECONDS" => Claims,
-            "scheme"
-            | "realm"
-            | "token_sources"
-            | "PORTCULLIS_TOKEN_SOURCES"
-            | "max_token_bytes"
-            | "FEDN_AUTH_SCHEME"
-            | "PORTCULLIS_REALM"
-            | "PORTCULLIS_MAX_TOKEN_BYTES" => Extraction,
-            "public prefix"
-            | "url prefix"
-            | "required claim"
-            | "public gRPC method"
-            | "PORTCULLIS_POLICY_FILE"
-            | "FEDN_AUTH_WHITELIST_URL_PREFIX"
-            | "FEDN_AUTH_WHITELIST_URL"
-            | "FEDN_CUSTOM_URL_PREFIX"
-            | "FEDN_JWT_CUSTOM_CLAIM_KEY"
-            | "FEDN_JWT_CUSTOM_CLAIM_VALUE" => Policy,
-            // "rule 3 (GET /a)", "grpc rule 0 (/pkg.S/M)", "gRPC user agent `probe`".
-            s if s.starts_with("rule ")
-                || s.starts_with("grpc rule ")
-                || s.starts_with("gRPC user agent ") =>
-            {
-                Policy
-            }
-            // "roles", "roles.reader[0]", "groups.editors[1]", "records[0].statements[1]".
-            "roles" | "groups" => Records,
-            s if s.starts_with("roles.")
-                || s.starts_with("groups.")
-                || s.starts_with("records[") =>
-            {
-                Records
-            }
-            "redis" | "redis_url" => Redis,
-            s if s.starts_with("PORTCULLIS_REDIS_") => Redis,
-            s if s.starts_with("FEDN_") || s.starts_with("PORTCULLIS_") => Environment,
-            _ => Other,
-        }
-    }
-}
-
 impl ConfigError {
-    pub(crate) fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
-        let setting = setting.into();
+    /// An error of `kind` in `setting`: the kind is chosen where the error is made, never
+    /// guessed from the setting's name.
+    pub(crate) fn new(
+        kind: ConfigErrorKind,
+        setting: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
-            kind: ConfigErrorKind::of(&setting),
-            setting,
+            kind,
+            setting: setting.into(),
             message: message.into(),
             in_file: false,
+            source: None,
         }
+    }
+
+    /// The same error, keeping `source` as the error underneath it.
+    pub(crate) fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// An error found in a file, at `location` (`file`, or `file:line:col`), in `field`
@@ -662,23 +612,19 @@ impl ConfigError {
             setting,
             message: message.into(),
             in_file: true,
+            source: None,
         }
     }
 
-    /// The same error, attributed to another setting (an environment variable, say). The
-    /// kind stays, unless it was [`Other`](ConfigErrorKind::Other) and the new name
-    /// has one.
+    /// The same error, attributed to another setting (an environment variable, say, that
+    /// set the builder setting the error names); the kind stays.
     pub(crate) fn renamed(self, setting: impl Into<String>) -> Self {
-        let setting = setting.into();
-        let kind = match self.kind {
-            ConfigErrorKind::Other => ConfigErrorKind::of(&setting),
-            kind => kind,
-        };
         Self {
-            kind,
-            setting,
+            kind: self.kind,
+            setting: setting.into(),
             message: self.message,
             in_file: false,
+            source: self.source,
         }
     }
 
@@ -728,4 +674,10 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}

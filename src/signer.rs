@@ -14,7 +14,7 @@
 
 use serde::Serialize;
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigErrorKind};
 use crate::jose::{Algorithm, SigningKey};
 
 /// Mints tokens: for development and tests.
@@ -56,7 +56,7 @@ impl Signer {
     /// A signer with an HMAC secret. `alg` must be HS256, HS384 or HS512.
     pub fn hmac(alg: Algorithm, secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         let key = SigningKey::hmac(alg, secret.as_ref())
-            .map_err(|e| ConfigError::new("signer algorithm", e))?;
+            .map_err(|e| ConfigError::new(ConfigErrorKind::Algorithm, "signer algorithm", e))?;
         Ok(Self {
             kid: None,
             key,
@@ -68,7 +68,7 @@ impl Signer {
     /// A signer with a private key in PEM (PKCS#8; PKCS#1 also for RSA).
     pub fn from_pem(alg: Algorithm, pem: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         let key = SigningKey::from_pem(alg, pem.as_ref())
-            .map_err(|e| ConfigError::new("signer key", e))?;
+            .map_err(|e| ConfigError::new(ConfigErrorKind::SigningKey, "signer key", e))?;
         Ok(Self {
             kid: None,
             key,
@@ -96,8 +96,8 @@ impl Signer {
         let mut id = [0u8; 8];
         aws_lc_free_random(&mut id);
         let kid: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        let (key, jwk) =
-            crate::jose::generate(alg, &kid).map_err(|e| ConfigError::new("signer key", e))?;
+        let (key, jwk) = crate::jose::generate(alg, &kid)
+            .map_err(|e| ConfigError::new(ConfigErrorKind::SigningKey, "signer key", e))?;
         Ok(Self {
             kid: Some(kid),
             key,
@@ -138,12 +138,13 @@ impl Signer {
     pub fn from_der(alg: Algorithm, der: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         if alg != Algorithm::EdDSA {
             return Err(ConfigError::new(
+                ConfigErrorKind::SigningKey,
                 "signer key",
                 format!("{alg} keys are read from PEM (Signer::from_pem); DER is for EdDSA"),
             ));
         }
         let (key, public) = SigningKey::ed25519_from_der(der.as_ref())
-            .map_err(|e| ConfigError::new("signer key", e))?;
+            .map_err(|e| ConfigError::new(ConfigErrorKind::SigningKey, "signer key", e))?;
         Ok(Self {
             kid: None,
             key,

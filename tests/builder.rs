@@ -174,9 +174,11 @@ fn env_error(vars: &[(&str, &str)]) -> portcullis::ConfigError {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    let shown = vars.clone();
     EnvConfig::from_lookup(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
         .and_then(|c| c.build())
-        .unwrap_err()
+        .err()
+        .unwrap_or_else(|| panic!("configured without error: {shown:?}"))
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -273,6 +275,86 @@ fn builder_errors_have_the_kind_of_their_setting() {
             portcullis::Signer::from_pem(Algorithm::ES256, "not a key").unwrap_err(),
             ConfigErrorKind::SigningKey,
             "signer key",
+        ),
+        (
+            hs_builder()
+                .role_claim("realm_access..roles")
+                .build()
+                .unwrap_err(),
+            ConfigErrorKind::Claims,
+            "role_claim",
+        ),
+        (
+            Authenticator::builder()
+                .jwks_url("ftp://id.example/jwks.json")
+                .build()
+                .unwrap_err(),
+            ConfigErrorKind::RemoteKeys,
+            "jwks_url",
+        ),
+        (
+            Authenticator::builder()
+                .issuer_pattern("https://id.example/realms/a")
+                .build()
+                .unwrap_err(),
+            ConfigErrorKind::RemoteKeys,
+            "issuer_pattern",
+        ),
+        (
+            portcullis::RecordSet::builder()
+                .role("", ["documents:read"])
+                .build()
+                .unwrap_err(),
+            ConfigErrorKind::Records,
+            "roles",
+        ),
+        (
+            portcullis::RecordSet::builder()
+                .group("staff", [""])
+                .build()
+                .unwrap_err(),
+            ConfigErrorKind::Records,
+            "groups.staff[0]",
+        ),
+        (
+            portcullis::RecordSet::builder()
+                .record(
+                    portcullis::Record::new("r").statement(
+                        portcullis::Statement::new()
+                            .resources(["/a"])
+                            .users(["ada"]),
+                    ),
+                )
+                .build()
+                .unwrap_err(),
+            ConfigErrorKind::Records,
+            "records[0].statements[0].roles",
+        ),
+        (
+            portcullis::Authorizer::new(
+                portcullis::RecordSet::builder()
+                    .role("reader", ["documents:read"])
+                    .record(
+                        portcullis::Record::new("r").statement(
+                            portcullis::Statement::new()
+                                .roles(["reader"])
+                                .resources(["/a"])
+                                .users(["ada"]),
+                        ),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .issuers_of(
+                &hs_builder()
+                    .issuer("https://a.example")
+                    .issuer("https://b.example")
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap_err(),
+            ConfigErrorKind::Records,
+            "records[0].statements[0].users[0]",
         ),
     ];
     for (err, kind, setting) in cases {
@@ -393,6 +475,118 @@ fn env_errors_have_the_kind_of_what_the_variable_configures() {
             ConfigErrorKind::RemoteKeys,
             "PORTCULLIS_JWKS_URL",
         ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_JWKS_COOLDOWN_SECONDS", "soon"),
+            ],
+            ConfigErrorKind::RemoteKeys,
+            "PORTCULLIS_JWKS_COOLDOWN_SECONDS",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_OIDC_ISSUER", "not a url"),
+            ],
+            ConfigErrorKind::RemoteKeys,
+            "PORTCULLIS_OIDC_ISSUER",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_ISSUER_PATTERN", "https://id.example/realms/a"),
+            ],
+            ConfigErrorKind::RemoteKeys,
+            "PORTCULLIS_ISSUER_PATTERN",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_TOKEN_SOURCES", "carrier-pigeon"),
+            ],
+            ConfigErrorKind::Extraction,
+            "PORTCULLIS_TOKEN_SOURCES",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("FEDN_AUTH_SCHEME", "Bad Scheme"),
+            ],
+            ConfigErrorKind::Extraction,
+            "FEDN_AUTH_SCHEME",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_ROLE_CLAIM", "a..b"),
+            ],
+            ConfigErrorKind::Claims,
+            "PORTCULLIS_ROLE_CLAIM",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_TOKEN_CACHE_ENTRIES", "lots"),
+            ],
+            ConfigErrorKind::Environment,
+            "PORTCULLIS_TOKEN_CACHE_ENTRIES",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_PUBLIC_AUTH", "maybe"),
+            ],
+            ConfigErrorKind::Environment,
+            "PORTCULLIS_PUBLIC_AUTH",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_CORS_PREFLIGHT", "maybe"),
+            ],
+            ConfigErrorKind::Environment,
+            "PORTCULLIS_CORS_PREFLIGHT",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_UNKNOWN_TARGETS", "maybe"),
+            ],
+            ConfigErrorKind::Environment,
+            "PORTCULLIS_UNKNOWN_TARGETS",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("FEDN_CUSTOM_URL_PREFIX", "internal"),
+            ],
+            ConfigErrorKind::Policy,
+            "FEDN_CUSTOM_URL_PREFIX",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("FEDN_AUTH_WHITELIST_URL_PREFIX", "internal"),
+            ],
+            ConfigErrorKind::Policy,
+            "FEDN_AUTH_WHITELIST_URL_PREFIX",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("FEDN_JWT_CUSTOM_CLAIM_VALUE", "acme"),
+            ],
+            ConfigErrorKind::Policy,
+            "FEDN_JWT_CUSTOM_CLAIM_KEY",
+        ),
+        (
+            &[
+                ("FEDN_JWT_SECRET_KEY", SECRET),
+                ("PORTCULLIS_REDIS_RESYNC_SECONDS", "0.5"),
+            ],
+            ConfigErrorKind::Redis,
+            "PORTCULLIS_REDIS_RESYNC_SECONDS",
+        ),
     ];
     for (vars, kind, setting) in cases {
         let err = env_error(vars);
@@ -473,4 +667,33 @@ fn record_file_errors_are_records_with_a_location() {
     assert_eq!(err.kind(), ConfigErrorKind::Records);
     assert_eq!(err.setting(), "roles.reader[0]");
     assert_eq!(err.location(), None);
+}
+
+/// A configuration error keeps the error underneath it (`Error::source`): the I/O error
+/// of an unreadable file, the TOML error of a record file.
+#[test]
+fn config_errors_keep_their_source() {
+    use std::error::Error as _;
+    let err = env_error(&[
+        ("FEDN_JWT_SECRET_KEY", SECRET),
+        ("PORTCULLIS_POLICY_FILE", "/nonexistent/policy.toml"),
+    ]);
+    let io = err
+        .source()
+        .and_then(|s| s.downcast_ref::<std::io::Error>());
+    assert_eq!(
+        io.map(std::io::Error::kind),
+        Some(std::io::ErrorKind::NotFound),
+        "{err}"
+    );
+    let err = env_error(&[("PORTCULLIS_JWK_SET_FILE", "/nonexistent/set.json")]);
+    assert!(
+        err.source().is_some_and(|s| s.is::<std::io::Error>()),
+        "{err}"
+    );
+    let err = portcullis::RecordSet::from_toml_str("[roles\n").unwrap_err();
+    assert!(err.source().is_some(), "{err}");
+    // Errors of a setting's value have none.
+    let err = env_error(&[("FEDN_JWT_SECRET_KEY", "short")]);
+    assert!(err.source().is_none(), "{err}");
 }

@@ -297,7 +297,7 @@ fn located(origin: &str, line: usize, col: usize, path: &str, message: String) -
 
 fn toml_error(origin: &str, text: &str, path: &str, e: &toml::de::Error) -> ConfigError {
     let (line, col) = e.span().map_or((0, 0), |s| line_col(text, s.start));
-    located(origin, line, col, path, e.message().to_owned())
+    located(origin, line, col, path, e.message().to_owned()).with_source(e.clone())
 }
 
 fn json_error(origin: &str, path: &str, e: &serde_json::Error) -> ConfigError {
@@ -421,6 +421,7 @@ impl RecordSet {
                 "",
                 format!("cannot read it: {e}"),
             )
+            .with_source(e)
         })?;
         parse(&text, format, &origin)
     }

@@ -127,7 +127,7 @@ mod store;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::{AuthError, ConfigError};
+use crate::error::{AuthError, ConfigError, ConfigErrorKind};
 use crate::principal::Principal;
 
 #[cfg(feature = "axum")]
@@ -556,6 +556,7 @@ impl Authorizer {
             && let Some((setting, user)) = self.records().unqualified_user()
         {
             return Err(ConfigError::new(
+                ConfigErrorKind::Records,
                 setting.clone(),
                 format!(
                     "user `{user}` names no issuer, but the authenticator accepts several and `sub` is unique only within its issuer; write it as {{ iss = \"<issuer>\", sub = \"{user}\" }} (UserId::of in code), or set `issuer = \"<issuer>\"` at the top of the records for the one issuer they are for"

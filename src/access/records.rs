@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::pattern::{Action, Resource, Seg, requested_action, requested_resource};
 use super::{AccessReason, Grant, Subject, Via};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigErrorKind};
 
 /// One access record: an id (named in decisions) and its statements.
 ///
@@ -397,6 +397,7 @@ fn index_into(map: &mut HashMap<Box<str>, Index>, key: &str, sid: u32, resources
 fn check_issuer(iss: &str, setting: impl FnOnce() -> String) -> Result<(), ConfigError> {
     if iss.chars().any(char::is_control) {
         return Err(ConfigError::new(
+            ConfigErrorKind::Records,
             setting(),
             "an issuer must not hold control characters",
         ));
@@ -407,12 +408,14 @@ fn check_issuer(iss: &str, setting: impl FnOnce() -> String) -> Result<(), Confi
 fn check_id(kind: &str, id: &str, setting: impl FnOnce() -> String) -> Result<(), ConfigError> {
     if id.is_empty() {
         return Err(ConfigError::new(
+            ConfigErrorKind::Records,
             setting(),
             format!("a {kind} must not be empty"),
         ));
     }
     if id.chars().any(char::is_control) {
         return Err(ConfigError::new(
+            ConfigErrorKind::Records,
             setting(),
             format!("a {kind} must not hold control characters"),
         ));
@@ -428,6 +431,7 @@ impl Compiled {
             check_id("role id", id, || "roles".to_owned())?;
             if role_ix.insert(id, roles.len() as u32).is_some() {
                 return Err(ConfigError::new(
+                    ConfigErrorKind::Records,
                     format!("roles.{id}"),
                     format!("role `{id}` is defined twice"),
                 ));
@@ -436,7 +440,9 @@ impl Compiled {
                 .iter()
                 .enumerate()
                 .map(|(i, p)| {
-                    Action::parse(p).map_err(|m| ConfigError::new(format!("roles.{id}[{i}]"), m))
+                    Action::parse(p).map_err(|m| {
+                        ConfigError::new(ConfigErrorKind::Records, format!("roles.{id}[{i}]"), m)
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             roles.push(RoleData {
@@ -456,6 +462,7 @@ impl Compiled {
             check_id("group id", id, || "groups".to_owned())?;
             if !group_ids.insert(id.as_str()) {
                 return Err(ConfigError::new(
+                    ConfigErrorKind::Records,
                     format!("groups.{id}"),
                     format!("group `{id}` is defined twice"),
                 ));
@@ -492,6 +499,7 @@ impl Compiled {
             check_id("record id", &record.id, || at(".id"))?;
             if !record_ids.insert(record.id.as_str()) {
                 return Err(ConfigError::new(
+                    ConfigErrorKind::Records,
                     at(".id"),
                     format!("record id `{}` is used twice", record.id),
                 ));
@@ -500,16 +508,22 @@ impl Compiled {
             for (si, st) in record.statements.iter().enumerate() {
                 let at = |rest: &str| at(&format!(".statements[{si}]{rest}"));
                 if st.roles.is_empty() {
-                    return Err(ConfigError::new(at(".roles"), "a statement needs a role"));
+                    return Err(ConfigError::new(
+                        ConfigErrorKind::Records,
+                        at(".roles"),
+                        "a statement needs a role",
+                    ));
                 }
                 if st.resources.is_empty() {
                     return Err(ConfigError::new(
+                        ConfigErrorKind::Records,
                         at(".resources"),
                         "a statement needs a resource (`*` for everything)",
                     ));
                 }
                 if st.users.is_empty() && st.groups.is_empty() && st.token_roles.is_empty() {
                     return Err(ConfigError::new(
+                        ConfigErrorKind::Records,
                         at(""),
                         "a statement applies to nobody: give users, groups or token_roles",
                     ));
@@ -521,6 +535,7 @@ impl Compiled {
                     .map(|(i, r)| {
                         role_ix.get(r.as_str()).copied().ok_or_else(|| {
                             ConfigError::new(
+                                ConfigErrorKind::Records,
                                 at(&format!(".roles[{i}]")),
                                 format!("role `{r}` is not defined under `roles`"),
                             )
@@ -532,12 +547,22 @@ impl Compiled {
                     .iter()
                     .enumerate()
                     .map(|(i, r)| {
-                        Resource::parse(r)
-                            .map_err(|m| ConfigError::new(at(&format!(".resources[{i}]")), m))
+                        Resource::parse(r).map_err(|m| {
+                            ConfigError::new(
+                                ConfigErrorKind::Records,
+                                at(&format!(".resources[{i}]")),
+                                m,
+                            )
+                        })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                let sid = u32::try_from(statements.len())
-                    .map_err(|_| ConfigError::new(at(""), "more than 4,294,967,295 statements"))?;
+                let sid = u32::try_from(statements.len()).map_err(|_| {
+                    ConfigError::new(
+                        ConfigErrorKind::Records,
+                        at(""),
+                        "more than 4,294,967,295 statements",
+                    )
+                })?;
                 let mut seen = HashSet::new();
                 for (i, user) in st.users.iter().enumerate() {
                     let at = || at(&format!(".users[{i}]"));

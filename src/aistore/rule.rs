@@ -146,7 +146,7 @@ impl AisRule {
         cluster: Option<&str>,
     ) -> Result<RouteRule, ConfigError> {
         let shape = RouteShape::parse(FAMILY, index, &raw.methods, &raw.pattern)?;
-        let fail = |why: String| ConfigError::new(shape.setting(), why);
+        let fail = |why: String| ConfigError::new(ConfigErrorKind::Policy, shape.setting(), why);
         let access = raw.access;
         if access.is_empty() {
             return Err(fail(

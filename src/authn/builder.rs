@@ -7,7 +7,7 @@ use super::{
 };
 use crate::answer::Answers;
 use crate::clock::{Clock, SystemClock};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigErrorKind};
 use crate::jose::{Algorithm, Family, Key};
 #[cfg(feature = "jwks")]
 use crate::keys::{JwksOptions, RemoteBuilder};
@@ -362,12 +362,14 @@ impl AuthenticatorBuilder {
         let no_remote = true;
         if self.sources.is_empty() && no_remote {
             return Err(ConfigError::new(
+                ConfigErrorKind::Keys,
                 "keys",
                 "no key source is configured; set an HMAC secret (FEDN_JWT_SECRET_KEY), a PEM public key, a JWK set, a JWK set URL (PORTCULLIS_JWKS_URL) or an OIDC issuer (PORTCULLIS_OIDC_ISSUER) (turning authentication off takes an explicit setting)",
             ));
         }
         if self.leeway > MAX_LEEWAY {
             return Err(ConfigError::new(
+                ConfigErrorKind::Claims,
                 "leeway",
                 format!(
                     "{} s is more than the {MAX_LEEWAY} s cap; use a smaller leeway",
@@ -377,12 +379,14 @@ impl AuthenticatorBuilder {
         }
         if self.schemes.is_empty() || self.schemes.iter().any(|s| !is_token(s)) {
             return Err(ConfigError::new(
+                ConfigErrorKind::Extraction,
                 "scheme",
                 "scheme names must be non-empty HTTP tokens such as `Bearer` or `Token`",
             ));
         }
         if self.max_token_bytes == 0 || self.max_token_bytes > MAX_TOKEN_BYTES_CAP {
             return Err(ConfigError::new(
+                ConfigErrorKind::Extraction,
                 "max_token_bytes",
                 format!("must be between 1 and {MAX_TOKEN_BYTES_CAP} bytes"),
             ));
@@ -394,6 +398,7 @@ impl AuthenticatorBuilder {
                 .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
         {
             return Err(ConfigError::new(
+                ConfigErrorKind::Extraction,
                 "realm",
                 "must be non-empty visible ASCII or spaces, without `\"` or `\\`",
             ));
@@ -404,6 +409,7 @@ impl AuthenticatorBuilder {
                 KeySource::Hmac(secret) => {
                     if let Some(block) = pem_label(&secret) {
                         return Err(ConfigError::new(
+                            ConfigErrorKind::HmacSecret,
                             "hmac_secret",
                             format!(
                                 "the {} secret looks like a PEM block ({block}), not an HMAC secret; for a public key set its algorithm (FEDN_JWT_ALGORITHM=RS256, ES256, EdDSA...) or use public_key_pem",
@@ -413,6 +419,7 @@ impl AuthenticatorBuilder {
                     }
                     if self.hmac_alg.family() != Family::Hmac {
                         return Err(ConfigError::new(
+                            ConfigErrorKind::Algorithm,
                             "hmac_algorithm",
                             format!(
                                 "{} is not an HMAC algorithm; an HMAC secret needs HS256, HS384 or HS512 (FEDN_JWT_ALGORITHM)",
@@ -423,6 +430,7 @@ impl AuthenticatorBuilder {
                     let min = self.hmac_alg.min_hmac_len();
                     if secret.is_empty() || (secret.len() < min && !self.allow_short_hmac) {
                         return Err(ConfigError::new(
+                            ConfigErrorKind::HmacSecret,
                             "hmac_secret",
                             format!(
                                 "the {} secret is {} bytes; it must be at least {min} bytes (32 bytes for HS256). Use a longer random secret, or opt in with .dangerous().allow_short_hmac_secret() (PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET=true)",
@@ -437,18 +445,25 @@ impl AuthenticatorBuilder {
                             kid: None,
                             key: Key::hmac(&[self.hmac_alg], &secret),
                         },
+                        ConfigErrorKind::HmacSecret,
                         "hmac_secret",
                     )?;
                 }
                 KeySource::Pem { alg, pem, kid } => {
-                    let key = Key::from_pem(alg, &pem)
-                        .map_err(|e| ConfigError::new("public_key_pem", e))?;
-                    push(&mut keys, VerifyingKey { kid, key }, "public_key_pem")?;
+                    let key = Key::from_pem(alg, &pem).map_err(|e| {
+                        ConfigError::new(ConfigErrorKind::PublicKey, "public_key_pem", e)
+                    })?;
+                    push(
+                        &mut keys,
+                        VerifyingKey { kid, key },
+                        ConfigErrorKind::PublicKey,
+                        "public_key_pem",
+                    )?;
                 }
                 KeySource::JwkSet(json) => {
                     let min = self.allow_short_hmac.then_some(1);
                     let (set, skipped) = parse_jwk_set(json.as_bytes(), true, min)
-                        .map_err(|e| ConfigError::new("jwk_set", e))?;
+                        .map_err(|e| ConfigError::new(ConfigErrorKind::JwkSet, "jwk_set", e))?;
                     for s in &skipped {
                         tracing::warn!(index = s.index, why = %s.why, "JWK set: key skipped");
                     }
@@ -458,18 +473,20 @@ impl AuthenticatorBuilder {
                             .map(|s| s.why.as_str())
                             .unwrap_or("the set is empty");
                         return Err(ConfigError::new(
+                            ConfigErrorKind::JwkSet,
                             "jwk_set",
                             format!("no usable key in the set ({why})"),
                         ));
                     }
                     for key in set.into_keys() {
-                        push(&mut keys, key, "jwk_set")?;
+                        push(&mut keys, key, ConfigErrorKind::JwkSet, "jwk_set")?;
                     }
                 }
             }
         }
         if let Some(alg) = keys.ambiguous_without_kid() {
             return Err(ConfigError::new(
+                ConfigErrorKind::Keys,
                 "keys",
                 format!(
                     "several {alg} keys have no `kid`, so no token could choose between them; give each key a kid"
@@ -478,6 +495,7 @@ impl AuthenticatorBuilder {
         }
         if keys.has_hmac() && keys.has_asymmetric() {
             return Err(ConfigError::new(
+                ConfigErrorKind::Keys,
                 "keys",
                 "HMAC secrets and public keys are mixed; use one kind per authenticator",
             ));
@@ -501,6 +519,7 @@ impl AuthenticatorBuilder {
         for (setting, path) in [("role_claim", &role_claim), ("groups_claim", &groups_claim)] {
             if path.names().iter().any(String::is_empty) {
                 return Err(ConfigError::new(
+                    ConfigErrorKind::Claims,
                     setting,
                     "a claim path needs non-empty member names between its dots, like `realm_access.roles`",
                 ));
@@ -509,6 +528,7 @@ impl AuthenticatorBuilder {
         let split_roles = matches!(role_claim.last(), "scope" | "scp");
         if self.token_sources.is_empty() {
             return Err(ConfigError::new(
+                ConfigErrorKind::Extraction,
                 "token_sources",
                 "no token source; use at least `authorization` (the default)",
             ));
@@ -516,7 +536,7 @@ impl AuthenticatorBuilder {
         for source in &self.token_sources {
             source
                 .check()
-                .map_err(|e| ConfigError::new("token_sources", e))?;
+                .map_err(|e| ConfigError::new(ConfigErrorKind::Extraction, "token_sources", e))?;
         }
         Ok(Authenticator {
             inner: Arc::new(Inner {
@@ -554,8 +574,14 @@ pub(crate) fn pem_label(secret: &[u8]) -> Option<String> {
     Some(label.chars().take(32).collect())
 }
 
-fn push(keys: &mut KeySet, key: VerifyingKey, setting: &str) -> Result<(), ConfigError> {
-    keys.push(key).map_err(|e| ConfigError::new(setting, e))
+fn push(
+    keys: &mut KeySet,
+    key: VerifyingKey,
+    kind: ConfigErrorKind,
+    setting: &str,
+) -> Result<(), ConfigError> {
+    keys.push(key)
+        .map_err(|e| ConfigError::new(kind, setting, e))
 }
 
 fn is_token(s: &str) -> bool {

@@ -47,9 +47,9 @@ pub use revocation::{RevocationStore, TokenRef, Verdict};
 
 use crate::answer::Answers;
 use crate::clock::Clock;
-#[cfg(feature = "jwks")]
-use crate::error::ConfigError;
 use crate::error::{AuthError, Reason};
+#[cfg(feature = "jwks")]
+use crate::error::{ConfigError, ConfigErrorKind};
 use crate::jose::{Algorithm, json, strict_b64};
 #[cfg(feature = "jwks")]
 use crate::keys::RemoteKeys;
@@ -394,6 +394,7 @@ impl Authenticator {
             let (usable, error) = set.status();
             if !usable {
                 return Err(ConfigError::new(
+                    ConfigErrorKind::RemoteKeys,
                     set.setting(),
                     format!(
                         "no keys from `{}`: {}",

@@ -12,7 +12,7 @@ use super::error::{TokenError, TokenErrorKind};
 use super::refresh::{Refresh, RefreshFuture, Refreshed, Refreshing, RefreshingBuilder};
 use super::token::Token;
 use crate::authn::{Authenticator, AuthenticatorBuilder};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigErrorKind};
 use crate::jose::Algorithm;
 use crate::signer::Signer;
 
@@ -111,7 +111,13 @@ impl AuthressAccessKey {
     /// Parses an access key. The old JSON keys (base64 JSON starting `eyJ`, RS256) are
     /// refused, as the current SDKs refuse them: create an EdDSA key instead.
     pub fn parse(access_key: &str) -> Result<Self, ConfigError> {
-        let bad = |what: &str| ConfigError::new("authress access key", what.to_owned());
+        let bad = |what: &str| {
+            ConfigError::new(
+                ConfigErrorKind::Other,
+                "authress access key",
+                what.to_owned(),
+            )
+        };
         let key = access_key.trim();
         if key.starts_with("eyJ") {
             return Err(bad(

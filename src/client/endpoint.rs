@@ -13,7 +13,7 @@ use super::environment::Environment;
 use super::error::{TokenError, TokenErrorKind};
 use super::refresh::{Refresh, RefreshFuture, Refreshed};
 use super::token::Token;
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigErrorKind};
 
 /// The most of a token endpoint's answer that is read.
 const MAX_ANSWER: usize = 64 * 1024;
@@ -38,9 +38,16 @@ fn http() -> Result<&'static reqwest::Client, TokenError> {
 /// A configured token endpoint URL: https, or http for loopback hosts (or anywhere with an
 /// `dangerous_` opt-in). `sends` names the credential the request carries (`the refresh
 /// token`, `the client secret`), for the error on plain http.
-fn parse_url(setting: &str, url: &str, allow_http: bool, sends: &str) -> Result<Url, ConfigError> {
+fn parse_url(
+    kind: ConfigErrorKind,
+    setting: &str,
+    url: &str,
+    allow_http: bool,
+    sends: &str,
+) -> Result<Url, ConfigError> {
     let parsed = Url::parse(url.trim()).map_err(|e| {
         ConfigError::new(
+            kind,
             setting,
             format!("`{url}` is not an absolute URL ({e}); use https://host/path"),
         )
@@ -58,12 +65,14 @@ fn parse_url(setting: &str, url: &str, allow_http: bool, sends: &str) -> Result<
         "https" => Ok(parsed),
         "http" if loopback || allow_http => Ok(parsed),
         "http" => Err(ConfigError::new(
+            kind,
             setting,
             format!(
                 "`{url}` uses plain http, which would send {sends} in clear; use https (plain http is allowed for loopback hosts)"
             ),
         )),
         _ => Err(ConfigError::new(
+            kind,
             setting,
             format!("`{url}` is not an https URL"),
         )),
@@ -203,6 +212,7 @@ impl FednRefresh {
 
     fn with(uri: &str, refresh_token: String, allow_http: bool) -> Result<Self, ConfigError> {
         let url = parse_url(
+            ConfigErrorKind::Environment,
             "FEDN_AUTH_REFRESH_TOKEN_URI",
             uri,
             allow_http,
@@ -211,6 +221,7 @@ impl FednRefresh {
         let refresh_token = refresh_token.trim().to_owned();
         if refresh_token.is_empty() {
             return Err(ConfigError::new(
+                ConfigErrorKind::Environment,
                 "FEDN_AUTH_REFRESH_TOKEN",
                 "is empty; set the refresh token the FEDn login gave",
             ));
@@ -239,10 +250,12 @@ impl FednRefresh {
             (Some(uri), Some(token)) => Self::new(&uri, token).map(Some),
             (None, None) => Ok(None),
             (Some(_), None) => Err(ConfigError::new(
+                ConfigErrorKind::Environment,
                 "FEDN_AUTH_REFRESH_TOKEN",
                 "is unset while FEDN_AUTH_REFRESH_TOKEN_URI is set; set both or neither",
             )),
             (None, Some(_)) => Err(ConfigError::new(
+                ConfigErrorKind::Environment,
                 "FEDN_AUTH_REFRESH_TOKEN_URI",
                 "is unset while FEDN_AUTH_REFRESH_TOKEN is set; set both or neither",
             )),
@@ -340,7 +353,13 @@ impl OAuth2 {
         client_id: impl Into<String>,
         refresh_token: impl Into<String>,
     ) -> Result<Self, ConfigError> {
-        let url = parse_url("token_endpoint", token_endpoint, false, "the refresh token")?;
+        let url = parse_url(
+            ConfigErrorKind::Other,
+            "token_endpoint",
+            token_endpoint,
+            false,
+            "the refresh token",
+        )?;
         Ok(Self {
             url,
             grant: Grant::RefreshToken(Mutex::new(refresh_token.into())),
@@ -357,7 +376,13 @@ impl OAuth2 {
         client_id: impl Into<String>,
         client_secret: impl Into<String>,
     ) -> Result<Self, ConfigError> {
-        let url = parse_url("token_endpoint", token_endpoint, false, "the client secret")?;
+        let url = parse_url(
+            ConfigErrorKind::Other,
+            "token_endpoint",
+            token_endpoint,
+            false,
+            "the client secret",
+        )?;
         Ok(Self {
             url,
             grant: Grant::ClientCredentials,
@@ -453,14 +478,48 @@ mod tests {
     #[test]
     fn urls() {
         let t = "the refresh token";
-        assert!(parse_url("s", "https://id.example/token", false, t).is_ok());
-        assert!(parse_url("s", "http://127.0.0.1:8092/api/auth/refresh", false, t).is_ok());
-        assert!(parse_url("s", "http://[::1]/t", false, t).is_ok());
-        let err = parse_url("s", "http://fedn.example/t", false, t).unwrap_err();
+        assert!(
+            parse_url(
+                ConfigErrorKind::Other,
+                "s",
+                "https://id.example/token",
+                false,
+                t
+            )
+            .is_ok()
+        );
+        assert!(
+            parse_url(
+                ConfigErrorKind::Other,
+                "s",
+                "http://127.0.0.1:8092/api/auth/refresh",
+                false,
+                t
+            )
+            .is_ok()
+        );
+        assert!(parse_url(ConfigErrorKind::Other, "s", "http://[::1]/t", false, t).is_ok());
+        let err = parse_url(
+            ConfigErrorKind::Other,
+            "s",
+            "http://fedn.example/t",
+            false,
+            t,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("use https"), "{err}");
-        assert!(parse_url("s", "http://fedn.example/t", true, t).is_ok());
-        assert!(parse_url("s", "ftp://x/t", true, t).is_err());
-        assert!(parse_url("s", "not a url", false, t).is_err());
+        assert!(
+            parse_url(
+                ConfigErrorKind::Other,
+                "s",
+                "http://fedn.example/t",
+                true,
+                t
+            )
+            .is_ok()
+        );
+        assert!(parse_url(ConfigErrorKind::Other, "s", "ftp://x/t", true, t).is_err());
+        assert!(parse_url(ConfigErrorKind::Other, "s", "not a url", false, t).is_err());
     }
 
     /// The plain-http refusal names what each grant would send in clear.

@@ -21,7 +21,7 @@ use super::error::{BoxError, TokenError};
 use super::provider::TokenProvider;
 use super::refresh::Refreshing;
 use super::token::{Token, normalise};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigErrorKind};
 
 /// How much of a 401 answer is read to find its message.
 const MAX_REFUSAL: usize = 16 * 1024;
@@ -151,14 +151,15 @@ impl TokenLayer {
             .unwrap_or_else(|| "Bearer".to_owned());
         if !valid_scheme(&scheme) {
             return Err(ConfigError::new(
+                ConfigErrorKind::Extraction,
                 "FEDN_AUTH_SCHEME",
                 "is not a scheme name (letters, digits and !#$%&'*+-.^_`|~, no spaces); use Bearer or Token",
             ));
         }
         let initial = match env.get("FEDN_AUTH_TOKEN") {
-            Some(v) => Some(Token::new(
-                normalise(&v).map_err(|what| ConfigError::new("FEDN_AUTH_TOKEN", what))?,
-            )),
+            Some(v) => Some(Token::new(normalise(&v).map_err(|what| {
+                ConfigError::new(ConfigErrorKind::Environment, "FEDN_AUTH_TOKEN", what)
+            })?)),
             None => None,
         };
         let layer = match (FednRefresh::from_env(env)?, initial) {
@@ -168,6 +169,7 @@ impl TokenLayer {
             (None, Some(token)) => Self::new(token),
             (None, None) => {
                 return Err(ConfigError::new(
+                    ConfigErrorKind::Environment,
                     "FEDN_AUTH_TOKEN",
                     "is unset; set the token (`xyz` or `Bearer xyz`), or FEDN_AUTH_REFRESH_TOKEN_URI and FEDN_AUTH_REFRESH_TOKEN to get one",
                 ));

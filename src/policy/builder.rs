@@ -6,7 +6,7 @@ use super::extension::RuleFamily;
 use super::parsed::{Matcher, Parsed, ParsedRule};
 use super::pattern::{GrpcPattern, Pattern, Prefix, parse_methods};
 use super::{Policy, Unmatched, index};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigErrorKind};
 
 /// A rule as the builder holds it, before checks.
 #[derive(Debug, Clone)]
@@ -265,17 +265,21 @@ impl PolicyBuilder {
             };
             if roles.is_empty() || roles.iter().any(String::is_empty) {
                 return Err(ConfigError::new(
+                    ConfigErrorKind::Policy,
                     setting,
                     "a rule needs at least one non-empty role (`*` for any valid token)",
                 ));
             }
             let matcher = match methods {
                 Some(methods) => Matcher::Http {
-                    methods: parse_methods(&methods).map_err(|e| ConfigError::new(&setting, e))?,
-                    pattern: Pattern::parse(&pattern).map_err(|e| ConfigError::new(&setting, e))?,
+                    methods: parse_methods(&methods)
+                        .map_err(|e| ConfigError::new(ConfigErrorKind::Policy, &setting, e))?,
+                    pattern: Pattern::parse(&pattern)
+                        .map_err(|e| ConfigError::new(ConfigErrorKind::Policy, &setting, e))?,
                 },
                 None => Matcher::Grpc(
-                    GrpcPattern::parse(&pattern).map_err(|e| ConfigError::new(&setting, e))?,
+                    GrpcPattern::parse(&pattern)
+                        .map_err(|e| ConfigError::new(ConfigErrorKind::Policy, &setting, e))?,
                 ),
             };
             let any_role = roles.iter().any(|r| r == "*");
@@ -294,18 +298,22 @@ impl PolicyBuilder {
             .map(|p| (p, false))
             .chain(self.public_overriding.iter().map(|p| (p, true)))
             .map(|(p, overrides)| {
-                let mut prefix =
-                    Prefix::parse(p).map_err(|e| ConfigError::new("public prefix", e))?;
+                let mut prefix = Prefix::parse(p)
+                    .map_err(|e| ConfigError::new(ConfigErrorKind::Policy, "public prefix", e))?;
                 prefix.overrides = overrides;
                 Ok(prefix)
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
         let url_prefix = match self.url_prefix.as_deref() {
             None | Some("") => None,
-            Some(p) => Some(Prefix::parse(p).map_err(|e| ConfigError::new("url prefix", e))?),
+            Some(p) => Some(
+                Prefix::parse(p)
+                    .map_err(|e| ConfigError::new(ConfigErrorKind::Policy, "url prefix", e))?,
+            ),
         };
         if self.required_claims.iter().any(|(k, _)| k.is_empty()) {
             return Err(ConfigError::new(
+                ConfigErrorKind::Policy,
                 "required claim",
                 "the claim name is empty",
             ));
@@ -313,7 +321,10 @@ impl PolicyBuilder {
         let grpc_public = self
             .grpc_public
             .iter()
-            .map(|p| GrpcPattern::parse(p).map_err(|e| ConfigError::new("public gRPC method", e)))
+            .map(|p| {
+                GrpcPattern::parse(p)
+                    .map_err(|e| ConfigError::new(ConfigErrorKind::Policy, "public gRPC method", e))
+            })
             .collect::<Result<_, _>>()?;
         let grpc_user_agents = self
             .grpc_user_agents
@@ -322,19 +333,19 @@ impl PolicyBuilder {
                 let setting = format!("gRPC user agent `{agent}`");
                 if agent.is_empty() || agent.contains(char::is_whitespace) {
                     return Err(ConfigError::new(
-                        setting,
+                        ConfigErrorKind::Policy, setting,
                         "must be one non-empty word, the user agent's first",
                     ));
                 }
                 if methods.is_empty() {
                     return Err(ConfigError::new(
-                        setting,
+                        ConfigErrorKind::Policy, setting,
                         "name the methods it may call without a token, like `/grpc.health.v1.Health/*`",
                     ));
                 }
                 let methods = methods
                     .iter()
-                    .map(|m| GrpcPattern::parse(m).map_err(|e| ConfigError::new(&setting, e)))
+                    .map(|m| GrpcPattern::parse(m).map_err(|e| ConfigError::new(ConfigErrorKind::Policy, &setting, e)))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok((agent, methods))
             })
@@ -366,6 +377,7 @@ fn shadowed(setting: &str, prefix: &Prefix) -> Result<(), ConfigError> {
         return Ok(());
     }
     Err(ConfigError::new(
+        ConfigErrorKind::Policy,
         setting,
         format!(
             "the public prefix `{}` covers every path this rule matches, so the rule can never apply; remove the rule or the public prefix",
@@ -411,6 +423,7 @@ fn check_shadows(parsed: &mut Parsed) -> Result<(), ConfigError> {
             Matcher::Grpc(pattern) => match parsed.shadowing_grpc(pattern) {
                 Some(p) => {
                     return Err(ConfigError::new(
+                        ConfigErrorKind::Policy,
                         &rule.setting,
                         format!(
                             "the public gRPC method `{}` covers every method this rule names, so the rule can never apply; remove the rule or the public method",

@@ -16,7 +16,7 @@ use http::Method;
 
 use super::pattern::parse_methods;
 use super::pattern::{Pattern, Seg, Segs};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigErrorKind};
 use crate::principal::Principal;
 
 /// Why a rule added by an integration refused a request: a fixed or built message, and
@@ -138,8 +138,10 @@ impl RouteShape {
         pattern: &str,
     ) -> Result<Self, ConfigError> {
         let setting = format!("{family} rule {index} ({methods} {pattern})");
-        let methods = parse_methods(methods).map_err(|e| ConfigError::new(&setting, e))?;
-        let pattern = Pattern::parse(pattern).map_err(|e| ConfigError::new(&setting, e))?;
+        let methods = parse_methods(methods)
+            .map_err(|e| ConfigError::new(ConfigErrorKind::Policy, &setting, e))?;
+        let pattern = Pattern::parse(pattern)
+            .map_err(|e| ConfigError::new(ConfigErrorKind::Policy, &setting, e))?;
         Ok(Self {
             family,
             index,

@@ -67,7 +67,7 @@ use std::sync::Arc;
 
 use http::Method;
 
-use crate::error::{AuthError, ConfigError, Reason};
+use crate::error::{AuthError, ConfigError, ConfigErrorKind, Reason};
 use crate::principal::{ClaimPath, Principal};
 pub use builder::PolicyBuilder;
 pub use decision::{Decision, DecisionReason, Unmatched};
@@ -657,9 +657,11 @@ pub(crate) fn check_prefix(prefix: &str) -> Result<(), String> {
 pub(crate) fn builder_from_file(path: &str) -> Result<PolicyBuilder, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::new(
+            ConfigErrorKind::Policy,
             "PORTCULLIS_POLICY_FILE",
             format!("cannot read `{path}`: {e}"),
         )
+        .with_source(e)
     })?;
     file::parse(&text, path, crate::POLICY_FILE_SECTIONS)
 }

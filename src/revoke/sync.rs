@@ -16,7 +16,7 @@ use futures_util::{FutureExt, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::time::{Instant, timeout, timeout_at};
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigErrorKind};
 
 /// Default prefix of every Redis key and channel.
 const DEFAULT_PREFIX: &str = "portcullis:";
@@ -98,7 +98,13 @@ fn seconds(name: &str, v: &str) -> Result<Duration, ConfigError> {
         .ok()
         .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| ConfigError::new(name, "not a number of seconds above 0 (such as 1 or 0.5)"))
+        .ok_or_else(|| {
+            ConfigError::new(
+                ConfigErrorKind::Redis,
+                name,
+                "not a number of seconds above 0 (such as 1 or 0.5)",
+            )
+        })
 }
 
 impl RedisOptions {
@@ -137,6 +143,7 @@ impl RedisOptions {
             ] {
                 if get(name).is_some() {
                     return Err(ConfigError::new(
+                        ConfigErrorKind::Redis,
                         name,
                         "is set but PORTCULLIS_REDIS_URL is not; set the URL too, or unset it",
                     ));
@@ -166,6 +173,7 @@ impl RedisOptions {
                 "false" | "0" => false,
                 _ => {
                     return Err(ConfigError::new(
+                        ConfigErrorKind::Redis,
                         "PORTCULLIS_REDIS_FAIL_OPEN",
                         "use `true` or `false`",
                     ));
@@ -175,6 +183,7 @@ impl RedisOptions {
         if let Some(v) = get("PORTCULLIS_REDIS_KEEP_AFTER_EXP_SECONDS") {
             o.keep_after_exp = v.trim().parse().map_err(|_| {
                 ConfigError::new(
+                    ConfigErrorKind::Redis,
                     "PORTCULLIS_REDIS_KEEP_AFTER_EXP_SECONDS",
                     "not a whole number of seconds",
                 )
@@ -275,18 +284,20 @@ impl RedisOptions {
     fn client(&self) -> Result<redis::Client, ConfigError> {
         if self.resync.is_zero() || self.max_age.is_zero() || self.timeout.is_zero() {
             return Err(ConfigError::new(
+                ConfigErrorKind::Redis,
                 "redis",
                 "the resync interval, the maximum age and the timeout must be above 0",
             ));
         }
         redis::Client::open(self.url.as_str()).map_err(|e| {
             ConfigError::new(
-                self.url_setting,
+                ConfigErrorKind::Redis, self.url_setting,
                 format!(
                     "`{}` is not a Redis URL ({e}); use redis://host:port, rediss://host:port or redis+unix:///path",
                     redacted(&self.url)
                 ),
             )
+            .with_source(e)
         })
     }
 }
@@ -529,6 +540,7 @@ impl<T: Target> Replica<T> {
             return Ok(());
         }
         Err(ConfigError::new(
+            ConfigErrorKind::Redis,
             options.url_setting(),
             format!(
                 "no answer from Redis at `{}`; check the URL and that the server runs",
@@ -554,6 +566,7 @@ fn open(options: &RedisOptions) -> Result<Conn, ConfigError> {
     let client = options.client()?;
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(ConfigError::new(
+            ConfigErrorKind::Redis,
             options.url_setting,
             "Redis sync needs a tokio runtime; build it from inside one (#[tokio::main])",
         ));
@@ -567,6 +580,7 @@ fn open(options: &RedisOptions) -> Result<Conn, ConfigError> {
     let manager = || {
         ConnectionManager::new_lazy_with_config(client.clone(), config.clone()).map_err(|e| {
             ConfigError::new(
+                ConfigErrorKind::Redis,
                 options.url_setting,
                 format!("cannot start the Redis client: {e}"),
             )

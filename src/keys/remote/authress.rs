@@ -5,7 +5,7 @@
 use reqwest::Url;
 
 use super::check_url;
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigErrorKind};
 
 /// Accepts the tokens of every service client of one Authress account
 /// ([`authress_service_clients`](crate::AuthenticatorBuilder::authress_service_clients),
@@ -93,6 +93,7 @@ impl AuthressServiceClients {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !ok_account {
             return Err(ConfigError::new(
+                ConfigErrorKind::RemoteKeys,
                 "authress_service_clients",
                 "the Authress account id must be non-empty letters, digits, `-` or `_` (the `acc_...` id of the account)",
             ));
@@ -115,6 +116,7 @@ impl AuthressServiceClients {
         };
         let bad = |why: String| {
             ConfigError::new(
+                ConfigErrorKind::RemoteKeys,
                 "authress_service_clients",
                 format!("custom domain `{origin}` {why}"),
             )

@@ -80,7 +80,7 @@ pub use tenants::TenantOptions;
 pub(crate) use tenants::{ServiceClient, Tenants};
 
 use crate::clock::Clock;
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigErrorKind};
 use fetch::{Fetcher, Source};
 
 /// The remote-key part of an authenticator builder.
@@ -167,12 +167,14 @@ impl RemoteBuilder {
         let timing = self.options.check()?;
         if self.any.len() > 1 {
             return Err(ConfigError::new(
+                ConfigErrorKind::RemoteKeys,
                 "jwks_url",
                 "more than one JWK set URL applies to every token; bind the others to their issuers with issuer_jwks_url or oidc_issuer",
             ));
         }
         if !self.any.is_empty() && has_static {
             return Err(ConfigError::new(
+                ConfigErrorKind::RemoteKeys,
                 "jwks_url",
                 "a JWK set URL and static keys would both apply to every token; bind the URL to its issuer with issuer_jwks_url or oidc_issuer, or drop one",
             ));
@@ -185,7 +187,12 @@ impl RemoteBuilder {
                 .timeout(self.options.timeout)
                 .build()
                 .map_err(|e| {
-                    ConfigError::new("jwks_client", format!("cannot build the HTTP client: {e}"))
+                    ConfigError::new(
+                        ConfigErrorKind::RemoteKeys,
+                        "jwks_client",
+                        format!("cannot build the HTTP client: {e}"),
+                    )
+                    .with_source(e)
                 })?,
         };
         let fetcher = Arc::new(Fetcher {
@@ -223,6 +230,7 @@ impl RemoteBuilder {
                 .is_some()
             {
                 return Err(ConfigError::new(
+                    ConfigErrorKind::RemoteKeys,
                     "oidc_issuer",
                     "an issuer is configured twice; give each issuer one key source",
                 ));
@@ -252,12 +260,14 @@ impl RemoteBuilder {
 fn parse_url(setting: &str, url: &str, allow_http: bool) -> Result<Url, ConfigError> {
     let parsed = Url::parse(url.trim()).map_err(|e| {
         ConfigError::new(
+            ConfigErrorKind::RemoteKeys,
             setting,
             format!("`{url}` is not an absolute URL ({e}); use https://host/path"),
         )
     })?;
-    check_url(&parsed, allow_http)
-        .map_err(|e| ConfigError::new(setting, format!("`{url}` {e}")))?;
+    check_url(&parsed, allow_http).map_err(|e| {
+        ConfigError::new(ConfigErrorKind::RemoteKeys, setting, format!("`{url}` {e}"))
+    })?;
     Ok(parsed)
 }
 

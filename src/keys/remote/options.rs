@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigErrorKind};
 
 /// Largest body cap the options accept.
 const MAX_BODY_CAP: usize = 16 * 1024 * 1024;
@@ -133,34 +133,43 @@ impl JwksOptions {
     pub(super) fn check(&self) -> Result<Timing, ConfigError> {
         let secs = |d: Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
         if self.ttl.is_zero() {
-            return Err(ConfigError::new("jwks_ttl", "must be at least 1 s"));
+            return Err(ConfigError::new(
+                ConfigErrorKind::RemoteKeys,
+                "jwks_ttl",
+                "must be at least 1 s",
+            ));
         }
         if self.cooldown < Duration::from_secs(1) {
             return Err(ConfigError::new(
+                ConfigErrorKind::RemoteKeys,
                 "jwks_cooldown",
                 "must be at least 1 s, or every unknown kid would fetch the set; the default is 30 s",
             ));
         }
         if self.min_max_age.is_zero() || self.min_max_age > self.max_max_age {
             return Err(ConfigError::new(
+                ConfigErrorKind::RemoteKeys,
                 "jwks_max_age_bounds",
                 "need 0 < min <= max; the default is 60 s to 3600 s",
             ));
         }
         if self.timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(ConfigError::new(
+                ConfigErrorKind::RemoteKeys,
                 "jwks_timeout",
                 "timeouts must be more than zero (defaults: 2 s connect, 5 s total)",
             ));
         }
         if self.max_bytes == 0 || self.max_bytes > MAX_BODY_CAP {
             return Err(ConfigError::new(
+                ConfigErrorKind::RemoteKeys,
                 "jwks_max_bytes",
                 format!("must be between 1 and {MAX_BODY_CAP} bytes"),
             ));
         }
         if self.max_keys == 0 || self.max_keys > MAX_KEYS_CAP {
             return Err(ConfigError::new(
+                ConfigErrorKind::RemoteKeys,
                 "jwks_max_keys",
                 format!("must be between 1 and {MAX_KEYS_CAP}"),
             ));

@@ -20,7 +20,7 @@ use super::authress::{AuthressServiceClients, service_client_shape};
 use super::fetch::{Fetcher, Source};
 use super::set::RemoteSet;
 use super::{check_url, parse_url};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigErrorKind};
 
 /// Settings of multi-tenant issuers
 /// ([`issuer_pattern`](crate::AuthenticatorBuilder::issuer_pattern)).
@@ -258,7 +258,7 @@ impl Tenants {
             .iter()
             .map(|p| Pattern::parse(p, allow_http))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ConfigError::new("issuer_pattern", e))?;
+            .map_err(|e| ConfigError::new(ConfigErrorKind::RemoteKeys, "issuer_pattern", e))?;
         for clients in authress {
             let p = Pattern::authress(clients, allow_http)?;
             if patterns
@@ -266,6 +266,7 @@ impl Tenants {
                 .any(|q| q.origin == p.origin && q.segments == p.segments)
             {
                 return Err(ConfigError::new(
+                    ConfigErrorKind::RemoteKeys,
                     "authress_service_clients",
                     format!(
                         "the issuers `{}/v1/clients/*` are configured twice; give each Authress domain once",
@@ -277,6 +278,7 @@ impl Tenants {
         }
         if options.capacity == 0 || options.per_minute == 0 {
             return Err(ConfigError::new(
+                ConfigErrorKind::RemoteKeys,
                 "tenant_options",
                 "capacity and discoveries per minute must be at least 1",
             ));
