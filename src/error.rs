@@ -286,6 +286,13 @@ impl AuthError {
         Self::new(AuthErrorKind::InvalidToken, reason)
     }
 
+    /// A request whose target cannot be read (a proxy's description of the original
+    /// request that is not a method and a path, say): 400 `invalid_request`, the same
+    /// answer as a path the policy refuses to read.
+    pub fn bad_request_target() -> Self {
+        Self::invalid_request(Reason::BadPath)
+    }
+
     /// No keys were ever loaded for the token's issuer (503 / `UNAVAILABLE`): for key
     /// sources that fetch keys and have not had any yet.
     pub fn keys_unavailable() -> Self {

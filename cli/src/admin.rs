@@ -6,10 +6,10 @@ use axum::body::Body;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use portcullis::revoke::{MemoryRevocations, RedisRevocations};
-use portcullis::{AuthError, Authenticator, ConfigError, EnvConfig, Policy};
+use portcullis::{AuthError, AuthLayer, Authenticator, ConfigError, EnvConfig, Policy};
 use serde_json::json;
 
-use crate::forward::error_response;
+use crate::forward::rejection;
 use crate::revoke::Ask;
 
 /// The revocation list the served authenticator checks.
@@ -62,6 +62,7 @@ impl Store {
 
 /// What `POST /admin/revoke` needs.
 pub(crate) struct Admin {
+    pub(crate) layer: AuthLayer,
     pub(crate) auth: Authenticator,
     /// For its required claims, which hold here as on `/auth`.
     pub(crate) policy: Policy,
@@ -111,10 +112,10 @@ impl Admin {
     pub(crate) async fn revoke(&self, headers: &HeaderMap, body: &[u8]) -> Response<Body> {
         let caller = match self.auth.authenticate_async(headers).await {
             Ok(p) => p,
-            Err(e) => return error_response(&e, Some(&self.auth)),
+            Err(e) => return rejection(&self.layer, e),
         };
         if let Err(e) = self.policy.check_required_claims(&caller) {
-            return error_response(&e, Some(&self.auth));
+            return rejection(&self.layer, e);
         }
         if !caller.has_role(&self.role) {
             tracing::warn!(
@@ -122,7 +123,7 @@ impl Admin {
                 role = %self.role,
                 "POST /admin/revoke refused: the caller lacks the admin role"
             );
-            return error_response(&AuthError::forbidden(), Some(&self.auth));
+            return rejection(&self.layer, AuthError::forbidden());
         }
         // JSON only: a browser's cross-site form (text/plain, urlencoded) cannot send it, so
         // a cookie-borne admin token cannot be used from another site.

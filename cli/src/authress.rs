@@ -32,11 +32,13 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use portcullis::{AccessReason, AuthError, Authenticator, Authorizer, Policy, Principal, Subject};
+use portcullis::{
+    AccessReason, AuthError, AuthLayer, Authenticator, Authorizer, Policy, Principal, Subject,
+};
 use serde_json::json;
 
 use crate::Fail;
-use crate::forward::error_response;
+use crate::forward::rejection;
 
 /// The flags of the check API (a name of its own: clap groups flattened flags by it).
 #[derive(clap::Args, Debug)]
@@ -56,6 +58,7 @@ pub(crate) struct AuthressFlags {
 
 /// What the handlers share.
 struct Api {
+    layer: AuthLayer,
     auth: Authenticator,
     policy: Policy,
     records: Authorizer,
@@ -103,12 +106,12 @@ impl Api {
     async fn caller(&self, headers: &HeaderMap, user: &str) -> Result<Principal, Response<Body>> {
         let caller = self.auth.authenticate_async(headers).await.map_err(|e| {
             tracing::debug!(reason = %e, "Authress check API: caller refused");
-            error_response(&e, Some(&self.auth))
+            rejection(&self.layer, e)
         })?;
         // The policy's required claims hold here as on `/auth`.
         self.policy
             .check_required_claims(&caller)
-            .map_err(|e| error_response(&e, Some(&self.auth)))?;
+            .map_err(|e| rejection(&self.layer, e))?;
         if caller.subject() == Some(user) || caller.has_role(&self.role) {
             return Ok(caller);
         }
@@ -120,7 +123,7 @@ impl Api {
             role = %self.role,
             "Authress check API: the caller may not check another user (it lacks the check role)"
         );
-        Err(error_response(&AuthError::forbidden(), Some(&self.auth)))
+        Err(rejection(&self.layer, AuthError::forbidden()))
     }
 }
 
@@ -200,7 +203,7 @@ async fn permissions(
 
 /// The check API's routes, answered from `records` for callers `auth` verifies.
 pub(crate) fn routes(
-    auth: Authenticator,
+    layer: AuthLayer,
     policy: Policy,
     records: Authorizer,
     flags: &AuthressFlags,
@@ -212,7 +215,8 @@ pub(crate) fn routes(
         ));
     }
     let api = Arc::new(Api {
-        auth,
+        auth: layer.authenticator().clone(),
+        layer,
         policy,
         records,
         role: role.to_owned(),

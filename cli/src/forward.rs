@@ -9,10 +9,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use portcullis::layer::Auth;
-use portcullis::{AuthError, AuthLayer, Authenticator, Authorizer, Policy, Principal};
+use portcullis::{AuthError, AuthLayer, Authorizer, Principal};
 use serde_json::Value;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -136,6 +135,7 @@ fn claim_value(v: &Value, header: &HeaderName) -> Option<HeaderValue> {
 /// answers them with the identity headers (after the access records, when configured).
 #[derive(Clone)]
 pub(crate) struct Identity {
+    layer: AuthLayer,
     records: Option<Authorizer>,
     claims: Arc<Vec<(String, HeaderName)>>,
 }
@@ -151,7 +151,7 @@ impl Identity {
             let decision = authz.authorize_user(p, req.uri().path(), permission);
             if let Err(e) = decision.into_result() {
                 tracing::debug!(error = %e, "forward-auth: access records refused the request");
-                return error_response(&e, None);
+                return rejection(&self.layer, e);
             }
         }
         let mut res = self.empty_identity();
@@ -238,28 +238,17 @@ impl Service<Request<()>> for Identity {
     }
 }
 
-/// The answer-table response for `err` (status, challenge, JSON body, the error in the
-/// extensions).
-pub(crate) fn error_response(err: &AuthError, auth: Option<&Authenticator>) -> Response<Body> {
-    let mut res = Response::new(Body::from(err.body()));
-    *res.status_mut() = err.status();
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(c) = auth.and_then(|a| a.challenge(err))
-        && let Ok(v) = HeaderValue::from_str(&c)
-    {
-        res.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
-    }
-    res.extensions_mut().insert(err.clone());
-    res
+/// The layer's answer for `err`: the answer table (status, challenge, JSON body) and the
+/// rejection hook, with the error in the extensions; one story for every endpoint.
+pub(crate) fn rejection(layer: &AuthLayer, err: AuthError) -> Response<Body> {
+    layer.rejection::<Body>(err).map(Body::new)
 }
 
 /// The forward-auth decision service.
 #[derive(Clone)]
 pub(crate) struct Forward {
     guard: Auth<Identity>,
-    auth: Authenticator,
-    policy: Policy,
+    layer: AuthLayer,
     proxy: Proxy,
 }
 
@@ -291,13 +280,13 @@ fn one<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h HeaderValue
 impl Forward {
     pub(crate) fn new(layer: AuthLayer, settings: Settings) -> Self {
         let identity = Identity {
+            layer: layer.clone(),
             records: settings.records,
             claims: Arc::new(settings.claims),
         };
         Self {
-            auth: layer.authenticator().clone(),
-            policy: layer.policy().clone(),
             guard: layer.layer(identity),
+            layer,
             proxy: settings.proxy,
         }
     }
@@ -346,19 +335,14 @@ impl Forward {
                     proxy = self.proxy.label(),
                     "forward-auth request without the header the proxy configuration must set"
                 );
-                return error_response(
-                    &AuthError::misuse("proxy did not send the original request"),
-                    None,
+                return rejection(
+                    &self.layer,
+                    AuthError::misuse("proxy did not send the original request"),
                 );
             }
             Err(Bad::Invalid) => {
                 // The layer's own answer for a request it cannot read.
-                let e = self
-                    .policy
-                    .target(&Method::GET, "/..")
-                    .err()
-                    .unwrap_or_else(AuthError::forbidden);
-                return self.for_proxy(error_response(&e, Some(&self.auth)));
+                return self.for_proxy(rejection(&self.layer, AuthError::bad_request_target()));
             }
         };
         let mut guard = self.guard.clone();

@@ -41,9 +41,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::routing::get;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, Uri};
-use portcullis::{AuthError, Authenticator, Authorizer, Policy, Principal, TokenSource};
+use portcullis::{AuthError, AuthLayer, Authenticator, Authorizer, Policy, Principal, TokenSource};
 use serde_json::{Value, json};
 
 use crate::Fail;
@@ -85,6 +85,7 @@ pub(crate) struct Flags {
 
 /// What the handlers share.
 struct Kamiwaza {
+    layer: AuthLayer,
     auth: Authenticator,
     policy: Policy,
     records: Option<Authorizer>,
@@ -96,14 +97,14 @@ struct Kamiwaza {
 /// The routes, checked from the flags; `records` are serve's `--records`.
 pub(crate) fn routes(
     flags: &Flags,
-    auth: Authenticator,
+    layer: AuthLayer,
     policy: Policy,
     records: Option<Authorizer>,
 ) -> Result<Router, Fail> {
     let records = match &flags.kamiwaza_records {
         Some(path) => Some(
             Authorizer::from_file(path)
-                .and_then(|a| a.issuers_of(&auth))
+                .and_then(|a| a.issuers_of(layer.authenticator()))
                 .map_err(|e| {
                     Fail::usage(format!(
                         "--kamiwaza-records (PORTCULLIS_KAMIWAZA_RECORDS_FILE): {e}"
@@ -134,7 +135,8 @@ pub(crate) fn routes(
         sources.push(TokenSource::query("token"));
     }
     let k = Arc::new(Kamiwaza {
-        auth,
+        auth: layer.authenticator().clone(),
+        layer,
         policy,
         records,
         sources,
@@ -276,20 +278,12 @@ impl Kamiwaza {
         })
     }
 
-    /// The answer-table response: status, challenge, JSON body; never cached.
+    /// The layer's answer (the answer table and the rejection hook); never cached.
     fn reject(&self, err: &AuthError) -> Response<Body> {
         tracing::debug!(error = %err, "kamiwaza: refused");
-        let mut res = Response::new(Body::from(err.body()));
-        *res.status_mut() = err.status();
-        let h = res.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(c) = self.auth.challenge(err)
-            && let Ok(v) = HeaderValue::from_str(&c)
-        {
-            h.insert(WWW_AUTHENTICATE, v);
-        }
-        res.extensions_mut().insert(err.clone());
+        let mut res = crate::forward::rejection(&self.layer, err.clone());
+        res.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         res
     }
 }

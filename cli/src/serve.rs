@@ -322,16 +322,16 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
     let policy = layer.policy().clone();
     let kamiwaza = crate::kamiwaza::routes(
         &args.kamiwaza,
-        authenticator.clone(),
+        layer.clone(),
         policy.clone(),
         records.clone(),
     )?;
     let authress = records
         .clone()
-        .map(|r| crate::authress::routes(authenticator.clone(), policy.clone(), r, &args.authress))
+        .map(|r| crate::authress::routes(layer.clone(), policy.clone(), r, &args.authress))
         .transpose()?;
     let forward = Forward::new(
-        layer,
+        layer.clone(),
         Settings {
             proxy: args.proxy,
             records,
@@ -339,6 +339,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         },
     );
     let admin = Admin {
+        layer,
         auth: authenticator.clone(),
         policy,
         role: args.admin_role.trim().to_owned(),

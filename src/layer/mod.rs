@@ -266,6 +266,28 @@ impl AuthLayer {
         self.with(|s| s.grpc = true)
     }
 
+    /// The answer this layer gives for `err`, for code that decides outside it (a handler,
+    /// a forward-auth or compatibility endpoint) and must answer the same: the answer
+    /// table's status, JSON body and challenge (with the authenticator's scheme and
+    /// realm), shaped by the [rejection hook](Self::on_rejection) when one is set, with the
+    /// error in the response extensions.
+    ///
+    /// ```
+    /// use portcullis::{AuthError, AuthLayer, Authenticator, Policy};
+    ///
+    /// let layer = AuthLayer::new(
+    ///     Authenticator::builder().hmac_secret("0123456789abcdef0123456789abcdef").build()?,
+    ///     Policy::builder().build()?,
+    /// );
+    /// let res = layer.rejection::<String>(AuthError::forbidden());
+    /// assert_eq!(res.status(), 403);
+    /// assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="api", error="insufficient_scope""#);
+    /// # Ok::<(), portcullis::ConfigError>(())
+    /// ```
+    pub fn rejection<B>(&self, err: crate::AuthError) -> Response<AuthBody<B>> {
+        self.shared.reject(err, None)
+    }
+
     /// The authenticator this layer uses.
     pub fn authenticator(&self) -> &Authenticator {
         &self.shared.authenticator
