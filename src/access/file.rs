@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::pattern::{Action, Resource};
-use super::records::{Record, RecordSet, RecordSetBuilder, Statement, UserId};
+use super::records::{Record, Statement, UserId};
+use super::set::{RecordSet, RecordSetBuilder};
 use crate::error::{ConfigError, ConfigErrorKind};
 
 /// The two formats; same fields in both.

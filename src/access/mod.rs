@@ -122,6 +122,7 @@ mod file;
 mod handler;
 mod pattern;
 mod records;
+mod set;
 mod store;
 
 use std::fmt;
@@ -132,7 +133,8 @@ use crate::principal::Principal;
 
 #[cfg(feature = "axum")]
 pub use handler::Authz;
-pub use records::{Record, RecordSet, RecordSetBuilder, Statement, UserId};
+pub use records::{Record, Statement, UserId};
+pub use set::{RecordSet, RecordSetBuilder};
 #[cfg(feature = "watch")]
 pub use store::FileWatch;
 pub use store::{MemoryStore, RecordStore};

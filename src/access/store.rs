@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::records::{Compiled, RecordSet};
+use super::set::{Compiled, RecordSet};
 use crate::error::ConfigError;
 
 /// A source of access records for an [`Authorizer`](crate::Authorizer).
