@@ -78,6 +78,8 @@
 mod list;
 mod memory;
 #[cfg(feature = "redis")]
+mod options;
+#[cfg(feature = "redis")]
 mod records;
 #[cfg(feature = "redis")]
 mod remote;
@@ -89,11 +91,13 @@ use std::fmt;
 pub(crate) use list::List;
 pub use memory::MemoryRevocations;
 #[cfg(feature = "redis")]
+pub use options::{DangerousRedisOptions, RedisOptions};
+#[cfg(feature = "redis")]
 pub use records::RedisRecords;
 #[cfg(feature = "redis")]
 pub use remote::RedisRevocations;
 #[cfg(feature = "redis")]
-pub use sync::{DangerousRedisOptions, RedisOptions, SyncStatus};
+pub use sync::SyncStatus;
 
 use crate::authn::signing_input;
 pub use crate::authn::{RevocationStore, TokenRef, Verdict};

@@ -14,7 +14,8 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 
 use super::ChangeError;
-use super::sync::{RedisOptions, Replica, SyncStatus, Target};
+use super::options::RedisOptions;
+use super::sync::{Replica, SyncStatus, Target};
 use crate::access::{MemoryStore, RecordSet, RecordStore};
 use crate::error::ConfigError;
 

@@ -21,7 +21,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 
-use super::sync::{RedisOptions, Replica, SyncStatus, Target};
+use super::options::RedisOptions;
+use super::sync::{Replica, SyncStatus, Target};
 use super::{ChangeError, Key, List, Revocation, RevocationStore, TokenRef, Verdict, hex};
 use crate::error::ConfigError;
 
