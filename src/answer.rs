@@ -191,3 +191,44 @@ pub(crate) fn plain<B>(err: &AuthError) -> Response<AuthBody<B>> {
     res.extensions_mut().insert(err.clone());
     res
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Reason;
+
+    fn refusal(message: &'static str) -> AuthError {
+        AuthError::invalid_token(Reason::IssuerRule {
+            message,
+            detail: "a rule's detail",
+        })
+    }
+
+    #[test]
+    fn issuer_rule_refusals_are_invalid_token_with_their_message() {
+        let answers = Answers::new("Bearer", "api", &["Token has no kid", "Token has no kid"]);
+        assert_eq!(answers.refusals.len(), 1);
+        // Precomputed, or built for a message this authenticator does not know: the same.
+        for message in ["Token has no kid", "Token is someone else's"] {
+            let err = refusal(message);
+            let res = answers.http::<String>(&err);
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(
+                res.headers()[WWW_AUTHENTICATE],
+                r#"Bearer realm="api", error="invalid_token""#
+            );
+            let body = serde_json::json!({"error": "invalid_token", "message": message});
+            assert_eq!(err.body(), body.to_string());
+            assert_eq!(err.message(), message);
+            assert_eq!(err.to_string(), "a rule's detail");
+            let res = answers.grpc::<String>(&err, None);
+            assert_eq!(res.headers()["grpc-status"], "16");
+            assert_eq!(res.headers()["grpc-message"], message);
+        }
+        let body = answers.row(&refusal("Token has no kid")).body.clone();
+        assert_eq!(
+            body,
+            r#"{"error":"invalid_token","message":"Token has no kid"}"#
+        );
+    }
+}
