@@ -2,7 +2,8 @@
 //! status, the JSON body, the `WWW-Authenticate` challenge with the authenticator's scheme
 //! and realm, and the gRPC status and message.
 //!
-//! Bodies and challenges are fixed per row, so they are built once per authenticator; a
+//! Bodies and challenges are fixed per row, so they are built once per authenticator (with
+//! one answer more per message its issuer rules refuse with); a
 //! rejection then costs only the response itself (its header map and the [`AuthError`] in
 //! its extensions). Floods of requests without a token are the cheapest attack, and they
 //! are answered from here.
@@ -24,6 +25,7 @@
 //! # });
 //! ```
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -31,11 +33,12 @@ use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 
 use crate::body::AuthBody;
-use crate::error::{AuthError, Row};
+use crate::error::{self, AuthError, AuthErrorKind, Row};
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
 
+#[derive(Clone)]
 struct Answer {
     status: StatusCode,
     body: Bytes,
@@ -49,6 +52,8 @@ pub(crate) struct Answers {
     scheme: Arc<str>,
     realm: Box<str>,
     rows: Vec<Answer>,
+    /// The refusals of issuer rules (401 `invalid_token`), by message.
+    refusals: Vec<(&'static str, Answer)>,
 }
 
 impl std::fmt::Debug for Answers {
@@ -68,48 +73,37 @@ fn shared(value: HeaderValue) -> HeaderValue {
 
 impl Answers {
     /// Precomputes every row for `scheme` and `realm` (already validated: a header-safe
-    /// token and a quoted-string body).
-    pub(crate) fn new(scheme: &str, realm: &str) -> Self {
+    /// token and a quoted-string body), and the refusals of the issuer rules with these
+    /// `refusals` messages.
+    pub(crate) fn new(scheme: &str, realm: &str, refusals: &[&'static str]) -> Self {
         let rows = Row::ALL
             .iter()
-            .map(|&row| {
-                let kind = row.kind();
-                let body = Bytes::from(row.body(scheme));
-                // `Bytes` from a `Vec` turns shared on its first clone: do it here, once.
-                let _ = body.clone();
-                let challenge = match kind.status() {
-                    StatusCode::SERVICE_UNAVAILABLE | StatusCode::INTERNAL_SERVER_ERROR => None,
-                    _ => {
-                        let value = match kind.rfc6750_code() {
-                            Some(code) => format!(r#"{scheme} realm="{realm}", error="{code}""#),
-                            None => format!(r#"{scheme} realm="{realm}""#),
-                        };
-                        HeaderValue::from_str(&value).ok().map(shared)
-                    }
-                };
-                let message = row.message(scheme);
-                Answer {
-                    status: kind.status(),
-                    body,
-                    challenge,
-                    grpc_status: HeaderValue::from(kind.grpc_code() as u16),
-                    // The fixed messages are printable ASCII without `%`: no encoding needed.
-                    grpc_message: shared(
-                        HeaderValue::from_str(&message)
-                            .unwrap_or(HeaderValue::from_static("Invalid token")),
-                    ),
-                }
-            })
+            .map(|&row| answer(row.kind(), &row.message(scheme), scheme, realm))
             .collect();
+        let mut rule_rows: Vec<(&'static str, Answer)> = Vec::new();
+        for &message in refusals {
+            if !rule_rows.iter().any(|(m, _)| *m == message) {
+                let a = answer(AuthErrorKind::InvalidToken, message, scheme, realm);
+                rule_rows.push((message, a));
+            }
+        }
         Self {
             scheme: scheme.into(),
             realm: realm.into(),
             rows,
+            refusals: rule_rows,
         }
     }
 
-    fn row(&self, err: &AuthError) -> &Answer {
-        &self.rows[err.row() as usize]
+    fn row(&self, err: &AuthError) -> Cow<'_, Answer> {
+        let Some(message) = err.rule_message() else {
+            return Cow::Borrowed(&self.rows[err.row() as usize]);
+        };
+        match self.refusals.iter().find(|(m, _)| *m == message) {
+            Some((_, a)) => Cow::Borrowed(a),
+            // A refusal this authenticator's rules do not make (another's error).
+            None => Cow::Owned(answer(err.kind(), message, &self.scheme, &self.realm)),
+        }
     }
 
     pub(crate) fn scheme(&self) -> &Arc<str> {
@@ -122,7 +116,8 @@ impl Answers {
 
     /// The `WWW-Authenticate` value for `err`, if its row carries one.
     pub(crate) fn challenge(&self, err: &AuthError) -> Option<&HeaderValue> {
-        self.row(err).challenge.as_ref()
+        // Rows of one kind share their challenge.
+        self.rows[err.row() as usize].challenge.as_ref()
     }
 
     /// The HTTP answer for `err`: status, `WWW-Authenticate`, JSON body, and the error in
@@ -160,6 +155,33 @@ impl Answers {
     }
 }
 
+/// The answer of `kind` with `message`, for `scheme` and `realm`.
+fn answer(kind: AuthErrorKind, message: &str, scheme: &str, realm: &str) -> Answer {
+    let body = Bytes::from(error::body(kind, message));
+    // `Bytes` from a `Vec` turns shared on its first clone: do it here, once.
+    let _ = body.clone();
+    let challenge = match kind.status() {
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::INTERNAL_SERVER_ERROR => None,
+        _ => {
+            let value = match kind.rfc6750_code() {
+                Some(code) => format!(r#"{scheme} realm="{realm}", error="{code}""#),
+                None => format!(r#"{scheme} realm="{realm}""#),
+            };
+            HeaderValue::from_str(&value).ok().map(shared)
+        }
+    };
+    Answer {
+        status: kind.status(),
+        body,
+        challenge,
+        grpc_status: HeaderValue::from(kind.grpc_code() as u16),
+        // The fixed messages are printable ASCII without `%`: no encoding needed.
+        grpc_message: shared(
+            HeaderValue::from_str(message).unwrap_or(HeaderValue::from_static("Invalid token")),
+        ),
+    }
+}
+
 /// The HTTP answer for `err` without an authenticator at hand (no challenge: the layer in
 /// front adds its own to responses that carry an [`AuthError`]).
 pub(crate) fn plain<B>(err: &AuthError) -> Response<AuthBody<B>> {
@@ -168,4 +190,45 @@ pub(crate) fn plain<B>(err: &AuthError) -> Response<AuthBody<B>> {
     res.headers_mut().insert(CONTENT_TYPE, JSON);
     res.extensions_mut().insert(err.clone());
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Reason;
+
+    fn refusal(message: &'static str) -> AuthError {
+        AuthError::invalid_token(Reason::IssuerRule {
+            message,
+            detail: "a rule's detail",
+        })
+    }
+
+    #[test]
+    fn issuer_rule_refusals_are_invalid_token_with_their_message() {
+        let answers = Answers::new("Bearer", "api", &["Token has no kid", "Token has no kid"]);
+        assert_eq!(answers.refusals.len(), 1);
+        // Precomputed, or built for a message this authenticator does not know: the same.
+        for message in ["Token has no kid", "Token is someone else's"] {
+            let err = refusal(message);
+            let res = answers.http::<String>(&err);
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(
+                res.headers()[WWW_AUTHENTICATE],
+                r#"Bearer realm="api", error="invalid_token""#
+            );
+            let body = serde_json::json!({"error": "invalid_token", "message": message});
+            assert_eq!(err.body(), body.to_string());
+            assert_eq!(err.message(), message);
+            assert_eq!(err.to_string(), "a rule's detail");
+            let res = answers.grpc::<String>(&err, None);
+            assert_eq!(res.headers()["grpc-status"], "16");
+            assert_eq!(res.headers()["grpc-message"], message);
+        }
+        let body = answers.row(&refusal("Token has no kid")).body.clone();
+        assert_eq!(
+            body,
+            r#"{"error":"invalid_token","message":"Token has no kid"}"#
+        );
+    }
 }

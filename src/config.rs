@@ -216,7 +216,7 @@ impl EnvConfig {
                 get("PORTCULLIS_AUTHRESS_DOMAIN"),
             ) {
                 (Some(account), domain) => {
-                    let mut clients = crate::keys::AuthressServiceClients::new(account.trim());
+                    let mut clients = crate::AuthressServiceClients::new(account.trim());
                     if let Some(d) = domain {
                         clients = clients.custom_domain(d.trim());
                     }

@@ -149,15 +149,13 @@ pub(crate) enum Reason {
     Misuse(&'static str),
     Revoked,
     RevocationUnavailable,
-    /// An Authress service-client issuer (`<origin>/v1/clients/<id>`) on another host.
+    /// Refused by an integration's issuer rule: the answer's fixed message and the
+    /// log-safe detail, both the rule's.
     #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
-    ServiceClientIssuer,
-    /// An Authress service-client token whose `sub` is not the client id of its issuer.
-    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
-    ServiceClientSubject,
-    /// An Authress service-client token without `kid`.
-    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
-    ServiceClientKid,
+    IssuerRule {
+        message: &'static str,
+        detail: &'static str,
+    },
 }
 
 /// A rejected request: what went wrong, and how to answer it over HTTP or gRPC.
@@ -173,7 +171,9 @@ pub struct AuthError {
 }
 
 /// One row of the answer table: a kind with one fixed message. Answers are precomputed per
-/// row (see `crate::answer`).
+/// row (see `crate::answer`). A refusal of an issuer rule is answered as
+/// [`InvalidToken`](Row::InvalidToken) with the rule's own message
+/// ([`AuthError::rule_message`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Row {
     Missing,
@@ -187,14 +187,11 @@ pub(crate) enum Row {
     Misuse,
     Revoked,
     RevocationUnavailable,
-    ServiceClientIssuer,
-    ServiceClientSubject,
-    ServiceClientKid,
 }
 
 impl Row {
     /// Every row, in index order.
-    pub(crate) const ALL: [Row; 14] = [
+    pub(crate) const ALL: [Row; 11] = [
         Row::Missing,
         Row::WrongScheme,
         Row::InvalidRequest,
@@ -206,21 +203,13 @@ impl Row {
         Row::Misuse,
         Row::Revoked,
         Row::RevocationUnavailable,
-        Row::ServiceClientIssuer,
-        Row::ServiceClientSubject,
-        Row::ServiceClientKid,
     ];
 
     pub(crate) fn kind(self) -> AuthErrorKind {
         match self {
             Row::Missing | Row::WrongScheme => AuthErrorKind::MissingCredentials,
             Row::InvalidRequest | Row::InvalidPath => AuthErrorKind::InvalidRequest,
-            Row::Expired
-            | Row::InvalidToken
-            | Row::Revoked
-            | Row::ServiceClientIssuer
-            | Row::ServiceClientSubject
-            | Row::ServiceClientKid => AuthErrorKind::InvalidToken,
+            Row::Expired | Row::InvalidToken | Row::Revoked => AuthErrorKind::InvalidToken,
             Row::Forbidden => AuthErrorKind::Forbidden,
             Row::KeysUnavailable | Row::RevocationUnavailable => AuthErrorKind::KeysUnavailable,
             Row::Misuse => AuthErrorKind::Misuse,
@@ -244,17 +233,18 @@ impl Row {
             Row::Misuse => "Internal error",
             Row::Revoked => "Token revoked",
             Row::RevocationUnavailable => "Revocation list unavailable",
-            Row::ServiceClientIssuer => "Token issuer is not the configured Authress domain",
-            Row::ServiceClientSubject => "Token sub is not the service client of its issuer",
-            Row::ServiceClientKid => "Token has no kid",
         })
     }
 
     /// The JSON body: `{"error": "<code>", "message": "<fixed text>"}`.
     pub(crate) fn body(self, scheme: &str) -> String {
-        serde_json::json!({ "error": self.kind().code(), "message": self.message(scheme) })
-            .to_string()
+        body(self.kind(), &self.message(scheme))
     }
+}
+
+/// The JSON body of an answer: `{"error": "<code>", "message": "<fixed text>"}`.
+pub(crate) fn body(kind: AuthErrorKind, message: &str) -> String {
+    serde_json::json!({ "error": kind.code(), "message": message }).to_string()
 }
 
 impl AuthError {
@@ -365,11 +355,6 @@ impl AuthError {
             (AuthErrorKind::InvalidRequest, _) => Row::InvalidRequest,
             (AuthErrorKind::InvalidToken, Reason::Expired) => Row::Expired,
             (AuthErrorKind::InvalidToken, Reason::Revoked) => Row::Revoked,
-            (AuthErrorKind::InvalidToken, Reason::ServiceClientIssuer) => Row::ServiceClientIssuer,
-            (AuthErrorKind::InvalidToken, Reason::ServiceClientSubject) => {
-                Row::ServiceClientSubject
-            }
-            (AuthErrorKind::InvalidToken, Reason::ServiceClientKid) => Row::ServiceClientKid,
             (AuthErrorKind::InvalidToken, _) => Row::InvalidToken,
             (AuthErrorKind::Forbidden, _) => Row::Forbidden,
             (AuthErrorKind::KeysUnavailable, Reason::RevocationUnavailable) => {
@@ -380,17 +365,32 @@ impl AuthError {
         }
     }
 
+    /// The message of an issuer rule's refusal, which replaces its row's.
+    pub(crate) fn rule_message(&self) -> Option<&'static str> {
+        match self.reason {
+            Reason::IssuerRule { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
     /// The fixed text sent to the client. It keeps FEDn's words so FEDn clients keep
     /// working, and never holds the token, a key id or a claim value.
     pub fn message(&self) -> String {
-        self.row()
-            .message(self.scheme.as_deref().unwrap_or("Bearer"))
-            .into_owned()
+        match self.rule_message() {
+            Some(message) => message.to_owned(),
+            None => self
+                .row()
+                .message(self.scheme.as_deref().unwrap_or("Bearer"))
+                .into_owned(),
+        }
     }
 
     /// The JSON body: `{"error": "<code>", "message": "<fixed text>"}`.
     pub fn body(&self) -> String {
-        self.row().body(self.scheme.as_deref().unwrap_or("Bearer"))
+        match self.rule_message() {
+            Some(message) => body(self.kind, message),
+            None => self.row().body(self.scheme.as_deref().unwrap_or("Bearer")),
+        }
     }
 
     /// The `WWW-Authenticate` value for this rejection, given the scheme name and realm,
@@ -447,13 +447,7 @@ impl fmt::Display for AuthError {
             Reason::RevocationUnavailable => {
                 f.write_str("the revocation list's copy is too old to check (fail-closed)")
             }
-            Reason::ServiceClientIssuer => f.write_str(
-                "service-client token: the issuer's host is not the configured Authress domain",
-            ),
-            Reason::ServiceClientSubject => {
-                f.write_str("service-client token: sub is not the client id in the issuer's path")
-            }
-            Reason::ServiceClientKid => f.write_str("service-client token: no kid in the header"),
+            Reason::IssuerRule { detail, .. } => f.write_str(detail),
         }
     }
 }

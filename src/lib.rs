@@ -200,6 +200,8 @@ mod access;
 pub mod aistore;
 mod answer;
 mod authn;
+#[cfg(feature = "jwks")]
+mod authress;
 mod body;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
@@ -246,6 +248,9 @@ pub use authn::{
     Authenticator, AuthenticatorBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
     DangerousAuthenticatorBuilder, MAX_LEEWAY, MAX_TOKEN_BYTES_CAP, TokenSource,
 };
+#[cfg(feature = "jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+pub use authress::AuthressServiceClients;
 pub use clock::Clock;
 pub use config::{EnvConfig, UnknownTargets};
 pub use error::{AuthError, AuthErrorKind, ConfigError, ConfigErrorKind, GrpcCode};
@@ -258,7 +263,7 @@ pub use jose::{Algorithm, UnknownAlgorithm};
 pub use keys::JwksClient;
 #[cfg(feature = "jwks")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
-pub use keys::{AuthressServiceClients, JwksOptions, TenantOptions};
+pub use keys::{JwksOptions, TenantOptions};
 pub use layer::{AuthBody, AuthLayer};
 pub use policy::{Decision, DecisionReason, Policy, PolicyBuilder, Refusal, Target, Unmatched};
 pub use principal::{Principal, Strs};

@@ -188,15 +188,13 @@ impl AuthenticatorBuilder {
         self
     }
 
-    /// Accepts the tokens of the service clients of an Authress account, the ones their
-    /// access keys mint (`PORTCULLIS_AUTHRESS_ACCOUNT`, `PORTCULLIS_AUTHRESS_DOMAIN`;
-    /// feature `jwks`): issuers `<domain>/v1/clients/*`, each client's keys from its own
-    /// key set through the issuer cache of [`issuer_pattern`](Self::issuer_pattern), and the
-    /// domain, `sub` and `kid` checks that [`AuthressServiceClients`](crate::AuthressServiceClients)
-    /// lists. Repeat it for several accounts or domains.
+    /// Accepts the tokens of every issuer matching an integration's pattern, judged by its
+    /// rule: where their keys are, what their tokens must carry, which issuers matching no
+    /// pattern it refuses ([`IssuerRule`](crate::keys::IssuerRule)). Issuers are fetched
+    /// and cached as with [`issuer_pattern`](Self::issuer_pattern).
     #[cfg(feature = "jwks")]
-    pub fn authress_service_clients(mut self, clients: crate::AuthressServiceClients) -> Self {
-        self.remote.authress_service_clients(clients);
+    pub(crate) fn issuer_pattern_with(mut self, rule: Arc<dyn crate::keys::IssuerRule>) -> Self {
+        self.remote.issuer_rule(rule);
         self
     }
 
@@ -526,6 +524,15 @@ impl AuthenticatorBuilder {
             }
         }
         let split_roles = matches!(role_claim.last(), "scope" | "scp");
+        // The issuer rules' refusals are answered from precomputed answers, like the table.
+        #[cfg(feature = "jwks")]
+        let refusals: Vec<&'static str> = remote
+            .as_ref()
+            .and_then(|r| r.tenants.as_ref())
+            .map(|t| t.refusal_messages().collect())
+            .unwrap_or_default();
+        #[cfg(not(feature = "jwks"))]
+        let refusals: [&'static str; 0] = [];
         if self.token_sources.is_empty() {
             return Err(ConfigError::new(
                 ConfigErrorKind::Extraction,
@@ -540,7 +547,7 @@ impl AuthenticatorBuilder {
         }
         Ok(Authenticator {
             inner: Arc::new(Inner {
-                answers: Arc::new(Answers::new(&self.schemes[0], &self.realm)),
+                answers: Arc::new(Answers::new(&self.schemes[0], &self.realm, &refusals)),
                 split_roles,
                 keys,
                 schemes: self.schemes,

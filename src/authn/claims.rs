@@ -115,25 +115,17 @@ impl Authenticator {
             None if !inner.issuers.is_empty() => return Err(claim("iss missing")),
             None => None,
         };
-        // An Authress service client's token: its `sub` is the client id of its issuer,
-        // its `aud` the account's (or a configured audience).
-        let client = iss.as_deref().and_then(|i| self.service_client(i));
-        if let Some(client) = &client
-            && sub.as_deref() != Some(client.client_id)
-        {
-            return Err(AuthError::invalid_token(Reason::ServiceClientSubject));
-        }
-        self.check_audience(aud, client.as_ref().map(|c| c.audience))?;
+        // The issuer rule of the token's pattern, if any: its checks, its audience, and
+        // whether the token's roles and groups are read.
+        let rule = self.issuer_rule(iss.as_deref(), sub.as_deref())?;
+        self.check_audience(aud, rule.audience)?;
 
         let mut id = Identity::default();
         let sub_str = sub.as_deref();
-        // A service client signs its own tokens with its access key: whatever roles or
-        // groups it writes into them are its own claim, never a grant. Its access comes
-        // from the access records, by its `sub`.
-        let (roles, groups) = if client.is_some() {
-            (None, None)
-        } else {
+        let (roles, groups) = if rule.reads_roles {
             (roles, groups)
+        } else {
+            (None, None)
         };
         let roles = roles.and_then(|raw| json::walk(raw, &inner.role_claim.names()[1..]));
         let groups = groups.and_then(|raw| json::walk(raw, &inner.groups_claim.names()[1..]));
@@ -179,23 +171,33 @@ impl Authenticator {
         }
     }
 
-    /// The Authress service client `iss` names, when it matches a configured domain.
+    /// What the issuer rule of `iss`'s pattern says of the claims (feature `jwks`): its
+    /// refusal, or its audience and whether roles are read.
     #[cfg(feature = "jwks")]
-    fn service_client<'a>(&'a self, iss: &'a str) -> Option<crate::keys::ServiceClient<'a>> {
-        self.inner
-            .remote
-            .as_ref()
-            .and_then(|r| r.tenants.as_ref())
-            .and_then(|t| t.service_client(iss))
+    fn issuer_rule(&self, iss: Option<&str>, sub: Option<&str>) -> Result<RuleView<'_>, AuthError> {
+        let tenants = self.inner.remote.as_ref().and_then(|r| r.tenants.as_ref());
+        let Some((iss, rule)) = iss.and_then(|iss| Some((iss, tenants?.rule_for(iss)?))) else {
+            return Ok(RuleView::NONE);
+        };
+        rule.check_claims(iss, sub).map_err(super::refused)?;
+        Ok(RuleView {
+            audience: rule.audience(),
+            reads_roles: rule.reads_roles(),
+        })
     }
 
+    /// Without remote keys there are no issuer rules.
     #[cfg(not(feature = "jwks"))]
-    fn service_client(&self, _iss: &str) -> Option<NoServiceClient> {
-        None
+    fn issuer_rule(
+        &self,
+        _iss: Option<&str>,
+        _sub: Option<&str>,
+    ) -> Result<RuleView<'_>, AuthError> {
+        Ok(RuleView::NONE)
     }
 
     /// `aud` (a string or an array of strings): it must name a configured audience, or
-    /// `extra` (an Authress account's, for its service clients); with neither, a token
+    /// `extra` (an issuer rule's, for the tokens of its pattern); with neither, a token
     /// that carries `aud` is refused unless the dangerous opt-out is set.
     fn check_audience(&self, aud: Option<&RawValue>, extra: Option<&str>) -> Result<(), AuthError> {
         let inner = &*self.inner;
@@ -239,11 +241,20 @@ impl Authenticator {
     }
 }
 
-/// Without remote keys there are no Authress service clients.
-#[cfg(not(feature = "jwks"))]
-struct NoServiceClient {
-    client_id: &'static str,
-    audience: &'static str,
+/// What the claim checks take from an issuer rule.
+struct RuleView<'r> {
+    /// An audience the token may name besides the configured ones (then `aud` is required).
+    audience: Option<&'r str>,
+    /// Whether the token's roles and groups are read.
+    reads_roles: bool,
+}
+
+impl RuleView<'_> {
+    /// No rule: the configured audiences only, roles and groups read.
+    const NONE: Self = Self {
+        audience: None,
+        reads_roles: true,
+    };
 }
 
 /// Reads a list of strings from a claim: a string (one item, or split on spaces when

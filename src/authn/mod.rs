@@ -112,6 +112,15 @@ fn no_key_error(e: Selection) -> AuthError {
     }))
 }
 
+/// The 401 for a token an issuer rule refused, with the rule's message.
+#[cfg(feature = "jwks")]
+fn refused(r: crate::keys::IssuerRefusal) -> AuthError {
+    AuthError::invalid_token(Reason::IssuerRule {
+        message: r.message,
+        detail: r.detail,
+    })
+}
+
 fn malformed(what: &'static str) -> AuthError {
     AuthError::invalid_token(Reason::Malformed(what))
 }
@@ -534,7 +543,7 @@ impl Authenticator {
         #[cfg(feature = "jwks")]
         let mut source = None;
         #[cfg(feature = "jwks")]
-        let key = match self.remote_set(payload_ok.then_some(payload), header.kid.is_some())? {
+        let key = match self.remote_set(payload_ok.then_some(payload), header.kid.as_deref())? {
             Some(set) => {
                 // The epoch first, then the keys: a key swapped out after this load is
                 // recorded under the old epoch.
@@ -578,13 +587,12 @@ impl Authenticator {
     }
 
     /// The remote set a token's key comes from, if any: the one bound to its `iss`, else
-    /// the one for any token. `has_kid`: whether the header names a key (Authress
-    /// service-client tokens must).
+    /// the one for any token. `kid`: the header's, for the issuer rules' checks.
     #[cfg(feature = "jwks")]
     fn remote_set(
         &self,
         payload: Option<&[u8]>,
-        has_kid: bool,
+        kid: Option<&str>,
     ) -> Result<Option<Arc<crate::keys::RemoteSet>>, AuthError> {
         let Some(remote) = &self.inner.remote else {
             return Ok(None);
@@ -606,9 +614,9 @@ impl Authenticator {
         if let Some(tenants) = &remote.tenants
             && tenants.matches(iss)
         {
-            // Authress service clients name their key; refused before any fetch.
-            if !has_kid && tenants.service_client(iss).is_some() {
-                return Err(AuthError::invalid_token(Reason::ServiceClientKid));
+            // An issuer rule's header checks come before any fetch.
+            if let Some(rule) = tenants.rule_for(iss) {
+                rule.check_header(kid).map_err(refused)?;
             }
             // A pattern's issuer uses its own discovered keys and no others; refused
             // without a fetch when the discovery budget is spent or it failed lately.
@@ -617,11 +625,9 @@ impl Authenticator {
                 .map(Some)
                 .ok_or_else(|| AuthError::invalid_token(Reason::NoKey("issuer not known (yet)")));
         }
-        if let Some(tenants) = &remote.tenants
-            && tenants.foreign_service_client(iss)
-        {
-            // An Authress service-client issuer on a host we were not told to trust.
-            return Err(AuthError::invalid_token(Reason::ServiceClientIssuer));
+        if let Some(tenants) = &remote.tenants {
+            // An issuer of a rule's kind on a host no rule was told to trust.
+            tenants.unmatched(iss).map_err(refused)?;
         }
         Ok(remote.any.clone())
     }

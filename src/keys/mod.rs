@@ -33,8 +33,6 @@ mod remote;
 use std::collections::HashMap;
 
 pub(crate) use jwk::parse_jwk_set;
-#[cfg(feature = "jwks")]
-pub use remote::AuthressServiceClients;
 #[cfg(feature = "reqwest-client")]
 pub use remote::JwksClient;
 #[cfg(feature = "jwks")]
@@ -42,7 +40,10 @@ pub use remote::JwksOptions;
 #[cfg(feature = "jwks")]
 pub use remote::TenantOptions;
 #[cfg(feature = "jwks")]
-pub(crate) use remote::{Pending, RemoteBuilder, RemoteKeys, RemoteSet, ServiceClient, Tenants};
+pub(crate) use remote::{
+    IssuerKeys, IssuerRefusal, IssuerRule, Pending, RemoteBuilder, RemoteKeys, RemoteSet, Tenants,
+    Unmatched, check_url,
+};
 
 use crate::jose::{Algorithm, Family, Key};
 

@@ -59,9 +59,9 @@
 //! assert_eq!(auth.challenge(&err), None);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-mod authress;
 mod fetch;
 mod options;
+mod rule;
 mod set;
 mod tenants;
 
@@ -71,13 +71,13 @@ use std::sync::Arc;
 
 use reqwest::Url;
 
-pub use authress::AuthressServiceClients;
 #[cfg(feature = "reqwest-client")]
 pub use options::JwksClient;
 pub use options::JwksOptions;
+pub(crate) use rule::{IssuerKeys, IssuerRefusal, IssuerRule, Unmatched};
 pub(crate) use set::{Pending, RemoteSet};
 pub use tenants::TenantOptions;
-pub(crate) use tenants::{ServiceClient, Tenants};
+pub(crate) use tenants::Tenants;
 
 use crate::clock::Clock;
 use crate::error::{ConfigError, ConfigErrorKind};
@@ -89,7 +89,7 @@ pub(crate) struct RemoteBuilder {
     any: Vec<String>,
     bound: Vec<(String, Option<String>)>,
     patterns: Vec<String>,
-    authress: Vec<AuthressServiceClients>,
+    rules: Vec<Arc<dyn IssuerRule>>,
     tenant_options: TenantOptions,
     options: JwksOptions,
     client: Option<reqwest::Client>,
@@ -122,8 +122,8 @@ impl RemoteBuilder {
         self.patterns.push(pattern);
     }
 
-    pub(crate) fn authress_service_clients(&mut self, clients: AuthressServiceClients) {
-        self.authress.push(clients);
+    pub(crate) fn issuer_rule(&mut self, rule: Arc<dyn IssuerRule>) {
+        self.rules.push(rule);
     }
 
     pub(crate) fn tenant_options(&mut self, options: TenantOptions) {
@@ -147,7 +147,7 @@ impl RemoteBuilder {
         self.any.is_empty()
             && self.bound.is_empty()
             && self.patterns.is_empty()
-            && self.authress.is_empty()
+            && self.rules.is_empty()
     }
 
     /// The issuers whose tokens use their own keys.
@@ -236,12 +236,12 @@ impl RemoteBuilder {
                 ));
             }
         }
-        let tenants = if self.patterns.is_empty() && self.authress.is_empty() {
+        let tenants = if self.patterns.is_empty() && self.rules.is_empty() {
             None
         } else {
             Some(Tenants::build(
                 &self.patterns,
-                &self.authress,
+                &self.rules,
                 &self.tenant_options,
                 fetcher.clone(),
                 self.allow_http,
@@ -271,7 +271,9 @@ fn parse_url(setting: &str, url: &str, allow_http: bool) -> Result<Url, ConfigEr
     Ok(parsed)
 }
 
-fn check_url(url: &Url, allow_http: bool) -> Result<(), String> {
+/// Whether a configured URL may be fetched: https, or http for loopback hosts (or
+/// anywhere with the dangerous opt-in); the error says why not and how to fix it.
+pub(crate) fn check_url(url: &Url, allow_http: bool) -> Result<(), String> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if allow_http || is_loopback(url) => Ok(()),

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use super::authress::{AuthressServiceClients, service_client_shape};
 use super::fetch::{Fetcher, Source};
+use super::rule::{IssuerKeys, IssuerRefusal, IssuerRule, Unmatched};
 use super::set::RemoteSet;
 use super::{check_url, parse_url};
 use crate::error::{ConfigError, ConfigErrorKind};
@@ -91,32 +91,14 @@ impl TenantOptions {
 }
 
 /// An issuer pattern: a scheme and host exactly, then path segments, `*` standing for one
-/// whole segment.
+/// whole segment; with an integration's rule, or none.
 #[derive(Debug, Clone)]
 struct Pattern {
     /// The pattern as configured: the metric label of the key sets it finds.
     label: Arc<str>,
     origin: String,
     segments: Vec<Option<String>>,
-    kind: Kind,
-}
-
-/// Where a pattern's issuers keep their keys, and what else their tokens must satisfy.
-#[derive(Debug, Clone)]
-enum Kind {
-    /// OIDC discovery at `<iss>/.well-known/openid-configuration`.
-    Oidc,
-    /// An Authress service client: keys at `<iss>/.well-known/openid-configuration/jwks`,
-    /// `sub` = the client id, `aud` = the account's audience, `kid` required.
-    Authress { audience: String },
-}
-
-/// What a service-client token of a configured Authress domain must carry.
-pub(crate) struct ServiceClient<'i> {
-    /// The client id: the issuer's last path segment.
-    pub(crate) client_id: &'i str,
-    /// `<account id>.accounts.authress.io`.
-    pub(crate) audience: &'i str,
+    rule: Option<Arc<dyn IssuerRule>>,
 }
 
 impl Pattern {
@@ -154,21 +136,17 @@ impl Pattern {
             label: Arc::from(pattern),
             origin,
             segments,
-            kind: Kind::Oidc,
+            rule: None,
         })
     }
 
-    /// `<origin>/v1/clients/*` for one Authress account.
-    fn authress(clients: &AuthressServiceClients, allow_http: bool) -> Result<Self, ConfigError> {
-        let origin = clients.origin(allow_http)?;
-        Ok(Self {
-            label: Arc::from(format!("{origin}/v1/clients/*")),
-            origin,
-            segments: vec![Some("v1".into()), Some("clients".into()), None],
-            kind: Kind::Authress {
-                audience: clients.audience(),
-            },
-        })
+    /// The pattern of an integration's rule, which judges its issuers.
+    fn of_rule(rule: &Arc<dyn IssuerRule>, allow_http: bool) -> Result<Self, ConfigError> {
+        let pattern = rule.pattern(allow_http)?;
+        let mut p = Self::parse(&pattern, allow_http)
+            .map_err(|e| ConfigError::new(ConfigErrorKind::RemoteKeys, rule.setting(), e))?;
+        p.rule = Some(rule.clone());
+        Ok(p)
     }
 
     /// Whether `iss` matches: the same origin, the same number of segments, each equal or
@@ -249,7 +227,7 @@ pub(crate) struct Tenants {
 impl Tenants {
     pub(super) fn build(
         patterns: &[String],
-        authress: &[AuthressServiceClients],
+        rules: &[Arc<dyn IssuerRule>],
         options: &TenantOptions,
         fetcher: Arc<Fetcher>,
         allow_http: bool,
@@ -259,18 +237,18 @@ impl Tenants {
             .map(|p| Pattern::parse(p, allow_http))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ConfigError::new(ConfigErrorKind::RemoteKeys, "issuer_pattern", e))?;
-        for clients in authress {
-            let p = Pattern::authress(clients, allow_http)?;
+        for rule in rules {
+            let p = Pattern::of_rule(rule, allow_http)?;
             if patterns
                 .iter()
                 .any(|q| q.origin == p.origin && q.segments == p.segments)
             {
                 return Err(ConfigError::new(
                     ConfigErrorKind::RemoteKeys,
-                    "authress_service_clients",
+                    rule.setting(),
                     format!(
-                        "the issuers `{}/v1/clients/*` are configured twice; give each Authress domain once",
-                        p.origin
+                        "the issuers `{}` are configured twice; configure each issuer pattern once",
+                        p.label
                     ),
                 ));
             }
@@ -309,35 +287,37 @@ impl Tenants {
         self.patterns.iter().any(|p| p.matches(iss))
     }
 
-    /// The service client `iss` names, when it matches a configured Authress domain.
-    pub(crate) fn service_client<'a>(&'a self, iss: &'a str) -> Option<ServiceClient<'a>> {
-        self.patterns.iter().find_map(|p| match &p.kind {
-            Kind::Authress { audience } if p.matches(iss) => {
-                let (_, client_id) = service_client_shape(iss)?;
-                Some(ServiceClient {
-                    client_id,
-                    audience,
-                })
-            }
-            _ => None,
-        })
+    /// The rule of the first pattern with a rule that `iss` matches.
+    pub(crate) fn rule_for(&self, iss: &str) -> Option<&dyn IssuerRule> {
+        self.patterns
+            .iter()
+            .filter_map(|p| Some((p, p.rule.as_deref()?)))
+            .find_map(|(p, rule)| p.matches(iss).then_some(rule))
     }
 
-    /// Whether `iss` has the Authress service-client shape on an origin that is not a
-    /// configured Authress domain (only when some Authress domain is configured).
-    pub(crate) fn foreign_service_client(&self, iss: &str) -> bool {
-        let mut domains = self
-            .patterns
+    /// What the rules say of `iss`, which matches no pattern: refused when a rule calls it
+    /// a foreign issuer of its kind and no rule calls it its own.
+    pub(crate) fn unmatched(&self, iss: &str) -> Result<(), IssuerRefusal> {
+        let mut refusal = None;
+        for p in &self.patterns {
+            let Some(rule) = &p.rule else { continue };
+            match rule.unmatched(iss, &p.origin) {
+                Unmatched::Unrelated => {}
+                Unmatched::Own => return Ok(()),
+                Unmatched::Foreign(r) => {
+                    refusal.get_or_insert(r);
+                }
+            }
+        }
+        refusal.map_or(Ok(()), Err)
+    }
+
+    /// The messages the rules refuse with.
+    pub(crate) fn refusal_messages(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.patterns
             .iter()
-            .filter(|p| matches!(p.kind, Kind::Authress { .. }))
-            .peekable();
-        if domains.peek().is_none() {
-            return false;
-        }
-        match service_client_shape(iss) {
-            Some((origin, _)) => domains.all(|p| p.origin != origin),
-            None => false,
-        }
+            .filter_map(|p| p.rule.as_ref())
+            .flat_map(|r| r.messages().iter().copied())
     }
 
     /// The key set for `iss`: a cached one, a running first discovery, or a new one when
@@ -374,33 +354,36 @@ impl Tenants {
             );
             return None;
         }
-        // An Authress pattern that matches decides where the keys are, as before.
+        // A pattern with a rule that matches decides where the keys are.
         let pattern = self
             .patterns
             .iter()
             .filter(|p| p.matches(iss))
-            .max_by_key(|p| matches!(p.kind, Kind::Authress { .. }))?;
-        let authress = matches!(pattern.kind, Kind::Authress { .. });
+            .max_by_key(|p| p.rule.is_some())?;
         let base = iss.trim_end_matches('/');
-        let source = if authress {
-            // Where the Authress SDKs' verifiers read a service client's keys.
-            let url = parse_url(
-                "authress_service_clients",
-                &format!("{base}/.well-known/openid-configuration/jwks"),
-                self.fetcher.allow_http,
-            )
-            .ok()?;
-            Source::Jwks(url)
-        } else {
-            let discovery = parse_url(
-                "issuer_pattern",
-                &format!("{base}/.well-known/openid-configuration"),
-                self.fetcher.allow_http,
-            )
-            .ok()?;
-            Source::Oidc {
-                issuer: iss.to_owned(),
-                discovery,
+        let keys = pattern
+            .rule
+            .as_ref()
+            .map_or(IssuerKeys::Discovery, |r| r.keys(iss));
+        let source = match keys {
+            IssuerKeys::KeySet(url) => {
+                let setting = pattern
+                    .rule
+                    .as_ref()
+                    .map_or("issuer_pattern", |r| r.setting());
+                Source::Jwks(parse_url(setting, &url, self.fetcher.allow_http).ok()?)
+            }
+            IssuerKeys::Discovery => {
+                let discovery = parse_url(
+                    "issuer_pattern",
+                    &format!("{base}/.well-known/openid-configuration"),
+                    self.fetcher.allow_http,
+                )
+                .ok()?;
+                Source::Oidc {
+                    issuer: iss.to_owned(),
+                    discovery,
+                }
             }
         };
         // Metrics name the pattern, never the token's `iss`: label values stay bounded.

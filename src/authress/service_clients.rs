@@ -1,11 +1,36 @@
 //! Authress service-client tokens, server side: the issuer pattern
 //! `https://<domain>/v1/clients/*`, keys from each client's own key set, and the checks
-//! Authress's SDKs make before they trust such a token.
+//! Authress's SDKs make before they trust such a token, as an issuer rule of the core.
+
+use std::sync::Arc;
 
 use reqwest::Url;
 
-use super::check_url;
+use crate::AuthenticatorBuilder;
 use crate::error::{ConfigError, ConfigErrorKind};
+use crate::keys::{IssuerKeys, IssuerRefusal, IssuerRule, Unmatched, check_url};
+
+/// The setting errors about service clients name.
+const SETTING: &str = "authress_service_clients";
+
+/// A service-client issuer (`<origin>/v1/clients/<id>`) on a host that is no configured
+/// Authress domain.
+const FOREIGN_ISSUER: IssuerRefusal = IssuerRefusal {
+    message: "Token issuer is not the configured Authress domain",
+    detail: "service-client token: the issuer's host is not the configured Authress domain",
+};
+
+/// A service-client token whose `sub` is not the client id of its issuer.
+const OTHER_SUBJECT: IssuerRefusal = IssuerRefusal {
+    message: "Token sub is not the service client of its issuer",
+    detail: "service-client token: sub is not the client id in the issuer's path",
+};
+
+/// A service-client token without `kid`.
+const NO_KID: IssuerRefusal = IssuerRefusal {
+    message: "Token has no kid",
+    detail: "service-client token: no kid in the header",
+};
 
 /// Accepts the tokens of every service client of one Authress account
 /// ([`authress_service_clients`](crate::AuthenticatorBuilder::authress_service_clients),
@@ -94,7 +119,7 @@ impl AuthressServiceClients {
         if !ok_account {
             return Err(ConfigError::new(
                 ConfigErrorKind::RemoteKeys,
-                "authress_service_clients",
+                SETTING,
                 "the Authress account id must be non-empty letters, digits, `-` or `_` (the `acc_...` id of the account)",
             ));
         }
@@ -117,7 +142,7 @@ impl AuthressServiceClients {
         let bad = |why: String| {
             ConfigError::new(
                 ConfigErrorKind::RemoteKeys,
-                "authress_service_clients",
+                SETTING,
                 format!("custom domain `{origin}` {why}"),
             )
         };
@@ -130,10 +155,89 @@ impl AuthressServiceClients {
     }
 }
 
+impl AuthenticatorBuilder {
+    /// Accepts the tokens of the service clients of an Authress account, the ones their
+    /// access keys mint (`PORTCULLIS_AUTHRESS_ACCOUNT`, `PORTCULLIS_AUTHRESS_DOMAIN`;
+    /// feature `jwks`): issuers `<domain>/v1/clients/*`, each client's keys from its own
+    /// key set through the issuer cache of [`issuer_pattern`](Self::issuer_pattern), and the
+    /// domain, `sub` and `kid` checks that [`AuthressServiceClients`](crate::AuthressServiceClients)
+    /// lists. Repeat it for several accounts or domains.
+    pub fn authress_service_clients(self, clients: AuthressServiceClients) -> Self {
+        let audience = clients.audience();
+        self.issuer_pattern_with(Arc::new(ServiceClients { clients, audience }))
+    }
+}
+
+/// The issuer rule of one account's service clients.
+#[derive(Debug)]
+struct ServiceClients {
+    clients: AuthressServiceClients,
+    /// `<account id>.accounts.authress.io`.
+    audience: String,
+}
+
+impl IssuerRule for ServiceClients {
+    fn setting(&self) -> &'static str {
+        SETTING
+    }
+
+    fn pattern(&self, allow_http: bool) -> Result<String, ConfigError> {
+        Ok(format!("{}/v1/clients/*", self.clients.origin(allow_http)?))
+    }
+
+    /// Where the Authress SDKs' verifiers read a service client's keys.
+    fn keys(&self, iss: &str) -> IssuerKeys {
+        let base = iss.trim_end_matches('/');
+        IssuerKeys::KeySet(format!("{base}/.well-known/openid-configuration/jwks"))
+    }
+
+    /// Service clients name their key; refused before any fetch.
+    fn check_header(&self, kid: Option<&str>) -> Result<(), IssuerRefusal> {
+        if kid.is_some() { Ok(()) } else { Err(NO_KID) }
+    }
+
+    /// Its `sub` is the client id of its issuer.
+    fn check_claims(&self, iss: &str, sub: Option<&str>) -> Result<(), IssuerRefusal> {
+        match service_client_shape(iss) {
+            Some((_, client)) if sub == Some(client) => Ok(()),
+            _ => Err(OTHER_SUBJECT),
+        }
+    }
+
+    /// Its `aud` is the account's (or a configured audience).
+    fn audience(&self) -> Option<&str> {
+        Some(&self.audience)
+    }
+
+    /// A service client signs its own tokens with its access key: whatever roles or
+    /// groups it writes into them are its own claim, never a grant. Its access comes
+    /// from the access records, by its `sub`.
+    fn reads_roles(&self) -> bool {
+        false
+    }
+
+    /// A service-client issuer on a host we were not told to trust.
+    fn unmatched(&self, iss: &str, origin: &str) -> Unmatched {
+        match service_client_shape(iss) {
+            Some((o, _)) if o == origin => Unmatched::Own,
+            Some(_) => Unmatched::Foreign(FOREIGN_ISSUER),
+            None => Unmatched::Unrelated,
+        }
+    }
+
+    fn messages(&self) -> &'static [&'static str] {
+        &[
+            FOREIGN_ISSUER.message,
+            OTHER_SUBJECT.message,
+            NO_KID.message,
+        ]
+    }
+}
+
 /// The origin and client id of an issuer of the service-client shape
 /// `<origin>/v1/clients/<client id>` (one non-empty segment, as the Authress SDKs'
 /// verifiers match it; one trailing `/` allowed, as issuer patterns allow it), or `None`.
-pub(super) fn service_client_shape(iss: &str) -> Option<(&str, &str)> {
+fn service_client_shape(iss: &str) -> Option<(&str, &str)> {
     let rest = iss
         .strip_prefix("https://")
         .or_else(|| iss.strip_prefix("http://"))?;
