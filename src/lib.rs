@@ -7,7 +7,7 @@
 //! method is allowed, and hands the verified [`Principal`] to your handlers.
 //!
 //! A framework-free core does the work: [`Authenticator::verify`] turns a token into a
-//! [`Principal`], and a [`Policy`] decides `(principal, request) -> Decision` with a
+//! [`Principal`], and a [`Policy`] decides `(principal, request) -> RouteDecision` with a
 //! reason. [`AuthLayer`] is a thin adapter over both. For resource permissions inside
 //! handlers, [`Authorizer::authorize_user`] answers `(subject, resource_uri, permission)`
 //! from access records held in process. Tokens can be revoked before their `exp`
@@ -265,7 +265,7 @@ pub use keys::JwksClient;
 #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 pub use keys::{JwksOptions, TenantOptions};
 pub use layer::{AuthBody, AuthLayer};
-pub use policy::{Decision, DecisionReason, Policy, PolicyBuilder, Refusal, Target, Unmatched};
+pub use policy::{Policy, PolicyBuilder, Refusal, RouteDecision, RouteReason, Target, Unmatched};
 pub use principal::{Principal, Strs};
 pub use signer::{SignError, Signer};
 

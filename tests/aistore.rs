@@ -15,8 +15,7 @@ use axum::routing::get;
 use http::{Method, Request};
 use portcullis::aistore::{Access, AclEntry, AisAuthz, AisClaims, AisDenied, Bucket, Namespace};
 use portcullis::{
-    AuthError, AuthLayer, AuthRejection, Authenticator, DecisionReason, Policy, Principal,
-    Unmatched,
+    AuthError, AuthLayer, AuthRejection, Authenticator, Policy, Principal, RouteReason, Unmatched,
 };
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -869,7 +868,7 @@ fn decisions_name_the_ais_rule() {
     assert!(d.is_allowed());
     assert_eq!(
         d.reason(),
-        &DecisionReason::Extension {
+        &RouteReason::Extension {
             family: "ais",
             index: 0,
             methods: "GET".into(),
@@ -879,7 +878,7 @@ fn decisions_name_the_ais_rule() {
     let d = policy.decide(&p, &policy.target(&Method::PUT, &path).unwrap());
     assert!(!d.is_allowed());
     match d.reason() {
-        DecisionReason::ExtensionDenied {
+        RouteReason::ExtensionDenied {
             family: "ais",
             index,
             refusal,
@@ -902,7 +901,7 @@ fn decisions_name_the_ais_rule() {
     let d = policy.decide(&principal(&t), &policy.target(&Method::GET, &path).unwrap());
     assert!(matches!(
         d.reason(),
-        DecisionReason::ExtensionDenied {
+        RouteReason::ExtensionDenied {
             family: "ais",
             refusal,
             ..

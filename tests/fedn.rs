@@ -537,7 +537,7 @@ fn fedn_grpc_preset_whitelists_control_methods() {
         assert!(t.is_public(), "{method}");
         assert_eq!(
             policy.decide_roles::<&str>(&[], &t).reason(),
-            &portcullis::DecisionReason::Public {
+            &portcullis::RouteReason::Public {
                 prefix: method.into()
             },
             "{method}"
@@ -549,7 +549,7 @@ fn fedn_grpc_preset_whitelists_control_methods() {
         .unwrap();
     assert_eq!(
         policy.decide_roles(&["client"], &t).reason(),
-        &portcullis::DecisionReason::Rule {
+        &portcullis::RouteReason::Rule {
             index: 0,
             methods: "gRPC".into(),
             pattern: "/fedn.Combiner/TaskStream".into(),
@@ -561,11 +561,11 @@ fn fedn_grpc_preset_whitelists_control_methods() {
         .unwrap();
     assert!(matches!(
         policy.decide_roles(&["client"], &t).reason(),
-        portcullis::DecisionReason::Rule { index: 6, .. }
+        portcullis::RouteReason::Rule { index: 6, .. }
     ));
     assert_eq!(
         policy.decide_roles(&["controller"], &t).reason(),
-        &portcullis::DecisionReason::MissingRole {
+        &portcullis::RouteReason::MissingRole {
             needs: vec!["client".into()]
         }
     );
@@ -575,7 +575,7 @@ fn fedn_grpc_preset_whitelists_control_methods() {
         .unwrap();
     assert_eq!(
         policy.decide_roles::<&str>(&[], &t).reason(),
-        &portcullis::DecisionReason::UnmatchedAuthenticated
+        &portcullis::RouteReason::UnmatchedAuthenticated
     );
     // A controller rule on a whitelisted method could never apply: refused, naming both.
     let err = portcullis::Policy::fedn()

@@ -7,7 +7,7 @@ mod common;
 use axum::Router;
 use http::Method;
 use portcullis::{
-    AuthLayer, Authenticator, Decision, DecisionReason, Policy, Principal, Unmatched,
+    AuthLayer, Authenticator, Policy, Principal, RouteDecision, RouteReason, Unmatched,
 };
 use serde_json::{Value, json};
 
@@ -56,7 +56,7 @@ fn principal(claims: &Value) -> Principal {
 }
 
 /// Decides `method path` for a caller holding `roles`.
-fn decide(policy: &Policy, method: &str, path: &str, roles: &[&str]) -> Decision {
+fn decide(policy: &Policy, method: &str, path: &str, roles: &[&str]) -> RouteDecision {
     let method = Method::from_bytes(method.as_bytes()).unwrap();
     let target = policy.target(&method, path).unwrap();
     policy.decide_roles(roles, &target)
@@ -107,7 +107,7 @@ async fn r3_public_prefix_matches_whole_segments() {
     assert!(d.is_allowed());
     assert_eq!(
         d.reason(),
-        &DecisionReason::Public {
+        &RouteReason::Public {
             prefix: "/internal".into()
         }
     );
@@ -130,29 +130,25 @@ fn path_patterns_param_star_and_tail() {
         .build()
         .unwrap();
     // (path, allowed for `reader`, reason when refused)
-    let table: &[(&str, bool, Option<DecisionReason>)] = &[
+    let table: &[(&str, bool, Option<RouteReason>)] = &[
         ("/items/5", true, None),
         ("/items/a%2Fb", true, None),
         ("/items/5/tags/red", true, None),
-        ("/items", false, Some(DecisionReason::UnmatchedDenied)),
-        ("/items/5/x", false, Some(DecisionReason::UnmatchedDenied)),
-        (
-            "/items/5/tags",
-            false,
-            Some(DecisionReason::UnmatchedDenied),
-        ),
+        ("/items", false, Some(RouteReason::UnmatchedDenied)),
+        ("/items/5/x", false, Some(RouteReason::UnmatchedDenied)),
+        ("/items/5/tags", false, Some(RouteReason::UnmatchedDenied)),
         ("/one/x", true, None),
-        ("/one", false, Some(DecisionReason::UnmatchedDenied)),
-        ("/one/x/y", false, Some(DecisionReason::UnmatchedDenied)),
+        ("/one", false, Some(RouteReason::UnmatchedDenied)),
+        ("/one/x/y", false, Some(RouteReason::UnmatchedDenied)),
         // `{*rest}` needs at least one segment (as in axum); `**` takes zero or more.
-        ("/files", false, Some(DecisionReason::UnmatchedDenied)),
-        ("/files/", false, Some(DecisionReason::UnmatchedDenied)),
+        ("/files", false, Some(RouteReason::UnmatchedDenied)),
+        ("/files/", false, Some(RouteReason::UnmatchedDenied)),
         ("/blobs", true, None),
         ("/files/a", true, None),
         ("/files/a/b/c", true, None),
-        ("/filesx/a", false, Some(DecisionReason::UnmatchedDenied)),
+        ("/filesx/a", false, Some(RouteReason::UnmatchedDenied)),
         ("/blobs/x/y/z", true, None),
-        ("/blobsx", false, Some(DecisionReason::UnmatchedDenied)),
+        ("/blobsx", false, Some(RouteReason::UnmatchedDenied)),
     ];
     for (path, allowed, reason) in table {
         let d = decide(&policy, "GET", path, &["reader"]);
@@ -168,7 +164,7 @@ fn path_patterns_param_star_and_tail() {
     let d = decide(&policy, "GET", "/files/a/b", &["reader"]);
     assert_eq!(
         d.reason(),
-        &DecisionReason::Rule {
+        &RouteReason::Rule {
             index: 2,
             methods: "GET".into(),
             pattern: "/files/{*rest}".into(),
@@ -233,11 +229,7 @@ fn methods_get_covers_head_and_post_only_does_not_open_get() {
         assert_eq!(d.is_allowed(), *allowed, "{method} {path}: {d}");
         if !allowed {
             // A rule for another method does not name this target.
-            assert_eq!(
-                d.reason(),
-                &DecisionReason::UnmatchedDenied,
-                "{method} {path}"
-            );
+            assert_eq!(d.reason(), &RouteReason::UnmatchedDenied, "{method} {path}");
         }
     }
 }
@@ -283,7 +275,7 @@ fn url_prefix_rules_match_with_and_without_it() {
         let d = decide(&policy, "POST", path, &["combiner"]);
         assert_eq!(
             d.reason(),
-            &DecisionReason::MissingRole {
+            &RouteReason::MissingRole {
                 needs: vec!["client".into()]
             },
             "{path}"
@@ -296,7 +288,7 @@ fn url_prefix_rules_match_with_and_without_it() {
         "/internalx/api/v1/clients/add",
         &["client"],
     );
-    assert_eq!(d.reason(), &DecisionReason::UnmatchedDenied);
+    assert_eq!(d.reason(), &RouteReason::UnmatchedDenied);
     // Public prefixes match under the URL prefix too.
     for path in ["/health", "/internal/health", "/internal/health/live"] {
         assert!(
@@ -424,7 +416,7 @@ async fn r4_encoded_slash_does_not_split_a_segment() {
     assert!(decide(&policy, "GET", "/files/a%2fb", &["u"]).is_allowed());
     assert_eq!(
         decide(&policy, "GET", "/x/a%2Fb", &["u"]).reason(),
-        &DecisionReason::UnmatchedDenied
+        &RouteReason::UnmatchedDenied
     );
     assert!(
         !policy
@@ -496,15 +488,15 @@ async fn r2_unmatched_deny_versus_authenticated() {
 
     let d = decide(&deny, "GET", "/unknown", &["client"]);
     assert!(!d.is_allowed());
-    assert_eq!(d.reason(), &DecisionReason::UnmatchedDenied);
+    assert_eq!(d.reason(), &RouteReason::UnmatchedDenied);
     let d = decide(&open, "GET", "/unknown", &["client"]);
     assert!(d.is_allowed());
-    assert_eq!(d.reason(), &DecisionReason::UnmatchedAuthenticated);
+    assert_eq!(d.reason(), &RouteReason::UnmatchedAuthenticated);
     // A named route still needs its role under `Authenticated`.
     let d = decide(&open, "GET", "/known", &["client"]);
     assert_eq!(
         d.reason(),
-        &DecisionReason::MissingRole {
+        &RouteReason::MissingRole {
             needs: vec!["admin".into()]
         }
     );
@@ -568,7 +560,7 @@ fn role_inheritance() {
     let d = decide(&inherited, "GET", "/c", &["admin"]);
     assert_eq!(
         d.reason(),
-        &DecisionReason::Rule {
+        &RouteReason::Rule {
             index: 0,
             methods: "GET".into(),
             pattern: "/c".into(),
@@ -579,7 +571,7 @@ fn role_inheritance() {
     let d = decide(&inherited, "GET", "/a", &["client"]);
     assert_eq!(
         d.reason(),
-        &DecisionReason::MissingRole {
+        &RouteReason::MissingRole {
             needs: vec!["admin".into()]
         }
     );
@@ -728,7 +720,7 @@ async fn required_claims() {
         if !allowed {
             assert_eq!(
                 d.reason(),
-                &DecisionReason::RequiredClaim { key: key.into() },
+                &RouteReason::RequiredClaim { key: key.into() },
                 "{case}"
             );
             assert_eq!(
@@ -767,7 +759,7 @@ fn decision_reasons_for_hit_and_miss() {
     let hit = decide(&policy, "POST", "/api/v1/clients/add", &["client"]);
     assert_eq!(
         hit.reason(),
-        &DecisionReason::Rule {
+        &RouteReason::Rule {
             index: 0,
             methods: "POST".into(),
             pattern: "/api/v1/clients/add".into(),
@@ -786,7 +778,7 @@ fn decision_reasons_for_hit_and_miss() {
     let miss = decide(&policy, "GET", "/api/v1/clients/", &["client"]);
     assert_eq!(
         miss.reason(),
-        &DecisionReason::MissingRole {
+        &RouteReason::MissingRole {
             needs: vec!["admin".into(), "ops".into()]
         }
     );
@@ -888,7 +880,7 @@ fn toml_full_example() {
     let mut c = claims("client");
     assert_eq!(
         policy.decide(&principal(&c), &target).reason(),
-        &DecisionReason::RequiredClaim {
+        &RouteReason::RequiredClaim {
             key: "tenant".into()
         }
     );
@@ -899,12 +891,12 @@ fn toml_full_example() {
     let open = Policy::from_toml_str("unmatched = \"authenticated\"\n").unwrap();
     assert_eq!(
         decide(&open, "GET", "/x", &[]).reason(),
-        &DecisionReason::UnmatchedAuthenticated
+        &RouteReason::UnmatchedAuthenticated
     );
     let empty = Policy::from_toml_str("").unwrap();
     assert_eq!(
         decide(&empty, "GET", "/x", &["admin"]).reason(),
-        &DecisionReason::UnmatchedDenied
+        &RouteReason::UnmatchedDenied
     );
 }
 
@@ -975,7 +967,7 @@ fn url_prefix_strips_public_prefixes_only_when_no_rule_names_it() {
         assert!(!target.is_public(), "{path}");
         assert_eq!(
             policy.decide_roles(&["client"], &target).reason(),
-            &DecisionReason::MissingRole {
+            &RouteReason::MissingRole {
                 needs: vec!["admin".into()]
             },
             "{path}"
@@ -1060,7 +1052,7 @@ fn shadowed_http_rule_is_refused_naming_both() {
         .unwrap();
     let d = decide(&policy, "POST", "/api/v1/clients/add", &["client"]);
     assert!(
-        matches!(d.reason(), DecisionReason::Rule { index: 1, .. }),
+        matches!(d.reason(), RouteReason::Rule { index: 1, .. }),
         "{d}"
     );
     // The same through a policy file.
@@ -1176,7 +1168,7 @@ fn reasons_follow_rule_order_across_tries() {
     let d = decide(&policy, "HEAD", "/a/b", &["v", "x"]);
     assert_eq!(
         d.reason(),
-        &DecisionReason::Rule {
+        &RouteReason::Rule {
             index: 1,
             methods: "GET".into(),
             pattern: "/a/{id}".into(),
@@ -1186,7 +1178,7 @@ fn reasons_follow_rule_order_across_tries() {
     let d = decide(&policy, "POST", "/a/b", &["root"]);
     assert_eq!(
         d.reason(),
-        &DecisionReason::Rule {
+        &RouteReason::Rule {
             index: 4,
             methods: "*".into(),
             pattern: "/a/b".into(),
@@ -1196,13 +1188,13 @@ fn reasons_follow_rule_order_across_tries() {
     let d = decide(&policy, "GET", "/a/b", &["nobody"]);
     assert_eq!(
         d.reason(),
-        &DecisionReason::MissingRole {
+        &RouteReason::MissingRole {
             needs: vec!["v".into(), "x".into(), "y".into(), "z".into()]
         }
     );
     let d = decide(&policy, "HEAD", "/a/b", &["x"]);
     assert!(
-        matches!(d.reason(), DecisionReason::Rule { index: 1, .. }),
+        matches!(d.reason(), RouteReason::Rule { index: 1, .. }),
         "{d}"
     );
 }
@@ -1376,7 +1368,7 @@ mod equivalence {
             &self,
             hits: Vec<(usize, String, String, Vec<&'static str>)>,
             roles: &[&str],
-        ) -> (bool, DecisionReason) {
+        ) -> (bool, RouteReason) {
             let mut needs = std::collections::BTreeSet::new();
             for (index, methods, pattern, rule_roles) in &hits {
                 let role = if rule_roles.contains(&"*") {
@@ -1388,7 +1380,7 @@ mod equivalence {
                 if let Some(role) = role {
                     return (
                         true,
-                        DecisionReason::Rule {
+                        RouteReason::Rule {
                             index: *index,
                             methods: methods.clone(),
                             pattern: pattern.clone(),
@@ -1401,19 +1393,19 @@ mod equivalence {
             match (hits.is_empty(), self.open) {
                 (false, _) => (
                     false,
-                    DecisionReason::MissingRole {
+                    RouteReason::MissingRole {
                         needs: needs.into_iter().collect(),
                     },
                 ),
-                (true, true) => (true, DecisionReason::UnmatchedAuthenticated),
-                (true, false) => (false, DecisionReason::UnmatchedDenied),
+                (true, true) => (true, RouteReason::UnmatchedAuthenticated),
+                (true, false) => (false, RouteReason::UnmatchedDenied),
             }
         }
 
-        fn decide_http(&self, method: &str, path: &str, roles: &[&str]) -> (bool, DecisionReason) {
+        fn decide_http(&self, method: &str, path: &str, roles: &[&str]) -> (bool, RouteReason) {
             let path = segs(path);
             if let Some(prefix) = self.public(&path) {
-                return (true, DecisionReason::Public { prefix });
+                return (true, RouteReason::Public { prefix });
             }
             let hits = self
                 .http
@@ -1425,7 +1417,7 @@ mod equivalence {
             self.decide(hits, roles)
         }
 
-        fn decide_grpc(&self, method: &str, roles: &[&str]) -> (bool, DecisionReason) {
+        fn decide_grpc(&self, method: &str, roles: &[&str]) -> (bool, RouteReason) {
             if let Some(p) = self
                 .public_grpc
                 .iter()
@@ -1433,7 +1425,7 @@ mod equivalence {
             {
                 return (
                     true,
-                    DecisionReason::Public {
+                    RouteReason::Public {
                         prefix: p.to_string(),
                     },
                 );
@@ -1607,7 +1599,7 @@ mod equivalence {
                 let (allowed, reason) = model.decide_http(method, path, roles);
                 prop_assert_eq!(d.reason(), &reason, "{} {} as {:?}, {:?}", method, path, roles, model);
                 prop_assert_eq!(d.is_allowed(), allowed);
-                prop_assert_eq!(target.is_public(), matches!(reason, DecisionReason::Public { .. }));
+                prop_assert_eq!(target.is_public(), matches!(reason, RouteReason::Public { .. }));
                 // The layer's path agrees with the decision.
                 if !target.is_public() {
                     let p = principal_with(roles);

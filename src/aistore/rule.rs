@@ -78,7 +78,7 @@ impl PolicyBuilder {
     /// AIStore access one of the AIStore rules for it requires; the unmatched default
     /// no longer applies to it. When nothing lets the caller through and an AIStore rule
     /// names the target, the decision's reason is that rule's refusal
-    /// ([`DecisionReason::ExtensionDenied`](crate::DecisionReason::ExtensionDenied) with
+    /// ([`RouteReason::ExtensionDenied`](crate::RouteReason::ExtensionDenied) with
     /// the family `ais`, whose [`Refusal::detail`](crate::Refusal::detail) is the
     /// [`AisDenied`]), answered 403.
     ///

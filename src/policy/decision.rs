@@ -19,7 +19,7 @@ pub enum Unmatched {
 /// Why a request was allowed or refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum DecisionReason {
+pub enum RouteReason {
     /// A public prefix covers the route.
     Public {
         /// The prefix as configured.
@@ -77,7 +77,7 @@ pub enum DecisionReason {
     },
 }
 
-impl fmt::Display for DecisionReason {
+impl fmt::Display for RouteReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Public { prefix } => write!(f, "public prefix `{prefix}`"),
@@ -125,20 +125,20 @@ impl fmt::Display for DecisionReason {
 
 /// The outcome of a policy check, with its reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
+pub struct RouteDecision {
     pub(super) allowed: bool,
-    pub(super) reason: DecisionReason,
+    pub(super) reason: RouteReason,
 }
 
-impl Decision {
-    pub(super) fn allow(reason: DecisionReason) -> Self {
+impl RouteDecision {
+    pub(super) fn allow(reason: RouteReason) -> Self {
         Self {
             allowed: true,
             reason,
         }
     }
 
-    pub(super) fn deny(reason: DecisionReason) -> Self {
+    pub(super) fn deny(reason: RouteReason) -> Self {
         Self {
             allowed: false,
             reason,
@@ -151,17 +151,17 @@ impl Decision {
     }
 
     /// Which rule allowed it, or why nothing did.
-    pub fn reason(&self) -> &DecisionReason {
+    pub fn reason(&self) -> &RouteReason {
         &self.reason
     }
 
     /// The decision as a result: a refusal becomes a 403 [`AuthError`].
-    pub fn into_result(self) -> Result<DecisionReason, AuthError> {
+    pub fn into_result(self) -> Result<RouteReason, AuthError> {
         if self.allowed {
             Ok(self.reason)
         } else {
             Err(match &self.reason {
-                DecisionReason::RequiredClaim { key } => AuthError::new(
+                RouteReason::RequiredClaim { key } => AuthError::new(
                     crate::AuthErrorKind::Forbidden,
                     Reason::RequiredClaim(key.clone()),
                 ),
@@ -171,7 +171,7 @@ impl Decision {
     }
 }
 
-impl fmt::Display for Decision {
+impl fmt::Display for RouteDecision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,

@@ -2,7 +2,7 @@
 //!
 //! A [`Policy`] maps roles to (methods, path pattern) pairs, lists public prefixes that
 //! skip authentication, names required claims, and says what happens to a route no rule
-//! names. Every [`Decision`] carries its reason.
+//! names. Every [`RouteDecision`] carries its reason.
 //!
 //! Patterns: exact segments, `{name}` or `*` for one segment, `{*rest}` or `**` for the
 //! tail. Matching works on the raw path split at `/` (a `%2F` stays inside its segment);
@@ -70,7 +70,7 @@ use http::Method;
 use crate::error::{AuthError, ConfigError, ConfigErrorKind, Reason};
 use crate::principal::{ClaimPath, Principal};
 pub use builder::PolicyBuilder;
-pub use decision::{Decision, DecisionReason, Unmatched};
+pub use decision::{RouteDecision, RouteReason, Unmatched};
 pub use extension::Refusal;
 #[allow(unused_imports)]
 pub(crate) use extension::{RouteCheck, RouteRequest, RouteRule, RouteShape, RuleFamily};
@@ -342,12 +342,12 @@ impl Policy {
 
     /// Decides for a verified caller: public targets pass, then every required claim
     /// must hold, then the rules decide from the caller's roles.
-    pub fn decide(&self, principal: &Principal, target: &Target<'_>) -> Decision {
+    pub fn decide(&self, principal: &Principal, target: &Target<'_>) -> RouteDecision {
         if let Some(d) = public_decision(target) {
             return d;
         }
         if let Some(key) = self.failed_claim(principal) {
-            return Decision::deny(DecisionReason::RequiredClaim {
+            return RouteDecision::deny(RouteReason::RequiredClaim {
                 key: key.to_owned(),
             });
         }
@@ -362,7 +362,7 @@ impl Policy {
     /// A target that rules name is allowed by the first of them (as written) that one of
     /// `roles` satisfies, and the reason names that rule and the first such role in
     /// `roles`; when none does, the reason lists every role those rules name, sorted.
-    pub fn decide_roles<S: AsRef<str>>(&self, roles: &[S], target: &Target<'_>) -> Decision {
+    pub fn decide_roles<S: AsRef<str>>(&self, roles: &[S], target: &Target<'_>) -> RouteDecision {
         self.explain(roles.iter().map(AsRef::as_ref), target)
     }
 
@@ -425,7 +425,7 @@ impl Policy {
     pub fn check_required_claims(&self, principal: &Principal) -> Result<(), AuthError> {
         match self.failed_claim(principal) {
             None => Ok(()),
-            Some(key) => Decision::deny(DecisionReason::RequiredClaim {
+            Some(key) => RouteDecision::deny(RouteReason::RequiredClaim {
                 key: key.to_owned(),
             })
             .into_result()
@@ -543,9 +543,9 @@ impl Policy {
         &self,
         principal: &Principal,
         target: &Target<'_>,
-        decision: &Decision,
-    ) -> Option<Decision> {
-        if decision.is_allowed() && decision.reason != DecisionReason::UnmatchedAuthenticated {
+        decision: &RouteDecision,
+    ) -> Option<RouteDecision> {
+        if decision.is_allowed() && decision.reason != RouteReason::UnmatchedAuthenticated {
             return None;
         }
         let describe = |i: usize| {
@@ -557,7 +557,7 @@ impl Policy {
             extension::Verdict::Unnamed => None,
             extension::Verdict::Allowed(i) => {
                 let (family, index, methods, pattern) = describe(i);
-                Some(Decision::allow(DecisionReason::Extension {
+                Some(RouteDecision::allow(RouteReason::Extension {
                     family,
                     index,
                     methods,
@@ -566,7 +566,7 @@ impl Policy {
             }
             extension::Verdict::Denied(i, refusal) => {
                 let (family, index, methods, pattern) = describe(i);
-                Some(Decision::deny(DecisionReason::ExtensionDenied {
+                Some(RouteDecision::deny(RouteReason::ExtensionDenied {
                     family,
                     index,
                     methods,
@@ -582,7 +582,7 @@ impl Policy {
         &self,
         roles: impl IntoIterator<Item = &'r str>,
         target: &Target<'_>,
-    ) -> Decision {
+    ) -> RouteDecision {
         if let Some(d) = public_decision(target) {
             return d;
         }
@@ -615,7 +615,7 @@ impl Policy {
             };
             if let Some(role) = role {
                 let (methods, pattern) = rule.describe(target.is_grpc());
-                return Decision::allow(DecisionReason::Rule {
+                return RouteDecision::allow(RouteReason::Rule {
                     index: id as usize,
                     methods,
                     pattern,
@@ -628,21 +628,21 @@ impl Policy {
             (false, _) => {
                 needs.sort_unstable();
                 needs.dedup();
-                Decision::deny(DecisionReason::MissingRole {
+                RouteDecision::deny(RouteReason::MissingRole {
                     needs: needs.into_iter().map(str::to_owned).collect(),
                 })
             }
             (true, Unmatched::Authenticated) => {
-                Decision::allow(DecisionReason::UnmatchedAuthenticated)
+                RouteDecision::allow(RouteReason::UnmatchedAuthenticated)
             }
-            (true, Unmatched::Deny) => Decision::deny(DecisionReason::UnmatchedDenied),
+            (true, Unmatched::Deny) => RouteDecision::deny(RouteReason::UnmatchedDenied),
         }
     }
 }
 
-fn public_decision(target: &Target<'_>) -> Option<Decision> {
+fn public_decision(target: &Target<'_>) -> Option<RouteDecision> {
     target.public.as_ref().map(|prefix| {
-        Decision::allow(DecisionReason::Public {
+        RouteDecision::allow(RouteReason::Public {
             prefix: prefix.to_string(),
         })
     })
