@@ -53,7 +53,7 @@ pub struct Subject<'a> {
     pub(super) issuer: Option<&'a str>,
     pub(super) groups: Vec<&'a str>,
     pub(super) roles: Vec<&'a str>,
-    /// Set by an [`Authorizer`] bound to an authenticator of several issuers.
+    /// Set by an [`Authorizer`](crate::Authorizer) bound to an authenticator of several issuers.
     pub(super) several_issuers: bool,
 }
 
@@ -264,7 +264,7 @@ impl fmt::Display for AccessReason {
     }
 }
 
-/// The answer of [`Authorizer::authorize_user`]: allowed or denied, with the reason.
+/// The answer of [`Authorizer::authorize_user`](crate::Authorizer::authorize_user): allowed or denied, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessDecision {
     pub(super) reason: AccessReason,
@@ -312,7 +312,7 @@ impl fmt::Display for AccessDecision {
     }
 }
 
-/// Everything a subject may do ([`Authorizer::list`]): its grants, the roles they come
+/// Everything a subject may do ([`Authorizer::list`](crate::Authorizer::list)): its grants, the roles they come
 /// from, and its effective groups, as Kamiwaza's `read_own_permissions` lists rights,
 /// roles and groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
