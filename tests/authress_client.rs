@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis::client::{AuthressAccessKey, AuthressServiceClient, TokenProvider};
+use portcullis::client::{AuthressAccessKey, AuthressClientVerifier, TokenProvider};
 use portcullis::{AuthErrorKind, Authenticator};
 use serde_json::Value;
 
@@ -28,7 +28,7 @@ fn segment(token: &str, i: usize) -> Value {
 }
 
 fn verifier(jwk: &str, custom_domain: Option<&str>, now: u64) -> Authenticator {
-    let mut client = AuthressServiceClient::new("acc-portcullis", "sc_portcullis-test");
+    let mut client = AuthressClientVerifier::new("acc-portcullis", "sc_portcullis-test");
     if let Some(d) = custom_domain {
         client = client.custom_domain(d);
     }
@@ -232,7 +232,7 @@ async fn source_reuses_a_token_until_an_hour_before_expiry() {
 
 #[test]
 fn a_jwk_that_is_not_a_key_fails_at_build() {
-    let client = AuthressServiceClient::new("acc-portcullis", "sc_portcullis-test");
+    let client = AuthressClientVerifier::new("acc-portcullis", "sc_portcullis-test");
     assert!(
         client
             .authenticator(r#"{"kty":"OKP","crv":"Ed25519","x":"AAAA"}"#)

@@ -224,9 +224,9 @@ impl AuthressAccessKey {
 
     /// An authenticator builder that verifies this key's tokens: its public key, issuer
     /// and audience. For development and tests, where the access key is at hand; in
-    /// production give the server only the public JWK ([`AuthressServiceClient`]).
+    /// production give the server only the public JWK ([`AuthressClientVerifier`]).
     pub fn verifier(&self) -> AuthenticatorBuilder {
-        AuthressServiceClient::new(&self.account_id, &self.client_id)
+        AuthressClientVerifier::new(&self.account_id, &self.client_id)
             .with_custom_domain(self.custom_domain.clone())
             .authenticator(&self.public_jwk())
     }
@@ -254,26 +254,26 @@ impl Refresh for AuthressAccessKey {
 /// public key.
 ///
 /// ```
-/// use portcullis::client::{AuthressAccessKey, AuthressServiceClient};
+/// use portcullis::client::{AuthressAccessKey, AuthressClientVerifier};
 ///
 /// let key = AuthressAccessKey::parse(
 ///     "sc_1.kid1.acc1.MC4CAQAwBQYDK2VwBCIEIE99LFw2c3DCiYwrY/Qkg1nIDiagoHtdCwb88RxarVYA",
 /// )?;
 /// let jwk = key.public_jwk(); // in production: the JWK Authress serves for the key
-/// let auth = AuthressServiceClient::new("acc1", "sc_1").authenticator(&jwk).clock(|| 1_700_000_000).build()?;
+/// let auth = AuthressClientVerifier::new("acc1", "sc_1").authenticator(&jwk).clock(|| 1_700_000_000).build()?;
 /// assert!(auth.verify(&key.mint(1_700_000_000)?).is_ok());
-/// let other = AuthressServiceClient::new("acc1", "sc_2").authenticator(&jwk).clock(|| 1_700_000_000).build()?;
+/// let other = AuthressClientVerifier::new("acc1", "sc_2").authenticator(&jwk).clock(|| 1_700_000_000).build()?;
 /// assert!(other.verify(&key.mint(1_700_000_000)?).is_err()); // another client's issuer
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct AuthressServiceClient {
+pub struct AuthressClientVerifier {
     account_id: String,
     client_id: String,
     custom_domain: Option<String>,
 }
 
-impl AuthressServiceClient {
+impl AuthressClientVerifier {
     /// The service client `client_id` of the Authress account `account_id`.
     pub fn new(account_id: impl Into<String>, client_id: impl Into<String>) -> Self {
         Self {

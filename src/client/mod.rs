@@ -19,7 +19,7 @@
 //! - Attach: [`TokenLayer`] adds `Authorization: <scheme> <token>` to hyper, axum,
 //!   reqwest-style and tonic requests, and on a 401 `Token expired` (or gRPC
 //!   `UNAUTHENTICATED` `Token expired`) renews the token and retries once.
-//! - Verify Authress service-client tokens on the server: [`AuthressServiceClient`].
+//! - Verify Authress service-client tokens on the server: [`AuthressClientVerifier`].
 //!
 //! Every type holding a token or a key prints `<redacted>` in `Debug`; nothing here logs
 //! a token. Failed refreshes are logged at WARN under the target `portcullis::client`,
@@ -59,7 +59,7 @@ mod provider;
 mod refresh;
 mod token;
 
-pub use authress::{AuthressAccessKey, AuthressServiceClient};
+pub use authress::{AuthressAccessKey, AuthressClientVerifier};
 pub use body::{ReplayBody, ResponseBody};
 pub use endpoint::{FednRefresh, OAuth2};
 pub use environment::{DotEnv, EnvVar, Environment, TokenFile};
