@@ -229,7 +229,10 @@ fn rejection(layer: &AuthLayer, err: AuthError) -> Response<Full<Bytes>> {
 
 /// The layer's body as bytes: the inner service's, or a rejection's.
 fn flatten(body: AuthBody<Full<Bytes>>) -> Full<Bytes> {
-    body.into_inner().unwrap_or_else(Full::new)
+    match body.into_inner() {
+        Ok(inner) => inner,
+        Err(rejection) => Full::new(rejection),
+    }
 }
 
 /// The service behind the layer: it sees only requests the layer let through, and
