@@ -44,6 +44,14 @@ impl<B> AuthBody<B> {
         }
     }
 
+    /// The inner service's body (`Ok`), or a rejection's bytes (`Err`).
+    pub(crate) fn into_inner(self) -> Result<B, Bytes> {
+        match self.kind {
+            Kind::Inner { body } => Ok(body),
+            Kind::Full { data } => Err(data.unwrap_or_default()),
+        }
+    }
+
     pub(crate) fn full(data: Bytes) -> Self {
         Self {
             kind: Kind::Full { data: Some(data) },

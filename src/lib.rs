@@ -148,6 +148,7 @@
 //! | `portcullis::layer` | TRACE | every allowed request (method, path, `grpc`) |
 //! | `portcullis::layer` | DEBUG | every rejected request (method, path, status, reason), and route requirements that refuse |
 //! | `portcullis::extract` | DEBUG | extractor refusals (`Principal` on a public route, `Claims<T>` that do not fit, naming the field) |
+//! | `portcullis::forward` | DEBUG / WARN | forward-auth refusals by the access records, identity values left out; a proxy that sent no original method or URI |
 //! | `portcullis::authz` | DEBUG | `Authz::require` refusals (permission and reason) |
 //! | `portcullis::aistore` | DEBUG | `AisAuthz::require` refusals (access and reason) |
 //! | `portcullis::keys::remote::*` | DEBUG / WARN | key sets loaded; fetch failures (once per outage for runtime problems) |
@@ -211,6 +212,7 @@ mod config;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
+pub mod forward;
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod grpc;

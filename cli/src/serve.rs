@@ -13,10 +13,11 @@ use axum::extract::State;
 use axum::routing::{any, get, post};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use portcullis::forward::ForwardAuth;
 
 use crate::admin::{Admin, Store};
 use crate::config::{KeyFlags, Overrides, PolicyFlag};
-use crate::forward::{Forward, Proxy, Settings, identity_header};
+use crate::forward::{Proxy, identity_header};
 use crate::{Fail, Report};
 
 const AFTER: &str = "\
@@ -161,7 +162,7 @@ pub(crate) struct Args {
 
 /// What the handlers share.
 struct App {
-    forward: Forward,
+    forward: ForwardAuth,
     ready: AtomicBool,
     metrics: PrometheusHandle,
     proxy: Proxy,
@@ -192,7 +193,7 @@ fn count_answer(proxy: Proxy, status: StatusCode) {
 async fn auth(State(app): State<Arc<App>>, headers: HeaderMap) -> Response<Body> {
     let res = app.forward.decide(&headers).await;
     count_answer(app.proxy, res.status());
-    res
+    res.map(Body::new)
 }
 
 async fn healthz() -> &'static str {
@@ -297,18 +298,22 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
     // Reloaded on change; the watch runs as long as `_watch` lives.
     let (records, _watch) =
         crate::check::watched_records(args.records.as_ref(), layer.authenticator())?.unzip();
-    let claims = args
+    let mut forward = ForwardAuth::new(layer.clone(), args.proxy.kind());
+    for text in args
         .identity_headers
         .iter()
         .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            identity_header(s).map_err(|e| {
-                Fail::usage(format!(
-                    "--identity-header (PORTCULLIS_IDENTITY_HEADERS) {e}"
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    {
+        let usage = |e: String| {
+            Fail::usage(format!(
+                "--identity-header (PORTCULLIS_IDENTITY_HEADERS) {e}"
+            ))
+        };
+        let (claim, header) = identity_header(text).map_err(usage)?;
+        forward = forward
+            .identity_header(claim, header)
+            .map_err(|e| usage(format!("`{text}`: {}", e.message())))?;
+    }
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| Fail::usage(format!("cannot install the metrics recorder: {e}")))?;
@@ -330,14 +335,9 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         .clone()
         .map(|r| crate::authress::routes(layer.clone(), policy.clone(), r, &args.authress))
         .transpose()?;
-    let forward = Forward::new(
-        layer.clone(),
-        Settings {
-            proxy: args.proxy,
-            records,
-            claims,
-        },
-    );
+    if let Some(records) = records {
+        forward = forward.records(records);
+    }
     let admin = Admin {
         layer,
         auth: authenticator.clone(),

@@ -104,6 +104,9 @@ pub enum ConfigErrorKind {
     /// Access records for `authorize_user`: roles, groups, records, statements, their
     /// permissions and resources, and record files.
     Records,
+    /// The forward-auth decision ([`forward::ForwardAuth`](crate::forward::ForwardAuth)):
+    /// an identity header without a claim, or naming a header that cannot carry one.
+    Forward,
     /// The key of a `Signer`: a private key that does not parse, or a secret given
     /// where a private key is needed.
     SigningKey,

@@ -1,0 +1,634 @@
+//! Forward auth: a proxy's subrequest decided by the same [`AuthLayer`] a Rust service
+//! uses, and answered in the form the proxy understands.
+//!
+//! A proxy in front of a service (nginx `auth_request`, Caddy `forward_auth`, Traefik
+//! `forwardAuth`) asks before it passes a request on: it sends the client's headers and
+//! describes the original request in headers of its own. [`ForwardAuth::decide`] reads
+//! that description ([`ProxyKind`] says which headers), runs the original request through
+//! the layer (token, policy, revocation, rejection hook: everything the layer does), then
+//! through the access records when [configured](ForwardAuth::records), and answers:
+//!
+//! - allowed: 200 with [`X-Auth-Subject`](SUBJECT_HEADER), [`X-Auth-Roles`](ROLES_HEADER)
+//!   and every [identity header](ForwardAuth::identity_header), always present, empty
+//!   when there is nothing to say (a public route, a claim the token lacks);
+//! - refused: the layer's own answer (401 with the challenge, 403, 503), which the proxy
+//!   passes back to the client;
+//! - a proxy that left out the method or URI header: 500 (its configuration is wrong);
+//!   a method or URI that cannot be read, or sent twice: 400 (401 for nginx, whose
+//!   `auth_request` turns any status but 2xx, 401 and 403 into a 500; the challenge
+//!   still says `error="invalid_request"`).
+//!
+//! Identity values reach the upstream as exactly what the token says, or not at all: a
+//! value with whitespace at either end or a control character is left out, never trimmed
+//! (`" root "` is not `root`); a role or array-claim item that is empty or holds a comma
+//! or `"` is left out of its list, so a value can never pose as two or as another.
+//!
+//! ```
+//! use http::{HeaderMap, StatusCode};
+//! use portcullis::forward::{ForwardAuth, ProxyKind};
+//! use portcullis::{Algorithm, AuthLayer, Authenticator, Policy, Signer};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let secret = "0123456789abcdef0123456789abcdef";
+//! let layer = AuthLayer::new(
+//!     Authenticator::builder().hmac_secret(secret).build()?,
+//!     Policy::builder().allow("GET", "/reports/{id}", ["reader"]).build()?,
+//! );
+//! let forward = ForwardAuth::new(layer, ProxyKind::Nginx)
+//!     .identity_header("tenant", http::HeaderName::from_static("x-auth-tenant"))?;
+//!
+//! // What nginx sends to the `auth_request` location: the client's headers, and the
+//! // original method and URI as its configuration sets them.
+//! let token = Signer::hmac(Algorithm::HS256, secret)?.sign(&serde_json::json!({
+//!     "sub": "ada", "role": ["reader", "bad,role"], "tenant": "acme", "exp": 4_000_000_000u64,
+//! }))?;
+//! let mut headers = HeaderMap::new();
+//! headers.insert("authorization", format!("Bearer {token}").parse()?);
+//! headers.insert("x-original-method", "GET".parse()?);
+//! headers.insert("x-original-uri", "/reports/7?page=2".parse()?);
+//!
+//! let res = forward.decide(&headers).await;
+//! assert_eq!(res.status(), StatusCode::OK);
+//! assert_eq!(res.headers()["x-auth-subject"], "ada");
+//! assert_eq!(res.headers()["x-auth-roles"], "reader"); // `bad,role` cannot be a list item
+//! assert_eq!(res.headers()["x-auth-tenant"], "acme");
+//!
+//! // Another route: the layer's own 403.
+//! headers.insert("x-original-uri", "/admin".parse()?);
+//! let res = forward.decide(&headers).await;
+//! assert_eq!(res.status(), StatusCode::FORBIDDEN);
+//! assert!(res.headers()["www-authenticate"].to_str()?.contains("insufficient_scope"));
+//!
+//! // No token: 401 with the challenge; a URI nginx could not have sent: 401 for nginx.
+//! headers.remove("authorization");
+//! headers.insert("x-original-uri", "/reports/7".parse()?);
+//! assert_eq!(forward.decide(&headers).await.status(), StatusCode::UNAUTHORIZED);
+//! headers.insert("x-original-uri", "reports".parse()?);
+//! assert_eq!(forward.decide(&headers).await.status(), StatusCode::UNAUTHORIZED);
+//!
+//! // A proxy configuration that does not set the URI header: 500.
+//! headers.remove("x-original-uri");
+//! assert_eq!(forward.decide(&headers).await.status(), StatusCode::INTERNAL_SERVER_ERROR);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # });
+//! ```
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::{Ready, poll_fn, ready};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::Full;
+use serde_json::Value;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::access::Authorizer;
+use crate::error::{AuthError, ConfigError, ConfigErrorKind};
+use crate::layer::{Auth, AuthBody, AuthLayer};
+use crate::principal::Principal;
+
+/// `X-Auth-Subject`: the `sub` of an allowed request's token (empty when there is none,
+/// or when it cannot be a header value as it is).
+pub const SUBJECT_HEADER: HeaderName = HeaderName::from_static("x-auth-subject");
+
+/// `X-Auth-Roles`: the roles of an allowed request's token, comma-separated.
+pub const ROLES_HEADER: HeaderName = HeaderName::from_static("x-auth-roles");
+
+/// Headers an [identity header](ForwardAuth::identity_header) may not name.
+const RESERVED: [&str; 10] = [
+    "authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "www-authenticate",
+    "x-auth-subject",
+    "x-auth-roles",
+];
+
+/// The proxy that asks, which decides the headers read and the answers given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProxyKind {
+    /// nginx `auth_request`: `X-Original-Method` and `X-Original-URI` (the configuration
+    /// sets them); a 400 is answered as 401, because nginx turns any status but 2xx, 401
+    /// and 403 into a 500.
+    Nginx,
+    /// Caddy `forward_auth`: `X-Forwarded-Method` and `X-Forwarded-Uri`.
+    Caddy,
+    /// Traefik `forwardAuth`: `X-Forwarded-Method` and `X-Forwarded-Uri`.
+    Traefik,
+}
+
+impl ProxyKind {
+    /// The proxy's name in lower case: `nginx`, `caddy`, `traefik` (for logs and metric
+    /// labels).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Nginx => "nginx",
+            Self::Caddy => "caddy",
+            Self::Traefik => "traefik",
+        }
+    }
+
+    /// The header that carries the original method. Only this proxy's pair is read: the
+    /// other family may come from the client and is ignored.
+    pub fn method_header(self) -> HeaderName {
+        HeaderName::from_static(self.headers().0)
+    }
+
+    /// The header that carries the original URI (path and query).
+    pub fn uri_header(self) -> HeaderName {
+        HeaderName::from_static(self.headers().1)
+    }
+
+    fn headers(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Nginx => ("x-original-method", "x-original-uri"),
+            Self::Caddy | Self::Traefik => ("x-forwarded-method", "x-forwarded-uri"),
+        }
+    }
+}
+
+impl fmt::Display for ProxyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Whether `s` reaches the upstream as exactly itself: no control character (a tab is the
+/// one a header value may carry) and no whitespace at either end, which a reader that
+/// trims (RFC 9110 list parsing, `str.strip()`, `String.trim()`) would drop and so read
+/// another value: `" root "` as `root`. Unicode spaces count, and U+FEFF, which
+/// JavaScript's `trim()` removes.
+fn exact(s: &str) -> bool {
+    let edge = |c: char| c.is_whitespace() || c == '\u{feff}';
+    !s.starts_with(edge) && !s.ends_with(edge) && !s.chars().any(char::is_control)
+}
+
+/// Whether `s` can be one item of a comma-separated header value: [`exact`], not empty,
+/// no comma (else it would read as several items) and no `"` (an RFC 9110 list reader
+/// unquotes a quoted-string: `"admin"` reads as `admin`, and a quote opened in one item
+/// and closed in the next joins them).
+fn list_item(s: &str) -> bool {
+    !s.is_empty() && !s.contains([',', '"']) && exact(s)
+}
+
+/// A claim as one header value: strings as they are, numbers and booleans as JSON,
+/// arrays as comma-separated items, objects as compact JSON. `None` when it cannot be a
+/// header value or is not [`exact`]. An array item that is not a [`list_item`] is left
+/// out, so a value can never pose as two or as another.
+fn claim_value(v: &Value, header: &HeaderName) -> Option<HeaderValue> {
+    let text = match v {
+        Value::String(s) if exact(s) => s.clone(),
+        Value::String(_) | Value::Null => return None,
+        Value::Array(items) => {
+            let kept: Vec<String> = items
+                .iter()
+                .filter_map(|i| match i {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(_) | Value::Bool(_) => Some(i.to_string()),
+                    _ => None,
+                })
+                .filter(|s| list_item(s))
+                .collect();
+            if kept.len() < items.len() {
+                tracing::debug!(
+                    header = %header,
+                    left_out = items.len() - kept.len(),
+                    "forward-auth: claim items that cannot be list items left out"
+                );
+            }
+            kept.join(",")
+        }
+        other => other.to_string(),
+    };
+    HeaderValue::from_str(&text).ok()
+}
+
+/// The permission an HTTP method asks of the access records: its name, and `GET` for
+/// `HEAD` (a GET rule also covers HEAD).
+fn method_permission(method: &Method) -> &str {
+    if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    }
+}
+
+/// The layer's answer for `err`, with a body of bytes.
+fn rejection(layer: &AuthLayer, err: AuthError) -> Response<Full<Bytes>> {
+    layer.rejection::<Full<Bytes>>(err).map(flatten)
+}
+
+/// The layer's body as bytes: the inner service's, or a rejection's.
+fn flatten(body: AuthBody<Full<Bytes>>) -> Full<Bytes> {
+    match body.into_inner() {
+        Ok(inner) => inner,
+        Err(rejection) => Full::new(rejection),
+    }
+}
+
+/// The service behind the layer: it sees only requests the layer let through, and
+/// answers them with the identity headers (after the access records, when configured).
+#[derive(Clone)]
+struct Identity {
+    layer: AuthLayer,
+    records: Option<Authorizer>,
+    claims: Arc<Vec<(String, HeaderName)>>,
+}
+
+impl Identity {
+    fn answer(&self, req: &Request<()>) -> Response<Full<Bytes>> {
+        let Some(p) = req.extensions().get::<Principal>() else {
+            // Public: nothing verified, so every identity header is empty.
+            return self.empty_identity();
+        };
+        if let Some(authz) = &self.records {
+            let permission = method_permission(req.method());
+            let decision = authz.authorize_user(p, req.uri().path(), permission);
+            if let Err(e) = decision.into_result() {
+                tracing::debug!(error = %e, "forward-auth: access records refused the request");
+                return rejection(&self.layer, e);
+            }
+        }
+        let mut res = self.empty_identity();
+        let h = res.headers_mut();
+        if let Some(sub) = p.subject() {
+            // Left empty rather than trimmed: `" root "` is not `root`.
+            match HeaderValue::from_str(sub) {
+                Ok(v) if exact(sub) => {
+                    h.insert(SUBJECT_HEADER, v);
+                }
+                _ => tracing::warn!(
+                    "forward-auth: `sub` cannot be a header value as it is (a character a \
+                     header cannot carry, or whitespace at an end); X-Auth-Subject left empty"
+                ),
+            }
+        }
+        // A role that is empty, holds a comma or `"`, whitespace at an end or a character a
+        // header cannot carry is left out: it could otherwise read as other roles upstream.
+        let mut left_out = 0usize;
+        let roles: Vec<&str> = p
+            .roles()
+            .filter(|r| {
+                let keep = list_item(r) && HeaderValue::from_str(r).is_ok();
+                left_out += usize::from(!keep);
+                keep
+            })
+            .collect();
+        if left_out > 0 {
+            tracing::debug!(
+                left_out,
+                "forward-auth: roles that cannot be list items left out of X-Auth-Roles"
+            );
+        }
+        if let Ok(v) = HeaderValue::from_str(&roles.join(",")) {
+            h.insert(ROLES_HEADER, v);
+        }
+        for (claim, name) in self.claims.iter() {
+            match p.claim(claim).and_then(|v| claim_value(v, name)) {
+                Some(v) => {
+                    h.insert(name.clone(), v);
+                }
+                None if p.claim(claim).is_some() => {
+                    tracing::warn!(
+                        header = %name,
+                        "forward-auth: the claim cannot be a header value as it is (a character \
+                         a header cannot carry, or whitespace at an end); header left empty"
+                    );
+                }
+                None => {}
+            }
+        }
+        res
+    }
+
+    /// A 200 with every identity header present and empty: a proxy that copies headers
+    /// then overwrites the client's with nothing (Caddy 2.6 would otherwise pass its own
+    /// placeholder text upstream for a header the answer lacks).
+    fn empty_identity(&self) -> Response<Full<Bytes>> {
+        let mut res = Response::new(Full::default());
+        let h = res.headers_mut();
+        let empty = HeaderValue::from_static("");
+        h.insert(SUBJECT_HEADER, empty.clone());
+        h.insert(ROLES_HEADER, empty.clone());
+        for (_, name) in self.claims.iter() {
+            h.insert(name.clone(), empty.clone());
+        }
+        res
+    }
+}
+
+impl Service<Request<()>> for Identity {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<Full<Bytes>>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<()>) -> Self::Future {
+        ready(Ok(self.answer(&req)))
+    }
+}
+
+/// Why the proxy's request could not be read.
+enum Bad {
+    /// The proxy did not send a header its configuration must set.
+    Missing(&'static str),
+    /// A value that cannot be a method or URI, or sent twice.
+    Invalid,
+}
+
+/// The one value of `name`.
+fn one<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h HeaderValue, Bad> {
+    let mut all = headers.get_all(name).iter();
+    let v = all.next().ok_or(Bad::Missing(name))?;
+    if all.next().is_some() {
+        return Err(Bad::Invalid);
+    }
+    Ok(v)
+}
+
+/// The forward-auth decision: a proxy's subrequest, described by its headers, becomes
+/// the original request, which the layer (and the access records, when configured)
+/// decides; see the [module](self) for the answers and an example.
+///
+/// Cheap to clone (the settings are shared); build it once and decide every request
+/// with it.
+#[derive(Clone)]
+pub struct ForwardAuth {
+    layer: AuthLayer,
+    proxy: ProxyKind,
+    records: Option<Authorizer>,
+    claims: Arc<Vec<(String, HeaderName)>>,
+    guard: Auth<Identity>,
+}
+
+impl fmt::Debug for ForwardAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForwardAuth")
+            .field("proxy", &self.proxy)
+            .field("records", &self.records.is_some())
+            .field(
+                "identity_headers",
+                &self.claims.iter().map(|(_, h)| h).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl ForwardAuth {
+    /// Decides the requests `proxy` describes with `layer`: its authenticator, policy and
+    /// rejection hook.
+    pub fn new(layer: AuthLayer, proxy: ProxyKind) -> Self {
+        Self::assemble(layer, proxy, None, Arc::default())
+    }
+
+    fn assemble(
+        layer: AuthLayer,
+        proxy: ProxyKind,
+        records: Option<Authorizer>,
+        claims: Arc<Vec<(String, HeaderName)>>,
+    ) -> Self {
+        let identity = Identity {
+            layer: layer.clone(),
+            records: records.clone(),
+            claims: claims.clone(),
+        };
+        Self {
+            guard: layer.layer(identity),
+            layer,
+            proxy,
+            records,
+            claims,
+        }
+    }
+
+    /// Passes the claim `claim` (a path, as [`Principal::claim`] reads it) upstream in
+    /// `header` on every allowed request: strings as they are, numbers and booleans as
+    /// JSON, arrays as comma-separated items (items that cannot be list items left out),
+    /// objects as compact JSON; empty when the token lacks the claim or its value cannot
+    /// be a header value as it is.
+    ///
+    /// An error of kind [`ConfigErrorKind::Forward`], setting `identity_header`, when the
+    /// claim is empty or `header` is one that cannot carry a claim (`Authorization`,
+    /// `Cookie`, `Host`, the framing headers, `WWW-Authenticate`, `X-Auth-Subject`,
+    /// `X-Auth-Roles`).
+    ///
+    /// ```
+    /// use http::HeaderName;
+    /// use portcullis::forward::{ForwardAuth, ProxyKind};
+    /// use portcullis::{AuthLayer, Authenticator, ConfigErrorKind, Policy};
+    ///
+    /// let layer = AuthLayer::new(
+    ///     Authenticator::builder().hmac_secret("0123456789abcdef0123456789abcdef").build()?,
+    ///     Policy::builder().build()?,
+    /// );
+    /// let err = ForwardAuth::new(layer, ProxyKind::Caddy)
+    ///     .identity_header("sub", HeaderName::from_static("authorization"))
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ConfigErrorKind::Forward);
+    /// assert_eq!(err.to_string(), "identity_header: `authorization` cannot carry a claim");
+    /// # Ok::<(), portcullis::ConfigError>(())
+    /// ```
+    pub fn identity_header(
+        self,
+        claim: impl Into<String>,
+        header: HeaderName,
+    ) -> Result<Self, ConfigError> {
+        let claim = claim.into();
+        if claim.trim().is_empty() {
+            return Err(ConfigError::new(
+                ConfigErrorKind::Forward,
+                "identity_header",
+                format!("the claim for `{header}` is empty"),
+            ));
+        }
+        if RESERVED.contains(&header.as_str()) {
+            return Err(ConfigError::new(
+                ConfigErrorKind::Forward,
+                "identity_header",
+                format!("`{header}` cannot carry a claim"),
+            ));
+        }
+        let mut claims = Vec::clone(&self.claims);
+        claims.push((claim, header));
+        Ok(Self::assemble(
+            self.layer,
+            self.proxy,
+            self.records,
+            Arc::new(claims),
+        ))
+    }
+
+    /// Checks every request the layer allows against access records too:
+    /// [`Authorizer::authorize_user`]`(principal, path, method)`, `HEAD` asking for `GET`.
+    /// A refusal is the layer's answer for it (403). Public routes are not checked.
+    pub fn records(self, records: Authorizer) -> Self {
+        Self::assemble(self.layer, self.proxy, Some(records), self.claims)
+    }
+
+    /// The proxy whose requests this decides.
+    pub fn proxy(&self) -> ProxyKind {
+        self.proxy
+    }
+
+    /// Decides the proxy's request from its headers; see the [module](self) for the
+    /// answers.
+    pub async fn decide(&self, headers: &HeaderMap) -> Response<Full<Bytes>> {
+        let req = match self.original(headers) {
+            Ok(r) => r,
+            Err(Bad::Missing(name)) => {
+                tracing::warn!(
+                    header = name,
+                    proxy = self.proxy.label(),
+                    "forward-auth request without the header the proxy configuration must set"
+                );
+                return rejection(
+                    &self.layer,
+                    AuthError::misuse("proxy did not send the original request"),
+                );
+            }
+            Err(Bad::Invalid) => {
+                // The layer's own answer for a request it cannot read.
+                return self.for_proxy(rejection(&self.layer, AuthError::bad_request_target()));
+            }
+        };
+        let mut guard = self.guard.clone();
+        let res = match poll_fn(|cx| guard.poll_ready(cx)).await {
+            Ok(()) => match guard.call(req).await {
+                Ok(res) => res.map(flatten),
+                Err(never) => match never {},
+            },
+            Err(never) => match never {},
+        };
+        self.for_proxy(res)
+    }
+
+    /// The original request, as the proxy describes it.
+    fn original(&self, headers: &HeaderMap) -> Result<Request<()>, Bad> {
+        let (mh, uh) = self.proxy.headers();
+        let method = Method::from_bytes(one(headers, mh)?.as_bytes()).map_err(|_| Bad::Invalid)?;
+        let uri = Uri::try_from(one(headers, uh)?.as_bytes()).map_err(|_| Bad::Invalid)?;
+        let path_and_query = uri.path_and_query().ok_or(Bad::Invalid)?;
+        if !path_and_query.as_str().starts_with('/') {
+            return Err(Bad::Invalid);
+        }
+        let mut req = Request::new(());
+        *req.method_mut() = method;
+        *req.uri_mut() = Uri::from(path_and_query.clone());
+        // Every header the proxy passed on, so the configured token sources (Authorization,
+        // a cookie, a custom header) read what the client sent; never the proxy's own
+        // description of the request or the framing.
+        let h = req.headers_mut();
+        for (name, value) in headers {
+            if !matches!(
+                name.as_str(),
+                "x-original-method"
+                    | "x-original-uri"
+                    | "x-forwarded-method"
+                    | "x-forwarded-uri"
+                    | "content-length"
+                    | "transfer-encoding"
+                    | "connection"
+                    | "host"
+            ) {
+                h.append(name.clone(), value.clone());
+            }
+        }
+        Ok(req)
+    }
+
+    /// The layer's answer as the proxy needs it: nginx's `auth_request` knows only 2xx,
+    /// 401 and 403, so a 400 goes back as 401 (its challenge already says
+    /// `error="invalid_request"`).
+    fn for_proxy(&self, mut res: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+        if self.proxy == ProxyKind::Nginx && res.status() == StatusCode::BAD_REQUEST {
+            *res.status_mut() = StatusCode::UNAUTHORIZED;
+        }
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn exact_refuses_edges_and_controls() {
+        assert!(exact("root"));
+        assert!(exact("a b"));
+        assert!(exact(""));
+        for s in [
+            " root",
+            "root ",
+            "\troot",
+            "root\u{a0}",
+            "\u{feff}root",
+            "ro\u{7f}ot",
+        ] {
+            assert!(!exact(s), "{s:?}");
+        }
+        assert!(!exact("ro\not"));
+    }
+
+    #[test]
+    fn list_items_hold_no_comma_quote_or_emptiness() {
+        assert!(list_item("admin"));
+        assert!(list_item("team:ops"));
+        for s in ["", "a,b", "\"admin\"", " admin", "admin\u{2003}"] {
+            assert!(!list_item(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn claim_values_as_header_values() {
+        let h = HeaderName::from_static("x-auth-tenant");
+        let v = |j: Value| {
+            claim_value(&j, &h).map(|v| String::from_utf8(v.as_bytes().to_vec()).unwrap())
+        };
+        assert_eq!(v(json!("acme")).as_deref(), Some("acme"));
+        assert_eq!(v(json!(" acme")), None, "never trimmed");
+        assert_eq!(v(json!("ac\u{1}me")), None);
+        assert_eq!(
+            v(json!("caf\u{e9}")).as_deref(),
+            Some("caf\u{e9}"),
+            "UTF-8 as it is"
+        );
+        assert_eq!(v(json!("a\u{2003}")), None, "a Unicode space at an end");
+        assert_eq!(v(json!(null)), None);
+        assert_eq!(v(json!(42)).as_deref(), Some("42"));
+        assert_eq!(v(json!(true)).as_deref(), Some("true"));
+        assert_eq!(v(json!({"a": 1})).as_deref(), Some(r#"{"a":1}"#));
+        assert_eq!(
+            v(json!(["a", "b,c", "\"d\"", " e", "", 7, false, null, {"x": 1}, ["y"]])).as_deref(),
+            Some("a,7,false")
+        );
+        assert_eq!(v(json!([])).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn head_asks_for_get() {
+        assert_eq!(method_permission(&Method::HEAD), "GET");
+        assert_eq!(method_permission(&Method::DELETE), "DELETE");
+    }
+
+    #[test]
+    fn proxies_read_their_own_headers() {
+        assert_eq!(ProxyKind::Nginx.method_header(), "x-original-method");
+        assert_eq!(ProxyKind::Nginx.uri_header(), "x-original-uri");
+        assert_eq!(ProxyKind::Caddy.uri_header(), "x-forwarded-uri");
+        assert_eq!(ProxyKind::Traefik.method_header(), "x-forwarded-method");
+        assert_eq!(ProxyKind::Traefik.to_string(), "traefik");
+    }
+}
