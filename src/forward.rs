@@ -212,9 +212,17 @@ fn claim_value(v: &Value, header: &HeaderName) -> Option<HeaderValue> {
     HeaderValue::from_str(&text).ok()
 }
 
-/// The permission an HTTP method asks of the access records: its name, and `GET` for
-/// `HEAD` (a GET rule also covers HEAD).
-fn method_permission(method: &Method) -> &str {
+/// The permission an HTTP method asks of the access records when a request is checked
+/// against them ([`ForwardAuth::records`]): the method's name, and `GET` for `HEAD` (a GET
+/// grant also covers HEAD).
+///
+/// ```
+/// use portcullis::forward::method_permission;
+///
+/// assert_eq!(method_permission(&http::Method::HEAD), "GET");
+/// assert_eq!(method_permission(&http::Method::DELETE), "DELETE");
+/// ```
+pub fn method_permission(method: &Method) -> &str {
     if method == Method::HEAD {
         "GET"
     } else {

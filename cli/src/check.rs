@@ -169,16 +169,6 @@ pub(crate) fn watched_records(
     Ok(Some((authz, watch)))
 }
 
-/// The permission an HTTP method asks of the access records: its name, and `GET` for
-/// `HEAD` (a GET rule also covers HEAD).
-pub(crate) fn method_permission(method: &Method) -> &str {
-    if method == Method::HEAD {
-        "GET"
-    } else {
-        method.as_str()
-    }
-}
-
 fn verify(auth: &Authenticator, token: &str) -> Result<Principal, AuthError> {
     let rt = runtime().map_err(|_| AuthError::keys_unavailable())?;
     rt.block_on(async {
@@ -329,7 +319,11 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
                     .with_roles(args.roles.iter().flatten().map(String::as_str))
             }
         };
-        let access = authz.authorize_user(subject, path, method_permission(&method));
+        let access = authz.authorize_user(
+            subject,
+            path,
+            portcullis::forward::method_permission(&method),
+        );
         out.push_str(&format!("records: {access}\n"));
         if !access.is_allowed() {
             let e = access
