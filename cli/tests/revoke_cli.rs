@@ -32,6 +32,21 @@ fn decide(port: u16, token: &str) -> Res {
     )
 }
 
+/// The same question as [`decide`], asked the way Caddy and Traefik ask it.
+fn decide_caddy(port: u16, token: &str) -> Res {
+    let bearer = format!("Bearer {token}");
+    http(
+        port,
+        "GET",
+        "/auth",
+        &[
+            ("X-Forwarded-Method", "POST"),
+            ("X-Forwarded-Uri", "/api/v1/clients/add"),
+            ("Authorization", &bearer),
+        ],
+    )
+}
+
 /// Polls until `serve` on `port` refuses `token` as revoked, failing after one second.
 fn refused_within_a_second(port: u16, token: &str, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(1);
@@ -317,19 +332,7 @@ fn admin_endpoint_without_redis_revokes_in_this_process() {
     );
     let port = addr.port();
     let client = token("c1", "client", &[]);
-    let ask = |t: &str| {
-        let bearer = format!("Bearer {t}");
-        http(
-            port,
-            "GET",
-            "/auth",
-            &[
-                ("X-Forwarded-Method", "POST"),
-                ("X-Forwarded-Uri", "/api/v1/clients/add"),
-                ("Authorization", &bearer),
-            ],
-        )
-    };
+    let ask = |t: &str| decide_caddy(port, t);
     assert_eq!(ask(&client).status, 200);
     let body = serde_json::json!({ "token": client }).to_string();
     let res = http_body(
@@ -359,19 +362,7 @@ fn pasted_tokens_are_revoked_or_refused_never_acknowledged() {
     );
     let port = addr.port();
     let admin = format!("Bearer {}", token("root", "admin", &[]));
-    let ask = |t: &str| {
-        let bearer = format!("Bearer {t}");
-        http(
-            port,
-            "GET",
-            "/auth",
-            &[
-                ("X-Forwarded-Method", "POST"),
-                ("X-Forwarded-Uri", "/api/v1/clients/add"),
-                ("Authorization", &bearer),
-            ],
-        )
-    };
+    let ask = |t: &str| decide_caddy(port, t);
     let post = |text: &str| {
         let body = serde_json::json!({ "token": text }).to_string();
         http_body(
