@@ -184,6 +184,11 @@
 //! - `aistore`: the [`aistore`] module: the permission claims of AIStore's AuthN tokens
 //!   (`admin`, `clusters`, `buckets`) checked with AIStore's rules, an axum extractor, and
 //!   `PolicyBuilder::allow_ais`, a policy rule on `{cluster}`/`{bucket}` path segments.
+//! - `admin-api`, `authress`, `kamiwaza`: the compatibility endpoints as axum routers
+//!   guarded by your [`AuthLayer`]: `revoke::AdminApi` (`POST /admin/revoke`),
+//!   `authress::CheckApi` (the Authress check API over your access records) and
+//!   `kamiwaza::KamiwazaApi` (Kamiwaza's `/auth/verify-token` and
+//!   `/auth/users/me/permissions`). They bring axum's router.
 //!
 //! The `portcullis` binary (`mint`, `keygen`, `inspect`, `verify`, `check`, `lint`,
 //! `revoke`, and `serve`, a forward-auth service for nginx, Caddy and Traefik with a
@@ -201,14 +206,17 @@ mod access;
 pub mod aistore;
 mod answer;
 mod authn;
-#[cfg(feature = "jwks")]
-mod authress;
+#[cfg(any(feature = "jwks", feature = "authress"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "jwks", feature = "authress"))))]
+pub mod authress;
 mod body;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 mod clock;
 mod config;
+#[cfg(any(feature = "admin-api", feature = "authress", feature = "kamiwaza"))]
+mod endpoint;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
@@ -217,6 +225,9 @@ pub mod forward;
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod grpc;
 mod jose;
+#[cfg(feature = "kamiwaza")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kamiwaza")))]
+pub mod kamiwaza;
 mod keys;
 pub mod layer;
 mod macros;
@@ -255,7 +266,9 @@ pub use authn::{
 pub use authress::AuthressServiceClients;
 pub use clock::Clock;
 pub use config::{EnvConfig, UnknownTargets};
-pub use error::{AuthError, AuthErrorKind, ConfigError, ConfigErrorKind, GrpcCode};
+pub use error::{
+    AuthError, AuthErrorKind, ConfigError, ConfigErrorKind, GrpcCode, StartError, UnavailableError,
+};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::{AuthRejection, Claims};

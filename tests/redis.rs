@@ -516,8 +516,10 @@ async fn an_unreachable_redis_fails_connect_and_a_bad_url_fails_at_once() {
         .port();
     let o = RedisOptions::new(format!("redis://:hunter2@127.0.0.1:{port}"))
         .timeout(Duration::from_millis(200));
+    // Valid settings, a server that does not answer: unavailable, not a config error.
     let err = RedisRevocations::connect(&o).await.unwrap_err();
-    assert_eq!(err.kind(), portcullis::ConfigErrorKind::Redis);
+    assert!(err.is_unavailable(), "{err:?}");
+    assert_eq!(err.setting(), "redis_url");
     assert!(!err.to_string().contains("hunter2"), "{err}");
     // A store that never synced refuses tokens (fail-closed), never accepts them.
     let store = RedisRevocations::start(&o).unwrap();
@@ -532,6 +534,12 @@ async fn an_unreachable_redis_fails_connect_and_a_bad_url_fails_at_once() {
     assert_eq!(e.message(), "Revocation list unavailable");
     let err = RedisRevocations::start(&RedisOptions::new("http://nope")).unwrap_err();
     assert_eq!(err.setting(), "redis_url");
+    assert_eq!(err.kind(), portcullis::ConfigErrorKind::Redis);
+    // The same through `connect`: a configuration error, at once.
+    match RedisRevocations::connect(&RedisOptions::new("http://nope")).await {
+        Err(portcullis::StartError::Config(e)) => assert_eq!(e.setting(), "redis_url"),
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
 }
 
 /// SECURITY.md D6: a message is a hint, never state. A forged "next version" message

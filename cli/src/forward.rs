@@ -1,10 +1,8 @@
 //! `serve`'s forward auth: the `--proxy` and `--identity-header` flags, turned into the
 //! library's [`ForwardAuth`](portcullis::forward::ForwardAuth), which decides.
 
-use axum::body::Body;
-use http::{HeaderName, Response};
+use http::HeaderName;
 use portcullis::forward::ProxyKind;
-use portcullis::{AuthError, AuthLayer};
 
 /// Which proxy asks, which decides the headers read and the answers given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -44,10 +42,4 @@ pub(crate) fn identity_header(text: &str) -> Result<(String, HeaderName), String
     let name = HeaderName::try_from(header.trim())
         .map_err(|_| format!("`{text}`: `{header}` is not a header name"))?;
     Ok((claim.trim().to_owned(), name))
-}
-
-/// The layer's answer for `err`: the answer table (status, challenge, JSON body) and the
-/// rejection hook, with the error in the extensions; one story for every endpoint.
-pub(crate) fn rejection(layer: &AuthLayer, err: AuthError) -> Response<Body> {
-    layer.rejection::<Body>(err).map(Body::new)
 }

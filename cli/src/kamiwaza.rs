@@ -1,50 +1,13 @@
-//! Kamiwaza-compatible read-outs on `portcullis serve`: `GET /auth/verify-token` (the
-//! verified user) and `GET /auth/users/me/permissions` (the caller's effective rights,
-//! roles and groups), in the shapes the `kamiwaza` Python client (PyPI `kamiwaza` 0.5.0,
-//! module `kamiwaza_client`) parses.
-//!
-//! What that client sends and reads (read from its sources):
-//! - `KamiwazaClient(base_url, api_key=...)` joins `base_url` and the path; an `api_key`
-//!   goes out as `Authorization: Bearer <key>` on every request.
-//! - `auth.verify_token(authorization)` sends `GET /auth/verify-token` with the token
-//!   (a leading `Bearer ` stripped) in the cookie `access_token`, and validates the JSON
-//!   as its pydantic `User`: `id` (UUID), `username`, `email` (a deliverable-looking
-//!   address: reserved domains such as `.invalid` are refused) and `created_at` required;
-//!   `full_name`, `organization_id`, `is_superuser`, `external_id`, `is_active`, `groups`
-//!   (a list of UUIDs), `updated_at`, `last_login` optional.
-//! - `auth.read_own_permissions(token)` sends `GET /auth/users/me/permissions?token=<token>`
-//!   and validates `UserPermissions`: `user_id` (UUID), `rights`, `roles`, `groups` (lists
-//!   of names).
-//! - A 401 raises its `AuthenticationError` (after one retry when it has an `api_key`);
-//!   any other status from 400 up raises `APIError` with the status and the body.
-//!
-//! Here the token comes from the `access_token` cookie, then the `Authorization` header,
-//! and only with `--kamiwaza-query-token` from `?token=`: tokens in URLs end up in access
-//! logs, browser history and `Referer` headers. It is verified by serve's authenticator
-//! (keys, issuer, audience, revocations), and refusals follow the crate's answer table.
-//!
-//! Mapping onto portcullis, which keeps no user store: `id` is the name-based UUID
-//! (version 5) of `portcullis:user:<sub>` in the URL namespace, for every `sub`, a
-//! UUID-shaped one too (else a token whose `sub` spells another user's id would get that
-//! id); groups likewise, `portcullis:group:<name>`. `external_id` is `sub`;
-//! `username` is `preferred_username`, else `sub`; `email` the `email` claim, else
-//! `<username>@<--kamiwaza-email-domain>` when set, else null (which the client refuses);
-//! `full_name` the `name` claim; `created_at` the token's `iat` (the Unix epoch without
-//! it); `last_login` its `auth_time`. Rights, roles and groups come from the access
-//! records ([`Authorizer::list`]): a group's statements give it roles, roles hold
-//! permissions (rights), each listed once; without records, only the token's groups.
+//! The flags of the Kamiwaza-compatible read-outs on `serve` (`GET /auth/verify-token`,
+//! `GET /auth/users/me/permissions`): the library's
+//! [`KamiwazaApi`](portcullis::kamiwaza::KamiwazaApi) answers them, in the shapes the
+//! `kamiwaza` Python client parses.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::routing::get;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Response, StatusCode, Uri};
-use portcullis::{AuthError, AuthLayer, Authenticator, Authorizer, Policy, Principal, TokenSource};
-use serde_json::{Value, json};
+use portcullis::kamiwaza::KamiwazaApi;
+use portcullis::{AuthLayer, Authorizer};
 
 use crate::Fail;
 
@@ -83,22 +46,10 @@ pub(crate) struct Flags {
     kamiwaza_records: Option<PathBuf>,
 }
 
-/// What the handlers share.
-struct Kamiwaza {
-    layer: AuthLayer,
-    auth: Authenticator,
-    policy: Policy,
-    records: Option<Authorizer>,
-    sources: Vec<TokenSource>,
-    query_token: bool,
-    email_domain: Option<String>,
-}
-
 /// The routes, checked from the flags; `records` are serve's `--records`.
 pub(crate) fn routes(
     flags: &Flags,
     layer: AuthLayer,
-    policy: Policy,
     records: Option<Authorizer>,
 ) -> Result<Router, Fail> {
     let records = match &flags.kamiwaza_records {
@@ -113,265 +64,23 @@ pub(crate) fn routes(
         ),
         None => records,
     };
-    let email_domain = match flags.kamiwaza_email_domain.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(d) if domain_ok(d) => Some(d.to_ascii_lowercase()),
-        Some(d) => {
-            return Err(Fail::usage(format!(
-                "--kamiwaza-email-domain (PORTCULLIS_KAMIWAZA_EMAIL_DOMAIN) `{d}`: write a \
-                 domain such as users.example.com (letters, digits, `-`, at least one dot)"
-            )));
-        }
-    };
-    let mut sources = vec![
-        TokenSource::cookie("access_token"),
-        TokenSource::Authorization,
-    ];
+    let mut api = KamiwazaApi::new(layer);
+    if let Some(records) = records {
+        api = api.records(records);
+    }
     if flags.kamiwaza_query_token {
-        tracing::warn!(
-            "--kamiwaza-query-token: /auth/verify-token and /auth/users/me/permissions accept \
-             ?token=; tokens in URLs end up in access logs, browser history and Referer headers"
-        );
-        sources.push(TokenSource::query("token"));
+        api = api.dangerous_query_token();
     }
-    let k = Arc::new(Kamiwaza {
-        auth: layer.authenticator().clone(),
-        layer,
-        policy,
-        records,
-        sources,
-        query_token: flags.kamiwaza_query_token,
-        email_domain,
-    });
-    Ok(Router::new()
-        .route("/auth/verify-token", get(verify_token))
-        .route("/auth/users/me/permissions", get(permissions))
-        .with_state(k))
-}
-
-fn domain_ok(d: &str) -> bool {
-    d.contains('.')
-        && d.split('.').all(|l| {
-            !l.is_empty()
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-}
-
-async fn verify_token(
-    State(k): State<Arc<Kamiwaza>>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response<Body> {
-    match k.caller(&headers, uri.query()).await {
-        Ok((p, user_id)) => {
-            let groups = k.groups(&p);
-            json_response(&k.user(&p, &user_id, &groups))
-        }
-        Err(res) => res,
-    }
-}
-
-async fn permissions(
-    State(k): State<Arc<Kamiwaza>>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response<Body> {
-    let (p, user_id) = match k.caller(&headers, uri.query()).await {
-        Ok(c) => c,
-        Err(res) => return res,
-    };
-    let body = match &k.records {
-        Some(authz) => {
-            let list = authz.list(&p);
-            json!({
-                "user_id": user_id,
-                "rights": list.permissions(),
-                "roles": list.roles(),
-                "groups": list.groups(),
-            })
-        }
-        None => json!({
-            "user_id": user_id,
-            "rights": [],
-            "roles": [],
-            "groups": token_groups(&p),
-        }),
-    };
-    json_response(&body)
-}
-
-impl Kamiwaza {
-    /// The verified caller and its user id (a UUID), or the answer-table refusal.
-    async fn caller(
-        &self,
-        headers: &HeaderMap,
-        query: Option<&str>,
-    ) -> Result<(Principal, String), Response<Body>> {
-        let token = self
-            .auth
-            .token_from_sources(&self.sources, headers, query)
-            .map_err(|e| {
-                if !self.query_token
-                    && query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("token=")))
-                {
-                    tracing::debug!(
-                        "kamiwaza: ?token= ignored (--kamiwaza-query-token is off); send the \
-                         access_token cookie or the Authorization header"
-                    );
-                }
-                self.reject(&e)
+    match flags.kamiwaza_email_domain.as_deref().map(str::trim) {
+        None | Some("") => {}
+        Some(d) => {
+            api = api.email_domain(d).map_err(|e| {
+                Fail::usage(format!(
+                    "--kamiwaza-email-domain (PORTCULLIS_KAMIWAZA_EMAIL_DOMAIN) {}",
+                    e.message()
+                ))
             })?;
-        let p = self
-            .auth
-            .verify_async(token)
-            .await
-            .map_err(|e| self.reject(&e))?;
-        // The policy's required claims hold here as on `/auth`.
-        self.policy
-            .check_required_claims(&p)
-            .map_err(|e| self.reject(&e))?;
-        // The read-outs describe a user: a token that names none has nothing to show.
-        let Some(sub) = p.subject() else {
-            tracing::debug!("kamiwaza: the verified token has no `sub`");
-            return Err(self.reject(&AuthError::forbidden()));
-        };
-        let id = id_for("user", sub);
-        Ok((p, id))
-    }
-
-    /// The effective groups: the records' memberships and the token's, else the token's.
-    fn groups(&self, p: &Principal) -> Vec<String> {
-        match &self.records {
-            Some(authz) => authz.list(p).groups().to_vec(),
-            None => token_groups(p),
         }
     }
-
-    /// Kamiwaza's `User`.
-    fn user(&self, p: &Principal, id: &str, groups: &[String]) -> Value {
-        let sub = p.subject().unwrap_or_default();
-        let text = |name: &str| p.claim(name).and_then(Value::as_str);
-        let time = |name: &str| p.claim(name).and_then(Value::as_i64);
-        let username = text("preferred_username")
-            .filter(|u| !u.is_empty())
-            .unwrap_or(sub);
-        let email = match (text("email"), &self.email_domain) {
-            (Some(e), _) => Some(e.to_owned()),
-            (None, Some(domain)) => Some(format!("{}@{domain}", local_part(username, id))),
-            (None, None) => None,
-        };
-        json!({
-            "id": id,
-            "username": username,
-            "email": email,
-            "full_name": text("name"),
-            "organization_id": null,
-            "is_superuser": false,
-            "external_id": sub,
-            "is_active": true,
-            "groups": groups.iter().map(|g| id_for("group", g)).collect::<Vec<_>>(),
-            "created_at": crate::time::utc(time("iat").unwrap_or(0)),
-            "updated_at": null,
-            "last_login": time("auth_time").map(crate::time::utc),
-        })
-    }
-
-    /// The layer's answer (the answer table and the rejection hook); never cached.
-    fn reject(&self, err: &AuthError) -> Response<Body> {
-        tracing::debug!(error = %err, "kamiwaza: refused");
-        let mut res = crate::forward::rejection(&self.layer, err.clone());
-        res.headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        res
-    }
-}
-
-fn token_groups(p: &Principal) -> Vec<String> {
-    let mut g: Vec<String> = p.groups().map(str::to_owned).collect();
-    g.sort_unstable();
-    g.dedup();
-    g
-}
-
-/// The username as an address's local part when it is a plain one, else the user id.
-fn local_part<'a>(username: &'a str, id: &'a str) -> &'a str {
-    let plain = !username.is_empty()
-        && username.len() <= 64
-        && !username.starts_with('.')
-        && !username.ends_with('.')
-        && !username.contains("..")
-        && username
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
-    if plain { username } else { id }
-}
-
-fn json_response(body: &Value) -> Response<Body> {
-    let mut res = Response::new(Body::from(body.to_string()));
-    *res.status_mut() = StatusCode::OK;
-    let h = res.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
-}
-
-/// The version-5 UUID of `portcullis:<kind>:<name>` in the URL namespace (RFC 9562
-/// section 5.5), so the same name gives the same id on every replica. Every name is
-/// derived, a UUID-shaped one too: no name can choose its id, so no `sub` can pose as the
-/// user whose derived id it spells.
-fn id_for(kind: &str, name: &str) -> String {
-    // The URL namespace, 6ba7b811-9dad-11d1-80b4-00c04fd430c8.
-    const NAMESPACE_URL: [u8; 16] = [
-        0x6b, 0xa7, 0xb8, 0x11, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30,
-        0xc8,
-    ];
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY);
-    ctx.update(&NAMESPACE_URL);
-    ctx.update(format!("portcullis:{kind}:{name}").as_bytes());
-    let digest = ctx.finish();
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&digest.as_ref()[..16]);
-    b[6] = (b[6] & 0x0f) | 0x50;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids() {
-        // Python: uuid.uuid5(uuid.NAMESPACE_URL, "portcullis:user:ada")
-        assert_eq!(
-            id_for("user", "ada"),
-            "9adbbe68-8f18-529b-81d8-e6a6bc49c2ed"
-        );
-        // A UUID-shaped name is derived too: ada's id as a `sub` is not ada.
-        let ada = id_for("user", "ada");
-        assert_eq!(id_for("user", &ada), "facd0c68-9106-5568-a36c-bbfe6758bcf7");
-        let u = "6BA7B810-9DAD-11D1-80B4-00C04FD430C8";
-        assert_eq!(id_for("user", u), "ee783e4f-d667-5631-8c94-97a8b90b8110");
-        assert_ne!(id_for("user", u), id_for("user", &u.to_ascii_lowercase()));
-        assert_ne!(id_for("user", "ada"), id_for("group", "ada"));
-    }
-
-    #[test]
-    fn local_parts_and_domains() {
-        assert_eq!(local_part("ada.l", "id"), "ada.l");
-        assert_eq!(local_part("ada lovelace", "id"), "id");
-        assert_eq!(local_part(".ada", "id"), "id");
-        assert!(domain_ok("users.example.com"));
-        assert!(!domain_ok("localhost") && !domain_ok("a..b") && !domain_ok("-a.b"));
-    }
+    Ok(api.into_router())
 }

@@ -1,9 +1,8 @@
 //! `portcullis revoke`: a token, a `jti` or a subject's tokens revoked on every replica,
-//! through the Redis the services share (`PORTCULLIS_REDIS_URL`); and the request shape
-//! `POST /admin/revoke` on `serve` accepts.
+//! through the Redis the services share (`PORTCULLIS_REDIS_URL`), checked by the library's
+//! [`RevocationRequest`] as `POST /admin/revoke` checks its body.
 
-use portcullis::revoke::{RedisOptions, RedisRevocations, Revocation};
-use serde::Deserialize;
+use portcullis::revoke::{RedisOptions, RedisRevocations, RevocationRequest};
 
 use crate::time::{now, parse_duration, relative, utc};
 use crate::{EXIT_KEYS, Fail, Report, token_arg};
@@ -56,34 +55,6 @@ pub(crate) struct Args {
     redis_url: Option<String>,
 }
 
-/// How long a `jti` or subject revocation holds when nothing says.
-pub(crate) const DEFAULT_LASTS: u64 = 7 * 86_400;
-/// The longest a revocation may be asked to hold: 10 years.
-pub(crate) const MAX_LASTS: u64 = 10 * 365 * 86_400;
-
-/// One revocation as asked for, by the command line or by `POST /admin/revoke`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Ask {
-    /// Revoke by `jti`.
-    pub(crate) jti: Option<String>,
-    /// Revoke by subject.
-    pub(crate) sub: Option<String>,
-    /// Revoke this token.
-    pub(crate) token: Option<String>,
-    /// The issuer of a `jti` or subject.
-    pub(crate) iss: Option<String>,
-    /// Seconds the revocation holds from now.
-    pub(crate) seconds: Option<u64>,
-}
-
-/// What an [`Ask`] revokes, in words, and the revocation.
-pub(crate) struct Planned {
-    pub(crate) revocation: Revocation,
-    pub(crate) what: String,
-    pub(crate) until: u64,
-}
-
 /// The one configured issuer, when `PORTCULLIS_ISSUER` names exactly one.
 pub(crate) fn single_issuer(value: Option<String>) -> Option<String> {
     let value = value?;
@@ -92,104 +63,7 @@ pub(crate) fn single_issuer(value: Option<String>) -> Option<String> {
     it.next().is_none().then(|| first.to_owned())
 }
 
-impl Ask {
-    /// The revocation, or a message naming the field to fix (`field` turns a field name
-    /// into the caller's word for it: a flag or a JSON member).
-    pub(crate) fn plan(
-        self,
-        default_issuer: Option<String>,
-        field: impl Fn(&str) -> &'static str,
-    ) -> Result<Planned, String> {
-        let now = now();
-        let count = [&self.jti, &self.sub, &self.token]
-            .iter()
-            .filter(|v| v.is_some())
-            .count();
-        if let Some(secs) = self.seconds
-            && !(1..=MAX_LASTS).contains(&secs)
-        {
-            return Err(format!(
-                "{} must be from 1 second to 10 years ({MAX_LASTS} seconds)",
-                field("seconds")
-            ));
-        }
-        if count != 1 {
-            return Err(format!(
-                "give exactly one of {}, {} and {}",
-                field("jti"),
-                field("sub"),
-                field("token")
-            ));
-        }
-        if let Some(token) = self.token {
-            if self.iss.is_some() {
-                return Err(format!(
-                    "{} is read from the token itself; leave {} out",
-                    field("iss"),
-                    field("iss")
-                ));
-            }
-            let revocation = match self.seconds {
-                Some(s) => Revocation::token_until(&token, now.saturating_add(s)),
-                None => Revocation::token(&token),
-            }
-            .map_err(|e| {
-                let e = e.to_string();
-                if e.contains("no `exp`") {
-                    format!(
-                        "{}: the token has no `exp`; give {} for how long to refuse it",
-                        field("token"),
-                        field("seconds")
-                    )
-                } else {
-                    format!("{}: {e}", field("token"))
-                }
-            })?;
-            let until = revocation.expires_at();
-            return Ok(Planned {
-                revocation,
-                what: "the token".to_owned(),
-                until,
-            });
-        }
-        let issuer = self.iss.or(default_issuer).ok_or_else(|| {
-            format!(
-                "{} is missing: name the tokens' `iss` ('' for tokens without one), or set PORTCULLIS_ISSUER to the one issuer",
-                field("iss")
-            )
-        })?;
-        let until = now.saturating_add(self.seconds.unwrap_or(DEFAULT_LASTS));
-        let shown = if issuer.is_empty() {
-            "tokens without `iss`".to_owned()
-        } else {
-            format!("issuer `{issuer}`")
-        };
-        if let Some(jti) = self.jti {
-            if jti.is_empty() {
-                return Err(format!("{} is empty", field("jti")));
-            }
-            let what = format!("jti `{jti}` of {shown}");
-            return Ok(Planned {
-                revocation: Revocation::jti(issuer, jti, until),
-                what,
-                until,
-            });
-        }
-        let sub = self.sub.unwrap_or_default();
-        if sub.is_empty() {
-            return Err(format!("{} is empty", field("sub")));
-        }
-        // Every token issued up to now, this second included.
-        let what = format!("every token of subject `{sub}` from {shown} issued up to now");
-        Ok(Planned {
-            revocation: Revocation::subject(issuer, sub, now + 1, until),
-            what,
-            until,
-        })
-    }
-}
-
-fn flag(name: &str) -> &'static str {
+fn flag(name: &'static str) -> &'static str {
     match name {
         "jti" => "--jti",
         "sub" => "--subject",
@@ -206,16 +80,16 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         .map(|t| parse_duration(t).map_err(|e| Fail::usage(format!("--for: {e}"))))
         .transpose()?;
     let token = args.token.as_deref().map(token_arg).transpose()?;
-    let ask = Ask {
-        jti: args.jti,
-        sub: args.subject,
-        // The library reads a pasted token (scheme word, whitespace) as the endpoint does.
-        token,
-        iss: args.issuer,
-        seconds,
-    };
+    let mut ask = RevocationRequest::default();
+    ask.jti = args.jti;
+    ask.sub = args.subject;
+    // The library reads a pasted token (scheme word, whitespace) as the endpoint does.
+    ask.token = token;
+    ask.iss = args.issuer;
+    ask.expires_in = seconds;
+    let default_issuer = single_issuer(std::env::var("PORTCULLIS_ISSUER").ok());
     let planned = ask
-        .plan(single_issuer(std::env::var("PORTCULLIS_ISSUER").ok()), flag)
+        .plan(default_issuer.as_deref(), flag)
         .map_err(Fail::usage)?;
     let url = args.redis_url;
     let options = RedisOptions::from_lookup(|name| {
@@ -235,6 +109,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         Fail::usage("no Redis to write to: set PORTCULLIS_REDIS_URL or pass --redis-url")
     })?;
     let rt = crate::verify::runtime()?;
+    let (what, until) = (planned.what().to_owned(), planned.until());
     rt.block_on(async {
         let store = RedisRevocations::connect(&options)
             .await
@@ -242,19 +117,22 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
                 message: e.to_string(),
                 code: EXIT_KEYS,
             })?;
-        store.revoke(planned.revocation).await.map_err(|e| Fail {
-            // This process ends now: a change "pending until Redis is back" would be lost.
-            message: format!(
-                "nothing was revoked: Redis at `{}` did not take the change ({e})",
-                options.url_redacted()
-            ),
-            code: EXIT_KEYS,
-        })
+        store
+            .revoke(planned.into_revocation())
+            .await
+            .map_err(|e| Fail {
+                // This process ends now: a change "pending until Redis is back" would be lost.
+                message: format!(
+                    "nothing was revoked: Redis at `{}` did not take the change ({e})",
+                    options.url_redacted()
+                ),
+                code: EXIT_KEYS,
+            })
     })?;
     Ok(Report::ok(format!(
         "revoked: {} until {} ({})\n",
-        planned.what,
-        utc(planned.until as i64),
-        relative(planned.until as i64, now() as i64)
+        what,
+        utc(until as i64),
+        relative(until as i64, now() as i64)
     )))
 }

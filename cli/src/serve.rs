@@ -10,12 +10,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::routing::{any, get, post};
+use axum::routing::{any, get};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use portcullis::forward::ForwardAuth;
 
-use crate::admin::{Admin, Store};
+use portcullis::revoke::AdminApi;
+
+use crate::admin::Store;
 use crate::config::{KeyFlags, Overrides, PolicyFlag};
 use crate::forward::{Proxy, identity_header};
 use crate::{Fail, Report};
@@ -166,7 +168,7 @@ struct App {
     ready: AtomicBool,
     metrics: PrometheusHandle,
     proxy: Proxy,
-    admin: Admin,
+    store: Store,
 }
 
 /// Counts one answer of `/auth` by proxy and status; static keys, no allocation.
@@ -211,14 +213,6 @@ async fn readyz(State(app): State<Arc<App>>) -> Response<Body> {
         *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     }
     res
-}
-
-async fn admin_revoke(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response<Body> {
-    app.admin.revoke(&headers, &body).await
 }
 
 async fn metrics_text(State(app): State<Arc<App>>) -> Response<Body> {
@@ -324,34 +318,30 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         "Answers of the forward-auth endpoint, by proxy and HTTP status."
     );
     let authenticator = layer.authenticator().clone();
-    let policy = layer.policy().clone();
-    let kamiwaza = crate::kamiwaza::routes(
-        &args.kamiwaza,
-        layer.clone(),
-        policy.clone(),
-        records.clone(),
-    )?;
+    let kamiwaza = crate::kamiwaza::routes(&args.kamiwaza, layer.clone(), records.clone())?;
     let authress = records
         .clone()
-        .map(|r| crate::authress::routes(layer.clone(), policy.clone(), r, &args.authress))
+        .map(|r| crate::authress::routes(layer.clone(), r, &args.authress))
         .transpose()?;
     if let Some(records) = records {
         forward = forward.records(records);
     }
-    let admin = Admin {
-        layer,
-        auth: authenticator.clone(),
-        policy,
-        role: args.admin_role.trim().to_owned(),
-        store,
-        default_issuer,
-    };
+    let mut admin =
+        AdminApi::new(layer, store.admin_store(), args.admin_role.trim()).map_err(|e| {
+            Fail::usage(format!(
+                "--admin-role (PORTCULLIS_ADMIN_ROLE): {}",
+                e.message()
+            ))
+        })?;
+    if let Some(issuer) = default_issuer {
+        admin = admin.default_issuer(issuer);
+    }
     let app = Arc::new(App {
         forward,
         ready: AtomicBool::new(false),
         metrics,
         proxy: args.proxy,
-        admin,
+        store,
     });
     let grace = Duration::from_secs(args.shutdown_grace);
     let serve_admin = args.admin_revoke;
@@ -376,7 +366,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
                 loop {
                     match authenticator.load_keys().await {
                         Ok(()) => {
-                            app.admin.store.first_sync().await;
+                            app.store.first_sync().await;
                             app.ready.store(true, Ordering::Release);
                             tracing::info!("keys loaded: ready");
                             break;
@@ -402,18 +392,18 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
                 }
             });
         }
-        let mut router = Router::new()
+        let router = Router::new()
             .route("/auth", any(auth))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text));
-        if serve_admin {
-            router = router.route("/admin/revoke", post(admin_revoke));
-        }
-        let router = router
+        let mut router = router
             .with_state(app)
             .merge(kamiwaza)
             .merge(authress.unwrap_or_default());
+        if serve_admin {
+            router = router.merge(admin.into_router());
+        }
         tracing::info!("listening on {local} (proxy {})", proxy.label());
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

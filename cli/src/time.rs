@@ -45,32 +45,16 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     Ok(total)
 }
 
-/// `2026-12-02T04:40:00Z` for a Unix time (the proleptic Gregorian calendar, UTC).
+/// `2026-12-02T04:40:00Z` for a Unix time (the proleptic Gregorian calendar, UTC); the
+/// number itself outside the years 1 to 9999.
 pub(crate) fn utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Year, month and day of a day count from 1970-01-01.
-fn civil(days: i64) -> (i64, u32, u32) {
-    // Shift to an era calendar that starts on 0000-03-01, so leap days end each year.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    ::time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&::time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
 }
 
 /// A span in words: `12 s`, `14 min`, `2 h 5 min`, `3 d 4 h`.

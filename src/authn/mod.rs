@@ -48,8 +48,6 @@ pub use revocation::{RevocationStore, TokenRef, Verdict};
 use crate::answer::Answers;
 use crate::clock::Clock;
 use crate::error::{AuthError, Reason};
-#[cfg(feature = "jwks")]
-use crate::error::{ConfigError, ConfigErrorKind};
 use crate::jose::{Algorithm, json, strict_b64};
 #[cfg(feature = "jwks")]
 use crate::keys::RemoteKeys;
@@ -394,7 +392,7 @@ impl Authenticator {
     /// fail fast on a wrong URL; without it keys load on first use. Concurrent calls and
     /// requests share one fetch per set.
     #[cfg(feature = "jwks")]
-    pub async fn load_keys(&self) -> Result<(), ConfigError> {
+    pub async fn load_keys(&self) -> Result<(), crate::UnavailableError> {
         let Some(remote) = &self.inner.remote else {
             return Ok(());
         };
@@ -402,8 +400,7 @@ impl Authenticator {
             set.load().await;
             let (usable, error) = set.status();
             if !usable {
-                return Err(ConfigError::new(
-                    ConfigErrorKind::RemoteKeys,
+                return Err(crate::UnavailableError::new(
                     set.setting(),
                     format!(
                         "no keys from `{}`: {}",

@@ -87,7 +87,7 @@ pub enum ConfigErrorKind {
     /// JWK set, or without a usable key.
     JwkSet,
     /// Remote key sets: a JWK set URL or OIDC issuer (not an absolute `https` URL, bound
-    /// twice, several applying to every token, or no keys when loaded), their options
+    /// twice, several applying to every token), their options
     /// (`jwks_*`: TTL, cooldown, max-age bounds, timeouts, size caps), the HTTP client, or
     /// the `jwks` feature missing for them.
     RemoteKeys,
@@ -111,8 +111,9 @@ pub enum ConfigErrorKind {
     /// where a private key is needed.
     SigningKey,
     /// The Redis settings of a shared revocation list or record set: the URL
-    /// (`PORTCULLIS_REDIS_URL`), the other `PORTCULLIS_REDIS_*` variables, a Redis that
-    /// does not answer at start.
+    /// (`PORTCULLIS_REDIS_URL`) and the other `PORTCULLIS_REDIS_*` variables. A Redis that
+    /// does not answer at start is not a configuration error but an
+    /// [`UnavailableError`](crate::UnavailableError).
     Redis,
     /// An environment variable of ours whose value is wrong and that no kind above
     /// covers.

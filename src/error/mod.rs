@@ -24,8 +24,10 @@ use std::sync::Arc;
 use http::StatusCode;
 
 mod config;
+mod start;
 
 pub use config::{ConfigError, ConfigErrorKind};
+pub use start::{StartError, UnavailableError};
 
 /// The kind of a rejection: one row of the answer table.
 ///

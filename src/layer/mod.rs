@@ -288,6 +288,14 @@ impl AuthLayer {
         self.shared.reject(err, None)
     }
 
+    /// The same layer (authenticator, rejection hook, settings) deciding with `policy`:
+    /// for endpoints of your own beside the guarded app, with
+    /// [`Policy::required_claims_only`] for "any verified caller that meets the app's
+    /// required claims", answered exactly as the app answers.
+    pub fn with_policy(self, policy: Policy) -> Self {
+        self.with(|s| s.policy = policy)
+    }
+
     /// The authenticator this layer uses.
     pub fn authenticator(&self) -> &Authenticator {
         &self.shared.authenticator

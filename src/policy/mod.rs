@@ -433,6 +433,42 @@ impl Policy {
         }
     }
 
+    /// A policy for endpoints of your own beside a guarded app (an admin or a
+    /// compatibility endpoint): this policy's required claims, and every route and gRPC
+    /// method open to any verified caller. Route rules, public prefixes and the URL prefix
+    /// are left out. Give it to [`AuthLayer::with_policy`](crate::AuthLayer::with_policy)
+    /// to guard such endpoints with the same keys, claims and answers as the app.
+    ///
+    /// ```
+    /// use portcullis::{Algorithm, Authenticator, Policy, Signer};
+    ///
+    /// let secret = "0123456789abcdef0123456789abcdef";
+    /// let auth = Authenticator::builder().hmac_secret(secret).build()?;
+    /// let signer = Signer::hmac(Algorithm::HS256, secret)?;
+    /// let app = Policy::builder().allow("GET", "/reports", ["staff"]).require_claim("tenant", "t1").build()?;
+    /// let any = app.required_claims_only();
+    /// let target = any.target(&http::Method::POST, "/admin/anything")?;
+    /// let ada = auth.verify(&signer.sign(&serde_json::json!({"sub": "ada", "tenant": "t1", "exp": 4_000_000_000u64}))?)?;
+    /// assert!(any.decide(&ada, &target).is_allowed());
+    /// let bob = auth.verify(&signer.sign(&serde_json::json!({"sub": "bob", "tenant": "t2", "exp": 4_000_000_000u64}))?)?;
+    /// assert!(!any.decide(&bob, &target).is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn required_claims_only(&self) -> Policy {
+        let mut open = Policy::builder()
+            .unmatched(Unmatched::Authenticated)
+            .unmatched_grpc(Unmatched::Authenticated)
+            .build()
+            .expect("a policy without rules always builds");
+        if let Some(inner) = Arc::get_mut(&mut open.inner) {
+            inner
+                .required_claims
+                .clone_from(&self.inner.required_claims);
+        }
+        open
+    }
+
     /// The first required claim the caller fails, if any.
     fn failed_claim(&self, principal: &Principal) -> Option<&str> {
         self.inner

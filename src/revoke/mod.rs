@@ -75,6 +75,8 @@
 //! store was set to fail open. Access records work the same way, as one versioned
 //! document swapped in whole.
 
+#[cfg(feature = "admin-api")]
+mod admin;
 mod list;
 mod memory;
 #[cfg(feature = "redis")]
@@ -83,11 +85,15 @@ mod options;
 mod records;
 #[cfg(feature = "redis")]
 mod remote;
+mod request;
 #[cfg(feature = "redis")]
 mod sync;
 
 use std::fmt;
 
+#[cfg(feature = "admin-api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin-api")))]
+pub use admin::{AdminApi, AdminStore};
 pub(crate) use list::List;
 pub use memory::MemoryRevocations;
 #[cfg(feature = "redis")]
@@ -96,6 +102,9 @@ pub use options::{DangerousRedisOptions, RedisOptions};
 pub use records::RedisRecords;
 #[cfg(feature = "redis")]
 pub use remote::RedisRevocations;
+pub use request::{
+    DEFAULT_REVOCATION_SECONDS, MAX_REVOCATION_SECONDS, PlannedRevocation, RevocationRequest,
+};
 #[cfg(feature = "redis")]
 pub use sync::SyncStatus;
 

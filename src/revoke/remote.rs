@@ -326,9 +326,11 @@ impl std::fmt::Debug for RedisRevocations {
 
 impl RedisRevocations {
     /// Starts the copy and waits for its first sync (at most three times the options'
-    /// timeout). An unreachable Redis is an error naming the URL setting; use
-    /// [`start`](Self::start) to go on without waiting.
-    pub async fn connect(options: &RedisOptions) -> Result<Self, ConfigError> {
+    /// timeout). Bad options are [`StartError::Config`](crate::StartError::Config); a
+    /// Redis that does not answer in time is
+    /// [`StartError::Unavailable`](crate::StartError::Unavailable), naming the URL
+    /// setting. Use [`start`](Self::start) to go on without waiting.
+    pub async fn connect(options: &RedisOptions) -> Result<Self, crate::StartError> {
         let this = Self::start(options)?;
         this.inner.replica.first_sync(options).await?;
         Ok(this)

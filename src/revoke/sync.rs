@@ -228,12 +228,14 @@ impl<T: Target> Replica<T> {
 
     /// Waits for the first sync (at most three times the options' timeout); no answer is
     /// an error naming the URL setting.
-    pub(crate) async fn first_sync(&self, options: &RedisOptions) -> Result<(), ConfigError> {
+    pub(crate) async fn first_sync(
+        &self,
+        options: &RedisOptions,
+    ) -> Result<(), crate::UnavailableError> {
         if self.health.first_sync(self.timeout * 3).await {
             return Ok(());
         }
-        Err(ConfigError::new(
-            ConfigErrorKind::Redis,
+        Err(crate::UnavailableError::new(
             options.url_setting(),
             format!(
                 "no answer from Redis at `{}`; check the URL and that the server runs",
