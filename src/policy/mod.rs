@@ -50,6 +50,7 @@
 //! is refused.
 
 mod builder;
+mod children;
 mod decision;
 // The extension points serve the integrations, each behind a feature of its own: a
 // build with none of them calls part of them from nowhere.
@@ -60,6 +61,8 @@ mod file;
 mod index;
 mod parsed;
 mod pattern;
+mod roles;
+mod trie;
 
 use std::fmt;
 use std::ops::ControlFlow;
@@ -75,9 +78,11 @@ pub use extension::Refusal;
 #[allow(unused_imports)]
 pub(crate) use extension::{RouteCheck, RouteRequest, RouteRule, RouteShape, RuleFamily};
 pub(crate) use file::FileSection;
-use index::{Entry, GrpcMap, HttpIndex, PrefixNode, Roles, Rule, min_some};
+use index::GrpcMap;
 pub(crate) use pattern::has_dot_segment;
 use pattern::{Prefix, Segs, check_path, split_grpc};
+use roles::Roles;
+use trie::{Entry, HttpIndex, PrefixNode, Rule, min_some};
 
 /// Roles to routes, public prefixes and required claims. Cheap to clone (one `Arc`).
 #[derive(Clone)]
