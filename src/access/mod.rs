@@ -121,6 +121,7 @@ mod decision;
 mod file;
 #[cfg(feature = "axum")]
 mod handler;
+mod index;
 mod pattern;
 mod records;
 mod set;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::set::{Compiled, RecordSet};
+use super::index::Compiled;
+use super::set::RecordSet;
 use crate::error::ConfigError;
 
 /// A source of access records for an [`Authorizer`](crate::Authorizer).

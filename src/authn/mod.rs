@@ -30,12 +30,12 @@ mod cache;
 mod claims;
 mod revocation;
 mod token;
+mod verify;
 
 pub use token::TokenSource;
 
 use std::sync::Arc;
 
-use base64::Engine;
 use http::HeaderMap;
 
 pub(crate) use builder::pem_label;
@@ -44,14 +44,14 @@ pub use builder::{AuthenticatorBuilder, DangerousAuthenticatorBuilder};
 pub use cache::TokenCache;
 pub(crate) use revocation::signing_input;
 pub use revocation::{RevocationStore, TokenRef, Verdict};
+pub(crate) use verify::Step;
 
 use crate::answer::Answers;
 use crate::clock::Clock;
 use crate::error::{AuthError, Reason};
-use crate::jose::{Algorithm, json, strict_b64};
 #[cfg(feature = "jwks")]
 use crate::keys::RemoteKeys;
-use crate::keys::{KeySet, Lookup, Mode, Pending, Selection};
+use crate::keys::{KeySet, Mode};
 use crate::principal::{ClaimPath, Principal};
 
 /// Default leeway for `exp`, `nbf` and `iat`, in seconds.
@@ -62,53 +62,6 @@ pub const MAX_LEEWAY: u64 = 300;
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// The largest token size cap the builder accepts, in bytes.
 pub const MAX_TOKEN_BYTES_CAP: usize = 64 * 1024;
-/// Longest `kid` we look up; longer ones are refused.
-const MAX_KID_LEN: usize = 256;
-
-/// Why verification stopped before an answer.
-pub(crate) enum Step {
-    /// The answer is this error.
-    Fail(AuthError),
-    /// Keys must be fetched first (only with remote key sets, in [`Mode::Wait`]).
-    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
-    Fetch(Pending),
-}
-
-impl From<AuthError> for Step {
-    fn from(e: AuthError) -> Self {
-        Self::Fail(e)
-    }
-}
-
-impl From<Lookup> for Step {
-    fn from(l: Lookup) -> Self {
-        match l {
-            Lookup::NoKey(s) => Self::Fail(no_key_error(s)),
-            Lookup::Unavailable => Self::Fail(AuthError::keys_unavailable()),
-            Lookup::Fetch(p) => Self::Fetch(p),
-        }
-    }
-}
-
-impl Step {
-    /// The answer of a path that cannot wait.
-    pub(crate) fn into_error(self) -> AuthError {
-        match self {
-            Self::Fail(e) => e,
-            // Only `Mode::Wait` asks for a fetch; answer as if no keys were loaded.
-            Self::Fetch(_) => AuthError::keys_unavailable(),
-        }
-    }
-}
-
-/// The 401 for a token no key fits.
-fn no_key_error(e: Selection) -> AuthError {
-    AuthError::invalid_token(Reason::NoKey(match e {
-        Selection::NoKey => "no key for this token",
-        Selection::Ambiguous => "several keys fit and the token names no kid",
-        Selection::WrongAlgorithm => "the token's alg is not the key's",
-    }))
-}
 
 /// The 401 for a token an issuer rule refused, with the rule's message.
 #[cfg(feature = "jwks")]
@@ -160,15 +113,6 @@ struct Inner {
     revocations: Option<Arc<dyn RevocationStore>>,
 }
 
-/// The answer of a revocation store, as the verifier's result.
-fn revocation(store: &dyn RevocationStore, token: &TokenRef<'_>) -> Result<(), AuthError> {
-    match store.check(token) {
-        Verdict::Valid => Ok(()),
-        Verdict::Revoked => Err(AuthError::revoked()),
-        Verdict::Unavailable => Err(AuthError::revocation_unavailable()),
-    }
-}
-
 /// The remote key set that verified a token, and its key epoch at the time: a token
 /// remembered under an older epoch must be verified again.
 #[derive(Clone)]
@@ -209,44 +153,6 @@ impl std::fmt::Debug for Authenticator {
             .field("role_claim", &self.inner.role_claim)
             .finish_non_exhaustive()
     }
-}
-
-/// The header parameters we look at, after the strict parse.
-struct Header<'a> {
-    alg: Algorithm,
-    kid: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// The three segments of a compact JWS.
-struct Segments<'t> {
-    header: &'t str,
-    payload: &'t str,
-    signature: &'t str,
-    /// `header.payload`: what the signature covers.
-    signed: &'t str,
-}
-
-fn segments(token: &str) -> Result<Segments<'_>, AuthError> {
-    // `str::find` with an ASCII char scans a word at a time (memchr), not byte by byte.
-    let Some(d1) = token.find('.') else {
-        return Err(malformed("not three segments"));
-    };
-    let Some(d2) = token[d1 + 1..].find('.').map(|i| i + d1 + 1) else {
-        return Err(malformed("not three segments"));
-    };
-    if token.as_bytes()[d2 + 1..].contains(&b'.') {
-        return Err(malformed("not three segments"));
-    }
-    let (header, payload, signature) = (&token[..d1], &token[d1 + 1..d2], &token[d2 + 1..]);
-    if header.is_empty() || payload.is_empty() || signature.is_empty() {
-        return Err(malformed("empty segment"));
-    }
-    Ok(Segments {
-        header,
-        payload,
-        signature,
-        signed: &token[..d2],
-    })
 }
 
 impl Authenticator {
@@ -411,302 +317,5 @@ impl Authenticator {
             }
         }
         Ok(())
-    }
-
-    fn verify_mode(&self, token: &str, mode: Mode) -> Result<Principal, Step> {
-        let inner = &*self.inner;
-        // The cheapest checks first: what is not a compact JWS never reaches the cache.
-        let seg = self.segments(token)?;
-        #[cfg(feature = "token-cache")]
-        let cached = match &inner.cache {
-            Some(cache) => {
-                let hash = cache.hash(token);
-                let entry = cache.get(hash, token, inner.clock.now(), inner.leeway);
-                crate::metrics::token_cache(entry.is_some());
-                if let Some(entry) = entry {
-                    // A hit is checked against revocation like a fresh verification, from
-                    // what the entry kept. An entry without it (cached in a race with its
-                    // admission) is verified again, never passed unchecked.
-                    match (&inner.revocations, &entry.revocable) {
-                        (None, _) => return Ok(entry.principal.clone()),
-                        (Some(store), Some(r)) => {
-                            let t = TokenRef::hashed(
-                                &r.iss,
-                                r.jti.as_deref(),
-                                entry.principal.subject(),
-                                r.iat,
-                                &r.sha,
-                            );
-                            if let Err(e) = revocation(&**store, &t) {
-                                if e.is_revoked() {
-                                    cache.invalidate(hash);
-                                }
-                                return Err(e.into());
-                            }
-                            return Ok(entry.principal.clone());
-                        }
-                        (Some(_), None) => {}
-                    }
-                }
-                Some((cache, hash))
-            }
-            _ => None,
-        };
-        let (buf, header_len, source) = self.check_jws(seg, mode)?;
-        let claims::Read {
-            identity,
-            exp,
-            nbf,
-            iat,
-            iss,
-            jti,
-            sub,
-        } = self.read_claims(&buf[header_len..])?;
-        #[cfg(feature = "token-cache")]
-        let mut revocable = None;
-        if let Some(store) = &inner.revocations {
-            let t = TokenRef::new(
-                iss.as_deref().unwrap_or(""),
-                jti.as_deref(),
-                sub.as_deref(),
-                iat,
-                token,
-            );
-            revocation(&**store, &t)?;
-            // Kept with the cache entry (so a hit checks by look-up), only when the token
-            // is about to be cached: on its second sight.
-            #[cfg(feature = "token-cache")]
-            if let Some((cache, hash)) = cached
-                && cache.admits(hash)
-            {
-                revocable = Some(cache::Revocable {
-                    iss: t.issuer().into(),
-                    jti: t.jti().map(Into::into),
-                    iat: t.issued_at(),
-                    sha: t.token_sha256(),
-                });
-            }
-        }
-        // The claims borrowed from the buffer end here; the principal takes it.
-        drop((iss, jti, sub));
-        #[cfg(not(feature = "token-cache"))]
-        let _ = (exp, nbf);
-        let principal = Principal::new(inner.answers.clone(), buf, header_len, identity);
-        #[cfg(feature = "token-cache")]
-        if let Some((cache, hash)) = cached {
-            let verified = cache::Verified {
-                exp,
-                nbf,
-                source,
-                revocable,
-            };
-            cache.insert(
-                hash,
-                token,
-                &principal,
-                verified,
-                inner.clock.now(),
-                inner.leeway,
-            );
-        }
-        #[cfg(not(feature = "token-cache"))]
-        let _ = source;
-        Ok(principal)
-    }
-
-    /// Checks the JWS layer and returns one buffer with the decoded header, then the
-    /// decoded payload, where the payload starts, and the remote set whose key verified
-    /// it (with its key epoch).
-    fn check_jws(
-        &self,
-        seg: Segments<'_>,
-        mode: Mode,
-    ) -> Result<(Vec<u8>, usize, Option<KeyEpoch>), Step> {
-        let b64 = strict_b64();
-        // One buffer for both: the header, then the payload (decoded now, its errors
-        // reported where they were always reported: after the signature).
-        let mut buf = Vec::with_capacity(
-            base64::decoded_len_estimate(seg.header.len())
-                + base64::decoded_len_estimate(seg.payload.len()),
-        );
-        b64.decode_vec(seg.header, &mut buf)
-            .map_err(|_| malformed("header is not strict base64url"))?;
-        let header_len = buf.len();
-        let payload_ok = b64.decode_vec(seg.payload, &mut buf).is_ok();
-        let (header_bytes, payload) = buf.split_at(header_len);
-        let header = self.check_header(header_bytes)?;
-        #[cfg(feature = "jwks")]
-        let snapshot;
-        #[cfg(feature = "jwks")]
-        let mut source = None;
-        #[cfg(feature = "jwks")]
-        let key = match self.remote_set(payload_ok.then_some(payload), header.kid.as_deref())? {
-            Some(set) => {
-                // The epoch first, then the keys: a key swapped out after this load is
-                // recorded under the old epoch.
-                source = Some(KeyEpoch {
-                    set: set.clone(),
-                    epoch: set.epoch(),
-                });
-                snapshot = set.snapshot();
-                set.select(&snapshot, header.kid.as_deref(), header.alg, mode)?
-            }
-            None => self.static_key(&header)?,
-        };
-        #[cfg(not(feature = "jwks"))]
-        let (key, source) = {
-            let _ = (mode, payload);
-            (self.static_key(&header)?, None)
-        };
-        if !key.verify(seg.signature, seg.signed.as_bytes(), header.alg) {
-            return Err(AuthError::invalid_token(Reason::BadSignature).into());
-        }
-        if !payload_ok {
-            return Err(malformed("payload is not strict base64url").into());
-        }
-        drop(header);
-        Ok((buf, header_len, source))
-    }
-
-    /// The size cap, then the three segments of a compact JWS.
-    fn segments<'t>(&self, token: &'t str) -> Result<Segments<'t>, AuthError> {
-        if token.len() > self.inner.max_token_bytes {
-            return Err(AuthError::invalid_request(Reason::TooLarge));
-        }
-        segments(token)
-    }
-
-    fn static_key(&self, header: &Header<'_>) -> Result<&crate::keys::VerifyingKey, AuthError> {
-        self.inner
-            .keys
-            .select(header.kid.as_deref(), header.alg)
-            .map_err(no_key_error)
-    }
-
-    /// The remote set a token's key comes from, if any: the one bound to its `iss`, else
-    /// the one for any token. `kid`: the header's, for the issuer rules' checks.
-    #[cfg(feature = "jwks")]
-    fn remote_set(
-        &self,
-        payload: Option<&[u8]>,
-        kid: Option<&str>,
-    ) -> Result<Option<Arc<crate::keys::RemoteSet>>, AuthError> {
-        let Some(remote) = &self.inner.remote else {
-            return Ok(None);
-        };
-        // The token's `iss` picks its issuer's keys (a map look-up), so the claims are
-        // read before the signature; `iss` is checked again with the other claims.
-        if remote.by_issuer.is_empty() && remote.tenants.is_none() {
-            return Ok(remote.any.clone());
-        }
-        let payload = payload.ok_or_else(|| malformed("payload is not strict base64url"))?;
-        let [iss] = json::scan_object(payload, &["iss"]).map_err(malformed)?;
-        let iss = iss.map(json::Scalar::of);
-        let Some(iss) = iss.as_ref().and_then(json::Scalar::as_str) else {
-            return Ok(remote.any.clone());
-        };
-        if let Some(set) = remote.by_issuer.get(iss) {
-            return Ok(Some(set.clone()));
-        }
-        if let Some(tenants) = &remote.tenants
-            && tenants.matches(iss)
-        {
-            // An issuer rule's header checks come before any fetch.
-            if let Some(rule) = tenants.rule_for(iss) {
-                rule.check_header(kid).map_err(refused)?;
-            }
-            // A pattern's issuer uses its own discovered keys and no others; refused
-            // without a fetch when the discovery budget is spent or it failed lately.
-            return tenants
-                .set_for(iss)
-                .map(Some)
-                .ok_or_else(|| AuthError::invalid_token(Reason::NoKey("issuer not known (yet)")));
-        }
-        if let Some(tenants) = &remote.tenants {
-            // An issuer of a rule's kind on a host no rule was told to trust.
-            tenants.unmatched(iss).map_err(refused)?;
-        }
-        Ok(remote.any.clone())
-    }
-
-    fn check_header<'h>(&self, bytes: &'h [u8]) -> Result<Header<'h>, AuthError> {
-        use json::Scalar;
-        let bad_alg = |what| AuthError::invalid_token(Reason::BadAlgorithm(what));
-        let [alg, kid, typ, cty, b64, crit, enc, zip] = json::scan_object(
-            bytes,
-            &["alg", "kid", "typ", "cty", "b64", "crit", "enc", "zip"],
-        )
-        .map_err(malformed)?;
-        let alg = match alg.map(Scalar::of) {
-            Some(Scalar::Str(s)) => s
-                .parse::<Algorithm>()
-                .map_err(|_| bad_alg("none, unknown or unsupported"))?,
-            Some(_) => return Err(bad_alg("alg is not a string")),
-            None => return Err(bad_alg("no alg")),
-        };
-        if enc.is_some() || zip.is_some() {
-            return Err(malformed("encrypted or compressed token (JWE)"));
-        }
-        if let Some(cty) = cty.map(Scalar::of) {
-            let cty = cty
-                .as_str()
-                .ok_or_else(|| malformed("cty is not a string"))?;
-            if cty.eq_ignore_ascii_case("JWT") || cty.eq_ignore_ascii_case("application/jwt") {
-                return Err(malformed("nested token (cty JWT)"));
-            }
-        }
-        match b64.map(Scalar::of) {
-            None | Some(Scalar::Bool(true)) => {}
-            Some(_) => return Err(malformed("unencoded payload (b64)")),
-        }
-        if crit.is_some() {
-            self.check_crit(bytes)?;
-        }
-        if let Some(want) = &self.inner.typ {
-            let typ = typ.map(Scalar::of);
-            let typ = typ
-                .as_ref()
-                .and_then(Scalar::as_str)
-                .ok_or_else(|| malformed("typ missing"))?;
-            let typ = strip_application(typ);
-            if !typ.eq_ignore_ascii_case(strip_application(want)) {
-                return Err(malformed("typ is not the required type"));
-            }
-        }
-        let kid = match kid.map(Scalar::of) {
-            None => None,
-            Some(Scalar::Str(k)) if k.len() <= MAX_KID_LEN => Some(k),
-            Some(_) => return Err(malformed("kid is not a short string")),
-        };
-        Ok(Header { alg, kid })
-    }
-
-    /// `crit`: every name must be one the application declared and present in the header.
-    /// Rare (no name is understood by default), so it reads the header in full.
-    fn check_crit(&self, bytes: &[u8]) -> Result<(), AuthError> {
-        let header = json::object(bytes).map_err(malformed)?;
-        let Some(crit) = header.get("crit") else {
-            return Ok(());
-        };
-        let names = crit
-            .as_array()
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| malformed("crit is not a non-empty array"))?;
-        for name in names {
-            let name = name
-                .as_str()
-                .ok_or_else(|| malformed("crit holds a non-string"))?;
-            if !self.inner.crit.iter().any(|c| c == name) || !header.contains_key(name) {
-                return Err(malformed("crit names a parameter we do not understand"));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn strip_application(typ: &str) -> &str {
-    match typ.get(..12) {
-        Some(p) if p.eq_ignore_ascii_case("application/") => &typ[12..],
-        _ => typ,
     }
 }

@@ -205,6 +205,19 @@ pub(super) fn parse(
     Ok(b)
 }
 
+/// A builder from a TOML policy file, for the environment configuration.
+pub(crate) fn builder_from_file(path: &str) -> Result<PolicyBuilder, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            ConfigErrorKind::Policy,
+            "PORTCULLIS_POLICY_FILE",
+            format!("cannot read `{path}`: {e}"),
+        )
+        .with_source(e)
+    })?;
+    parse(&text, path, crate::POLICY_FILE_SECTIONS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

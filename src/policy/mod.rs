@@ -50,6 +50,7 @@
 //! is refused.
 
 mod builder;
+mod children;
 mod decision;
 // The extension points serve the integrations, each behind a feature of its own: a
 // build with none of them calls part of them from nowhere.
@@ -60,6 +61,9 @@ mod file;
 mod index;
 mod parsed;
 mod pattern;
+mod roles;
+mod target;
+mod trie;
 
 use std::fmt;
 use std::ops::ControlFlow;
@@ -67,7 +71,7 @@ use std::sync::Arc;
 
 use http::Method;
 
-use crate::error::{AuthError, ConfigError, ConfigErrorKind, Reason};
+use crate::error::{AuthError, ConfigError, Reason};
 use crate::principal::{ClaimPath, Principal};
 pub use builder::PolicyBuilder;
 pub use decision::{RouteDecision, RouteReason, Unmatched};
@@ -75,9 +79,14 @@ pub use extension::Refusal;
 #[allow(unused_imports)]
 pub(crate) use extension::{RouteCheck, RouteRequest, RouteRule, RouteShape, RuleFamily};
 pub(crate) use file::FileSection;
-use index::{Entry, GrpcMap, HttpIndex, PrefixNode, Roles, Rule, min_some};
-pub(crate) use pattern::has_dot_segment;
+pub(crate) use file::builder_from_file;
+use index::GrpcMap;
 use pattern::{Prefix, Segs, check_path, split_grpc};
+pub(crate) use pattern::{check_prefix, has_dot_segment};
+use roles::Roles;
+pub use target::Target;
+use target::TargetKind;
+use trie::{Entry, HttpIndex, PrefixNode, Rule, min_some};
 
 /// Roles to routes, public prefixes and required claims. Cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -139,82 +148,6 @@ impl fmt::Debug for Policy {
             )
             .field("unmatched_grpc", &inner.grpc_unmatched)
             .finish_non_exhaustive()
-    }
-}
-
-/// A request target checked against the policy: an HTTP method and path, or a gRPC
-/// method. It borrows the request and allocates nothing.
-#[derive(Debug)]
-pub struct Target<'a> {
-    kind: TargetKind<'a>,
-    /// The public prefix or method pattern that covers the target, if any.
-    public: Option<Arc<str>>,
-    /// The request's query, for rules that read a parameter (never for matching).
-    query: Option<&'a str>,
-}
-
-#[derive(Debug)]
-enum TargetKind<'a> {
-    Http {
-        method: &'a Method,
-        /// The path as sent.
-        full: Segs<'a>,
-        /// The path with the URL prefix stripped, when it starts with it.
-        stripped: Option<Segs<'a>>,
-    },
-    Grpc {
-        /// The full method name, `/pkg.Service/Method`.
-        method: &'a str,
-        /// Its service, `pkg.Service`.
-        service: &'a str,
-    },
-    /// Any method of a service whose name is not known (a tonic interceptor's view):
-    /// only rules for every method (`*`) apply.
-    #[cfg_attr(not(feature = "tonic"), allow(dead_code))]
-    GrpcAnyMethod,
-}
-
-impl Target<'_> {
-    /// Whether a public prefix (or public gRPC method) covers the target, so it needs no
-    /// token.
-    pub fn is_public(&self) -> bool {
-        self.public.is_some()
-    }
-
-    /// Whether this is a gRPC method rather than an HTTP route.
-    pub fn is_grpc(&self) -> bool {
-        !matches!(self.kind, TargetKind::Http { .. })
-    }
-}
-
-impl<'a> Target<'a> {
-    /// The same target with the request's query (without `?`), which the layer passes on.
-    /// Matching never reads it; only rules that take a request parameter from it do (an
-    /// integration's rule may read a parameter its REST API puts there).
-    ///
-    /// ```
-    /// use portcullis::Policy;
-    ///
-    /// let policy = Policy::builder().allow("GET", "/v1/objects/**", ["*"]).build()?;
-    /// let target = policy.target(&http::Method::GET, "/v1/objects/b/o")?.with_query(Some("provider=aws"));
-    /// assert_eq!(policy.decide_roles(&["reader"], &target).is_allowed(), true);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn with_query(mut self, query: Option<&'a str>) -> Self {
-        self.query = query;
-        self
-    }
-}
-
-impl Target<'static> {
-    /// Any method of a gRPC service, for a decision that cannot see the method name.
-    #[cfg(feature = "tonic")]
-    pub(crate) fn any_grpc_method() -> Self {
-        Self {
-            kind: TargetKind::GrpcAnyMethod,
-            public: None,
-            query: None,
-        }
     }
 }
 
@@ -682,22 +615,4 @@ fn public_decision(target: &Target<'_>) -> Option<RouteDecision> {
             prefix: prefix.to_string(),
         })
     })
-}
-
-/// Checks a prefix as a public or URL prefix, for errors that name their setting.
-pub(crate) fn check_prefix(prefix: &str) -> Result<(), String> {
-    Prefix::parse(prefix).map(|_| ())
-}
-
-/// A builder from a TOML policy file, for the environment configuration.
-pub(crate) fn builder_from_file(path: &str) -> Result<PolicyBuilder, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::new(
-            ConfigErrorKind::Policy,
-            "PORTCULLIS_POLICY_FILE",
-            format!("cannot read `{path}`: {e}"),
-        )
-        .with_source(e)
-    })?;
-    file::parse(&text, path, crate::POLICY_FILE_SECTIONS)
 }

@@ -252,6 +252,11 @@ impl Prefix {
     }
 }
 
+/// Checks a prefix as a public or URL prefix, for errors that name their setting.
+pub(crate) fn check_prefix(prefix: &str) -> Result<(), String> {
+    Prefix::parse(prefix).map(|_| ())
+}
+
 /// A gRPC method pattern: `/pkg.Service/Method`, `/pkg.Service/*`, or `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct GrpcPattern {
