@@ -280,7 +280,9 @@ pub use keys::JwksClient;
 #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 pub use keys::{JwksOptions, TenantOptions};
 pub use layer::{AuthBody, AuthLayer};
-pub use policy::{Policy, PolicyBuilder, Refusal, RouteDecision, RouteReason, Target, Unmatched};
+pub use policy::{
+    Condition, Policy, PolicyBuilder, Refusal, RouteDecision, RouteReason, Target, Unmatched,
+};
 pub use principal::{Principal, Strs};
 pub use signer::{SignError, Signer};
 

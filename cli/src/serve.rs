@@ -80,7 +80,9 @@ requests; the README's nginx, Caddy and Traefik configurations do.
 
 The policy: --policy FILE (PORTCULLIS_POLICY_FILE) with your rules, or --fedn-policy
 (PORTCULLIS_FEDN_POLICY=true) for FEDn's built-in REST and gRPC role map; one of them is
-required, and serve says at start which one it applies.
+required, and serve says at start which one it applies. --shadow-policy FILE
+(PORTCULLIS_SHADOW_POLICY_FILE) adds a dry run: decided beside it, counted in
+portcullis_shadow_decisions_total{result=\"would_allow\"|\"would_deny\"}, never enforced.
 
 Configuration: every FEDN_* and PORTCULLIS_* variable the library reads (keys, issuer,
 audience, role claim, leeway, public prefixes, URL prefix, required claim, policy file),
@@ -152,6 +154,11 @@ pub(crate) struct Args {
     authress: crate::authress::AuthressFlags,
     #[command(flatten)]
     policy: PolicyFlag,
+    /// A second policy file decided beside the enforced one on every request and
+    /// recorded (the portcullis_shadow_decisions_total counter, a DEBUG log line naming
+    /// the rule), never enforced: a dry run of new rules
+    #[arg(long, value_name = "FILE", env = "PORTCULLIS_SHADOW_POLICY_FILE")]
+    shadow_policy: Option<PathBuf>,
     /// Apply FEDn's built-in REST and gRPC role map (client, combiner, admin routes) instead
     /// of a policy file
     #[arg(long, env = "PORTCULLIS_FEDN_POLICY", conflicts_with = "policy")]
@@ -272,7 +279,14 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         .build()
         .map_err(|e| Fail::usage(format!("cannot start the async runtime: {e}")))?;
     let _in_runtime = rt.enter();
-    let overrides = Overrides::new(&args.keys, &args.policy)?;
+    let mut overrides = Overrides::new(&args.keys, &args.policy)?;
+    if let Some(path) = &args.shadow_policy {
+        overrides.set(
+            "PORTCULLIS_SHADOW_POLICY_FILE",
+            "--shadow-policy",
+            path.display().to_string(),
+        );
+    }
     let applied = applied_policy(
         overrides
             .get("PORTCULLIS_POLICY_FILE")
@@ -289,6 +303,9 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
     let default_issuer = crate::revoke::single_issuer(overrides.get("PORTCULLIS_ISSUER"));
     let layer = config.build_layer().map_err(|e| overrides.explain(&e))?;
     tracing::info!(policy = %applied, "applying policy");
+    if let Some(path) = &args.shadow_policy {
+        tracing::info!(shadow = %path.display(), "recording the shadow policy's decisions, never enforcing them");
+    }
     // Reloaded on change; the watch runs as long as `_watch` lives.
     let (records, _watch) =
         crate::check::watched_records(args.records.as_ref(), layer.authenticator())?.unzip();
