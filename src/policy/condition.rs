@@ -179,13 +179,19 @@ impl Compiled {
         headers: Option<&HeaderMap>,
     ) -> bool {
         match &self.check {
-            Check::Value(v) => principal.claim_is(&self.claim, v),
+            Check::Value(v) => principal.claim_equals(&self.claim, v),
             Check::Segment(at) => {
                 let Some(raw) = segs.and_then(|mut s| s.nth(*at)) else {
                     return false;
                 };
+                if raw.is_empty() {
+                    return false;
+                }
+                if !raw.contains('%') {
+                    return principal.claim_equals(&self.claim, raw);
+                }
                 match percent_decode_str(raw).decode_utf8() {
-                    Ok(value) => !value.is_empty() && principal.claim_is(&self.claim, &value),
+                    Ok(value) => !value.is_empty() && principal.claim_equals(&self.claim, &value),
                     Err(_) => false,
                 }
             }
@@ -197,7 +203,7 @@ impl Compiled {
                 match (values.next(), values.next()) {
                     (Some(v), None) => v
                         .to_str()
-                        .is_ok_and(|v| !v.is_empty() && principal.claim_is(&self.claim, v)),
+                        .is_ok_and(|v| !v.is_empty() && principal.claim_equals(&self.claim, v)),
                     _ => false,
                 }
             }
