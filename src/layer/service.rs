@@ -38,10 +38,6 @@ impl<S> Auth<S> {
     crate::macros::inner_service_accessors!();
 }
 
-/// Marks a rejection the hook already shaped, so that an outer layer passes it on.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Shaped;
-
 impl Shared {
     /// Whether a rejection hook is set.
     pub(super) fn has_hook(&self) -> bool {
@@ -180,7 +176,7 @@ impl Shared {
             res.extensions_mut().insert(err);
         }
         // Shaped once: a layer in front leaves it as it is.
-        res.extensions_mut().insert(Shaped);
+        res.extensions_mut().insert(super::future::Shaped);
         res.map(|b| {
             if b.is_empty() {
                 AuthBody::empty()
