@@ -42,7 +42,7 @@ pub struct Principal {
 const INLINE_SPANS: usize = 8;
 
 /// Ranges into one string buffer: subject, then roles, then groups.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Spans {
     inline: [(u32, u32); INLINE_SPANS],
     len: usize,
@@ -70,7 +70,7 @@ impl Spans {
 }
 
 /// What the verifier read from a token for its principal, built up while reading.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Identity {
     strings: String,
     spans: Spans,
@@ -139,6 +139,14 @@ impl Principal {
                 header: OnceLock::new(),
             }),
         }
+    }
+
+    /// The same caller in an allocation of its own: for a per-thread cache, so that handing
+    /// it out touches no memory another thread shares.
+    #[cfg_attr(not(feature = "token-cache"), allow(dead_code))]
+    pub(crate) fn own_copy(&self) -> Self {
+        let i = &self.inner;
+        Self::new(i.answers.clone(), i.buf.clone(), i.header_len, i.id.clone())
     }
 
     /// Roughly the bytes this principal holds, for caches that bound their size.

@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
-use super::KeyEpoch;
+use super::{KeyEpoch, front};
+use crate::error::AuthError;
 use crate::principal::Principal;
 
 /// Settings of the verified-token cache
@@ -143,6 +144,7 @@ impl TokenCache {
             .next_power_of_two();
         let bits = reset * SEEN_BITS_PER_MARK;
         Some(Cache {
+            id: front::new_id(),
             cache,
             hasher: foldhash::quality::RandomState::default(),
             seen: (0..2 * bits / 64).map(|_| AtomicU64::new(0)).collect(),
@@ -193,8 +195,36 @@ impl moka::Expiry<u64, Arc<Entry>> for Expire {
     }
 }
 
+impl Entry {
+    /// Whether this entry is of exactly `token`.
+    pub(crate) fn is_token(&self, token: &[u8]) -> bool {
+        self.token.as_bytes() == token
+    }
+
+    /// Whether the entry still holds at `now` (with `leeway`): within its token's `exp`
+    /// and `nbf`, and verified by a key of the current epoch.
+    fn fresh(&self, now: u64, leeway: u64) -> bool {
+        let expired = self.exp.is_some_and(|exp| exp.saturating_add(leeway) < now);
+        let early = self.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway));
+        let stale_key = self.source.as_ref().is_some_and(|s| !s.is_current());
+        !(expired || early || stale_key)
+    }
+}
+
+/// What a look-up found.
+pub(crate) enum Found {
+    /// A cached token, checked: its principal.
+    Hit(Principal),
+    /// A cached token the caller's check refused (a revoked one).
+    Refused(AuthError),
+    /// Nothing usable: verify the token.
+    Miss,
+}
+
 /// The cache of one authenticator.
 pub(crate) struct Cache {
+    /// Tells this cache apart in the threads' front slots.
+    id: usize,
     cache: moka::sync::Cache<u64, Arc<Entry>>,
     hasher: foldhash::quality::RandomState,
     /// A two-probe bloom filter of recently seen tokens, in two generations (current and
@@ -277,24 +307,59 @@ impl Cache {
         }
     }
 
-    /// The entry of `token` if it is cached and still valid at `now` (with `leeway`).
-    /// Only a token in the filter can be cached, so an unseen one costs no cache look-up.
-    pub(crate) fn get(&self, hash: u64, token: &[u8], now: u64, leeway: u64) -> Option<Arc<Entry>> {
+    /// Looks `token` up: first in this thread's front slots, then in the shared cache.
+    /// A hit must be fresh at `now` (with `leeway`) and pass `check` (the revocation
+    /// check: `Ok(false)` when the entry cannot be checked and the token must be verified
+    /// again). Only a token in the filter can be in the shared cache, so an unseen one
+    /// costs no shared look-up.
+    pub(crate) fn lookup(
+        &self,
+        hash: u64,
+        token: &[u8],
+        now: u64,
+        leeway: u64,
+        check: impl Fn(&Entry) -> Result<bool, AuthError>,
+    ) -> Found {
+        let front = front::get(self.id, hash, token, |entry| {
+            if !entry.fresh(now, leeway) {
+                return Err(None);
+            }
+            match check(entry) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(None),
+                Err(e) => Err(Some(e)),
+            }
+        });
+        match front {
+            Some(Ok(principal)) => return Found::Hit(principal),
+            Some(Err(Some(e))) => return Found::Refused(e),
+            // Stale or uncheckable here: the shared cache decides.
+            Some(Err(None)) | None => {}
+        }
+        let Some(entry) = self.get(hash, token, now, leeway) else {
+            return Found::Miss;
+        };
+        match check(&entry) {
+            Ok(true) => {
+                front::note_hit(self.id, hash, &entry);
+                Found::Hit(entry.principal.clone())
+            }
+            Ok(false) => Found::Miss,
+            Err(e) => Found::Refused(e),
+        }
+    }
+
+    /// The shared entry of `token` if it is cached and still valid at `now` (with
+    /// `leeway`).
+    fn get(&self, hash: u64, token: &[u8], now: u64, leeway: u64) -> Option<Arc<Entry>> {
         if !self.in_filter(hash) {
             return None;
         }
         let entry = self.cache.get(&hash)?;
-        if entry.token.as_bytes() != token {
+        if !entry.is_token(token) {
             return None;
         }
-        let expired = entry
-            .exp
-            .is_some_and(|exp| exp.saturating_add(leeway) < now);
-        let early = entry
-            .nbf
-            .is_some_and(|nbf| nbf > now.saturating_add(leeway));
-        let stale_key = entry.source.as_ref().is_some_and(|s| !s.is_current());
-        if expired || early || stale_key {
+        if !entry.fresh(now, leeway) {
             self.cache.invalidate(&hash);
             return None;
         }

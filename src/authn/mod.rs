@@ -28,6 +28,8 @@ mod builder;
 #[cfg(feature = "token-cache")]
 mod cache;
 mod claims;
+#[cfg(feature = "token-cache")]
+mod front;
 mod revocation;
 mod token;
 mod verify;

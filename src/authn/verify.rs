@@ -130,32 +130,40 @@ impl Authenticator {
         let cached = match &inner.cache {
             Some(cache) => {
                 let hash = cache.hash(credential.bytes);
-                let entry = cache.get(hash, credential.bytes, inner.clock.now(), inner.leeway);
-                crate::metrics::token_cache(entry.is_some());
-                if let Some(entry) = entry {
-                    // A hit is checked against revocation like a fresh verification, from
-                    // what the entry kept. An entry without it (cached in a race with its
-                    // admission) is verified again, never passed unchecked.
-                    match (&inner.revocations, &entry.revocable) {
-                        (None, _) => return Ok(entry.principal.clone()),
-                        (Some(store), Some(r)) => {
-                            let t = TokenRef::hashed(
-                                &r.iss,
-                                r.jti.as_deref(),
-                                entry.principal.subject(),
-                                r.iat,
-                                &r.sha,
-                            );
-                            if let Err(e) = revocation(&**store, &t) {
-                                if e.is_revoked() {
-                                    cache.invalidate(hash);
-                                }
-                                return Err(e.into());
-                            }
-                            return Ok(entry.principal.clone());
-                        }
-                        (Some(_), None) => {}
+                // A hit is checked against revocation like a fresh verification, from
+                // what the entry kept. An entry without it (cached in a race with its
+                // admission) is verified again, never passed unchecked.
+                let check = |entry: &cache::Entry| match (&inner.revocations, &entry.revocable) {
+                    (None, _) => Ok(true),
+                    (Some(store), Some(r)) => {
+                        let t = TokenRef::hashed(
+                            &r.iss,
+                            r.jti.as_deref(),
+                            entry.principal.subject(),
+                            r.iat,
+                            &r.sha,
+                        );
+                        revocation(&**store, &t).map(|()| true)
                     }
+                    (Some(_), None) => Ok(false),
+                };
+                let found = cache.lookup(
+                    hash,
+                    credential.bytes,
+                    inner.clock.now(),
+                    inner.leeway,
+                    check,
+                );
+                crate::metrics::token_cache(matches!(found, cache::Found::Hit(_)));
+                match found {
+                    cache::Found::Hit(principal) => return Ok(principal),
+                    cache::Found::Refused(e) => {
+                        if e.is_revoked() {
+                            cache.invalidate(hash);
+                        }
+                        return Err(e.into());
+                    }
+                    cache::Found::Miss => {}
                 }
                 Some((cache, hash))
             }
