@@ -150,6 +150,8 @@ pub(crate) enum Reason {
     #[cfg_attr(not(any(feature = "axum", feature = "tonic")), allow(dead_code))]
     ClaimsType(String),
     Policy(String),
+    /// A refusal whose reason is worked out when someone reads it.
+    Deferred(Deferred),
     RequiredClaim(String),
     KeysUnavailable,
     Misuse(&'static str),
@@ -162,6 +164,24 @@ pub(crate) enum Reason {
         message: &'static str,
         detail: &'static str,
     },
+}
+
+/// A reason computed on demand; two are equal when they read the same.
+#[derive(Clone)]
+pub(crate) struct Deferred(Arc<dyn Fn() -> String + Send + Sync>);
+
+impl PartialEq for Deferred {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0)() == (other.0)()
+    }
+}
+
+impl Eq for Deferred {}
+
+impl fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&(self.0)())
+    }
 }
 
 /// A rejected request: what went wrong, and how to answer it over HTTP or gRPC.
@@ -319,6 +339,15 @@ impl AuthError {
         Self::new(AuthErrorKind::Forbidden, Reason::Policy(why))
     }
 
+    /// A policy refusal whose reason `why` works out when someone reads it (a log line,
+    /// the rejection hook): the request path never pays for words nobody reads.
+    pub(crate) fn forbidden_deferred(why: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        Self::new(
+            AuthErrorKind::Forbidden,
+            Reason::Deferred(Deferred(Arc::new(why))),
+        )
+    }
+
     /// The crate was used wrongly (500 / `INTERNAL`), for example an extractor that runs
     /// without the layer in front of it.
     pub fn misuse(what: &'static str) -> Self {
@@ -446,6 +475,7 @@ impl fmt::Display for AuthError {
                 write!(f, "claims do not fit the handler's type at {field}")
             }
             Reason::Policy(why) => write!(f, "forbidden: {why}"),
+            Reason::Deferred(why) => write!(f, "forbidden: {}", (why.0)()),
             Reason::RequiredClaim(key) => write!(f, "required claim `{key}` missing or different"),
             Reason::KeysUnavailable => f.write_str("no keys loaded for the issuer"),
             Reason::Misuse(what) => write!(f, "misuse: {what}"),

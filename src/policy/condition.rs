@@ -176,6 +176,11 @@ enum Check {
 }
 
 impl Compiled {
+    /// Whether it compares with a request header.
+    pub(super) fn reads_headers(&self) -> bool {
+        matches!(self.check, Check::Header(_))
+    }
+
     /// Whether the condition holds for `principal` on a request with the matched path
     /// `segs` (`None` for gRPC) and `headers`. Allocation-free unless the segment is
     /// percent-encoded.

@@ -103,6 +103,11 @@ impl GrpcMap<u32> {
 
 /// Compiles checked settings into the index.
 pub(super) fn compile(parsed: Parsed) -> Inner {
+    let reasons_read_headers = parsed.rules.iter().any(|r| {
+        r.conditions
+            .iter()
+            .any(super::condition::Compiled::reads_headers)
+    });
     let public_when_stripped = parsed.public_when_stripped();
     let mut roles = Roles::default();
     for rule in &parsed.rules {
@@ -248,5 +253,6 @@ pub(super) fn compile(parsed: Parsed) -> Inner {
         grpc_unmatched: parsed.grpc_unmatched,
         extension: parsed.extension,
         shadow: parsed.shadow,
+        reasons_read_headers,
     }
 }

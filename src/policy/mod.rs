@@ -121,6 +121,9 @@ struct Inner {
     extension: Vec<extension::RouteRule>,
     /// Dry-run policies: decided and recorded, never enforced.
     shadow: Vec<Shadow>,
+    /// Some condition reads a request header: a refusal's reason is worked out at once,
+    /// while the headers are there.
+    reasons_read_headers: bool,
 }
 
 /// A dry-run policy beside the enforced one.
@@ -394,7 +397,19 @@ impl Policy {
                 _ => {}
             }
         }
-        self.decide(principal, target).into_result().map(|_| ())
+        if self.inner.reasons_read_headers || self.failed_claim(principal).is_some() {
+            return self.decide(principal, target).into_result().map(|_| ());
+        }
+        // Refused: the reason (which rule, which roles) is worked out when someone reads
+        // it, from what the decision read.
+        let (policy, principal, target) =
+            (self.clone(), principal.clone(), target.to_owned_target());
+        Err(AuthError::forbidden_deferred(move || {
+            match target.target(&policy) {
+                Some(t) => policy.decide(&principal, &t).reason().to_string(),
+                None => "denied".to_owned(),
+            }
+        }))
     }
 
     /// What the layer runs after authentication, for benchmarks only; not part of the

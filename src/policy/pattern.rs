@@ -113,6 +113,11 @@ impl<'a> Segs<'a> {
         }
     }
 
+    /// The path again, `/` and the segments.
+    pub(super) fn as_path(self) -> String {
+        format!("/{}", self.0.unwrap_or(""))
+    }
+
     /// The first segment and the rest.
     #[inline]
     pub(super) fn split_first(self) -> Option<(&'a str, Self)> {

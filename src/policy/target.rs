@@ -108,3 +108,53 @@ impl Target<'static> {
         }
     }
 }
+
+/// A target that owns what it borrowed (not its headers), so that a refusal can work out
+/// its reason later, when someone reads it.
+#[derive(Debug)]
+pub(super) enum OwnedTarget {
+    Http {
+        method: Method,
+        path: String,
+        query: Option<String>,
+    },
+    Grpc(String),
+    GrpcAnyMethod,
+}
+
+impl Target<'_> {
+    pub(super) fn to_owned_target(&self) -> OwnedTarget {
+        match &self.kind {
+            TargetKind::Http { method, full, .. } => OwnedTarget::Http {
+                method: (*method).clone(),
+                path: full.as_path(),
+                query: self.query.map(str::to_owned),
+            },
+            TargetKind::Grpc { method, .. } => OwnedTarget::Grpc((*method).to_owned()),
+            TargetKind::GrpcAnyMethod => OwnedTarget::GrpcAnyMethod,
+        }
+    }
+}
+
+impl OwnedTarget {
+    /// The target again, as `policy` reads it.
+    pub(super) fn target<'a>(&'a self, policy: &super::Policy) -> Option<Target<'a>> {
+        match self {
+            Self::Http {
+                method,
+                path,
+                query,
+            } => policy
+                .target(method, path)
+                .ok()
+                .map(|t| t.with_query(query.as_deref())),
+            Self::Grpc(method) => policy.grpc_target(method, None).ok(),
+            Self::GrpcAnyMethod => Some(Target {
+                kind: TargetKind::GrpcAnyMethod,
+                public: None,
+                query: None,
+                headers: None,
+            }),
+        }
+    }
+}
