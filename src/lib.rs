@@ -238,6 +238,7 @@ pub mod metrics;
 mod metrics;
 mod policy;
 mod principal;
+pub mod resource_metadata;
 pub mod revoke;
 mod signer;
 #[cfg(feature = "test-util")]
