@@ -11,6 +11,7 @@ mod admin;
 mod authress;
 mod check;
 mod config;
+mod envoy;
 mod forward;
 mod inspect;
 mod jwk;
