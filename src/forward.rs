@@ -18,6 +18,12 @@
 //!   `auth_request` turns any status but 2xx, 401 and 403 into a 500; the challenge
 //!   still says `error="invalid_request"`).
 //!
+//! Envoy ([`ProxyKind::Envoy`]: Istio, Envoy Gateway, the Gateway API's `ExternalAuth`,
+//! Contour) describes the original request field by field instead, in its gRPC
+//! `CheckRequest` or in the request line of its HTTP service:
+//! [`ForwardAuth::decide_request`] takes it so, with the same answers, and names the
+//! headers Envoy must remove in [`ENVOY_HEADERS_TO_REMOVE`].
+//!
 //! Identity values reach the upstream as exactly what the token says, or not at all: a
 //! value with whitespace at either end or a control character is left out, never trimmed
 //! (`" root "` is not `root`); a role or array-claim item that is empty or holds a comma
@@ -574,6 +580,18 @@ impl ForwardAuth {
         Ok(self)
     }
 
+    /// The same decision (layer, identity headers, access records) for requests `proxy`
+    /// asks; a [path prefix](Self::path_prefix) is left behind, since it belongs to one
+    /// Envoy service. `serve` answers Envoy's HTTP and gRPC services from one
+    /// configuration this way.
+    pub fn with_proxy(self, proxy: ProxyKind) -> Self {
+        Self {
+            proxy,
+            prefix: None,
+            ..self
+        }
+    }
+
     /// The proxy whose requests this decides.
     pub fn proxy(&self) -> ProxyKind {
         self.proxy
@@ -674,7 +692,7 @@ impl ForwardAuth {
             }
             Bad::Invalid => {
                 // The layer's own answer for a request it cannot read.
-                self.for_proxy(
+                self.shape(
                     rejection(&self.layer, AuthError::bad_request_target()),
                     Vec::new(),
                 )
@@ -697,7 +715,7 @@ impl ForwardAuth {
             },
             Err(never) => match never {},
         };
-        self.for_proxy(res, twins)
+        self.shape(res, twins)
     }
 
     /// The identity headers' names: subject, roles, then the configured ones.
@@ -787,7 +805,7 @@ impl ForwardAuth {
     /// 401 and 403, so a 400 goes back as 401 (its challenge already says
     /// `error="invalid_request"`). Envoy, on 200: identity headers without a value are
     /// not sent but removed, with the client's `_` spellings of them (`twins`).
-    fn for_proxy(
+    fn shape(
         &self,
         mut res: Response<Full<Bytes>>,
         twins: Vec<HeaderName>,

@@ -1,5 +1,5 @@
-//! `portcullis serve`: the forward-auth decision service, with health, readiness and
-//! Prometheus metrics.
+//! `portcullis serve`: the forward-auth decision service (nginx, Caddy, Traefik, Envoy's
+//! HTTP and gRPC ext_authz), with health, readiness and Prometheus metrics.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,7 +37,22 @@ Endpoints:
             WWW-Authenticate says error=\"invalid_request\"), because nginx's auth_request
             turns any status but 2xx, 401 and 403 into a 500; a 503 therefore reaches
             nginx clients as 500. A proxy that leaves out the method or URI header gets a
-            500 and a warning in the log: its configuration is wrong.
+            500 and a warning in the log: its configuration is wrong. Not served with
+            --proxy envoy.
+  /ext-authz/...  (any method, --proxy envoy) Envoy's http_service: every request under
+            --envoy-path-prefix (default /ext-authz) is a decision on the path after it,
+            with its own method and headers; checked before any other route. 200 with the
+            identity headers that have a value and X-Envoy-Auth-Headers-To-Remove naming
+            the others and the client's '_' spellings of them; refusals as /auth.
+  gRPC on --grpc-listen: envoy.service.auth.v3.Authorization/Check, the same decision
+            from CheckRequest.attributes.request.http (method, path, headers or
+            header_map): OK with ok_response headers to set and headers_to_remove, or
+            denied_response with the status, WWW-Authenticate and body of the refusal; a
+            request that describes nothing is denied (500). grpc.health.v1.Health on the
+            same port: NOT_SERVING until ready.
+  /.well-known/oauth-protected-resource[/PATH]  (GET, with --resource-metadata) the RFC
+            9728 protected-resource metadata; every challenge then carries
+            resource_metadata=\"<its URL>\".
   /healthz  200 while the process runs.
   /readyz   503 until the keys of every remote key set have loaded once (and, with
             PORTCULLIS_REDIS_URL, the revocation list has synced once), then 200.
@@ -77,7 +92,8 @@ Endpoints:
             /auth answers them.
 
 The proxy must strip X-Auth-Subject, X-Auth-Roles and every --identity-header from client
-requests; the README's nginx, Caddy and Traefik configurations do.
+requests; the README's nginx, Caddy and Traefik configurations do (Envoy removes or
+overwrites them as the answer says).
 
 The policy: --policy FILE (PORTCULLIS_POLICY_FILE) with your rules, or --fedn-policy
 (PORTCULLIS_FEDN_POLICY=true) for FEDn's built-in REST and gRPC role map; one of them is
@@ -91,7 +107,8 @@ accepting connections and lets decisions in flight finish (at most --shutdown-gr
 Examples:
   FEDN_JWT_SECRET_KEY=... portcullis serve --listen 127.0.0.1:9090 --proxy nginx --policy policy.toml
   portcullis serve --listen 127.0.0.1:9090 --proxy caddy --jwks-url https://id.example/jwks.json \\
-      --audience api --identity-header tenant=X-Auth-Tenant";
+      --audience api --identity-header tenant=X-Auth-Tenant
+  portcullis serve --listen 0.0.0.0:9090 --grpc-listen 0.0.0.0:9191 --proxy envoy --policy policy.toml";
 
 /// Arguments of `serve`.
 #[derive(clap::Args, Debug)]
@@ -101,8 +118,8 @@ pub(crate) struct Args {
     /// which)
     #[arg(long, value_name = "ADDR", env = "PORTCULLIS_LISTEN")]
     listen: SocketAddr,
-    /// The proxy in front: nginx (auth_request), caddy (forward_auth) or traefik
-    /// (forwardAuth)
+    /// The proxy in front: nginx (auth_request), caddy (forward_auth), traefik
+    /// (forwardAuth) or envoy (ext_authz http_service; its gRPC service is --grpc-listen)
     #[arg(long, value_enum, env = "PORTCULLIS_PROXY")]
     proxy: Proxy,
     /// Access-record file (TOML or JSON): an allowed request must also pass
