@@ -5,7 +5,10 @@
 //! - a 401 without a token, and a 401 for a garbage token, beside the bare inner service
 //!   answering the same request, and beside an inner service that answers with a
 //!   response of the same shape (the floor of any rejection);
-//! - a verified-token cache hit (RS256), beside the bare inner service.
+//! - a verified-token cache hit (RS256), beside the bare inner service;
+//! - a cache hit (HS256) allowed by a rule with one condition (the `tenant` claim equal to
+//!   the `{tenant}` path segment), beside the same request allowed by the same rule
+//!   without it.
 //!
 //! The verification figures run with the token cache off.
 
@@ -173,6 +176,69 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || request(Some(&header)),
             |req| ready(bare.clone().oneshot(req)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+
+    // A rule with a path-claim condition against the same rule without it; one token, so
+    // both are cache hits and differ by the condition alone.
+    let tenant_token = Signer::hmac(Algorithm::HS256, SECRET)
+        .unwrap()
+        .sign(&serde_json::json!({"sub": "client-1", "role": "client", "tenant": "acme", "exp": 4_000_000_000u64}))
+        .unwrap();
+    let tenant_header = format!("Bearer {tenant_token}");
+    let tenant_request = || {
+        Request::post("/tenants/acme/reports")
+            .header("authorization", tenant_header.as_str())
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let guarded = |policy: Policy| {
+        let auth = Authenticator::builder()
+            .hmac_secret(SECRET)
+            .build()
+            .unwrap();
+        let svc = AuthLayer::new(auth, policy).layer(inner());
+        for _ in 0..3 {
+            assert_eq!(
+                ready(svc.clone().oneshot(tenant_request()))
+                    .unwrap()
+                    .status(),
+                200
+            );
+        }
+        svc
+    };
+    let plain_rule = guarded(
+        Policy::builder()
+            .allow("POST", "/tenants/{tenant}/reports", ["client"])
+            .build()
+            .unwrap(),
+    );
+    let conditioned = guarded(
+        Policy::builder()
+            .allow_when(
+                "POST",
+                "/tenants/{tenant}/reports",
+                ["client"],
+                [portcullis::Condition::claim_equals_param(
+                    "tenant", "tenant",
+                )],
+            )
+            .build()
+            .unwrap(),
+    );
+    group.bench_function("condition/none/layer_oneshot", |b| {
+        b.iter_batched(
+            tenant_request,
+            |req| ready(plain_rule.clone().oneshot(req)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("condition/path_claim/layer_oneshot", |b| {
+        b.iter_batched(
+            tenant_request,
+            |req| ready(conditioned.clone().oneshot(req)).unwrap(),
             BatchSize::SmallInput,
         )
     });

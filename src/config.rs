@@ -27,6 +27,7 @@
 //! | `PORTCULLIS_MAX_TOKEN_BYTES` | token size cap | `8192` |
 //! | `PORTCULLIS_REALM` | realm in challenges | `api` |
 //! | `PORTCULLIS_POLICY_FILE` | TOML policy replacing the FEDn REST policy | FEDn REST policy |
+//! | `PORTCULLIS_SHADOW_POLICY_FILE` | a TOML policy decided beside the enforced one and recorded, never enforced (dry run) | none |
 //! | `PORTCULLIS_INSECURE_ALLOW_SHORT_SECRET` | `true` accepts HMAC secrets under the hash size | `false` |
 //! | `PORTCULLIS_TOKEN_SOURCES` | where tokens come from, in order: `authorization`, `cookie:NAME`, `header:NAME`, `query:NAME` (risky: URLs are logged) | `authorization` |
 //! | `PORTCULLIS_TOKEN_CACHE_ENTRIES` | most tokens in the verified-token cache; `0` turns it off (feature `token-cache`) | `20000` |
@@ -406,9 +407,15 @@ impl EnvConfig {
         }
 
         let mut policy = match get("PORTCULLIS_POLICY_FILE") {
-            Some(path) => crate::policy::builder_from_file(&path)?,
+            Some(path) => crate::policy::builder_from_file(&path, "PORTCULLIS_POLICY_FILE")?,
             None => Policy::fedn(),
         };
+        if let Some(path) = get("PORTCULLIS_SHADOW_POLICY_FILE") {
+            // Decided and recorded beside the enforced policy, never enforced.
+            let shadow = crate::policy::builder_from_file(&path, "PORTCULLIS_SHADOW_POLICY_FILE")?
+                .build()?;
+            policy = policy.shadow(shadow);
+        }
         for name in ["FEDN_AUTH_WHITELIST_URL_PREFIX", "FEDN_AUTH_WHITELIST_URL"] {
             for p in get(name).iter().flat_map(|v| list(v)) {
                 crate::policy::check_prefix(p)

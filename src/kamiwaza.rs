@@ -194,14 +194,14 @@ async fn verify_token(State(k): State<Arc<Kamiwaza>>, headers: HeaderMap, uri: U
             let groups = k.groups(&p);
             json_response(&k.user(&p, &user_id, &groups))
         }
-        Err(res) => res,
+        Err(e) => k.reject(&e),
     }
 }
 
 async fn permissions(State(k): State<Arc<Kamiwaza>>, headers: HeaderMap, uri: Uri) -> Response {
     let (p, user_id) = match k.caller(&headers, uri.query()).await {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(e) => return k.reject(&e),
     };
     let body = match &k.records {
         Some(authz) => {
@@ -224,16 +224,16 @@ async fn permissions(State(k): State<Arc<Kamiwaza>>, headers: HeaderMap, uri: Ur
 }
 
 impl Kamiwaza {
-    /// The verified caller and its user id (a UUID), or the answer-table refusal.
+    /// The verified caller and its user id (a UUID), or why it is refused.
     async fn caller(
         &self,
         headers: &HeaderMap,
         query: Option<&str>,
-    ) -> Result<(Principal, String), Response> {
+    ) -> Result<(Principal, String), AuthError> {
         let token = self
             .auth
             .token_from_sources(&self.sources, headers, query)
-            .map_err(|e| {
+            .inspect_err(|_| {
                 if !self.query_token
                     && query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("token=")))
                 {
@@ -242,21 +242,14 @@ impl Kamiwaza {
                          access_token cookie or the Authorization header"
                     );
                 }
-                self.reject(&e)
             })?;
-        let p = self
-            .auth
-            .verify_async(token)
-            .await
-            .map_err(|e| self.reject(&e))?;
+        let p = self.auth.verify_async(token).await?;
         // The policy's required claims hold here as on `/auth`.
-        self.policy
-            .check_required_claims(&p)
-            .map_err(|e| self.reject(&e))?;
+        self.policy.check_required_claims(&p)?;
         // The read-outs describe a user: a token that names none has nothing to show.
         let Some(sub) = p.subject() else {
             tracing::debug!("kamiwaza: the verified token has no `sub`");
-            return Err(self.reject(&AuthError::forbidden()));
+            return Err(AuthError::forbidden());
         };
         let id = id_for("user", sub);
         Ok((p, id))

@@ -282,7 +282,9 @@ pub use keys::JwksClient;
 #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 pub use keys::{JwksOptions, TenantOptions};
 pub use layer::{AuthBody, AuthLayer};
-pub use policy::{Policy, PolicyBuilder, Refusal, RouteDecision, RouteReason, Target, Unmatched};
+pub use policy::{
+    Condition, Policy, PolicyBuilder, Refusal, RouteDecision, RouteReason, Target, Unmatched,
+};
 pub use principal::{Principal, Strs};
 pub use signer::{SignError, Signer};
 
@@ -294,6 +296,8 @@ pub mod guides {
     //!
     //! - [`configuration`]: every environment variable, its default and precedence; the
     //!   policy file; the layer's options.
+    //! - [`rules`]: conditions on rules (a claim bound to a path parameter, a literal or a
+    //!   header), dry-run rules and shadow policies, and one shape for every rejection.
     //! - [`cli`]: the `portcullis` command line and `portcullis serve`, the forward-auth
     //!   decision service.
     //! - [`proxies`]: nginx, Caddy and Traefik in front of `serve`.
@@ -340,6 +344,11 @@ pub mod guides {
     #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     #[doc = include_str!("../docs/configuration.md")]
     pub mod configuration {}
+
+    #[cfg(any(all(doc, not(doctest)), feature = "axum"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+    #[doc = include_str!("../docs/rules.md")]
+    pub mod rules {}
 
     #[doc = include_str!("../docs/cli.md")]
     pub mod cli {}

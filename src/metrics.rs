@@ -11,6 +11,7 @@
 //! | `portcullis_jwks_last_success_timestamp_seconds` | gauge | `issuer` | Unix time of the last successful fetch |
 //! | `portcullis_jwks_age_seconds` | gauge | `issuer` | age of the current key set, as of the last [`update_key_set_ages`] |
 //! | `portcullis_token_cache_lookups_total` | counter | `result` | verified-token cache look-ups (`hit`, `miss`) |
+//! | `portcullis_shadow_decisions_total` | counter | `result` | decisions of dry-run rules and shadow policies, never enforced (`would_allow`, `would_deny`) |
 //!
 //! Label values are fixed words or configuration, never request data:
 //!
@@ -23,7 +24,8 @@
 //!   `token_expired` (an `invalid_token` whose only fault is its `exp`), `forbidden`,
 //!   `keys_unavailable`, `misuse`.
 //! - `issuer`: the configured OIDC issuer or JWK set URL of the set.
-//! - `result`: `ok` or `error` (fetches); `hit` or `miss` (token cache).
+//! - `result`: `ok` or `error` (fetches); `hit` or `miss` (token cache); `would_allow` or
+//!   `would_deny` (shadow decisions).
 //!
 //! Call [`register`] once after installing the recorder: it describes the metrics (help
 //! text and units) and binds the decision counters, so that from then on a decision is one
@@ -63,6 +65,9 @@ pub const JWKS_AGE: &str = "portcullis_jwks_age_seconds";
 #[cfg(feature = "metrics")]
 /// Name of the counter of verified-token cache look-ups.
 pub const TOKEN_CACHE_LOOKUPS: &str = "portcullis_token_cache_lookups_total";
+#[cfg(feature = "metrics")]
+/// Name of the counter of dry-run (shadow) decisions.
+pub const SHADOW_DECISIONS: &str = "portcullis_shadow_decisions_total";
 
 #[cfg(feature = "metrics")]
 /// Registers every metric above with the installed recorder (the global one, or the
@@ -101,6 +106,11 @@ pub fn register() {
             TOKEN_CACHE_LOOKUPS,
             Unit::Count,
             "Verified-token cache look-ups, by result (hit or miss)."
+        );
+        describe_counter!(
+            SHADOW_DECISIONS,
+            Unit::Count,
+            "Decisions of dry-run rules and shadow policies (never enforced), by result."
         );
         describe_gauge!(
             JWKS_AGE,
@@ -271,6 +281,20 @@ pub(crate) fn token_cache(hit: bool) {
     }
     #[cfg(not(feature = "metrics"))]
     let _ = hit;
+}
+
+/// Counts one decision of a dry-run rule or shadow policy. Only when one is configured.
+pub(crate) fn shadow_decision(allowed: bool) {
+    #[cfg(feature = "metrics")]
+    {
+        if allowed {
+            metrics::counter!(SHADOW_DECISIONS, "result" => "would_allow").increment(1);
+        } else {
+            metrics::counter!(SHADOW_DECISIONS, "result" => "would_deny").increment(1);
+        }
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = allowed;
 }
 
 /// Counts one ended fetch of the key set `issuer`, and on success records its time.

@@ -137,6 +137,46 @@ fn allocations_of_one_request() {
         res
     });
 
+    // A rule with a path-parameter condition, cache on: no allocation beyond the
+    // unconditional rule's.
+    let mut tenant = {
+        let auth = Authenticator::builder()
+            .hmac_secret(SECRET)
+            .token_cache(TokenCache::new())
+            .build()
+            .unwrap();
+        let policy = Policy::builder()
+            .allow_when(
+                "POST",
+                "/api/v1/{client}/add",
+                ["client"],
+                [portcullis::Condition::claim_equals_param("sub", "client")],
+            )
+            .build()
+            .unwrap();
+        AuthLayer::new(auth, policy).layer(tower::service_fn(|_req: Request<Full<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+        }))
+    };
+    let mut conditioned = (0..8)
+        .map(|_| {
+            Request::post("/api/v1/client-1/add")
+                .header("authorization", header.clone())
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        })
+        .collect::<Vec<_>>()
+        .into_iter();
+    let allowed_conditional = count(|| {
+        let res = ready(tenant.call(conditioned.next().unwrap())).unwrap();
+        assert_eq!(res.status(), 200);
+        res
+    });
+    assert!(
+        allowed_conditional <= allowed_cached,
+        "a rule with a condition: {allowed_conditional} allocations, {allowed_cached} without"
+    );
+
     let mut bare = (0..8)
         .map(|_| {
             Request::post("/api/v1/clients/add")

@@ -30,6 +30,7 @@ Exit codes: 0 allowed, 1 denied (or the token refused), 2 usage or configuration
 Examples:
   portcullis check --policy policy.toml --method POST --path /api/v1/clients/add --roles client
   portcullis check --grpc /fedn.Combiner/TaskStream --token \"$TOKEN\"
+  portcullis check --policy policy.toml --path /tenants/acme/reports --token \"$TOKEN\" --header x-org:o1
   portcullis check --records access.toml --subject ada --resource /documents/A --permission documents:read";
 
 /// Arguments of `check`.
@@ -98,6 +99,10 @@ pub(crate) struct Args {
         help_heading = "Caller"
     )]
     token_roles: Vec<String>,
+    /// A request header, NAME:VALUE (repeatable; gRPC: a metadata entry), for rules whose
+    /// conditions compare a claim with a header
+    #[arg(long = "header", value_name = "NAME:VALUE")]
+    headers: Vec<String>,
     /// Resource URI, for authorize_user
     #[arg(long, value_name = "URI", requires_all = ["permission", "records"], conflicts_with_all = ["path", "grpc"], help_heading = "authorize_user")]
     resource: Option<String>,
@@ -270,8 +275,20 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
             ));
         }
     };
+    let mut headers = HeaderMap::new();
+    for h in &args.headers {
+        let bad = || {
+            Fail::usage(format!(
+                "--header `{h}`: write NAME:VALUE, like x-tenant:acme"
+            ))
+        };
+        let (name, value) = h.split_once(':').ok_or_else(bad)?;
+        let name = http::HeaderName::try_from(name.trim()).map_err(|_| bad())?;
+        let value = http::HeaderValue::try_from(value.trim()).map_err(|_| bad())?;
+        headers.append(name, value);
+    }
     let target = match target {
-        Ok(t) => t,
+        Ok(t) => t.with_headers(&headers),
         Err(e) => {
             let mut r = refused(&auth, "denied", &e);
             r.stdout = out + &r.stdout;

@@ -142,7 +142,8 @@ impl Overrides {
         Ok(o)
     }
 
-    fn set(&mut self, var: &'static str, flag: &'static str, value: String) {
+    /// Sets `var` from `flag` (a flag of one command).
+    pub(crate) fn set(&mut self, var: &'static str, flag: &'static str, value: String) {
         self.values.insert(var, value);
         self.flags.insert(var, flag);
     }

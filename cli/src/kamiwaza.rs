@@ -69,6 +69,7 @@ pub(crate) fn routes(
         api = api.records(records);
     }
     if flags.kamiwaza_query_token {
+        tracing::info!("--kamiwaza-query-token (PORTCULLIS_KAMIWAZA_QUERY_TOKEN) is on");
         api = api.dangerous_query_token();
     }
     match flags.kamiwaza_email_domain.as_deref().map(str::trim) {

@@ -97,7 +97,9 @@ overwrites them as the answer says).
 
 The policy: --policy FILE (PORTCULLIS_POLICY_FILE) with your rules, or --fedn-policy
 (PORTCULLIS_FEDN_POLICY=true) for FEDn's built-in REST and gRPC role map; one of them is
-required, and serve says at start which one it applies.
+required, and serve says at start which one it applies. --shadow-policy FILE
+(PORTCULLIS_SHADOW_POLICY_FILE) adds a dry run: decided beside it, counted in
+portcullis_shadow_decisions_total{result=\"would_allow\"|\"would_deny\"}, never enforced.
 
 Configuration: every FEDN_* and PORTCULLIS_* variable the library reads (keys, issuer,
 audience, role claim, leeway, public prefixes, URL prefix, required claim, policy file),
@@ -170,6 +172,11 @@ pub(crate) struct Args {
     authress: crate::authress::AuthressFlags,
     #[command(flatten)]
     policy: PolicyFlag,
+    /// A second policy file decided beside the enforced one on every request and
+    /// recorded (the portcullis_shadow_decisions_total counter, a DEBUG log line naming
+    /// the rule), never enforced: a dry run of new rules
+    #[arg(long, value_name = "FILE", env = "PORTCULLIS_SHADOW_POLICY_FILE")]
+    shadow_policy: Option<PathBuf>,
     /// Apply FEDn's built-in REST and gRPC role map (client, combiner, admin routes) instead
     /// of a policy file
     #[arg(long, env = "PORTCULLIS_FEDN_POLICY", conflicts_with = "policy")]
@@ -426,7 +433,14 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         .build()
         .map_err(|e| Fail::usage(format!("cannot start the async runtime: {e}")))?;
     let _in_runtime = rt.enter();
-    let overrides = Overrides::new(&args.keys, &args.policy)?;
+    let mut overrides = Overrides::new(&args.keys, &args.policy)?;
+    if let Some(path) = &args.shadow_policy {
+        overrides.set(
+            "PORTCULLIS_SHADOW_POLICY_FILE",
+            "--shadow-policy",
+            path.display().to_string(),
+        );
+    }
     let applied = applied_policy(
         overrides
             .get("PORTCULLIS_POLICY_FILE")
@@ -452,6 +466,9 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         );
     }
     tracing::info!(policy = %applied, "applying policy");
+    if let Some(path) = &args.shadow_policy {
+        tracing::info!(shadow = %path.display(), "recording the shadow policy's decisions, never enforcing them");
+    }
     // Reloaded on change; the watch runs as long as `_watch` lives.
     let (records, _watch) =
         crate::check::watched_records(args.records.as_ref(), layer.authenticator())?.unzip();

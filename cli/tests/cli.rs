@@ -716,6 +716,76 @@ token_roles = ["client"]
 "#;
 
 #[test]
+fn check_names_the_failing_condition() {
+    let dir = TempDir::new("check-conditions");
+    let policy = dir.write(
+        "policy.toml",
+        "[[rule]]\nroles = [\"*\"]\nmethods = [\"GET\"]\npath = \"/tenants/{tenant}/reports\"\nwhen = [{ claim = \"tenant\", equals_param = \"tenant\" }, { claim = \"org\", equals_header = \"x-org\" }]\n",
+    );
+    let p = policy.to_str().unwrap();
+    let ada = mint(&[
+        "--sub",
+        "ada",
+        "--claim",
+        "tenant=acme",
+        "--claim",
+        "org=o1",
+    ]);
+    let check = |path: &str, header: &str| {
+        let mut args = vec!["check", "--policy", p, "--path", path, "--token", &ada];
+        if !header.is_empty() {
+            args.extend(["--header", header]);
+        }
+        run(&args, &secret_env())
+    };
+    expect(
+        &check("/tenants/acme/reports", "x-org:o1"),
+        0,
+        &["allowed: rule 0 (GET /tenants/{tenant}/reports) allows role `*`"],
+        &[],
+    );
+    let o = check("/tenants/globex/reports", "x-org:o1");
+    expect(
+        &o,
+        1,
+        &[
+            "denied: rule 0 (GET /tenants/{tenant}/reports) needs claim `tenant` = path parameter {tenant}, which does not hold",
+        ],
+        &[],
+    );
+    assert!(
+        !stdout(&o).contains("acme"),
+        "no claim value: {}",
+        stdout(&o)
+    );
+    expect(
+        &check("/tenants/acme/reports", ""),
+        1,
+        &["needs claim `org` = header `x-org`"],
+        &[],
+    );
+    expect(
+        &check("/tenants/acme/reports", "x-org"),
+        2,
+        &[],
+        &["--header `x-org`: write NAME:VALUE"],
+    );
+    // lint names a condition that cannot hold.
+    let bad = dir.write(
+        "bad.toml",
+        "[[rule]]\nroles = [\"*\"]\npath = \"/tenants/{tenant}\"\nwhen = [{ claim = \"tenant\", equals_param = \"org\" }]\n",
+    );
+    expect(
+        &run(&["lint", "--policy", bad.to_str().unwrap()], &[]),
+        1,
+        &[
+            "rule 0 (* /tenants/{tenant}): condition claim `tenant` = path parameter {org}: the pattern `/tenants/{tenant}` has no parameter `{org}`",
+        ],
+        &[],
+    );
+}
+
+#[test]
 fn check_explains_decisions() {
     let dir = TempDir::new("check");
     let policy = dir.write("policy.toml", POLICY);

@@ -125,23 +125,24 @@ impl CheckApi {
             .layer(guard)
     }
 
-    /// Whether `caller` may ask about `user`, else the layer's 403.
-    fn may_ask(&self, caller: &Principal, user: &str) -> Result<(), Response> {
+    /// `None` when `caller` may ask about `user`, else the layer's 403.
+    fn refusal(&self, caller: &Principal, user: &str) -> Option<Response> {
         if caller.subject() == Some(user) || caller.has_role(&self.role) {
-            return Ok(());
+            return None;
         }
         let held = self.records.list(Subject::principal(caller));
         if held.roles().contains(&self.role.as_str()) {
-            return Ok(());
+            return None;
         }
         tracing::debug!(
             role = %self.role,
             "Authress check API: the caller may not check another user (it lacks the check role)"
         );
-        Err(self
-            .layer
-            .rejection::<Body>(AuthError::forbidden())
-            .into_response())
+        Some(
+            self.layer
+                .rejection::<Body>(AuthError::forbidden())
+                .into_response(),
+        )
     }
 }
 
@@ -182,7 +183,7 @@ async fn authorize(
         Ok(p) => p,
         Err(e) => return bad_path(&e),
     };
-    if let Err(res) = api.may_ask(&caller, &user) {
+    if let Some(res) = api.refusal(&caller, &user) {
         return res;
     }
     let decision = api
@@ -219,7 +220,7 @@ async fn permissions(
         Ok(p) => p,
         Err(e) => return bad_path(&e),
     };
-    if let Err(res) = api.may_ask(&caller, &user) {
+    if let Some(res) = api.refusal(&caller, &user) {
         return res;
     }
     let held = api.records.permissions(asked(&caller, &user), &resource);

@@ -559,6 +559,20 @@ impl<'de> de::Deserialize<'de> for MaybeStr<'de> {
 /// Follows `path` (member names) down through nested objects of an already checked raw
 /// value. Only nested members are followed: a path is never matched against a member
 /// whose name holds a dot.
+/// The member at `path` of an object already checked (a verified token's payload), found
+/// without checking it again: one pass over the members on the way, nothing allocated.
+pub(crate) fn member_at<'de, S: AsRef<str>>(bytes: &'de [u8], path: &[S]) -> Option<&'de RawValue> {
+    let (first, rest) = path.split_first()?;
+    let names = [first.as_ref()];
+    let [found] = scan(
+        &mut serde_json::Deserializer::from_slice(bytes),
+        &names,
+        false,
+    )
+    .ok()?;
+    walk(found?, rest)
+}
+
 pub(crate) fn walk<'de, S: AsRef<str>>(
     mut raw: &'de RawValue,
     path: &[S],

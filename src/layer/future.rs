@@ -72,6 +72,16 @@ where
             StateProj::Fetch { .. } => Poll::Pending,
             StateProj::Inner { fut, shared } => fut.poll(cx).map(|r| {
                 r.map(|mut res| {
+                    // A rejection made inside (a require layer, an extractor, an
+                    // `AuthError` a handler returns) gets the hook too: one answer shape
+                    // for every rejection of a request that went through this layer.
+                    if shared.has_hook()
+                        && res.extensions().get::<super::service::Shaped>().is_none()
+                        && !is_grpc_answer(&res)
+                        && let Some(err) = res.extensions().get::<AuthError>()
+                    {
+                        return shared.reject(err.clone(), None);
+                    }
                     // A handler that answers with an `AuthError` gets the challenge the
                     // table asks for, with this layer's scheme and realm (and resource
                     // metadata: an inner rejection built from the authenticator's own
@@ -102,6 +112,14 @@ where
             },
         }
     }
+}
+
+/// Whether an inner response is a gRPC one (its status travels in `grpc-status`): the hook
+/// shapes HTTP rejections only.
+fn is_grpc_answer<B>(res: &Response<B>) -> bool {
+    res.headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// A gRPC answer's content type: the request's for gRPC-web, else `application/grpc`.

@@ -206,6 +206,13 @@ impl AuthLayer {
     /// extensions of what you return, whatever you do with them. The default answers are
     /// precomputed and cost no allocation; a hook costs what it does.
     ///
+    /// The hook shapes every rejection made for a request that goes through this layer:
+    /// its own, and those made behind it (the require layers, the `Principal`,
+    /// `Claims<T>`, `Authz` and `AisAuthz` extractors, an `AuthError` a handler returns),
+    /// which it reshapes on their way out; the forward-auth and compatibility endpoints
+    /// answer through it too. Not reached: an extractor with no layer in front, and gRPC
+    /// answers. The [rules guide](crate::guides::rules) lists them.
+    ///
     /// ```
     /// use bytes::Bytes;
     /// use http::header::CONTENT_TYPE;

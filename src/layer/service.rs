@@ -38,15 +38,26 @@ impl<S> Auth<S> {
     crate::macros::inner_service_accessors!();
 }
 
+/// Marks a rejection the hook already shaped, so that an outer layer passes it on.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Shaped;
+
 impl Shared {
+    /// Whether a rejection hook is set.
+    pub(super) fn has_hook(&self) -> bool {
+        self.on_rejection.is_some()
+    }
+
     fn target<'a>(&self, parts: &'a http::request::Parts) -> Result<Target<'a>, AuthError> {
         if self.grpc {
             let agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
-            self.policy.grpc_target(parts.uri.path(), agent)
+            self.policy
+                .grpc_target(parts.uri.path(), agent)
+                .map(|t| t.with_headers(&parts.headers))
         } else {
             self.policy
                 .target(&parts.method, parts.uri.path())
-                .map(|t| t.with_query(parts.uri.query()))
+                .map(|t| t.with_query(parts.uri.query()).with_headers(&parts.headers))
         }
     }
 
@@ -168,6 +179,8 @@ impl Shared {
         if res.extensions().get::<AuthError>().is_none() {
             res.extensions_mut().insert(err);
         }
+        // Shaped once: a layer in front leaves it as it is.
+        res.extensions_mut().insert(Shaped);
         res.map(|b| {
             if b.is_empty() {
                 AuthBody::empty()

@@ -2,10 +2,11 @@
 
 use std::collections::HashMap;
 
+use super::condition::Condition;
 use super::extension::RuleFamily;
 use super::parsed::{Matcher, Parsed, ParsedRule};
 use super::pattern::{GrpcPattern, Pattern, Prefix, parse_methods};
-use super::{Policy, Unmatched, index};
+use super::{Policy, Shadow, Unmatched, index};
 use crate::error::{ConfigError, ConfigErrorKind};
 
 /// A rule as the builder holds it, before checks.
@@ -15,6 +16,9 @@ struct RawRule {
     methods: Option<String>,
     pattern: String,
     roles: Vec<String>,
+    conditions: Vec<Condition>,
+    /// A dry-run rule: decided and recorded, never enforced.
+    shadow: bool,
 }
 
 /// Builds a [`Policy`]. Mistakes are collected and reported by [`build`](Self::build).
@@ -33,38 +37,163 @@ pub struct PolicyBuilder {
     inherit: HashMap<String, Vec<String>>,
     /// Rule families added by integrations, one per type.
     families: Vec<Box<dyn RuleFamily>>,
+    /// Whole shadow policies.
+    shadows: Vec<Policy>,
 }
 
 impl PolicyBuilder {
     /// Allows `roles` to reach `pattern` with `methods`: one method (`GET`), several
     /// separated by commas (`GET,POST`), or `*` for any. The role `*` means any valid token.
-    pub fn allow<I, S>(mut self, methods: &str, pattern: &str, roles: I) -> Self
+    pub fn allow<I, S>(self, methods: &str, pattern: &str, roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.rule(Some(methods), pattern, roles, Vec::new(), false)
+    }
+
+    /// Like [`allow`](Self::allow), and only when every one of `conditions` holds: a claim
+    /// equal to a path parameter of `pattern`, a literal or a request header (see
+    /// [`Condition`]). A caller whose conditions fail is refused with 403 unless another
+    /// rule lets it through. [`build`](Self::build) refuses a condition that names a
+    /// parameter the pattern lacks, or a claim path or header name that is not one.
+    ///
+    /// ```
+    /// use portcullis::{Condition, Policy};
+    ///
+    /// let err = Policy::builder()
+    ///     .allow_when("GET", "/tenants/{tenant}/reports", ["*"], [Condition::claim_equals_param("tenant", "org")])
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.setting(), "rule 0 (GET /tenants/{tenant}/reports)");
+    /// assert!(err.message().contains("no parameter `{org}`"), "{err}");
+    /// ```
+    pub fn allow_when<I, S, C>(self, methods: &str, pattern: &str, roles: I, conditions: C) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+        C: IntoIterator<Item = Condition>,
+    {
+        self.rule(
+            Some(methods),
+            pattern,
+            roles,
+            conditions.into_iter().collect(),
+            false,
+        )
+    }
+
+    /// A dry-run rule: like [`allow_when`](Self::allow_when), decided on every request it
+    /// names and recorded, never enforced. Each decision is counted
+    /// (`portcullis_shadow_decisions_total{result="would_allow"|"would_deny"}`, feature
+    /// `metrics`) and logged at DEBUG (target `portcullis::policy`) with the rule, so you
+    /// can see what a rule would do before you enforce it. The enforced rules alone decide
+    /// the request. Shadow decisions are made for verified callers on routes that are not
+    /// public.
+    ///
+    /// ```
+    /// use portcullis::{Condition, Policy};
+    ///
+    /// let policy = Policy::builder()
+    ///     .allow("GET", "/reports/**", ["staff"])
+    ///     // Tomorrow's rule, tried out today:
+    ///     .shadow_allow_when("GET", "/reports/**", ["analyst"], [Condition::claim_equals("plan", "pro")])
+    ///     .build()?;
+    /// assert_eq!(policy.shadow_count(), 1);
+    /// # Ok::<(), portcullis::ConfigError>(())
+    /// ```
+    pub fn shadow_allow_when<I, S, C>(
+        self,
+        methods: &str,
+        pattern: &str,
+        roles: I,
+        conditions: C,
+    ) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+        C: IntoIterator<Item = Condition>,
+    {
+        self.rule(
+            Some(methods),
+            pattern,
+            roles,
+            conditions.into_iter().collect(),
+            true,
+        )
+    }
+
+    /// A whole dry-run policy: every request the enforced policy decides for a verified
+    /// caller is also decided by `shadow`, counted and logged as for
+    /// [`shadow_allow_when`](Self::shadow_allow_when), never enforced. For rolling out a
+    /// new rule set: enforce the old one and watch what the new one would do.
+    #[must_use]
+    pub fn shadow(mut self, shadow: Policy) -> Self {
+        self.shadows.push(shadow);
+        self
+    }
+
+    fn rule<I, S>(
+        mut self,
+        methods: Option<&str>,
+        pattern: &str,
+        roles: I,
+        conditions: Vec<Condition>,
+        shadow: bool,
+    ) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
         self.rules.push(RawRule {
-            methods: Some(methods.to_owned()),
+            methods: methods.map(str::to_owned),
             pattern: pattern.to_owned(),
             roles: roles.into_iter().map(Into::into).collect(),
+            conditions,
+            shadow,
         });
         self
+    }
+
+    /// Adds a rule read from a policy file.
+    pub(super) fn file_rule(
+        self,
+        methods: Option<&str>,
+        pattern: &str,
+        roles: Vec<String>,
+        conditions: Vec<Condition>,
+        shadow: bool,
+    ) -> Self {
+        self.rule(methods, pattern, roles, conditions, shadow)
     }
 
     /// Allows `roles` to call gRPC methods matching `pattern`: a full method name
     /// (`/pkg.Service/Method`), a whole service (`/pkg.Service/*`), or `*` for every method.
     /// The role `*` means any valid token.
-    pub fn allow_grpc<I, S>(mut self, pattern: &str, roles: I) -> Self
+    pub fn allow_grpc<I, S>(self, pattern: &str, roles: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.rules.push(RawRule {
-            methods: None,
-            pattern: pattern.to_owned(),
-            roles: roles.into_iter().map(Into::into).collect(),
-        });
-        self
+        self.rule(None, pattern, roles, Vec::new(), false)
+    }
+
+    /// Like [`allow_grpc`](Self::allow_grpc), and only when every one of `conditions`
+    /// holds: a claim equal to a literal or to a metadata entry
+    /// ([`Condition::claim_equals_header`]; gRPC methods have no path parameters).
+    pub fn allow_grpc_when<I, S, C>(self, pattern: &str, roles: I, conditions: C) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+        C: IntoIterator<Item = Condition>,
+    {
+        self.rule(
+            None,
+            pattern,
+            roles,
+            conditions.into_iter().collect(),
+            false,
+        )
     }
 
     /// The rule family of type `F` (an integration's rules and settings), added empty
@@ -233,10 +362,30 @@ impl PolicyBuilder {
     /// assert_eq!(err.setting(), "rule 0 (GET /health/live)");
     /// assert!(err.to_string().contains("public prefix `/health`"));
     /// ```
-    pub fn build(self) -> Result<Policy, ConfigError> {
+    pub fn build(mut self) -> Result<Policy, ConfigError> {
+        let shadows = std::mem::take(&mut self.shadows);
         let mut parsed = self.parse()?;
         check_shadows(&mut parsed)?;
         check_extension_shadows(&mut parsed)?;
+        // The dry-run rules form a policy of their own with the same settings, which
+        // records only the requests its rules name.
+        let (dry, enforced): (Vec<_>, Vec<_>) = std::mem::take(&mut parsed.rules)
+            .into_iter()
+            .partition(|r| r.shadow);
+        parsed.rules = enforced;
+        if !dry.is_empty() {
+            let dry = parsed.with_rules(dry);
+            parsed.shadow.push(Shadow {
+                policy: Policy::from_index(index::compile(dry)),
+                named_only: true,
+            });
+        }
+        parsed
+            .shadow
+            .extend(shadows.into_iter().map(|policy| Shadow {
+                policy,
+                named_only: false,
+            }));
         Ok(Policy::from_index(index::compile(parsed)))
     }
 
@@ -251,6 +400,8 @@ impl PolicyBuilder {
             methods,
             pattern,
             roles,
+            conditions,
+            shadow,
         } in self.rules
         {
             let setting = match &methods {
@@ -283,11 +434,22 @@ impl PolicyBuilder {
                 ),
             };
             let any_role = roles.iter().any(|r| r == "*");
+            let http_pattern = match &matcher {
+                Matcher::Http { pattern, .. } => Some(pattern),
+                Matcher::Grpc(_) => None,
+            };
+            let conditions = conditions
+                .iter()
+                .map(|c| c.compile(http_pattern))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ConfigError::new(ConfigErrorKind::Policy, &setting, e))?;
             rules.push(ParsedRule {
                 setting,
                 matcher,
                 roles,
                 any_role,
+                conditions,
+                shadow,
             });
         }
         // The prefixes written beside the rules come first, so that a rule they shadow is
@@ -361,6 +523,7 @@ impl PolicyBuilder {
             grpc_unmatched: self.grpc_unmatched,
             inherit: self.inherit,
             extension,
+            shadow: Vec::new(),
         })
     }
 }
@@ -457,6 +620,8 @@ pub(super) fn service_policy(roles: &[String], claims: &[(String, String)]) -> P
             matcher: Matcher::Grpc(GrpcPattern::any()),
             roles: roles.to_vec(),
             any_role: false,
+            conditions: Vec::new(),
+            shadow: false,
         });
     }
     Policy::from_index(index::compile(parsed))

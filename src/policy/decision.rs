@@ -45,6 +45,19 @@ pub enum RouteReason {
         /// The roles that would have been allowed.
         needs: Vec<String>,
     },
+    /// A rule names the route and the caller holds one of its roles, but one of the
+    /// rule's [conditions](crate::Condition) failed (and no other rule let it through).
+    Condition {
+        /// Position of the rule among the policy's HTTP rules, or among its gRPC rules.
+        index: usize,
+        /// The rule's method list (`*` for any).
+        methods: String,
+        /// The rule's path pattern.
+        pattern: String,
+        /// The condition that failed, as written (never the claim's or the request's
+        /// value).
+        condition: String,
+    },
     /// A required claim is missing or different.
     RequiredClaim {
         /// The claim's name (its value is never reported).
@@ -99,6 +112,15 @@ impl fmt::Display for RouteReason {
                 f,
                 "no role of the caller is named by the rules for this route (needs one of: {})",
                 needs.join(", ")
+            ),
+            Self::Condition {
+                index,
+                methods,
+                pattern,
+                condition,
+            } => write!(
+                f,
+                "rule {index} ({methods} {pattern}) needs {condition}, which does not hold"
             ),
             Self::RequiredClaim { key } => {
                 write!(f, "required claim `{key}` is missing or different")

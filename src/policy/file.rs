@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
-use super::{PolicyBuilder, Unmatched};
+use super::{Condition, PolicyBuilder, Unmatched};
 use crate::error::{ConfigError, ConfigErrorKind};
 
 /// The core's keys; the integrations' sections land in `sections`.
@@ -72,6 +72,46 @@ struct UserAgent {
 struct GrpcRule {
     roles: Vec<String>,
     method: String,
+    #[serde(default)]
+    when: Vec<FileCondition>,
+    #[serde(default)]
+    shadow: bool,
+}
+
+/// One condition of a rule: `{ claim = "tenant", equals_param = "tenant" }`, with
+/// `equals` (a literal) or `equals_header` (a header name) instead.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCondition {
+    claim: String,
+    #[serde(default)]
+    equals: Option<String>,
+    #[serde(default)]
+    equals_param: Option<String>,
+    #[serde(default)]
+    equals_header: Option<String>,
+}
+
+/// The conditions of a rule; `field` is the rule's place (`rule[2]`) for errors.
+fn conditions(
+    when: Vec<FileCondition>,
+    origin: &str,
+    field: &str,
+) -> Result<Vec<Condition>, ConfigError> {
+    when.into_iter()
+        .enumerate()
+        .map(|(i, c)| match (c.equals, c.equals_param, c.equals_header) {
+            (Some(v), None, None) => Ok(Condition::claim_equals(c.claim, v)),
+            (None, Some(p), None) => Ok(Condition::claim_equals_param(c.claim, p)),
+            (None, None, Some(h)) => Ok(Condition::claim_equals_header(c.claim, h)),
+            _ => Err(ConfigError::at(
+                ConfigErrorKind::Policy,
+                origin,
+                &format!("{field}.when[{i}]"),
+                "give exactly one of `equals`, `equals_param` and `equals_header` beside `claim`",
+            )),
+        })
+        .collect()
 }
 
 fn unmatched(value: Option<&str>, origin: &str, key: &str) -> Result<Unmatched, ConfigError> {
@@ -94,6 +134,10 @@ struct FileRule {
     #[serde(default)]
     methods: Option<Vec<String>>,
     path: String,
+    #[serde(default)]
+    when: Vec<FileCondition>,
+    #[serde(default)]
+    shadow: bool,
 }
 
 /// Line and column (from 1) of byte `at` of `text`.
@@ -173,8 +217,9 @@ pub(super) fn parse(
     for a in file.grpc_user_agent {
         b = b.grpc_user_agent(a.agent, a.methods);
     }
-    for rule in file.grpc {
-        b = b.allow_grpc(&rule.method, rule.roles);
+    for (i, rule) in file.grpc.into_iter().enumerate() {
+        let when = conditions(rule.when, origin, &format!("grpc[{i}]"))?;
+        b = b.file_rule(None, &rule.method, rule.roles, when, rule.shadow);
     }
     for p in file.public {
         b = b.public_prefix(p);
@@ -188,9 +233,10 @@ pub(super) fn parse(
     for (role, includes) in file.inherit {
         b = b.inherit(role, includes);
     }
-    for rule in file.rule {
+    for (i, rule) in file.rule.into_iter().enumerate() {
         let methods = rule.methods.map_or_else(|| "*".to_owned(), |m| m.join(","));
-        b = b.allow(&methods, &rule.path, rule.roles);
+        let when = conditions(rule.when, origin, &format!("rule[{i}]"))?;
+        b = b.file_rule(Some(&methods), &rule.path, rule.roles, when, rule.shadow);
     }
     for section in sections {
         let values: BTreeMap<String, toml::Value> = section
@@ -205,12 +251,13 @@ pub(super) fn parse(
     Ok(b)
 }
 
-/// A builder from a TOML policy file, for the environment configuration.
-pub(crate) fn builder_from_file(path: &str) -> Result<PolicyBuilder, ConfigError> {
+/// A builder from a TOML policy file; `setting` (the variable that named it) is named
+/// when it cannot be read.
+pub(crate) fn builder_from_file(path: &str, setting: &str) -> Result<PolicyBuilder, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::new(
             ConfigErrorKind::Policy,
-            "PORTCULLIS_POLICY_FILE",
+            setting,
             format!("cannot read `{path}`: {e}"),
         )
         .with_source(e)

@@ -150,6 +150,7 @@ pub(super) fn compile(parsed: Parsed) -> Inner {
     let mut http = HttpIndex::default();
     let mut grpc = GrpcMap::<Entry>::default();
     for rule in parsed.rules {
+        let conditions = rule.conditions;
         let mut own = Bits::new(words);
         let mut granted = Bits::new(words);
         for r in &rule.roles {
@@ -169,6 +170,7 @@ pub(super) fn compile(parsed: Parsed) -> Inner {
                     own: own.clone(),
                     granted,
                     any_role: rule.any_role,
+                    conditions,
                 };
                 // A GET rule also covers HEAD; each trie holds a rule once.
                 let mut tries: Vec<Option<Method>> = match &compiled.methods {
@@ -196,6 +198,7 @@ pub(super) fn compile(parsed: Parsed) -> Inner {
                     own,
                     granted,
                     any_role: rule.any_role,
+                    conditions,
                 };
                 grpc.add(&pattern, id, &compiled);
                 grpc_rules.push(compiled);
@@ -244,5 +247,6 @@ pub(super) fn compile(parsed: Parsed) -> Inner {
             .collect(),
         grpc_unmatched: parsed.grpc_unmatched,
         extension: parsed.extension,
+        shadow: parsed.shadow,
     }
 }

@@ -51,6 +51,7 @@
 
 mod builder;
 mod children;
+mod condition;
 mod decision;
 // The extension points serve the integrations, each behind a feature of its own: a
 // build with none of them calls part of them from nowhere.
@@ -74,6 +75,7 @@ use http::Method;
 use crate::error::{AuthError, ConfigError, Reason};
 use crate::principal::{ClaimPath, Principal};
 pub use builder::PolicyBuilder;
+pub use condition::Condition;
 pub use decision::{RouteDecision, RouteReason, Unmatched};
 pub use extension::Refusal;
 #[allow(unused_imports)]
@@ -117,6 +119,17 @@ struct Inner {
     grpc_unmatched: Unmatched,
     /// The integrations' rules, family by family, each in the order written.
     extension: Vec<extension::RouteRule>,
+    /// Dry-run policies: decided and recorded, never enforced.
+    shadow: Vec<Shadow>,
+}
+
+/// A dry-run policy beside the enforced one.
+#[derive(Debug)]
+struct Shadow {
+    policy: Policy,
+    /// Records only the requests its rules name (dry-run rules); a whole shadow policy
+    /// records every decision.
+    named_only: bool,
 }
 
 /// A user agent and the methods it may call without a token.
@@ -196,6 +209,17 @@ impl Policy {
     /// roles = ["client"]
     /// methods = ["POST"]            # optional; default any method
     /// path = "/api/v1/clients/add"
+    /// [[rule]]                      # conditions: all must hold (see `Condition`)
+    /// roles = ["*"]
+    /// methods = ["GET"]
+    /// path = "/tenants/{tenant}/reports"
+    /// when = [{ claim = "tenant", equals_param = "tenant" },   # a path parameter
+    ///         { claim = "plan", equals = "pro" },              # a literal
+    ///         { claim = "org", equals_header = "x-org" }]      # a header (gRPC: metadata)
+    /// [[rule]]                      # a dry-run rule: recorded, never enforced
+    /// roles = ["analyst"]
+    /// path = "/reports/**"
+    /// shadow = true
     ///
     /// unmatched_grpc = "authenticated"          # gRPC methods no rule names; default "deny"
     /// public_grpc = ["/grpc.health.v1.Health/*"]
@@ -211,7 +235,11 @@ impl Policy {
     /// Integrations add their own sections (see their modules). The file is checked as [`PolicyBuilder::build`] checks the builder; see
     /// [`PolicyBuilder::url_prefix`] for how the URL prefix reads public prefixes.
     pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<Self, ConfigError> {
-        builder_from_file(&path.as_ref().display().to_string())?.build()
+        builder_from_file(
+            &path.as_ref().display().to_string(),
+            "PORTCULLIS_POLICY_FILE",
+        )?
+        .build()
     }
 
     /// Checks the request path (dot segments, also percent-encoded or before a `;` path
@@ -236,6 +264,7 @@ impl Policy {
             },
             public: hit.map(|i| inner.public_sources[i as usize].clone()),
             query: None,
+            headers: None,
         })
     }
 
@@ -270,6 +299,7 @@ impl Policy {
             },
             public,
             query: None,
+            headers: None,
         })
     }
 
@@ -284,7 +314,7 @@ impl Policy {
                 key: key.to_owned(),
             });
         }
-        let decision = self.explain(principal_roles(principal), target);
+        let decision = self.explain(Some(principal), principal_roles(principal), target);
         self.extension_decision(principal, target, &decision)
             .unwrap_or(decision)
     }
@@ -295,8 +325,18 @@ impl Policy {
     /// A target that rules name is allowed by the first of them (as written) that one of
     /// `roles` satisfies, and the reason names that rule and the first such role in
     /// `roles`; when none does, the reason lists every role those rules name, sorted.
+    ///
+    /// Rules with [conditions](Condition) need a verified caller's claims: here they never
+    /// apply, and a target only they name is refused with the condition as the reason.
     pub fn decide_roles<S: AsRef<str>>(&self, roles: &[S], target: &Target<'_>) -> RouteDecision {
-        self.explain(roles.iter().map(AsRef::as_ref), target)
+        self.explain(None, roles.iter().map(AsRef::as_ref), target)
+    }
+
+    /// How many dry-run policies this policy records beside its own decisions: one for its
+    /// dry-run rules ([`PolicyBuilder::shadow_allow_when`], `shadow = true` in a file), one
+    /// for each [`PolicyBuilder::shadow`].
+    pub fn shadow_count(&self) -> usize {
+        self.inner.shadow.len()
     }
 
     /// The layer's path: the same answer as [`decide`](Self::decide), without building a
@@ -309,8 +349,40 @@ impl Policy {
         if target.public.is_some() {
             return Ok(());
         }
+        if !self.inner.shadow.is_empty() {
+            self.record_shadows(principal, target);
+        }
+        self.enforce(principal, target)
+    }
+
+    /// Decides each dry-run policy for this request and records what it would do.
+    #[cold]
+    fn record_shadows(&self, principal: &Principal, target: &Target<'_>) {
+        for shadow in &self.inner.shadow {
+            let decision = shadow.policy.decide(principal, target);
+            if shadow.named_only
+                && matches!(
+                    decision.reason,
+                    RouteReason::UnmatchedAuthenticated | RouteReason::UnmatchedDenied
+                )
+            {
+                continue;
+            }
+            let allowed = decision.is_allowed();
+            crate::metrics::shadow_decision(allowed);
+            tracing::debug!(
+                target: "portcullis::policy",
+                result = if allowed { "would_allow" } else { "would_deny" },
+                reason = %decision.reason,
+                "shadow decision (not enforced)"
+            );
+        }
+    }
+
+    /// The enforced decision, without building a reason when the request is allowed.
+    fn enforce(&self, principal: &Principal, target: &Target<'_>) -> Result<(), AuthError> {
         if self.failed_claim(principal).is_none() {
-            let (admitted, named) = self.admits(principal_roles(principal), target);
+            let (admitted, named) = self.admits(principal, target);
             if admitted {
                 return Ok(());
             }
@@ -420,9 +492,11 @@ impl Policy {
     }
 
     /// Calls `f` with every index entry whose rules match `target`, until it breaks.
-    fn each_entry<F>(&self, target: &Target<'_>, mut f: F) -> ControlFlow<()>
+    /// Calls `f` with every index entry whose rules match `target`, and the path segments
+    /// it matched (`None` for gRPC), until it breaks.
+    fn each_entry<'t, F>(&self, target: &Target<'t>, mut f: F) -> ControlFlow<()>
     where
-        F: FnMut(&Entry) -> ControlFlow<()>,
+        F: FnMut(&Entry, Option<Segs<'t>>) -> ControlFlow<()>,
     {
         let inner = &self.inner;
         match &target.kind {
@@ -432,40 +506,67 @@ impl Policy {
                 stripped,
             } => {
                 for trie in inner.http.tries(method) {
-                    trie.walk(*full, &mut f)?;
+                    trie.walk(*full, &mut |e| f(e, Some(*full)))?;
                     if let Some(s) = stripped {
-                        trie.walk(*s, &mut f)?;
+                        trie.walk(*s, &mut |e| f(e, Some(*s)))?;
                     }
                 }
             }
             TargetKind::Grpc { method, service } => {
                 for e in inner.grpc.lookup(Some((method, service))) {
-                    f(e)?;
+                    f(e, None)?;
                 }
             }
             TargetKind::GrpcAnyMethod => {
                 for e in inner.grpc.lookup(None) {
-                    f(e)?;
+                    f(e, None)?;
                 }
             }
         }
         ControlFlow::Continue(())
     }
 
+    /// The rules of `target`'s kind.
+    fn rules_of(&self, target: &Target<'_>) -> &[Rule] {
+        if target.is_grpc() {
+            &self.inner.grpc_rules
+        } else {
+            &self.inner.http_rules
+        }
+    }
+
+    /// The first condition of `rule` that fails for `principal` on `target` (matched at
+    /// `segs`), if any; every condition fails without a principal.
+    fn failed_condition<'r>(
+        rule: &'r Rule,
+        principal: Option<&Principal>,
+        segs: Option<Segs<'_>>,
+        target: &Target<'_>,
+    ) -> Option<&'r condition::Compiled> {
+        rule.conditions.iter().find(|c| match principal {
+            Some(p) => !c.holds(p, segs, target.headers),
+            None => true,
+        })
+    }
+
     /// Whether some rule naming the target lets one of `roles` through, and whether any
     /// rule names it (meaningful when none admits). Allocation-free while the policy
     /// names at most 256 roles.
-    fn admits<'r>(
-        &self,
-        roles: impl IntoIterator<Item = &'r str>,
-        target: &Target<'_>,
-    ) -> (bool, bool) {
-        let mask = self.inner.roles.mask(roles);
+    fn admits(&self, principal: &Principal, target: &Target<'_>) -> (bool, bool) {
+        let mask = self.inner.roles.mask(principal_roles(principal));
         let mut named = false;
         let admitted = self
-            .each_entry(target, |e| {
+            .each_entry(target, |e, segs| {
                 if e.admits(&mask) {
                     return ControlFlow::Break(());
+                }
+                for &id in e.conditional() {
+                    let rule = &self.rules_of(target)[id as usize];
+                    if (rule.any_role || rule.granted.intersects(&mask))
+                        && Self::failed_condition(rule, Some(principal), segs, target).is_none()
+                    {
+                        return ControlFlow::Break(());
+                    }
                 }
                 named = true;
                 ControlFlow::Continue(())
@@ -549,6 +650,7 @@ impl Policy {
     /// The decision from roles, with its reason.
     fn explain<'r>(
         &self,
+        principal: Option<&Principal>,
         roles: impl IntoIterator<Item = &'r str>,
         target: &Target<'_>,
     ) -> RouteDecision {
@@ -560,19 +662,17 @@ impl Policy {
         let roles: Vec<(&str, Option<u32>)> =
             roles.into_iter().map(|r| (r, inner.roles.id(r))).collect();
         let mut hits = Vec::new();
-        let _ = self.each_entry(target, |e| {
-            hits.extend(e.rules());
+        let _ = self.each_entry(target, |e, segs| {
+            hits.extend(e.rules().map(|id| (id, segs)));
             ControlFlow::Continue(())
         });
-        hits.sort_unstable();
-        hits.dedup();
-        let rules = if target.is_grpc() {
-            &inner.grpc_rules
-        } else {
-            &inner.http_rules
-        };
+        // By rule; a rule matched both with and without the URL prefix keeps the first.
+        hits.sort_by_key(|&(id, _)| id);
+        hits.dedup_by_key(|&mut (id, _)| id);
+        let rules = self.rules_of(target);
         let mut needs = Vec::new();
-        for &id in &hits {
+        let mut failed = None;
+        for &(id, segs) in &hits {
             let rule = &rules[id as usize];
             let role = if rule.any_role {
                 Some("*")
@@ -582,6 +682,12 @@ impl Policy {
                     .find(|(_, bit)| bit.is_some_and(|b| rule.granted.contains(b)))
                     .map(|(r, _)| *r)
             };
+            if role.is_some()
+                && let Some(c) = Self::failed_condition(rule, principal, segs, target)
+            {
+                failed.get_or_insert((id, c));
+                continue;
+            }
             if let Some(role) = role {
                 let (methods, pattern) = rule.describe(target.is_grpc());
                 return RouteDecision::allow(RouteReason::Rule {
@@ -592,6 +698,15 @@ impl Policy {
                 });
             }
             needs.extend(rule.own.ids().map(|b| inner.roles.name(b)));
+        }
+        if let Some((id, c)) = failed {
+            let (methods, pattern) = rules[id as usize].describe(target.is_grpc());
+            return RouteDecision::deny(RouteReason::Condition {
+                index: id as usize,
+                methods,
+                pattern,
+                condition: c.text.clone(),
+            });
         }
         match (hits.is_empty(), self.unmatched_for(target)) {
             (false, _) => {

@@ -28,6 +28,10 @@ pub(super) struct ParsedRule {
     pub(super) roles: Vec<String>,
     /// The rule is open to any valid token.
     pub(super) any_role: bool,
+    /// Conditions that must all hold for the rule to apply.
+    pub(super) conditions: Vec<super::condition::Compiled>,
+    /// A dry-run rule.
+    pub(super) shadow: bool,
 }
 
 /// Checked settings, ready to compile.
@@ -44,9 +48,29 @@ pub(super) struct Parsed {
     pub(super) inherit: HashMap<String, Vec<String>>,
     /// The rules of the integrations' families, in the order the families were added.
     pub(super) extension: Vec<RouteRule>,
+    /// Shadow policies: decided and recorded, never enforced.
+    pub(super) shadow: Vec<super::Shadow>,
 }
 
 impl Parsed {
+    /// The same settings (public prefixes, URL prefix, required claims, inheritance,
+    /// defaults) with `rules` instead: a dry-run policy beside this one.
+    pub(super) fn with_rules(&self, rules: Vec<ParsedRule>) -> Self {
+        Self {
+            rules,
+            public: self.public.clone(),
+            url_prefix: self.url_prefix.clone(),
+            required_claims: self.required_claims.clone(),
+            unmatched: self.unmatched,
+            grpc_public: self.grpc_public.clone(),
+            grpc_user_agents: self.grpc_user_agents.clone(),
+            grpc_unmatched: self.grpc_unmatched,
+            inherit: self.inherit.clone(),
+            extension: Vec::new(),
+            shadow: Vec::new(),
+        }
+    }
+
     /// Whether the path with the URL prefix stripped may make a request public: only when
     /// no HTTP rule names a route under the URL prefix as written (its leading literal
     /// segments start with the prefix), so that a path under the prefix is never also a

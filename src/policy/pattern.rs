@@ -22,6 +22,8 @@ pub(super) enum Seg {
 pub(super) struct Pattern {
     segs: Vec<Seg>,
     source: String,
+    /// The `{name}` parameters and their segment positions.
+    params: Vec<(String, usize)>,
 }
 
 impl Pattern {
@@ -30,6 +32,7 @@ impl Pattern {
             .strip_prefix('/')
             .ok_or_else(|| format!("path pattern `{source}` must start with `/`"))?;
         let mut segs = Vec::new();
+        let mut params = Vec::new();
         let parts: Vec<&str> = if body.is_empty() {
             Vec::new()
         } else {
@@ -42,7 +45,16 @@ impl Pattern {
                     at_least_one: false,
                 },
                 p if p.starts_with("{*") && p.ends_with('}') => Seg::Tail { at_least_one: true },
-                p if p.starts_with('{') && p.ends_with('}') && p.len() > 2 => Seg::One,
+                p if p.starts_with('{') && p.ends_with('}') && p.len() > 2 => {
+                    let name = &p[1..p.len() - 1];
+                    if params.iter().any(|(n, _)| n == name) {
+                        return Err(format!(
+                            "path pattern `{source}` names the parameter `{{{name}}}` twice"
+                        ));
+                    }
+                    params.push((name.to_owned(), i));
+                    Seg::One
+                }
                 p if p.contains(['{', '}', '*']) => {
                     return Err(format!(
                         "path pattern `{source}`: segment `{p}` mixes text with `{{`, `}}` or `*`; use a whole segment"
@@ -61,11 +73,20 @@ impl Pattern {
         Ok(Self {
             segs,
             source: source.into(),
+            params,
         })
     }
 
     pub(super) fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The segment position of the parameter `{name}`.
+    pub(super) fn param_index(&self, name: &str) -> Option<usize> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, at)| at)
     }
 
     pub(super) fn segs(&self) -> &[Seg] {

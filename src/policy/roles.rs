@@ -108,6 +108,11 @@ impl Bits {
         }
     }
 
+    /// How many 64-bit words it holds.
+    pub(super) fn words(&self) -> usize {
+        1 + self.rest.len()
+    }
+
     #[inline]
     pub(super) fn insert(&mut self, id: u32) {
         let (word, bit) = (id as usize / 64, 1 << (id % 64));

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use http::Method;
+use http::{HeaderMap, Method};
 
 use super::pattern::Segs;
 
@@ -16,6 +16,8 @@ pub struct Target<'a> {
     pub(super) public: Option<Arc<str>>,
     /// The request's query, for rules that read a parameter (never for matching).
     pub(super) query: Option<&'a str>,
+    /// The request's headers (gRPC: metadata), for conditions that read one.
+    pub(super) headers: Option<&'a HeaderMap>,
 }
 
 #[derive(Debug)]
@@ -69,6 +71,29 @@ impl<'a> Target<'a> {
         self.query = query;
         self
     }
+
+    /// The same target with the request's headers (gRPC: its metadata), which the layer
+    /// passes on; only [conditions](crate::Condition) that compare a claim with a header
+    /// read them. Without them such a condition fails.
+    ///
+    /// ```
+    /// use portcullis::{Condition, Policy};
+    ///
+    /// let policy = Policy::builder()
+    ///     .allow_when("GET", "/reports", ["*"], [Condition::claim_equals_header("org", "x-org")])
+    ///     .build()?;
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("x-org", "acme".parse()?);
+    /// let target = policy.target(&http::Method::GET, "/reports")?.with_headers(&headers);
+    /// // Without a verified caller no condition holds: the reason names the condition.
+    /// let decision = policy.decide_roles(&["staff"], &target);
+    /// assert!(decision.reason().to_string().contains("claim `org` = header `x-org`"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_headers(mut self, headers: &'a HeaderMap) -> Self {
+        self.headers = Some(headers);
+        self
+    }
 }
 
 impl Target<'static> {
@@ -79,6 +104,7 @@ impl Target<'static> {
             kind: TargetKind::GrpcAnyMethod,
             public: None,
             query: None,
+            headers: None,
         }
     }
 }

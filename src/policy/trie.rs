@@ -22,6 +22,8 @@ pub(super) struct Rule {
     pub(super) granted: Bits,
     /// The rule is open to any valid token (role `*`).
     pub(super) any_role: bool,
+    /// Conditions that must all hold (none for most rules).
+    pub(super) conditions: Vec<super::condition::Compiled>,
 }
 
 impl Rule {
@@ -36,7 +38,8 @@ impl Rule {
     }
 }
 
-/// The rules that end at one place of an index, merged.
+/// The rules that end at one place of an index, merged: the roles of the rules without
+/// conditions in one set; the rules with conditions listed apart, each checked on its own.
 #[derive(Debug)]
 pub(super) struct Entry {
     granted: Bits,
@@ -44,16 +47,34 @@ pub(super) struct Entry {
     /// Rule positions (among the rules of their kind), ascending: the first inline.
     first: u32,
     more: Box<[u32]>,
+    /// The positions of the rules here that have conditions, ascending.
+    conditional: Box<[u32]>,
 }
 
 impl Entry {
     pub(super) fn new(id: u32, rule: &Rule) -> Self {
+        let conditional = !rule.conditions.is_empty();
+        let mut granted = rule.granted.clone();
+        if conditional {
+            granted = Bits::new(rule.granted.words());
+        }
         Self {
-            granted: rule.granted.clone(),
-            any_role: rule.any_role,
+            granted,
+            any_role: rule.any_role && !conditional,
             first: id,
             more: Box::default(),
+            conditional: if conditional {
+                Box::new([id])
+            } else {
+                Box::default()
+            },
         }
+    }
+
+    /// The positions of the rules here that have conditions.
+    #[inline]
+    pub(super) fn conditional(&self) -> &[u32] {
+        &self.conditional
     }
 
     /// Adds rule `id` to the entry in `slot`, making it if needed.
@@ -71,8 +92,14 @@ impl Entry {
             more.push(id);
             self.more = more.into_boxed_slice();
         }
-        self.granted.union_with(&rule.granted);
-        self.any_role |= rule.any_role;
+        if rule.conditions.is_empty() {
+            self.granted.union_with(&rule.granted);
+            self.any_role |= rule.any_role;
+        } else if self.conditional.last() != Some(&id) {
+            let mut conditional = std::mem::take(&mut self.conditional).into_vec();
+            conditional.push(id);
+            self.conditional = conditional.into_boxed_slice();
+        }
     }
 
     /// The positions of the rules here, ascending.
@@ -80,7 +107,8 @@ impl Entry {
         std::iter::once(self.first).chain(self.more.iter().copied())
     }
 
-    /// Whether one of the rules here lets a caller with `mask` through.
+    /// Whether one of the rules here without conditions lets a caller with `mask`
+    /// through.
     #[inline]
     pub(super) fn admits(&self, mask: &Mask) -> bool {
         self.any_role || self.granted.intersects(mask)

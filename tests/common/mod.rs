@@ -1,6 +1,7 @@
 //! Shared test helpers: fixture keys, signers, a fixed clock, and a guarded axum app.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod events;
 pub mod grpc;
 
 use axum::Router;
