@@ -17,7 +17,7 @@
 //!   signs (RFC 9728 section 2), not the tokens it accepts, so it is left out unless you
 //!   name algorithms: this crate signs no responses.
 //!
-//! The document is built and serialized once. [`AuthLayer::resource_metadata`] makes every
+//! The document is built and serialized once. [`AuthLayer::resource_metadata`](crate::AuthLayer::resource_metadata) makes every
 //! challenge name its [`url`](ResourceMetadata::url), and, with the feature
 //! `resource-metadata`, [`into_router`](ResourceMetadata::into_router) serves it at
 //! [`WELL_KNOWN_PATH`] and at the path-suffixed form RFC 9728 section 3.1 derives from the

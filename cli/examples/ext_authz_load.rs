@@ -12,7 +12,7 @@
 //!     Prints one JSON line: requests, wrong answers, errors, requests/s.
 //! ```
 
-#[allow(dead_code, unreachable_pub, missing_docs)]
+#[allow(missing_docs)]
 #[path = "../src/envoy/proto.rs"]
 mod proto;
 

@@ -76,7 +76,7 @@ where
                     // `AuthError` a handler returns) gets the hook too: one answer shape
                     // for every rejection of a request that went through this layer.
                     if shared.has_hook()
-                        && res.extensions().get::<super::service::Shaped>().is_none()
+                        && res.extensions().get::<super::Shaped>().is_none()
                         && !is_grpc_answer(&res)
                         && let Some(err) = res.extensions().get::<AuthError>()
                     {

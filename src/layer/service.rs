@@ -10,7 +10,7 @@ use http::{HeaderValue, Request, Response};
 use tower_service::Service;
 
 use super::future::{GrpcAnswer, ResponseFuture, State};
-use super::{PublicAuth, PublicTarget, Shared};
+use super::{PublicAuth, PublicTarget, Shaped, Shared};
 use crate::authn::Step;
 use crate::body::AuthBody;
 use crate::error::AuthError;
@@ -37,10 +37,6 @@ impl<S> Auth<S> {
 
     crate::macros::inner_service_accessors!();
 }
-
-/// Marks a rejection the hook already shaped, so that an outer layer passes it on.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Shaped;
 
 impl Shared {
     /// Whether a rejection hook is set.
