@@ -228,12 +228,12 @@ pub(crate) struct Verified {
 }
 
 impl Cache {
-    pub(crate) fn hash(&self, token: &str) -> u64 {
+    pub(crate) fn hash(&self, token: &[u8]) -> u64 {
         if self.collide {
             return 1;
         }
         use std::hash::BuildHasher;
-        self.hasher.hash_one(token.as_bytes())
+        self.hasher.hash_one(token)
     }
 
     /// The filter's two bits of a token: (word, mask) in the generation `g`.
@@ -279,12 +279,12 @@ impl Cache {
 
     /// The entry of `token` if it is cached and still valid at `now` (with `leeway`).
     /// Only a token in the filter can be cached, so an unseen one costs no cache look-up.
-    pub(crate) fn get(&self, hash: u64, token: &str, now: u64, leeway: u64) -> Option<Arc<Entry>> {
+    pub(crate) fn get(&self, hash: u64, token: &[u8], now: u64, leeway: u64) -> Option<Arc<Entry>> {
         if !self.in_filter(hash) {
             return None;
         }
         let entry = self.cache.get(&hash)?;
-        if *entry.token != *token {
+        if entry.token.as_bytes() != token {
             return None;
         }
         let expired = entry

@@ -254,8 +254,8 @@ impl Authenticator {
         headers: &HeaderMap,
         query: Option<&str>,
     ) -> Result<Principal, Step> {
-        let token = self.token_from_request(headers, query)?;
-        self.verify_mode(token, Mode::Wait)
+        let credential = self.credential_from_request(headers, query)?;
+        self.verify_credential(credential, Mode::Wait)
     }
 
     /// The layer's path after a wait: verifies, waiting for remote keys when a fetch is due.

@@ -173,6 +173,17 @@ impl Authenticator {
         self.token_from_sources(&self.inner.sources, headers, query)
     }
 
+    /// The credential of the configured sources, with every check but its format's
+    /// (one credential, its scheme, its size): the layer asks the verified-token cache with
+    /// it first, and checks the format only on a miss, since a cached token passed it.
+    pub(crate) fn credential_from_request<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        query: Option<&'r str>,
+    ) -> Result<Credential<'r>, AuthError> {
+        self.credential_from_sources(&self.inner.sources, headers, query)
+    }
+
     /// Reads the token like [`token_from_request`](Self::token_from_request), but from
     /// `sources` instead of the configured ones: for an endpoint that takes its token from
     /// elsewhere than the rest of the service (a web client that sends an `access_token`
@@ -200,14 +211,25 @@ impl Authenticator {
         headers: &'r HeaderMap,
         query: Option<&'r str>,
     ) -> Result<&'r str, AuthError> {
+        self.credential_from_sources(sources, headers, query)?
+            .checked()
+    }
+
+    /// [`token_from_sources`](Self::token_from_sources) without the format check.
+    fn credential_from_sources<'r>(
+        &self,
+        sources: &[TokenSource],
+        headers: &'r HeaderMap,
+        query: Option<&'r str>,
+    ) -> Result<Credential<'r>, AuthError> {
         // Only the default source: the one header, as before.
         if let [TokenSource::Authorization] = sources {
-            return self.token_from_headers(headers);
+            return self.credential_from_headers(headers);
         }
         let mut first_miss = None;
         for source in sources {
             let found = match source {
-                TokenSource::Authorization => match self.token_from_headers(headers) {
+                TokenSource::Authorization => match self.credential_from_headers(headers) {
                     Err(e) if e.kind() == crate::AuthErrorKind::MissingCredentials => {
                         first_miss.get_or_insert(e);
                         continue;
@@ -243,12 +265,10 @@ impl Authenticator {
             if found.len() > self.inner.max_token_bytes {
                 return Err(AuthError::invalid_request(Reason::TooLarge));
             }
-            if !bare_token(found) {
-                return Err(AuthError::invalid_request(Reason::MalformedHeader));
-            }
-            // Only ASCII by now.
-            return std::str::from_utf8(found)
-                .map_err(|_| AuthError::invalid_request(Reason::MalformedHeader));
+            return Ok(Credential {
+                bytes: found,
+                format: Format::Bare,
+            });
         }
         Err(first_miss.unwrap_or_else(AuthError::missing))
     }
@@ -259,16 +279,31 @@ impl Authenticator {
     /// malformed credential, two headers, or a token over the size cap is an invalid
     /// request (400).
     pub fn token_from_headers<'h>(&self, headers: &'h HeaderMap) -> Result<&'h str, AuthError> {
+        self.credential_from_headers(headers)?.checked()
+    }
+
+    fn credential_from_headers<'h>(
+        &self,
+        headers: &'h HeaderMap,
+    ) -> Result<Credential<'h>, AuthError> {
         let mut values = headers.get_all(AUTHORIZATION).iter();
         let value = values.next().ok_or_else(AuthError::missing)?;
         if values.next().is_some() {
             return Err(AuthError::invalid_request(Reason::DuplicateHeader));
         }
-        self.token_from_value(value.as_bytes())
+        self.credential_from_value(value.as_bytes())
     }
 
     /// Parses one credential value, as found in an `Authorization` header or gRPC metadata.
     pub fn token_from_value<'v>(&self, value: &'v [u8]) -> Result<&'v str, AuthError> {
+        self.credential_from_value(value)?.checked()
+    }
+
+    /// [`token_from_value`](Self::token_from_value) without the token68 check.
+    pub(crate) fn credential_from_value<'v>(
+        &self,
+        value: &'v [u8],
+    ) -> Result<Credential<'v>, AuthError> {
         // Longest scheme plus separator plus the cap: refuse before looking further.
         if value.len() > self.inner.max_token_bytes.saturating_add(64) {
             return Err(AuthError::invalid_request(Reason::TooLarge));
@@ -298,14 +333,61 @@ impl Authenticator {
         if token.len() > self.inner.max_token_bytes {
             return Err(AuthError::invalid_request(Reason::TooLarge));
         }
-        // token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-        let body_end = token.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
-        let token68 = is_token68(&token[..body_end]);
-        if body_end == 0 || !token68 {
+        Ok(Credential {
+            bytes: token,
+            format: Format::Token68,
+        })
+    }
+}
+
+/// Which format a credential must have, by where it was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// The credential of an `Authorization` header (or gRPC metadata): token68.
+    Token68,
+    /// A cookie, header or query value: letters, digits, `-`, `_` and `.` only.
+    Bare,
+    /// Handed over as text (`verify`): only the JWS checks apply.
+    Text,
+}
+
+/// A credential found in a request, checked but for its format.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Credential<'r> {
+    pub(crate) bytes: &'r [u8],
+    pub(crate) format: Format,
+}
+
+impl<'r> Credential<'r> {
+    /// A token handed over as text.
+    pub(crate) fn text(token: &'r str) -> Self {
+        Self {
+            bytes: token.as_bytes(),
+            format: Format::Text,
+        }
+    }
+
+    /// The credential as a token, once its format is checked.
+    pub(crate) fn checked(self) -> Result<&'r str, AuthError> {
+        let ok = match self.format {
+            Format::Token68 => {
+                // token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+                let body_end = self
+                    .bytes
+                    .iter()
+                    .rposition(|&b| b != b'=')
+                    .map_or(0, |i| i + 1);
+                body_end != 0 && is_token68(&self.bytes[..body_end])
+            }
+            Format::Bare => bare_token(self.bytes),
+            Format::Text => true,
+        };
+        if !ok {
             return Err(AuthError::invalid_request(Reason::MalformedHeader));
         }
-        // All bytes are ASCII by now.
-        std::str::from_utf8(token).map_err(|_| AuthError::invalid_request(Reason::MalformedHeader))
+        // ASCII by now, or text already.
+        std::str::from_utf8(self.bytes)
+            .map_err(|_| AuthError::invalid_request(Reason::MalformedHeader))
     }
 }
 

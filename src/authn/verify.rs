@@ -10,6 +10,7 @@ use base64::Engine;
 use super::cache;
 #[cfg(feature = "jwks")]
 use super::refused;
+use super::token::Credential;
 use super::{Authenticator, KeyEpoch, RevocationStore, TokenRef, Verdict, claims, malformed};
 use crate::error::{AuthError, Reason};
 use crate::jose::{Algorithm, json, strict_b64};
@@ -113,14 +114,23 @@ fn segments(token: &str) -> Result<Segments<'_>, AuthError> {
 
 impl Authenticator {
     pub(super) fn verify_mode(&self, token: &str, mode: Mode) -> Result<Principal, Step> {
+        self.verify_credential(Credential::text(token), mode)
+    }
+
+    /// Verifies a credential. The verified-token cache is asked first, with the bytes as
+    /// they came: a cached token is byte for byte one that passed every check, so the
+    /// format and JWS checks run only on a miss.
+    pub(super) fn verify_credential(
+        &self,
+        credential: Credential<'_>,
+        mode: Mode,
+    ) -> Result<Principal, Step> {
         let inner = &*self.inner;
-        // The cheapest checks first: what is not a compact JWS never reaches the cache.
-        let seg = self.segments(token)?;
         #[cfg(feature = "token-cache")]
         let cached = match &inner.cache {
             Some(cache) => {
-                let hash = cache.hash(token);
-                let entry = cache.get(hash, token, inner.clock.now(), inner.leeway);
+                let hash = cache.hash(credential.bytes);
+                let entry = cache.get(hash, credential.bytes, inner.clock.now(), inner.leeway);
                 crate::metrics::token_cache(entry.is_some());
                 if let Some(entry) = entry {
                     // A hit is checked against revocation like a fresh verification, from
@@ -151,6 +161,8 @@ impl Authenticator {
             }
             _ => None,
         };
+        let token = credential.checked()?;
+        let seg = self.segments(token)?;
         let (buf, header_len, source) = self.check_jws(seg, mode)?;
         let claims::Read {
             identity,

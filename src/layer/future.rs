@@ -76,7 +76,7 @@ where
                     // `AuthError` a handler returns) gets the hook too: one answer shape
                     // for every rejection of a request that went through this layer.
                     if shared.has_hook()
-                        && res.extensions().get::<super::Shaped>().is_none()
+                        && res.extensions().get::<Shaped>().is_none()
                         && !is_grpc_answer(&res)
                         && let Some(err) = res.extensions().get::<AuthError>()
                     {
@@ -113,6 +113,10 @@ where
         }
     }
 }
+
+/// Marks a rejection the hook already shaped, so that an outer layer passes it on.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Shaped;
 
 /// Whether an inner response is a gRPC one (its status travels in `grpc-status`): the hook
 /// shapes HTTP rejections only.

@@ -66,12 +66,6 @@ pub use service::Auth;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PublicTarget;
 
-/// Marks a rejection the hook already shaped, so that an outer layer passes it on. Here,
-/// beside the layer, so that the service that sets it and the future that reads it do not
-/// import each other.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Shaped;
-
 use crate::answer::Answers;
 use crate::authn::Authenticator;
 use crate::policy::Policy;

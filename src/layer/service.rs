@@ -10,7 +10,7 @@ use http::{HeaderValue, Request, Response};
 use tower_service::Service;
 
 use super::future::{GrpcAnswer, ResponseFuture, State};
-use super::{PublicAuth, PublicTarget, Shaped, Shared};
+use super::{PublicAuth, PublicTarget, Shared};
 use crate::authn::Step;
 use crate::body::AuthBody;
 use crate::error::AuthError;
@@ -176,7 +176,7 @@ impl Shared {
             res.extensions_mut().insert(err);
         }
         // Shaped once: a layer in front leaves it as it is.
-        res.extensions_mut().insert(Shaped);
+        res.extensions_mut().insert(super::future::Shaped);
         res.map(|b| {
             if b.is_empty() {
                 AuthBody::empty()

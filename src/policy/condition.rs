@@ -120,11 +120,18 @@ impl Condition {
                         "condition {self}: a gRPC rule has no path parameters; compare with a claim, a value or a metadata entry"
                     ));
                 };
-                match pattern.param_index(p) {
-                    Some(at) => Check::Segment(at),
-                    None => {
+                let mut at = pattern.param_index(p);
+                match (at.next(), at.next()) {
+                    (Some(at), None) => Check::Segment(at),
+                    (None, _) => {
                         return Err(format!(
                             "condition {self}: the pattern `{}` has no parameter `{{{p}}}`; name one of its `{{...}}` segments",
+                            pattern.source()
+                        ));
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(format!(
+                            "condition {self}: the pattern `{}` names `{{{p}}}` twice; give each segment its own name",
                             pattern.source()
                         ));
                     }

@@ -560,7 +560,7 @@ impl Policy {
                 if e.admits(&mask) {
                     return ControlFlow::Break(());
                 }
-                for &id in e.conditional() {
+                for id in e.conditional() {
                     let rule = &self.rules_of(target)[id as usize];
                     if (rule.any_role || rule.granted.intersects(&mask))
                         && Self::failed_condition(rule, Some(principal), segs, target).is_none()

@@ -46,13 +46,7 @@ impl Pattern {
                 },
                 p if p.starts_with("{*") && p.ends_with('}') => Seg::Tail { at_least_one: true },
                 p if p.starts_with('{') && p.ends_with('}') && p.len() > 2 => {
-                    let name = &p[1..p.len() - 1];
-                    if params.iter().any(|(n, _)| n == name) {
-                        return Err(format!(
-                            "path pattern `{source}` names the parameter `{{{name}}}` twice"
-                        ));
-                    }
-                    params.push((name.to_owned(), i));
+                    params.push((p[1..p.len() - 1].to_owned(), i));
                     Seg::One
                 }
                 p if p.contains(['{', '}', '*']) => {
@@ -81,11 +75,12 @@ impl Pattern {
         &self.source
     }
 
-    /// The segment position of the parameter `{name}`.
-    pub(super) fn param_index(&self, name: &str) -> Option<usize> {
+    /// The segment positions of the parameter `{name}` (more than one when the pattern
+    /// names it twice).
+    pub(super) fn param_index<'a>(&'a self, name: &'a str) -> impl Iterator<Item = usize> + 'a {
         self.params
             .iter()
-            .find(|(n, _)| n == name)
+            .filter(move |(n, _)| n == name)
             .map(|&(_, at)| at)
     }
 

@@ -39,42 +39,38 @@ impl Rule {
 }
 
 /// The rules that end at one place of an index, merged: the roles of the rules without
-/// conditions in one set; the rules with conditions listed apart, each checked on its own.
+/// conditions in one set; the rules with conditions marked (the high bit of their
+/// position) and checked one by one.
 #[derive(Debug)]
 pub(super) struct Entry {
     granted: Bits,
     any_role: bool,
-    /// Rule positions (among the rules of their kind), ascending: the first inline.
+    /// Some rule here has conditions.
+    has_conditional: bool,
+    /// Rule positions (among the rules of their kind), ascending: the first inline. A
+    /// rule with conditions has [`CONDITIONAL`] set.
     first: u32,
     more: Box<[u32]>,
-    /// The positions of the rules here that have conditions, ascending.
-    conditional: Box<[u32]>,
 }
+
+/// Marks the position of a rule with conditions in an [`Entry`].
+const CONDITIONAL: u32 = 1 << 31;
 
 impl Entry {
     pub(super) fn new(id: u32, rule: &Rule) -> Self {
         let conditional = !rule.conditions.is_empty();
-        let mut granted = rule.granted.clone();
-        if conditional {
-            granted = Bits::new(rule.granted.words());
-        }
+        let granted = if conditional {
+            Bits::new(rule.granted.words())
+        } else {
+            rule.granted.clone()
+        };
         Self {
             granted,
             any_role: rule.any_role && !conditional,
-            first: id,
+            has_conditional: conditional,
+            first: if conditional { id | CONDITIONAL } else { id },
             more: Box::default(),
-            conditional: if conditional {
-                Box::new([id])
-            } else {
-                Box::default()
-            },
         }
-    }
-
-    /// The positions of the rules here that have conditions.
-    #[inline]
-    pub(super) fn conditional(&self) -> &[u32] {
-        &self.conditional
     }
 
     /// Adds rule `id` to the entry in `slot`, making it if needed.
@@ -86,25 +82,41 @@ impl Entry {
     }
 
     pub(super) fn merge(&mut self, id: u32, rule: &Rule) {
+        let conditional = !rule.conditions.is_empty();
         if self.rules().next_back() != Some(id) {
             // Build time only: one rule at a time, kept compact for the walk.
             let mut more = std::mem::take(&mut self.more).into_vec();
-            more.push(id);
+            more.push(if conditional { id | CONDITIONAL } else { id });
             self.more = more.into_boxed_slice();
         }
-        if rule.conditions.is_empty() {
+        if conditional {
+            self.has_conditional = true;
+        } else {
             self.granted.union_with(&rule.granted);
             self.any_role |= rule.any_role;
-        } else if self.conditional.last() != Some(&id) {
-            let mut conditional = std::mem::take(&mut self.conditional).into_vec();
-            conditional.push(id);
-            self.conditional = conditional.into_boxed_slice();
         }
+    }
+
+    fn marked(&self) -> impl DoubleEndedIterator<Item = u32> + '_ {
+        std::iter::once(self.first).chain(self.more.iter().copied())
     }
 
     /// The positions of the rules here, ascending.
     pub(super) fn rules(&self) -> impl DoubleEndedIterator<Item = u32> + '_ {
-        std::iter::once(self.first).chain(self.more.iter().copied())
+        self.marked().map(|id| id & !CONDITIONAL)
+    }
+
+    /// The positions of the rules here that have conditions.
+    #[inline]
+    pub(super) fn conditional(&self) -> impl Iterator<Item = u32> + '_ {
+        self.has_conditional
+            .then(|| {
+                self.marked()
+                    .filter(|id| id & CONDITIONAL != 0)
+                    .map(|id| id & !CONDITIONAL)
+            })
+            .into_iter()
+            .flatten()
     }
 
     /// Whether one of the rules here without conditions lets a caller with `mask`
