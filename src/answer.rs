@@ -51,6 +51,8 @@ struct Answer {
 pub(crate) struct Answers {
     scheme: Arc<str>,
     realm: Box<str>,
+    /// The RFC 9728 metadata URL every challenge names, when a layer set one.
+    resource_metadata: Option<Box<str>>,
     rows: Vec<Answer>,
     /// The refusals of issuer rules (401 `invalid_token`), by message.
     refusals: Vec<(&'static str, Answer)>,
@@ -76,23 +78,50 @@ impl Answers {
     /// token and a quoted-string body), and the refusals of the issuer rules with these
     /// `refusals` messages.
     pub(crate) fn new(scheme: &str, realm: &str, refusals: &[&'static str]) -> Self {
+        Self::build(scheme, realm, None, refusals.iter().copied())
+    }
+
+    fn build(
+        scheme: &str,
+        realm: &str,
+        resource_metadata: Option<&str>,
+        refusals: impl Iterator<Item = &'static str>,
+    ) -> Self {
+        let challenge = Challenge {
+            scheme,
+            realm,
+            resource_metadata,
+        };
         let rows = Row::ALL
             .iter()
-            .map(|&row| answer(row.kind(), &row.message(scheme), scheme, realm))
+            .map(|&row| answer(row.kind(), &row.message(scheme), &challenge))
             .collect();
         let mut rule_rows: Vec<(&'static str, Answer)> = Vec::new();
-        for &message in refusals {
+        for message in refusals {
             if !rule_rows.iter().any(|(m, _)| *m == message) {
-                let a = answer(AuthErrorKind::InvalidToken, message, scheme, realm);
+                let a = answer(AuthErrorKind::InvalidToken, message, &challenge);
                 rule_rows.push((message, a));
             }
         }
         Self {
             scheme: scheme.into(),
             realm: realm.into(),
+            resource_metadata: resource_metadata.map(Into::into),
             rows,
             refusals: rule_rows,
         }
+    }
+
+    /// The same answers with every challenge naming `url` in a `resource_metadata`
+    /// parameter (RFC 9728 section 5.1), precomputed like the table: `url` is already
+    /// checked to be a quoted-string body (visible ASCII, no `"` or `\\`).
+    pub(crate) fn with_resource_metadata(&self, url: &str) -> Self {
+        Self::build(
+            &self.scheme,
+            &self.realm,
+            Some(url),
+            self.refusals.iter().map(|(m, _)| *m),
+        )
     }
 
     fn row(&self, err: &AuthError) -> Cow<'_, Answer> {
@@ -102,7 +131,15 @@ impl Answers {
         match self.refusals.iter().find(|(m, _)| *m == message) {
             Some((_, a)) => Cow::Borrowed(a),
             // A refusal this authenticator's rules do not make (another's error).
-            None => Cow::Owned(answer(err.kind(), message, &self.scheme, &self.realm)),
+            None => Cow::Owned(answer(
+                err.kind(),
+                message,
+                &Challenge {
+                    scheme: &self.scheme,
+                    realm: &self.realm,
+                    resource_metadata: self.resource_metadata.as_deref(),
+                },
+            )),
         }
     }
 
@@ -155,18 +192,33 @@ impl Answers {
     }
 }
 
-/// The answer of `kind` with `message`, for `scheme` and `realm`.
-fn answer(kind: AuthErrorKind, message: &str, scheme: &str, realm: &str) -> Answer {
+/// What every challenge of one set of answers names.
+struct Challenge<'a> {
+    scheme: &'a str,
+    realm: &'a str,
+    resource_metadata: Option<&'a str>,
+}
+
+/// The answer of `kind` with `message`, with `challenge`'s scheme, realm and metadata URL.
+fn answer(kind: AuthErrorKind, message: &str, challenge: &Challenge<'_>) -> Answer {
+    let Challenge {
+        scheme,
+        realm,
+        resource_metadata,
+    } = *challenge;
     let body = Bytes::from(error::body(kind, message));
     // `Bytes` from a `Vec` turns shared on its first clone: do it here, once.
     let _ = body.clone();
     let challenge = match kind.status() {
         StatusCode::SERVICE_UNAVAILABLE | StatusCode::INTERNAL_SERVER_ERROR => None,
         _ => {
-            let value = match kind.rfc6750_code() {
+            let mut value = match kind.rfc6750_code() {
                 Some(code) => format!(r#"{scheme} realm="{realm}", error="{code}""#),
                 None => format!(r#"{scheme} realm="{realm}""#),
             };
+            if let Some(url) = resource_metadata {
+                value.push_str(&format!(r#", resource_metadata="{url}""#));
+            }
             HeaderValue::from_str(&value).ok().map(shared)
         }
     };

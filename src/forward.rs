@@ -18,6 +18,12 @@
 //!   `auth_request` turns any status but 2xx, 401 and 403 into a 500; the challenge
 //!   still says `error="invalid_request"`).
 //!
+//! Envoy ([`ProxyKind::Envoy`]: Istio, Envoy Gateway, the Gateway API's `ExternalAuth`,
+//! Contour) describes the original request field by field instead, in its gRPC
+//! `CheckRequest` or in the request line of its HTTP service:
+//! [`ForwardAuth::decide_request`] takes it so, with the same answers, and names the
+//! headers Envoy must remove in [`ENVOY_HEADERS_TO_REMOVE`].
+//!
 //! Identity values reach the upstream as exactly what the token says, or not at all: a
 //! value with whitespace at either end or a control character is left out, never trimmed
 //! (`" root "` is not `root`); a role or array-claim item that is empty or holds a comma
@@ -98,8 +104,19 @@ pub const SUBJECT_HEADER: HeaderName = HeaderName::from_static("x-auth-subject")
 /// `X-Auth-Roles`: the roles of an allowed request's token, comma-separated.
 pub const ROLES_HEADER: HeaderName = HeaderName::from_static("x-auth-roles");
 
+/// The identity headers every answer carries.
+static BUILT_IN: [HeaderName; 2] = [SUBJECT_HEADER, ROLES_HEADER];
+
+/// `X-Envoy-Auth-Headers-To-Remove`: on an allowed [Envoy](ProxyKind::Envoy) request, the
+/// request headers Envoy must remove before it passes the request on, comma-separated:
+/// the identity headers that have no value, and the client's spellings of identity
+/// headers with `_` (`x_auth_roles`). Envoy's HTTP service reads this header; the gRPC
+/// service puts the names in `OkHttpResponse.headers_to_remove`.
+pub const ENVOY_HEADERS_TO_REMOVE: HeaderName =
+    HeaderName::from_static("x-envoy-auth-headers-to-remove");
+
 /// Headers an [identity header](ForwardAuth::identity_header) may not name.
-const RESERVED: [&str; 10] = [
+const RESERVED: [&str; 11] = [
     "authorization",
     "cookie",
     "host",
@@ -110,6 +127,7 @@ const RESERVED: [&str; 10] = [
     "www-authenticate",
     "x-auth-subject",
     "x-auth-roles",
+    "x-envoy-auth-headers-to-remove",
 ];
 
 /// The proxy that asks, which decides the headers read and the answers given.
@@ -124,34 +142,46 @@ pub enum ProxyKind {
     Caddy,
     /// Traefik `forwardAuth`: `X-Forwarded-Method` and `X-Forwarded-Uri`.
     Traefik,
+    /// Envoy's `ext_authz` (Istio, Envoy Gateway, Contour, the Gateway API's
+    /// ExternalAuth): no headers describe the original request; its method, path and
+    /// headers are given to [`ForwardAuth::decide_request`], from the request line of
+    /// Envoy's HTTP service (under its [`path_prefix`](ForwardAuth::path_prefix)) or from
+    /// a gRPC `CheckRequest`. Only a 200 allows. On 200 the identity headers that have a
+    /// value are sent, and [`ENVOY_HEADERS_TO_REMOVE`] names those without one and the
+    /// client's spellings of them with `_` (Envoy sets the headers first and removes
+    /// after, so a header it sets is never in the list).
+    Envoy,
 }
 
 impl ProxyKind {
-    /// The proxy's name in lower case: `nginx`, `caddy`, `traefik` (for logs and metric
-    /// labels).
+    /// The proxy's name in lower case: `nginx`, `caddy`, `traefik`, `envoy` (for logs and
+    /// metric labels).
     pub fn label(self) -> &'static str {
         match self {
             Self::Nginx => "nginx",
             Self::Caddy => "caddy",
             Self::Traefik => "traefik",
+            Self::Envoy => "envoy",
         }
     }
 
     /// The header that carries the original method. Only this proxy's pair is read: the
-    /// other family may come from the client and is ignored.
-    pub fn method_header(self) -> HeaderName {
-        HeaderName::from_static(self.headers().0)
+    /// other family may come from the client and is ignored. `None` for Envoy, which
+    /// gives the original request itself.
+    pub fn method_header(self) -> Option<HeaderName> {
+        self.headers().map(|(m, _)| HeaderName::from_static(m))
     }
 
-    /// The header that carries the original URI (path and query).
-    pub fn uri_header(self) -> HeaderName {
-        HeaderName::from_static(self.headers().1)
+    /// The header that carries the original URI (path and query); `None` for Envoy.
+    pub fn uri_header(self) -> Option<HeaderName> {
+        self.headers().map(|(_, u)| HeaderName::from_static(u))
     }
 
-    fn headers(self) -> (&'static str, &'static str) {
+    fn headers(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Self::Nginx => ("x-original-method", "x-original-uri"),
-            Self::Caddy | Self::Traefik => ("x-forwarded-method", "x-forwarded-uri"),
+            Self::Nginx => Some(("x-original-method", "x-original-uri")),
+            Self::Caddy | Self::Traefik => Some(("x-forwarded-method", "x-forwarded-uri")),
+            Self::Envoy => None,
         }
     }
 }
@@ -378,6 +408,8 @@ pub struct ForwardAuth {
     proxy: ProxyKind,
     records: Option<Authorizer>,
     claims: Arc<Vec<(String, HeaderName)>>,
+    /// Envoy's HTTP service: the prefix its `path_prefix` puts before the original path.
+    prefix: Option<Arc<str>>,
     guard: Auth<Identity>,
 }
 
@@ -386,6 +418,7 @@ impl fmt::Debug for ForwardAuth {
         f.debug_struct("ForwardAuth")
             .field("proxy", &self.proxy)
             .field("records", &self.records.is_some())
+            .field("path_prefix", &self.prefix)
             .field(
                 "identity_headers",
                 &self.claims.iter().map(|(_, h)| h).collect::<Vec<_>>(),
@@ -418,6 +451,7 @@ impl ForwardAuth {
             proxy,
             records,
             claims,
+            prefix: None,
         }
     }
 
@@ -470,19 +504,92 @@ impl ForwardAuth {
         }
         let mut claims = Vec::clone(&self.claims);
         claims.push((claim, header));
-        Ok(Self::assemble(
-            self.layer,
-            self.proxy,
-            self.records,
-            Arc::new(claims),
-        ))
+        let prefix = self.prefix.clone();
+        Ok(Self {
+            prefix,
+            ..Self::assemble(self.layer, self.proxy, self.records, Arc::new(claims))
+        })
     }
 
     /// Checks every request the layer allows against access records too:
     /// [`Authorizer::authorize_user`]`(principal, path, method)`, `HEAD` asking for `GET`.
     /// A refusal is the layer's answer for it (403). Public routes are not checked.
     pub fn records(self, records: Authorizer) -> Self {
-        Self::assemble(self.layer, self.proxy, Some(records), self.claims)
+        let prefix = self.prefix.clone();
+        Self {
+            prefix,
+            ..Self::assemble(self.layer, self.proxy, Some(records), self.claims)
+        }
+    }
+
+    /// For Envoy's HTTP service ([`ProxyKind::Envoy`]): the `path_prefix` its
+    /// `http_service` puts before the original path, taken off again by
+    /// [`decide_request`](Self::decide_request), so the decision judges `/api/items` when
+    /// Envoy asks for `/ext-authz/api/items`. Default: none (the gRPC service, or an Envoy
+    /// without a prefix). A path outside the prefix then answers 500: Envoy's
+    /// configuration and this one disagree.
+    ///
+    /// An error of kind [`ConfigErrorKind::Forward`], setting `path_prefix`, when the
+    /// proxy is not Envoy, or the prefix is not a path of whole segments: it must start
+    /// with `/`, not end with one, and hold no query, fragment, dot segment, space or
+    /// control character.
+    ///
+    /// ```
+    /// use portcullis::forward::{ForwardAuth, ProxyKind};
+    /// use portcullis::{AuthLayer, Authenticator, Policy};
+    ///
+    /// let layer = AuthLayer::new(
+    ///     Authenticator::builder().hmac_secret("0123456789abcdef0123456789abcdef").build()?,
+    ///     Policy::builder().build()?,
+    /// );
+    /// let envoy = ForwardAuth::new(layer.clone(), ProxyKind::Envoy).path_prefix("/ext-authz")?;
+    /// let err = ForwardAuth::new(layer, ProxyKind::Envoy).path_prefix("ext-authz/").unwrap_err();
+    /// assert!(err.to_string().starts_with("path_prefix: "));
+    /// # Ok::<(), portcullis::ConfigError>(())
+    /// ```
+    pub fn path_prefix(mut self, prefix: &str) -> Result<Self, ConfigError> {
+        let bad = |why: &str| {
+            ConfigError::new(
+                ConfigErrorKind::Forward,
+                "path_prefix",
+                format!("`{prefix}` {why}"),
+            )
+        };
+        if self.proxy != ProxyKind::Envoy {
+            return Err(bad(
+                "is for Envoy's HTTP service (ProxyKind::Envoy); other proxies name the original URI in a header",
+            ));
+        }
+        if !prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/') {
+            return Err(bad(
+                "must start with `/` and not end with one, like /ext-authz",
+            ));
+        }
+        if prefix.contains(['?', '#', '%']) || prefix.bytes().any(|b| !b.is_ascii_graphic()) {
+            return Err(bad(
+                "may hold no query, fragment, percent-encoding, space or control character",
+            ));
+        }
+        if prefix[1..]
+            .split('/')
+            .any(|seg| seg == "." || seg == ".." || seg.is_empty())
+        {
+            return Err(bad("may hold no empty or dot segment"));
+        }
+        self.prefix = Some(prefix.into());
+        Ok(self)
+    }
+
+    /// The same decision (layer, identity headers, access records) for requests `proxy`
+    /// asks; a [path prefix](Self::path_prefix) is left behind, since it belongs to one
+    /// Envoy service. `serve` answers Envoy's HTTP and gRPC services from one
+    /// configuration this way.
+    pub fn with_proxy(self, proxy: ProxyKind) -> Self {
+        Self {
+            proxy,
+            prefix: None,
+            ..self
+        }
     }
 
     /// The proxy whose requests this decides.
@@ -493,23 +600,112 @@ impl ForwardAuth {
     /// Decides the proxy's request from its headers; see the [module](self) for the
     /// answers.
     pub async fn decide(&self, headers: &HeaderMap) -> Response<Full<Bytes>> {
-        let req = match self.original(headers) {
-            Ok(r) => r,
-            Err(Bad::Missing(name)) => {
+        match self.original(headers) {
+            Ok(req) => self.run(req).await,
+            Err(bad) => self.refuse(bad),
+        }
+    }
+
+    /// Decides an original request given field by field: its `method`, its `target` (path
+    /// and query, as in the request line) and its headers as name and value bytes. This is
+    /// what Envoy gives ([`ProxyKind::Envoy`]): the request line of its HTTP service, whose
+    /// [path prefix](Self::path_prefix) is taken off, or the attributes of a gRPC
+    /// `CheckRequest`. The answers are those of [`decide`](Self::decide), with Envoy's
+    /// additions on 200 (see [`ProxyKind::Envoy`]):
+    ///
+    /// - an empty `method` or `target`, or a target outside the path prefix: 500 (the
+    ///   proxy's configuration and this one disagree);
+    /// - a method or target that cannot be read, a target not starting with `/`, or a
+    ///   header name or value that cannot be one: 400 (401 for nginx);
+    /// - pseudo-headers (`:path`, `:authority`...) are not headers: left out;
+    ///   `Host`, `Content-Length` and the hop-by-hop headers are left out as in
+    ///   [`decide`](Self::decide).
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use portcullis::forward::{ENVOY_HEADERS_TO_REMOVE, ForwardAuth, ProxyKind};
+    /// use portcullis::{Algorithm, AuthLayer, Authenticator, Policy, Signer};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let secret = "0123456789abcdef0123456789abcdef";
+    /// let layer = AuthLayer::new(
+    ///     Authenticator::builder().hmac_secret(secret).build()?,
+    ///     Policy::builder().allow("GET", "/api/{*rest}", ["client"]).build()?,
+    /// );
+    /// let envoy = ForwardAuth::new(layer, ProxyKind::Envoy)
+    ///     .identity_header("tenant", http::HeaderName::from_static("x-auth-tenant"))?;
+    /// let token = Signer::hmac(Algorithm::HS256, secret)?
+    ///     .sign(&serde_json::json!({"sub": "ada", "role": "client", "exp": 4_000_000_000u64}))?;
+    /// let bearer = format!("Bearer {token}");
+    ///
+    /// // A gRPC CheckRequest's attributes: method, path, headers (with pseudo-headers).
+    /// let headers = [
+    ///     (":authority", "api.example.com"),
+    ///     ("authorization", bearer.as_str()),
+    ///     ("x_auth_roles", "admin"), // a forged twin of X-Auth-Roles
+    /// ];
+    /// let res = envoy.decide_request("GET", "/api/items?page=2", headers).await;
+    /// assert_eq!(res.status(), StatusCode::OK);
+    /// assert_eq!(res.headers()["x-auth-subject"], "ada");
+    /// assert_eq!(res.headers()["x-auth-roles"], "client");
+    /// // No tenant claim: not sent, removed; and the forged twin removed.
+    /// assert!(res.headers().get("x-auth-tenant").is_none());
+    /// assert_eq!(res.headers()[ENVOY_HEADERS_TO_REMOVE], "x-auth-tenant, x_auth_roles");
+    ///
+    /// let res = envoy.decide_request("GET", "/api/..;/admin", [("authorization", bearer.as_str())]).await;
+    /// assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    /// let res = envoy.decide_request("", "", [("authorization", bearer.as_str())]).await;
+    /// assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # });
+    /// ```
+    pub async fn decide_request<I, K, V>(
+        &self,
+        method: &str,
+        target: &str,
+        headers: I,
+    ) -> Response<Full<Bytes>>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        match self.described(method, target, headers) {
+            Ok(req) => self.run(req).await,
+            Err(bad) => self.refuse(bad),
+        }
+    }
+
+    /// The answer for a proxy request that could not be read.
+    fn refuse(&self, bad: Bad) -> Response<Full<Bytes>> {
+        match bad {
+            Bad::Missing(name) => {
                 tracing::warn!(
                     header = name,
                     proxy = self.proxy.label(),
-                    "forward-auth request without the header the proxy configuration must set"
+                    "forward-auth request without what the proxy configuration must send"
                 );
-                return rejection(
+                rejection(
                     &self.layer,
                     AuthError::misuse("proxy did not send the original request"),
-                );
+                )
             }
-            Err(Bad::Invalid) => {
+            Bad::Invalid => {
                 // The layer's own answer for a request it cannot read.
-                return self.for_proxy(rejection(&self.layer, AuthError::bad_request_target()));
+                self.shape(
+                    rejection(&self.layer, AuthError::bad_request_target()),
+                    Vec::new(),
+                )
             }
+        }
+    }
+
+    /// Runs the original request through the layer (and the records).
+    async fn run(&self, req: Request<()>) -> Response<Full<Bytes>> {
+        let twins = if self.proxy == ProxyKind::Envoy {
+            self.twins(req.headers())
+        } else {
+            Vec::new()
         };
         let mut guard = self.guard.clone();
         let res = match poll_fn(|cx| guard.poll_ready(cx)).await {
@@ -519,38 +715,87 @@ impl ForwardAuth {
             },
             Err(never) => match never {},
         };
-        self.for_proxy(res)
+        self.shape(res, twins)
+    }
+
+    /// The identity headers' names: subject, roles, then the configured ones.
+    fn identity_names(&self) -> impl Iterator<Item = &HeaderName> {
+        BUILT_IN.iter().chain(self.claims.iter().map(|(_, h)| h))
+    }
+
+    /// The request's headers that spell an identity header with `_` for `-`
+    /// (`x_auth_roles`): a server that maps both to one name (WSGI, CGI) would read them
+    /// as identity.
+    fn twins(&self, headers: &HeaderMap) -> Vec<HeaderName> {
+        headers
+            .keys()
+            .filter(|name| {
+                let name = name.as_str();
+                name.contains('_')
+                    && self.identity_names().any(|id| {
+                        id.as_str().len() == name.len()
+                            && id
+                                .as_str()
+                                .bytes()
+                                .zip(name.bytes())
+                                .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
+                    })
+            })
+            .cloned()
+            .collect()
     }
 
     /// The original request, as the proxy describes it.
     fn original(&self, headers: &HeaderMap) -> Result<Request<()>, Bad> {
-        let (mh, uh) = self.proxy.headers();
+        let (mh, uh) = self.proxy.headers().ok_or(Bad::Missing(
+            "the original request (Envoy: use decide_request)",
+        ))?;
         let method = Method::from_bytes(one(headers, mh)?.as_bytes()).map_err(|_| Bad::Invalid)?;
-        let uri = Uri::try_from(one(headers, uh)?.as_bytes()).map_err(|_| Bad::Invalid)?;
-        let path_and_query = uri.path_and_query().ok_or(Bad::Invalid)?;
-        if !path_and_query.as_str().starts_with('/') {
-            return Err(Bad::Invalid);
-        }
-        let mut req = Request::new(());
-        *req.method_mut() = method;
-        *req.uri_mut() = Uri::from(path_and_query.clone());
+        let mut req = request(method, one(headers, uh)?.as_bytes())?;
         // Every header the proxy passed on, so the configured token sources (Authorization,
         // a cookie, a custom header) read what the client sent; never the proxy's own
         // description of the request or the framing.
         let h = req.headers_mut();
         for (name, value) in headers {
-            if !matches!(
-                name.as_str(),
-                "x-original-method"
-                    | "x-original-uri"
-                    | "x-forwarded-method"
-                    | "x-forwarded-uri"
-                    | "content-length"
-                    | "transfer-encoding"
-                    | "connection"
-                    | "host"
-            ) {
+            if passed_on(name) {
                 h.append(name.clone(), value.clone());
+            }
+        }
+        Ok(req)
+    }
+
+    /// The original request, given field by field.
+    fn described<I, K, V>(&self, method: &str, target: &str, headers: I) -> Result<Request<()>, Bad>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        if method.is_empty() {
+            return Err(Bad::Missing("the method"));
+        }
+        if target.is_empty() {
+            return Err(Bad::Missing("the path"));
+        }
+        let target = match &self.prefix {
+            Some(prefix) => target
+                .strip_prefix(&**prefix)
+                .filter(|rest| rest.starts_with('/'))
+                .ok_or(Bad::Missing("a path under the configured path prefix"))?,
+            None => target,
+        };
+        let method = Method::from_bytes(method.as_bytes()).map_err(|_| Bad::Invalid)?;
+        let mut req = request(method, target.as_bytes())?;
+        let h = req.headers_mut();
+        for (name, value) in headers {
+            let name = name.as_ref();
+            if name.first() == Some(&b':') {
+                continue;
+            }
+            let name = HeaderName::from_bytes(name).map_err(|_| Bad::Invalid)?;
+            let value = HeaderValue::from_bytes(value.as_ref()).map_err(|_| Bad::Invalid)?;
+            if passed_on(&name) {
+                h.append(name, value);
             }
         }
         Ok(req)
@@ -558,13 +803,65 @@ impl ForwardAuth {
 
     /// The layer's answer as the proxy needs it: nginx's `auth_request` knows only 2xx,
     /// 401 and 403, so a 400 goes back as 401 (its challenge already says
-    /// `error="invalid_request"`).
-    fn for_proxy(&self, mut res: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
-        if self.proxy == ProxyKind::Nginx && res.status() == StatusCode::BAD_REQUEST {
-            *res.status_mut() = StatusCode::UNAUTHORIZED;
+    /// `error="invalid_request"`). Envoy, on 200: identity headers without a value are
+    /// not sent but removed, with the client's `_` spellings of them (`twins`).
+    fn shape(
+        &self,
+        mut res: Response<Full<Bytes>>,
+        twins: Vec<HeaderName>,
+    ) -> Response<Full<Bytes>> {
+        match self.proxy {
+            ProxyKind::Nginx if res.status() == StatusCode::BAD_REQUEST => {
+                *res.status_mut() = StatusCode::UNAUTHORIZED;
+            }
+            ProxyKind::Envoy if res.status() == StatusCode::OK => {
+                let mut remove: Vec<&str> = Vec::new();
+                for name in self.identity_names() {
+                    if res.headers().get(name).is_some_and(|v| v.is_empty()) {
+                        res.headers_mut().remove(name);
+                        remove.push(name.as_str());
+                    }
+                }
+                remove.extend(twins.iter().map(HeaderName::as_str));
+                if !remove.is_empty()
+                    && let Ok(v) = HeaderValue::from_str(&remove.join(", "))
+                {
+                    res.headers_mut().insert(ENVOY_HEADERS_TO_REMOVE, v);
+                }
+            }
+            _ => {}
         }
         res
     }
+}
+
+/// Whether a header of the proxy's request is one of the client's, passed on to the
+/// decision: not the proxy's own description of the request, nor the framing.
+fn passed_on(name: &HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "x-original-method"
+            | "x-original-uri"
+            | "x-forwarded-method"
+            | "x-forwarded-uri"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "host"
+    )
+}
+
+/// A request of `method` to `target` (path and query, starting with `/`).
+fn request(method: Method, target: &[u8]) -> Result<Request<()>, Bad> {
+    let uri = Uri::try_from(target).map_err(|_| Bad::Invalid)?;
+    let path_and_query = uri.path_and_query().ok_or(Bad::Invalid)?;
+    if !path_and_query.as_str().starts_with('/') || uri.authority().is_some() {
+        return Err(Bad::Invalid);
+    }
+    let mut req = Request::new(());
+    *req.method_mut() = method;
+    *req.uri_mut() = Uri::from(path_and_query.clone());
+    Ok(req)
 }
 
 #[cfg(test)]
@@ -633,10 +930,26 @@ mod tests {
 
     #[test]
     fn proxies_read_their_own_headers() {
-        assert_eq!(ProxyKind::Nginx.method_header(), "x-original-method");
-        assert_eq!(ProxyKind::Nginx.uri_header(), "x-original-uri");
-        assert_eq!(ProxyKind::Caddy.uri_header(), "x-forwarded-uri");
-        assert_eq!(ProxyKind::Traefik.method_header(), "x-forwarded-method");
+        let name = |h: Option<HeaderName>| h.map(|h| h.as_str().to_owned());
+        assert_eq!(
+            name(ProxyKind::Nginx.method_header()).as_deref(),
+            Some("x-original-method")
+        );
+        assert_eq!(
+            name(ProxyKind::Nginx.uri_header()).as_deref(),
+            Some("x-original-uri")
+        );
+        assert_eq!(
+            name(ProxyKind::Caddy.uri_header()).as_deref(),
+            Some("x-forwarded-uri")
+        );
+        assert_eq!(
+            name(ProxyKind::Traefik.method_header()).as_deref(),
+            Some("x-forwarded-method")
+        );
+        assert_eq!(ProxyKind::Envoy.method_header(), None);
+        assert_eq!(ProxyKind::Envoy.uri_header(), None);
         assert_eq!(ProxyKind::Traefik.to_string(), "traefik");
+        assert_eq!(ProxyKind::Envoy.to_string(), "envoy");
     }
 }

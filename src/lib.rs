@@ -92,7 +92,8 @@
 //! The [`guides`] module holds the longer pages, each also a Markdown file under `docs/`
 //! whose examples compile here: [configuration](guides::configuration) (every environment
 //! variable), the [command line and `serve`](guides::cli), [proxies](guides::proxies)
-//! (nginx, Caddy, Traefik), [revocation](guides::revocation), the
+//! (nginx, Caddy, Traefik), [Envoy](guides::envoy) (Istio, Envoy Gateway, the Gateway
+//! API, Contour), [revocation](guides::revocation), the
 //! [client side](guides::client), [identity providers](guides::identity_providers),
 //! [metrics and logs](guides::metrics), [testing](guides::testing), and the integrations:
 //! [FEDn](guides::fedn), [AIStore](guides::aistore), [Authress](guides::authress),
@@ -238,6 +239,7 @@ pub mod metrics;
 mod metrics;
 mod policy;
 mod principal;
+pub mod resource_metadata;
 pub mod revoke;
 mod signer;
 #[cfg(feature = "test-util")]
@@ -299,6 +301,8 @@ pub mod guides {
     //! - [`cli`]: the `portcullis` command line and `portcullis serve`, the forward-auth
     //!   decision service.
     //! - [`proxies`]: nginx, Caddy and Traefik in front of `serve`.
+    //! - [`envoy`]: Envoy's external authorization (gRPC and HTTP), Istio, Envoy Gateway,
+    //!   the Gateway API's `ExternalAuth`, Contour; RFC 9728 protected-resource metadata.
     //! - [`revocation`]: revoking tokens, in one process or on every replica through Redis.
     //! - [`client`]: the calling side: finding, attaching and refreshing tokens.
     //! - [`identity_providers`]: Keycloak, Auth0, Entra ID; multi-tenant issuers.
@@ -351,6 +355,9 @@ pub mod guides {
 
     #[doc = include_str!("../docs/proxies.md")]
     pub mod proxies {}
+
+    #[doc = include_str!("../docs/envoy.md")]
+    pub mod envoy {}
 
     #[cfg(any(all(doc, not(doctest)), feature = "axum"))]
     #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

@@ -192,6 +192,42 @@ fn allocations_of_one_request() {
         res
     });
 
+    // The same rejection from a layer whose challenges name RFC 9728 metadata: the
+    // challenge is precomputed too, so it costs what the plain one does.
+    let metadata_auth = Authenticator::builder()
+        .hmac_secret(SECRET)
+        .audience("https://api.example.com/mcp")
+        .issuer("https://id.example.com")
+        .build()
+        .unwrap();
+    let metadata = portcullis::resource_metadata::ResourceMetadata::builder(&metadata_auth)
+        .build()
+        .unwrap();
+    let mut with_metadata = AuthLayer::new(metadata_auth, Policy::fedn_rest().build().unwrap())
+        .resource_metadata(&metadata)
+        .layer(tower::service_fn(|_req: Request<Full<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+        }));
+    let mut bare_again = (0..8)
+        .map(|_| {
+            Request::post("/api/v1/clients/add")
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        })
+        .collect::<Vec<_>>()
+        .into_iter();
+    let missing_metadata = count(|| {
+        let res = ready(with_metadata.call(bare_again.next().unwrap())).unwrap();
+        assert_eq!(res.status(), 401);
+        assert!(
+            res.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .ends_with(r#"resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/mcp""#)
+        );
+        res
+    });
+
     // The response itself: a header map with two entries and one extensions entry.
     let err = portcullis::AuthError::keys_unavailable();
     let response_itself = count(|| {
@@ -209,7 +245,11 @@ fn allocations_of_one_request() {
     });
 
     println!(
-        "allocations: allowed HS256 request {allowed} (from the token cache: {allowed_cached}), with a revocation list {allowed_revoke} (from the cache: {allowed_cached_revoke}), missing-token rejection {missing} (the response itself: {response_itself})"
+        "allocations: allowed HS256 request {allowed} (from the token cache: {allowed_cached}), with a revocation list {allowed_revoke} (from the cache: {allowed_cached_revoke}), missing-token rejection {missing} (with resource_metadata: {missing_metadata}; the response itself: {response_itself})"
+    );
+    assert_eq!(
+        missing_metadata, missing,
+        "missing token with RFC 9728 metadata in the challenge: {missing_metadata} allocations, {missing} without"
     );
     assert!(
         allowed_revoke <= ALLOWED_MAX,

@@ -14,6 +14,9 @@ pub(crate) enum Proxy {
     Caddy,
     /// Traefik `forwardAuth`: `X-Forwarded-Method` and `X-Forwarded-Uri`.
     Traefik,
+    /// Envoy's ext_authz HTTP service (`http_service`): the original method and path as
+    /// the request's own, under --envoy-path-prefix; only 200 allows.
+    Envoy,
 }
 
 impl Proxy {
@@ -23,6 +26,7 @@ impl Proxy {
             Self::Nginx => ProxyKind::Nginx,
             Self::Caddy => ProxyKind::Caddy,
             Self::Traefik => ProxyKind::Traefik,
+            Self::Envoy => ProxyKind::Envoy,
         }
     }
 

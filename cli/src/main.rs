@@ -1,6 +1,6 @@
 //! `portcullis`: mint, inspect, verify and explain tokens and policies, lint policy and
 //! access-record files, revoke tokens through Redis, and serve forward-auth decisions to
-//! nginx, Caddy and Traefik.
+//! nginx, Caddy, Traefik and Envoy.
 //!
 //! Exit codes, for every command: 0 success (valid, allowed, no lint errors, revoked), 1 a
 //! negative answer (token refused, request denied, lint errors), 2 a usage or
@@ -11,6 +11,7 @@ mod admin;
 mod authress;
 mod check;
 mod config;
+mod envoy;
 mod forward;
 mod inspect;
 mod jwk;
@@ -33,7 +34,7 @@ const ABOUT: &str =
 
 const LONG_ABOUT: &str = "\
 JWT authentication and role-based authorization: mint, inspect and verify tokens, explain
-and lint policies, and serve forward-auth decisions to nginx, Caddy and Traefik.
+and lint policies, and serve forward-auth decisions to nginx, Caddy, Traefik and Envoy.
 
 Keys, issuers, audiences and the policy come from the same environment variables as the
 library's EnvConfig (FEDN_JWT_SECRET_KEY, FEDN_JWT_ALGORITHM, FEDN_AUTH_SCHEME,
@@ -68,7 +69,7 @@ enum Command {
     Lint(lint::Args),
     /// Revoke a token, a `jti` or a subject's tokens on every replica, through Redis
     Revoke(revoke::Args),
-    /// Serve forward-auth decisions (GET /auth) for nginx, Caddy or Traefik
+    /// Serve forward-auth decisions for nginx, Caddy, Traefik or Envoy (HTTP and gRPC ext_authz)
     Serve(serve::Args),
 }
 

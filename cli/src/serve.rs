@@ -1,5 +1,5 @@
-//! `portcullis serve`: the forward-auth decision service, with health, readiness and
-//! Prometheus metrics.
+//! `portcullis serve`: the forward-auth decision service (nginx, Caddy, Traefik, Envoy's
+//! HTTP and gRPC ext_authz), with health, readiness and Prometheus metrics.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,8 +13,9 @@ use axum::extract::State;
 use axum::routing::{any, get};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use portcullis::AuthLayer;
 use portcullis::forward::ForwardAuth;
-
+use portcullis::resource_metadata::ResourceMetadata;
 use portcullis::revoke::AdminApi;
 
 use crate::admin::Store;
@@ -36,7 +37,22 @@ Endpoints:
             WWW-Authenticate says error=\"invalid_request\"), because nginx's auth_request
             turns any status but 2xx, 401 and 403 into a 500; a 503 therefore reaches
             nginx clients as 500. A proxy that leaves out the method or URI header gets a
-            500 and a warning in the log: its configuration is wrong.
+            500 and a warning in the log: its configuration is wrong. Not served with
+            --proxy envoy.
+  /ext-authz/...  (any method, --proxy envoy) Envoy's http_service: every request under
+            --envoy-path-prefix (default /ext-authz) is a decision on the path after it,
+            with its own method and headers; checked before any other route. 200 with the
+            identity headers that have a value and X-Envoy-Auth-Headers-To-Remove naming
+            the others and the client's '_' spellings of them; refusals as /auth.
+  gRPC on --grpc-listen: envoy.service.auth.v3.Authorization/Check, the same decision
+            from CheckRequest.attributes.request.http (method, path, headers or
+            header_map): OK with ok_response headers to set and headers_to_remove, or
+            denied_response with the status, WWW-Authenticate and body of the refusal; a
+            request that describes nothing is denied (500). grpc.health.v1.Health on the
+            same port: NOT_SERVING until ready.
+  /.well-known/oauth-protected-resource[/PATH]  (GET, with --resource-metadata) the RFC
+            9728 protected-resource metadata; every challenge then carries
+            resource_metadata=\"<its URL>\".
   /healthz  200 while the process runs.
   /readyz   503 until the keys of every remote key set have loaded once (and, with
             PORTCULLIS_REDIS_URL, the revocation list has synced once), then 200.
@@ -76,7 +92,8 @@ Endpoints:
             /auth answers them.
 
 The proxy must strip X-Auth-Subject, X-Auth-Roles and every --identity-header from client
-requests; the README's nginx, Caddy and Traefik configurations do.
+requests; the README's nginx, Caddy and Traefik configurations do (Envoy removes or
+overwrites them as the answer says).
 
 The policy: --policy FILE (PORTCULLIS_POLICY_FILE) with your rules, or --fedn-policy
 (PORTCULLIS_FEDN_POLICY=true) for FEDn's built-in REST and gRPC role map; one of them is
@@ -92,7 +109,8 @@ accepting connections and lets decisions in flight finish (at most --shutdown-gr
 Examples:
   FEDN_JWT_SECRET_KEY=... portcullis serve --listen 127.0.0.1:9090 --proxy nginx --policy policy.toml
   portcullis serve --listen 127.0.0.1:9090 --proxy caddy --jwks-url https://id.example/jwks.json \\
-      --audience api --identity-header tenant=X-Auth-Tenant";
+      --audience api --identity-header tenant=X-Auth-Tenant
+  portcullis serve --listen 0.0.0.0:9090 --grpc-listen 0.0.0.0:9191 --proxy envoy --policy policy.toml";
 
 /// Arguments of `serve`.
 #[derive(clap::Args, Debug)]
@@ -102,8 +120,8 @@ pub(crate) struct Args {
     /// which)
     #[arg(long, value_name = "ADDR", env = "PORTCULLIS_LISTEN")]
     listen: SocketAddr,
-    /// The proxy in front: nginx (auth_request), caddy (forward_auth) or traefik
-    /// (forwardAuth)
+    /// The proxy in front: nginx (auth_request), caddy (forward_auth), traefik
+    /// (forwardAuth) or envoy (ext_authz http_service; its gRPC service is --grpc-listen)
     #[arg(long, value_enum, env = "PORTCULLIS_PROXY")]
     proxy: Proxy,
     /// Access-record file (TOML or JSON): an allowed request must also pass
@@ -167,6 +185,115 @@ pub(crate) struct Args {
     keys: KeyFlags,
     #[command(flatten)]
     kamiwaza: crate::kamiwaza::Flags,
+    /// Also answer Envoy's ext_authz over gRPC (envoy.service.auth.v3.Authorization/Check)
+    /// on this address, with gRPC health (grpc.health.v1) on the same port; any --proxy
+    #[arg(long, value_name = "ADDR", env = "PORTCULLIS_GRPC_LISTEN")]
+    grpc_listen: Option<SocketAddr>,
+    /// With --proxy envoy: the path_prefix of Envoy's http_service. Every request under it
+    /// is a decision on the path that follows (/ext-authz/api/items decides /api/items)
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "PORTCULLIS_ENVOY_PATH_PREFIX",
+        default_value = "/ext-authz"
+    )]
+    envoy_path_prefix: String,
+    #[command(flatten)]
+    resource: ResourceFlags,
+}
+
+/// RFC 9728 protected-resource metadata.
+#[derive(clap::Args, Debug)]
+struct ResourceFlags {
+    /// Serve RFC 9728 protected-resource metadata at /.well-known/oauth-protected-resource
+    /// (and its form suffixed with the resource's path), and name it in every challenge
+    /// (resource_metadata="URL")
+    #[arg(long, env = "PORTCULLIS_RESOURCE_METADATA")]
+    resource_metadata: bool,
+    /// The resource identifier (an https URL; http only for loopback hosts); default: the
+    /// one configured audience
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PORTCULLIS_RESOURCE",
+        requires = "resource_metadata"
+    )]
+    resource: Option<String>,
+    /// A scope to list in scopes_supported (repeatable, or comma-separated in the variable)
+    #[arg(
+        long = "resource-scope",
+        value_name = "SCOPE",
+        env = "PORTCULLIS_RESOURCE_SCOPES",
+        value_delimiter = ',',
+        requires = "resource_metadata"
+    )]
+    scopes: Vec<String>,
+    /// A page for developers (resource_documentation)
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PORTCULLIS_RESOURCE_DOCUMENTATION",
+        requires = "resource_metadata"
+    )]
+    resource_documentation: Option<String>,
+    /// The authorization servers' issuer URLs (repeatable, or comma-separated); default:
+    /// every configured issuer (PORTCULLIS_ISSUER, PORTCULLIS_OIDC_ISSUER, issuer key sets)
+    #[arg(
+        long = "authorization-server",
+        value_name = "URL",
+        env = "PORTCULLIS_AUTHORIZATION_SERVERS",
+        value_delimiter = ',',
+        requires = "resource_metadata"
+    )]
+    authorization_servers: Vec<String>,
+}
+
+impl ResourceFlags {
+    /// The metadata, when asked for; build errors name the flag.
+    fn metadata(&self, layer: &AuthLayer) -> Result<Option<ResourceMetadata>, Fail> {
+        if !self.resource_metadata {
+            return Ok(None);
+        }
+        let mut b = ResourceMetadata::builder(layer.authenticator());
+        if let Some(r) = self.resource.as_deref().filter(|r| !r.trim().is_empty()) {
+            b = b.resource(r.trim());
+        }
+        let scopes: Vec<&str> = self
+            .scopes
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !scopes.is_empty() {
+            b = b.scopes_supported(scopes);
+        }
+        let servers: Vec<&str> = self
+            .authorization_servers
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !servers.is_empty() {
+            b = b.authorization_servers(servers);
+        }
+        if let Some(d) = self.resource_documentation.as_deref() {
+            b = b.resource_documentation(d.trim());
+        }
+        b.build().map(Some).map_err(|e| {
+            let flag = match e.setting() {
+                "resource" => "--resource (PORTCULLIS_RESOURCE)",
+                "authorization_servers" => {
+                    "--authorization-server (PORTCULLIS_AUTHORIZATION_SERVERS)"
+                }
+                "scopes_supported" => "--resource-scope (PORTCULLIS_RESOURCE_SCOPES)",
+                "resource_documentation" => {
+                    "--resource-documentation (PORTCULLIS_RESOURCE_DOCUMENTATION)"
+                }
+                _ => "--resource-metadata",
+            };
+            Fail::usage(format!("{flag}: {}", e.message()))
+        })
+    }
 }
 
 /// What the handlers share.
@@ -176,32 +303,59 @@ struct App {
     metrics: PrometheusHandle,
     proxy: Proxy,
     store: Store,
+    /// `--proxy envoy`: the path prefix whose requests are decisions.
+    envoy_prefix: Option<String>,
 }
 
-/// Counts one answer of `/auth` by proxy and status; static keys, no allocation.
-fn count_answer(proxy: Proxy, status: StatusCode) {
-    macro_rules! count {
-        ($proxy:literal) => {
-            match status.as_u16() {
-                200 => metrics::counter!("portcullis_forward_auth_responses_total", "proxy" => $proxy, "status" => "200").increment(1),
-                401 => metrics::counter!("portcullis_forward_auth_responses_total", "proxy" => $proxy, "status" => "401").increment(1),
-                403 => metrics::counter!("portcullis_forward_auth_responses_total", "proxy" => $proxy, "status" => "403").increment(1),
-                400 => metrics::counter!("portcullis_forward_auth_responses_total", "proxy" => $proxy, "status" => "400").increment(1),
-                503 => metrics::counter!("portcullis_forward_auth_responses_total", "proxy" => $proxy, "status" => "503").increment(1),
-                _ => metrics::counter!("portcullis_forward_auth_responses_total", "proxy" => $proxy, "status" => "500").increment(1),
-            }
-        };
-    }
-    match proxy {
-        Proxy::Nginx => count!("nginx"),
-        Proxy::Caddy => count!("caddy"),
-        Proxy::Traefik => count!("traefik"),
-    }
+/// Counts one answer by proxy label (`nginx`, `caddy`, `traefik`, `envoy` for the HTTP
+/// service, `envoy-grpc` for `Check`) and HTTP status; static keys, no allocation.
+pub(crate) fn count_answer(proxy: &'static str, status: StatusCode) {
+    let status = match status.as_u16() {
+        200 => "200",
+        401 => "401",
+        403 => "403",
+        400 => "400",
+        503 => "503",
+        _ => "500",
+    };
+    metrics::counter!("portcullis_forward_auth_responses_total", "proxy" => proxy, "status" => status)
+        .increment(1);
 }
 
 async fn auth(State(app): State<Arc<App>>, headers: HeaderMap) -> Response<Body> {
     let res = app.forward.decide(&headers).await;
-    count_answer(app.proxy, res.status());
+    count_answer(app.proxy.label(), res.status());
+    res.map(Body::new)
+}
+
+/// `--proxy envoy`: a request under the prefix is Envoy's `http_service` asking; its own
+/// method, path and headers are the original request's. Checked before any route, so no
+/// endpoint of `serve` answers for a path under the prefix.
+async fn envoy_http(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response<Body> {
+    let Some(prefix) = app.envoy_prefix.as_deref() else {
+        return next.run(req).await;
+    };
+    let path = req.uri().path();
+    let under = path
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if !under {
+        return next.run(req).await;
+    }
+    let target = req.uri().path_and_query().map_or("", |p| p.as_str());
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()));
+    let res = app
+        .forward
+        .decide_request(req.method().as_str(), target, headers)
+        .await;
+    count_answer(app.proxy.label(), res.status());
     res.map(Body::new)
 }
 
@@ -301,7 +455,16 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
     }
     let (config, store) = Store::for_config(config).map_err(|e| overrides.explain(&e))?;
     let default_issuer = crate::revoke::single_issuer(overrides.get("PORTCULLIS_ISSUER"));
-    let layer = config.build_layer().map_err(|e| overrides.explain(&e))?;
+    let mut layer = config.build_layer().map_err(|e| overrides.explain(&e))?;
+    let metadata = args.resource.metadata(&layer)?;
+    if let Some(m) = &metadata {
+        layer = layer.resource_metadata(m);
+        tracing::info!(
+            url = m.url(),
+            resource = m.resource(),
+            "serving RFC 9728 protected-resource metadata"
+        );
+    }
     tracing::info!(policy = %applied, "applying policy");
     if let Some(path) = &args.shadow_policy {
         tracing::info!(shadow = %path.display(), "recording the shadow policy's decisions, never enforcing them");
@@ -343,6 +506,31 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
     if let Some(records) = records {
         forward = forward.records(records);
     }
+    // Envoy's gRPC `Check` gives the original request field by field: the same decision,
+    // as Envoy, without a path prefix.
+    let grpc = args.grpc_listen.map(|addr| {
+        (
+            addr,
+            crate::envoy::AuthorizationServer::new(
+                forward
+                    .clone()
+                    .with_proxy(portcullis::forward::ProxyKind::Envoy),
+                count_answer,
+            ),
+        )
+    });
+    let envoy_prefix = if args.proxy == Proxy::Envoy {
+        let prefix = args.envoy_path_prefix.trim();
+        forward = forward.path_prefix(prefix).map_err(|e| {
+            Fail::usage(format!(
+                "--envoy-path-prefix (PORTCULLIS_ENVOY_PATH_PREFIX): {}",
+                e.message()
+            ))
+        })?;
+        Some(prefix.to_owned())
+    } else {
+        None
+    };
     let mut admin =
         AdminApi::new(layer, store.admin_store(), args.admin_role.trim()).map_err(|e| {
             Fail::usage(format!(
@@ -359,6 +547,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         metrics,
         proxy: args.proxy,
         store,
+        envoy_prefix,
     });
     let grace = Duration::from_secs(args.shutdown_grace);
     let serve_admin = args.admin_revoke;
@@ -374,9 +563,26 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         let local = listener
             .local_addr()
             .map_err(|e| Fail::usage(format!("--listen {listen}: {e}")))?;
+        // gRPC health on the ext_authz port: NOT_SERVING until ready, like /readyz.
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let grpc = match grpc {
+            Some((addr, service)) => {
+                let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    Fail::usage(format!("--grpc-listen (PORTCULLIS_GRPC_LISTEN) {addr}: {e}"))
+                })?;
+                for name in ["", crate::envoy::SERVICE_NAME] {
+                    health
+                        .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                        .await;
+                }
+                Some((l, service))
+            }
+            None => None,
+        };
         // Readiness: every remote key set loaded once (at once without remote sets).
         {
             let app = app.clone();
+            let health = health.clone();
             tokio::spawn(async move {
                 let mut delay = Duration::from_millis(250);
                 let mut warned = false;
@@ -385,6 +591,11 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
                         Ok(()) => {
                             app.store.first_sync().await;
                             app.ready.store(true, Ordering::Release);
+                            for name in ["", crate::envoy::SERVICE_NAME] {
+                                health
+                                    .set_service_status(name, tonic_health::ServingStatus::Serving)
+                                    .await;
+                            }
                             tracing::info!("keys loaded: ready");
                             break;
                         }
@@ -409,18 +620,26 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
                 }
             });
         }
-        let router = Router::new()
-            .route("/auth", any(auth))
+        let mut router = Router::new()
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text));
+        if proxy != Proxy::Envoy {
+            router = router.route("/auth", any(auth));
+        }
         let mut router = router
-            .with_state(app)
+            .with_state(app.clone())
             .merge(kamiwaza)
             .merge(authress.unwrap_or_default());
         if serve_admin {
             router = router.merge(admin.into_router());
         }
+        if let Some(m) = metadata {
+            router = router.merge(m.into_router());
+        }
+        // Envoy's http_service: every request under the prefix is a decision, whatever
+        // route it would otherwise reach.
+        let router = router.layer(axum::middleware::from_fn_with_state(app, envoy_http));
         tracing::info!("listening on {local} (proxy {})", proxy.label());
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -428,6 +647,28 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
             tracing::info!("shutting down: decisions in flight finish");
             let _ = stop_tx.send(true);
         });
+        if let Some((l, service)) = grpc {
+            let addr = l
+                .local_addr()
+                .map_err(|e| Fail::usage(format!("--grpc-listen: {e}")))?;
+            let mut stop = stop_rx.clone();
+            tracing::info!("ext_authz gRPC (envoy.service.auth.v3.Authorization/Check, grpc.health.v1) on {addr}");
+            tokio::spawn(async move {
+                let served = tonic::transport::Server::builder()
+                    .add_service(health_service)
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(l),
+                        async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        },
+                    )
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "ext_authz gRPC server stopped");
+                }
+            });
+        }
         let mut stopped = stop_rx.clone();
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
             let _ = stop_rx.wait_for(|s| *s).await;

@@ -55,7 +55,7 @@ fn main() {
             "apt-get install prometheus",
         ),
         (
-            "the seed systems' Python clients (aistore, authress, kamiwaza tests)",
+            "the Python clients (aistore, authress, kamiwaza, envoy_ext_authz, resource_metadata_mcp tests)",
             python_venv(),
             "apt-get install python3-venv (and PyPI reachable)",
         ),

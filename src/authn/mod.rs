@@ -195,6 +195,30 @@ impl Authenticator {
         err.www_authenticate(self.scheme(), self.realm())
     }
 
+    /// The audiences a token must name (empty: none configured).
+    pub(crate) fn audiences(&self) -> &[String] {
+        &self.inner.audiences
+    }
+
+    /// Every issuer named in the configuration: the required ones, and those bound to a
+    /// key source of their own (OIDC issuers, issuer key sets), sorted, each once. Issuer
+    /// patterns name no issuer.
+    pub(crate) fn named_issuers(&self) -> Vec<String> {
+        let mut all = self.inner.issuers.clone();
+        #[cfg(feature = "jwks")]
+        if let Some(remote) = &self.inner.remote {
+            all.extend(remote.by_issuer.keys().cloned());
+        }
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Where tokens are read from, in order.
+    pub(crate) fn token_sources(&self) -> &[TokenSource] {
+        &self.inner.sources
+    }
+
     /// The precomputed answers (scheme and realm) of this authenticator.
     pub(crate) fn answers(&self) -> &Arc<Answers> {
         &self.inner.answers

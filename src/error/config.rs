@@ -107,6 +107,10 @@ pub enum ConfigErrorKind {
     /// The forward-auth decision ([`forward::ForwardAuth`](crate::forward::ForwardAuth)):
     /// an identity header without a claim, or naming a header that cannot carry one.
     Forward,
+    /// The protected-resource metadata
+    /// ([`resource_metadata::ResourceMetadata`](crate::resource_metadata::ResourceMetadata)):
+    /// no resource identifier, or a URL or scope that cannot be one.
+    ResourceMetadata,
     /// The key of a `Signer`: a private key that does not parse, or a secret given
     /// where a private key is needed.
     SigningKey,

@@ -83,16 +83,25 @@ where
                         return shared.reject(err.clone(), None);
                     }
                     // A handler that answers with an `AuthError` gets the challenge the
-                    // table asks for, with this layer's scheme and realm.
-                    if !res.headers().contains_key(WWW_AUTHENTICATE) {
-                        let challenge = res
-                            .extensions()
-                            .get::<AuthError>()
-                            .and_then(|e| shared.authenticator.answers().challenge(e))
-                            .cloned();
-                        if let Some(value) = challenge {
-                            res.headers_mut().insert(WWW_AUTHENTICATE, value);
+                    // table asks for, with this layer's scheme and realm (and resource
+                    // metadata: an inner rejection built from the authenticator's own
+                    // answers gets the layer's instead).
+                    let challenge = res.extensions().get::<AuthError>().and_then(|e| {
+                        let ours = shared.answers().challenge(e)?;
+                        match res.headers().get(WWW_AUTHENTICATE) {
+                            None => Some(ours.clone()),
+                            Some(theirs)
+                                if shared.metadata_answers.is_some()
+                                    && shared.authenticator.answers().challenge(e)
+                                        == Some(theirs) =>
+                            {
+                                Some(ours.clone())
+                            }
+                            Some(_) => None,
                         }
+                    });
+                    if let Some(value) = challenge {
+                        res.headers_mut().insert(WWW_AUTHENTICATE, value);
                     }
                     res.map(AuthBody::inner)
                 })

@@ -66,6 +66,7 @@ pub use service::Auth;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PublicTarget;
 
+use crate::answer::Answers;
 use crate::authn::Authenticator;
 use crate::policy::Policy;
 
@@ -79,6 +80,19 @@ pub(crate) struct Shared {
     pub(crate) on_rejection: Option<Arc<RejectionHook>>,
     pub(crate) public_auth: PublicAuth,
     pub(crate) cors_preflight: bool,
+    /// The authenticator's answers with every challenge naming the RFC 9728 metadata
+    /// URL, when [`AuthLayer::resource_metadata`] set one.
+    pub(crate) metadata_answers: Option<Arc<Answers>>,
+}
+
+impl Shared {
+    /// The answers this layer gives: the authenticator's, or the same naming the
+    /// resource metadata.
+    pub(crate) fn answers(&self) -> &Arc<Answers> {
+        self.metadata_answers
+            .as_ref()
+            .unwrap_or_else(|| self.authenticator.answers())
+    }
 }
 
 /// A rejection hook: gets the error and the answer the layer would give, returns the
@@ -168,6 +182,7 @@ impl AuthLayer {
             on_rejection: None,
             public_auth: PublicAuth::Ignore,
             cors_preflight: false,
+            metadata_answers: None,
         })
     }
 
@@ -245,6 +260,47 @@ impl AuthLayer {
     /// that follows is guarded as usual.
     pub fn allow_cors_preflight(self) -> Self {
         self.with(|s| s.cors_preflight = true)
+    }
+
+    /// Names the RFC 9728 protected-resource metadata in every challenge this layer (and
+    /// what it guards: [`require_roles`], the extractors, an `AuthError` a handler returns)
+    /// gives: `WWW-Authenticate: Bearer realm="api", resource_metadata="<url>"`, the URL
+    /// being [`ResourceMetadata::url`](crate::resource_metadata::ResourceMetadata::url).
+    /// Clients such as the Model Context Protocol's find the authorization servers from
+    /// there (RFC 9728 section 5.1). Off by default.
+    ///
+    /// The decisions do not change, and nothing is fetched: the challenges are computed
+    /// here, once, like the rest of the answer table, so a 401 costs what it did. Every
+    /// challenge carries the parameter (401, 400 and 403 with `insufficient_scope`, where
+    /// a client may look for other scopes); the document itself is served by
+    /// [`ResourceMetadata::into_router`](crate::resource_metadata::ResourceMetadata::into_router)
+    /// (feature `resource-metadata`) or your own route.
+    ///
+    /// ```
+    /// use portcullis::resource_metadata::ResourceMetadata;
+    /// use portcullis::{AuthLayer, Authenticator, Policy};
+    ///
+    /// let auth = Authenticator::builder()
+    ///     .hmac_secret("0123456789abcdef0123456789abcdef")
+    ///     .issuer("https://id.example.com")
+    ///     .audience("https://api.example.com/mcp")
+    ///     .build()?;
+    /// let metadata = ResourceMetadata::builder(&auth).build()?;
+    /// let layer = AuthLayer::new(auth, Policy::builder().build()?).resource_metadata(&metadata);
+    /// let res = layer.rejection::<String>(portcullis::AuthError::forbidden());
+    /// assert_eq!(
+    ///     res.headers()["www-authenticate"],
+    ///     r#"Bearer realm="api", error="insufficient_scope", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/mcp""#,
+    /// );
+    /// # Ok::<(), portcullis::ConfigError>(())
+    /// ```
+    pub fn resource_metadata(self, metadata: &crate::resource_metadata::ResourceMetadata) -> Self {
+        let answers = self
+            .shared
+            .authenticator
+            .answers()
+            .with_resource_metadata(metadata.url());
+        self.with(|s| s.metadata_answers = Some(Arc::new(answers)))
     }
 
     /// The same layer for a tonic server: every request is judged by the policy's gRPC

@@ -158,7 +158,7 @@ impl Shared {
         err: AuthError,
         grpc: Option<&GrpcAnswer>,
     ) -> Response<AuthBody<B>> {
-        let answers = self.authenticator.answers();
+        let answers = self.answers();
         let Some(hook) = &self.on_rejection else {
             return match grpc {
                 Some(GrpcAnswer(content_type)) => answers.grpc(&err, content_type.as_ref()),
