@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use super::cache::Entry;
+use super::entry::Entry;
 use crate::principal::Principal;
 
 /// Slots per thread, direct-mapped by the token's hash.

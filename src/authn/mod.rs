@@ -29,6 +29,8 @@ mod builder;
 mod cache;
 mod claims;
 #[cfg(feature = "token-cache")]
+mod entry;
+#[cfg(feature = "token-cache")]
 mod front;
 mod revocation;
 mod token;
