@@ -120,6 +120,44 @@ struct Inner {
     id: Identity,
     claims: OnceLock<Map<String, Value>>,
     header: OnceLock<Map<String, Value>>,
+    /// The string values of the claims one policy's conditions compare, read once: the
+    /// set's id and a value list per claim.
+    held: OnceLock<(usize, Box<[Held]>)>,
+}
+
+/// What a claim holds, for conditions: its string, or the strings of its array (other
+/// items never match), or nothing comparable.
+enum Held {
+    Strs(Box<[Box<str>]>),
+    Nothing,
+}
+
+/// The claims the conditions of one policy compare, each at its position.
+#[derive(Debug)]
+pub(crate) struct ClaimSet {
+    id: usize,
+    paths: Vec<ClaimPath>,
+}
+
+impl ClaimSet {
+    pub(crate) fn new(paths: Vec<ClaimPath>) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        Self {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            paths,
+        }
+    }
+
+    /// The position of `path`, adding it when new.
+    pub(crate) fn position(paths: &mut Vec<ClaimPath>, path: &ClaimPath) -> usize {
+        match paths.iter().position(|p| p == path) {
+            Some(at) => at,
+            None => {
+                paths.push(path.clone());
+                paths.len() - 1
+            }
+        }
+    }
 }
 
 impl Principal {
@@ -137,6 +175,7 @@ impl Principal {
                 id,
                 claims: OnceLock::new(),
                 header: OnceLock::new(),
+                held: OnceLock::new(),
             }),
         }
     }
@@ -256,6 +295,41 @@ impl Principal {
         match claim_at(self.claims(), path) {
             Some(Value::String(s)) => s == want,
             Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(want)),
+            _ => false,
+        }
+    }
+
+    /// `claim_equals` for the claim at position `at` of `set`, from values read once per
+    /// principal: a string compare on the request path.
+    pub(crate) fn set_claim_equals(&self, set: &ClaimSet, at: usize, want: &str) -> bool {
+        let (id, held) = self.inner.held.get_or_init(|| {
+            let claims = self.claims();
+            let held = set
+                .paths
+                .iter()
+                .map(|p| match claim_at(claims, p) {
+                    Some(Value::String(s)) => Held::Strs(Box::new([s.as_str().into()])),
+                    Some(Value::Array(items)) => Held::Strs(
+                        items
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(Into::into)
+                            .collect(),
+                    ),
+                    _ => Held::Nothing,
+                })
+                .collect();
+            (set.id, held)
+        });
+        if *id != set.id {
+            // Read for another policy: look it up.
+            return set
+                .paths
+                .get(at)
+                .is_some_and(|p| self.claim_equals(p, want));
+        }
+        match held.get(at) {
+            Some(Held::Strs(values)) => values.iter().any(|v| &**v == want),
             _ => false,
         }
     }

@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderName};
 use percent_encoding::percent_decode_str;
 
 use super::pattern::{Pattern, Segs};
-use crate::principal::{ClaimPath, Principal};
+use crate::principal::{ClaimPath, ClaimSet, Principal};
 
 /// A condition on a rule: every condition of a rule must hold for the rule to let a
 /// caller through. Each compares a claim of the verified token with something of the
@@ -140,6 +140,7 @@ impl Condition {
         };
         Ok(Compiled {
             claim: ClaimPath::parse(&self.claim),
+            at: 0,
             check,
             text: self.to_string(),
         })
@@ -161,7 +162,9 @@ impl fmt::Display for Condition {
 /// A checked condition, ready to evaluate.
 #[derive(Debug)]
 pub(super) struct Compiled {
-    claim: ClaimPath,
+    pub(super) claim: ClaimPath,
+    /// The claim's position in the policy's [`ClaimSet`], set when the policy compiles.
+    pub(super) at: usize,
     check: Check,
     /// The condition in words, for reasons.
     pub(super) text: String,
@@ -187,11 +190,12 @@ impl Compiled {
     pub(super) fn holds(
         &self,
         principal: &Principal,
+        set: &ClaimSet,
         segs: Option<Segs<'_>>,
         headers: Option<&HeaderMap>,
     ) -> bool {
         match &self.check {
-            Check::Value(v) => principal.claim_equals(&self.claim, v),
+            Check::Value(v) => principal.set_claim_equals(set, self.at, v),
             Check::Segment(at) => {
                 let Some(raw) = segs.and_then(|mut s| s.nth(*at)) else {
                     return false;
@@ -200,10 +204,12 @@ impl Compiled {
                     return false;
                 }
                 if !raw.contains('%') {
-                    return principal.claim_equals(&self.claim, raw);
+                    return principal.set_claim_equals(set, self.at, raw);
                 }
                 match percent_decode_str(raw).decode_utf8() {
-                    Ok(value) => !value.is_empty() && principal.claim_equals(&self.claim, &value),
+                    Ok(value) => {
+                        !value.is_empty() && principal.set_claim_equals(set, self.at, &value)
+                    }
                     Err(_) => false,
                 }
             }
@@ -213,9 +219,9 @@ impl Compiled {
                 };
                 let mut values = headers.get_all(name).iter();
                 match (values.next(), values.next()) {
-                    (Some(v), None) => v
-                        .to_str()
-                        .is_ok_and(|v| !v.is_empty() && principal.claim_equals(&self.claim, v)),
+                    (Some(v), None) => v.to_str().is_ok_and(|v| {
+                        !v.is_empty() && principal.set_claim_equals(set, self.at, v)
+                    }),
                     _ => false,
                 }
             }

@@ -23,7 +23,7 @@ use super::pattern::{GrpcKind, GrpcPattern};
 use super::roles::{Bits, Roles};
 use super::trie::{Entry, HttpIndex, PrefixNode, Rule, min_some};
 use super::{Inner, UserAgent};
-use crate::principal::ClaimPath;
+use crate::principal::{ClaimPath, ClaimSet};
 
 /// gRPC method patterns by kind: full method names, services, and `*`.
 #[derive(Debug)]
@@ -154,8 +154,12 @@ pub(super) fn compile(parsed: Parsed) -> Inner {
     let mut grpc_rules = Vec::new();
     let mut http = HttpIndex::default();
     let mut grpc = GrpcMap::<Entry>::default();
+    let mut claim_paths = Vec::new();
     for rule in parsed.rules {
-        let conditions = rule.conditions;
+        let mut conditions = rule.conditions;
+        for c in &mut conditions {
+            c.at = ClaimSet::position(&mut claim_paths, &c.claim);
+        }
         let mut own = Bits::new(words);
         let mut granted = Bits::new(words);
         for r in &rule.roles {
@@ -254,5 +258,6 @@ pub(super) fn compile(parsed: Parsed) -> Inner {
         extension: parsed.extension,
         shadow: parsed.shadow,
         reasons_read_headers,
+        claim_set: ClaimSet::new(claim_paths),
     }
 }

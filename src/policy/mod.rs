@@ -124,6 +124,8 @@ struct Inner {
     /// Some condition reads a request header: a refusal's reason is worked out at once,
     /// while the headers are there.
     reasons_read_headers: bool,
+    /// The claims the conditions compare.
+    claim_set: crate::principal::ClaimSet,
 }
 
 /// A dry-run policy beside the enforced one.
@@ -553,13 +555,14 @@ impl Policy {
     /// The first condition of `rule` that fails for `principal` on `target` (matched at
     /// `segs`), if any; every condition fails without a principal.
     fn failed_condition<'r>(
+        &self,
         rule: &'r Rule,
         principal: Option<&Principal>,
         segs: Option<Segs<'_>>,
         target: &Target<'_>,
     ) -> Option<&'r condition::Compiled> {
         rule.conditions.iter().find(|c| match principal {
-            Some(p) => !c.holds(p, segs, target.headers),
+            Some(p) => !c.holds(p, &self.inner.claim_set, segs, target.headers),
             None => true,
         })
     }
@@ -578,7 +581,9 @@ impl Policy {
                 for id in e.conditional() {
                     let rule = &self.rules_of(target)[id as usize];
                     if (rule.any_role || rule.granted.intersects(&mask))
-                        && Self::failed_condition(rule, Some(principal), segs, target).is_none()
+                        && self
+                            .failed_condition(rule, Some(principal), segs, target)
+                            .is_none()
                     {
                         return ControlFlow::Break(());
                     }
@@ -698,7 +703,7 @@ impl Policy {
                     .map(|(r, _)| *r)
             };
             if role.is_some()
-                && let Some(c) = Self::failed_condition(rule, principal, segs, target)
+                && let Some(c) = self.failed_condition(rule, principal, segs, target)
             {
                 failed.get_or_insert((id, c));
                 continue;
