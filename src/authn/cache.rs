@@ -3,8 +3,9 @@
 //!
 //! What it guarantees:
 //!
-//! - Keyed by a seeded fast hash of the whole token; a hit compares the full token bytes,
-//!   so no collision can hand one token another's principal.
+//! - Keyed by a seeded fast hash of the token's length and last 32 bytes (a verified
+//!   token's signature); a hit compares the full token bytes, so no collision can hand one
+//!   token another's principal.
 //! - An entry never outlives the token: every hit checks `exp` and `nbf` against the
 //!   authenticator's clock (with its leeway), and entries also expire by themselves.
 //! - An entry never outlives the key that verified it: a remote key set that drops or
@@ -235,12 +236,16 @@ pub(crate) struct Verified {
 }
 
 impl Cache {
+    /// The token's key: a seeded hash of its length and last 32 bytes (of a verified
+    /// token, its signature's). Every hit still compares the whole token, so tokens that
+    /// share a tail only share a key, never a principal.
     pub(crate) fn hash(&self, token: &[u8]) -> u64 {
         if self.collide {
             return 1;
         }
         use std::hash::BuildHasher;
-        self.hasher.hash_one(token)
+        let tail = &token[token.len().saturating_sub(32)..];
+        self.hasher.hash_one((token.len(), tail))
     }
 
     /// The filter's two bits of a token: (word, mask) in the generation `g`.

@@ -38,27 +38,54 @@ impl<S> Auth<S> {
     crate::macros::inner_service_accessors!();
 }
 
+/// What the check reads of a request: borrowed from the request itself on the fast path,
+/// so the request is never taken apart and put together again.
+#[derive(Clone, Copy)]
+struct Head<'a> {
+    method: &'a http::Method,
+    uri: &'a http::Uri,
+    headers: &'a http::HeaderMap,
+}
+
+impl<'a> Head<'a> {
+    fn of<B>(req: &'a Request<B>) -> Self {
+        Self {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+        }
+    }
+
+    fn of_parts(parts: &'a http::request::Parts) -> Self {
+        Self {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+        }
+    }
+}
+
 impl Shared {
     /// Whether a rejection hook is set.
     pub(super) fn has_hook(&self) -> bool {
         self.on_rejection.is_some()
     }
 
-    fn target<'a>(&self, parts: &'a http::request::Parts) -> Result<Target<'a>, AuthError> {
+    fn target<'a>(&self, parts: Head<'a>) -> Result<Target<'a>, AuthError> {
         if self.grpc {
             let agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
             self.policy
                 .grpc_target(parts.uri.path(), agent)
-                .map(|t| t.with_headers(&parts.headers))
+                .map(|t| t.with_headers(parts.headers))
         } else {
             self.policy
-                .target(&parts.method, parts.uri.path())
-                .map(|t| t.with_query(parts.uri.query()).with_headers(&parts.headers))
+                .target(parts.method, parts.uri.path())
+                .map(|t| t.with_query(parts.uri.query()).with_headers(parts.headers))
         }
     }
 
     /// Answers at once, or says remote keys must be fetched first (`Step::Fetch`).
-    fn check(&self, parts: &http::request::Parts) -> Result<Checked, Step> {
+    fn check(&self, parts: Head<'_>) -> Result<Checked, Step> {
         let target = self.target(parts)?;
         if target.is_public() {
             return self.public(parts, |h| {
@@ -71,25 +98,25 @@ impl Shared {
         }
         let principal = self
             .authenticator
-            .authenticate_or_fetch(&parts.headers, parts.uri.query())?;
+            .authenticate_or_fetch(parts.headers, parts.uri.query())?;
         self.policy.authorize(&principal, &target)?;
         Ok(Checked::Principal(principal))
     }
 
     /// The same check, waiting for remote keys.
-    async fn check_async(&self, parts: &http::request::Parts) -> Result<Checked, AuthError> {
+    async fn check_async(&self, parts: Head<'_>) -> Result<Checked, AuthError> {
         let target = self.target(parts)?;
         if target.is_public() {
             if self.public_auth == PublicAuth::Ignore
                 || !self
                     .authenticator
-                    .has_credential(&parts.headers, parts.uri.query())
+                    .has_credential(parts.headers, parts.uri.query())
             {
                 return Ok(Checked::Public);
             }
             return match self
                 .authenticator
-                .authenticate_parts_async(&parts.headers, parts.uri.query())
+                .authenticate_parts_async(parts.headers, parts.uri.query())
                 .await
             {
                 Ok(p) => Ok(Checked::Principal(p)),
@@ -102,7 +129,7 @@ impl Shared {
         }
         let principal = self
             .authenticator
-            .authenticate_parts_async(&parts.headers, parts.uri.query())
+            .authenticate_parts_async(parts.headers, parts.uri.query())
             .await?;
         self.policy.authorize(&principal, &target)?;
         Ok(Checked::Principal(principal))
@@ -112,17 +139,17 @@ impl Shared {
     /// one is sent (a valid one fills the principal).
     fn public(
         &self,
-        parts: &http::request::Parts,
+        parts: Head<'_>,
         authenticate: impl FnOnce(&http::HeaderMap) -> Result<Principal, Step>,
     ) -> Result<Checked, Step> {
         if self.public_auth == PublicAuth::Ignore
             || !self
                 .authenticator
-                .has_credential(&parts.headers, parts.uri.query())
+                .has_credential(parts.headers, parts.uri.query())
         {
             return Ok(Checked::Public);
         }
-        match authenticate(&parts.headers) {
+        match authenticate(parts.headers) {
             Ok(p) => Ok(Checked::Principal(p)),
             Err(Step::Fetch(p)) => Err(Step::Fetch(p)),
             Err(e) if self.public_auth == PublicAuth::Verify => Err(e),
@@ -132,7 +159,7 @@ impl Shared {
 
     /// A CORS preflight, when the layer lets them through: `OPTIONS` with `Origin` and
     /// `Access-Control-Request-Method`.
-    fn is_preflight(&self, parts: &http::request::Parts) -> bool {
+    fn is_preflight(&self, parts: Head<'_>) -> bool {
         self.cors_preflight
             && parts.method == http::Method::OPTIONS
             && parts.headers.contains_key(http::header::ORIGIN)
@@ -220,7 +247,7 @@ impl Checked {
 /// One event per decision, under the target `portcullis::layer`: allowed at TRACE,
 /// rejected at DEBUG, with the method and path (or the gRPC method) and the reason;
 /// never a token or a claim value.
-fn trace_allowed(parts: &http::request::Parts, grpc: bool) {
+fn trace_allowed(parts: Head<'_>, grpc: bool) {
     tracing::trace!(
         target: "portcullis::layer",
         method = %parts.method,
@@ -231,7 +258,7 @@ fn trace_allowed(parts: &http::request::Parts, grpc: bool) {
     );
 }
 
-fn trace_rejected(parts: &http::request::Parts, grpc: bool, err: &AuthError) {
+fn trace_rejected(parts: Head<'_>, grpc: bool, err: &AuthError) {
     tracing::debug!(
         target: "portcullis::layer",
         method = %parts.method,
@@ -266,15 +293,15 @@ where
     ReqBody: Send + 'static,
 {
     Box::pin(async move {
-        match shared.check_async(&parts).await {
+        match shared.check_async(Head::of_parts(&parts)).await {
             Ok(checked) => {
                 crate::metrics::decision(shared.grpc, Ok(checked.without_token()));
                 checked.record(&mut parts.extensions);
-                trace_allowed(&parts, shared.grpc);
+                trace_allowed(Head::of_parts(&parts), shared.grpc);
             }
             Err(err) => {
                 crate::metrics::decision(shared.grpc, Err(&err));
-                trace_rejected(&parts, shared.grpc, &err);
+                trace_rejected(Head::of_parts(&parts), shared.grpc, &err);
                 return Err(err);
             }
         }
@@ -298,24 +325,23 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let (mut parts, body) = req.into_parts();
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         // Identity comes only from our own verification: drop anything already there.
-        parts.extensions.remove::<Principal>();
-        let state = match self.shared.check(&parts) {
+        req.extensions_mut().remove::<Principal>();
+        let state = match self.shared.check(Head::of(&req)) {
             Ok(checked) => {
                 crate::metrics::decision(self.shared.grpc, Ok(checked.without_token()));
-                checked.record(&mut parts.extensions);
-                trace_allowed(&parts, self.shared.grpc);
+                trace_allowed(Head::of(&req), self.shared.grpc);
+                checked.record(req.extensions_mut());
                 State::Inner {
-                    fut: self.inner.call(Request::from_parts(parts, body)),
+                    fut: self.inner.call(req),
                     shared: self.shared.clone(),
                 }
             }
             Err(Step::Fail(err)) => {
                 crate::metrics::decision(self.shared.grpc, Err(&err));
-                trace_rejected(&parts, self.shared.grpc, &err);
-                let grpc = self.shared.grpc_answer(&parts.headers);
+                trace_rejected(Head::of(&req), self.shared.grpc, &err);
+                let grpc = self.shared.grpc_answer(req.headers());
                 State::Reject {
                     res: Some(self.shared.reject(err, grpc.as_ref())),
                 }
@@ -324,7 +350,8 @@ where
                 // `self.inner` was polled ready: it goes into the future, a clone stays.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                let grpc = self.shared.grpc_answer(&parts.headers);
+                let grpc = self.shared.grpc_answer(req.headers());
+                let (parts, body) = req.into_parts();
                 State::Fetch {
                     fut: checked(self.shared.clone(), parts, body, inner),
                     shared: self.shared.clone(),
