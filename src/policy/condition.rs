@@ -203,7 +203,7 @@ impl Compiled {
                 if raw.is_empty() {
                     return false;
                 }
-                if !raw.contains('%') {
+                if !raw.bytes().any(|b| b == b'%') {
                     return principal.set_claim_equals(set, self.at, raw);
                 }
                 match percent_decode_str(raw).decode_utf8() {

@@ -578,13 +578,16 @@ impl Policy {
                 if e.admits(&mask) {
                     return ControlFlow::Break(());
                 }
-                for id in e.conditional() {
-                    let rule = &self.rules_of(target)[id as usize];
-                    if (rule.any_role || rule.granted.intersects(&mask))
-                        && self
-                            .failed_condition(rule, Some(principal), segs, target)
-                            .is_none()
-                    {
+                if e.has_conditional() {
+                    let rules = self.rules_of(target);
+                    let admitted = e.conditional().any(|id| {
+                        let rule = &rules[id as usize];
+                        (rule.any_role || rule.granted.intersects(&mask))
+                            && self
+                                .failed_condition(rule, Some(principal), segs, target)
+                                .is_none()
+                    });
+                    if admitted {
                         return ControlFlow::Break(());
                     }
                 }

@@ -106,17 +106,17 @@ impl Entry {
         self.marked().map(|id| id & !CONDITIONAL)
     }
 
-    /// The positions of the rules here that have conditions.
+    /// Whether some rule here has conditions.
     #[inline]
-    pub(super) fn conditional(&self) -> impl Iterator<Item = u32> + '_ {
+    pub(super) fn has_conditional(&self) -> bool {
         self.has_conditional
-            .then(|| {
-                self.marked()
-                    .filter(|id| id & CONDITIONAL != 0)
-                    .map(|id| id & !CONDITIONAL)
-            })
-            .into_iter()
-            .flatten()
+    }
+
+    /// The positions of the rules here that have conditions.
+    pub(super) fn conditional(&self) -> impl Iterator<Item = u32> + '_ {
+        self.marked()
+            .filter(|id| id & CONDITIONAL != 0)
+            .map(|id| id & !CONDITIONAL)
     }
 
     /// Whether one of the rules here without conditions lets a caller with `mask`
