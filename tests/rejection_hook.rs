@@ -41,6 +41,7 @@ fn layer(hook: bool) -> AuthLayer {
         .allow("GET", "/claims", ["*"])
         .allow("GET", "/doc", ["*"])
         .allow("GET", "/handler", ["*"])
+        .allow("GET", "/ais", ["*"])
         .build()
         .unwrap();
     let layer = AuthLayer::new(hs_builder().build().unwrap(), policy);
@@ -82,6 +83,22 @@ fn app(layer: AuthLayer) -> Router {
             get(|| async { Err::<&'static str, _>(AuthError::forbidden()) }),
         )
         .layer(axum::Extension(records))
+        .layer(layer)
+}
+
+/// The same app with an AIStore handler: a token without AIStore permissions reading a
+/// bucket.
+#[cfg(feature = "aistore")]
+fn ais_app(layer: AuthLayer) -> Router {
+    use portcullis::aistore::{Access, AisAuthz, Bucket};
+    Router::new()
+        .route(
+            "/ais",
+            get(|ais: AisAuthz| async move {
+                ais.require("c1", Some(&Bucket::new("photos")), Access::GET)
+                    .map(|()| "object")
+            }),
+        )
         .layer(layer)
 }
 
@@ -202,6 +219,29 @@ async fn every_rejection_of_a_routed_request_goes_through_the_hook() {
                 );
             }
         }
+    }
+}
+
+#[cfg(feature = "aistore")]
+#[tokio::test]
+async fn the_aistore_extractor_goes_through_the_hook() {
+    for hook in [true, false] {
+        let req = Request::get("/ais")
+            .header("authorization", format!("Bearer {}", token()))
+            .body(Body::empty())
+            .unwrap();
+        let got = seen(ais_app(layer(hook)).oneshot(req).await.unwrap()).await;
+        assert_eq!(got.status, 403, "hook {hook}");
+        assert_eq!(
+            got.challenge.as_deref(),
+            Some(r#"Bearer realm="api", error="insufficient_scope""#)
+        );
+        let want = if hook {
+            "application/problem+json"
+        } else {
+            "application/json"
+        };
+        assert_eq!(got.content_type, want);
     }
 }
 
