@@ -15,7 +15,7 @@ out=$root/target/icount
 mkdir -p "$out"
 k=${K:-20000}
 cases=("$@")
-[ ${#cases[@]} -eq 0 ] && cases=(plain-none plain-hs hs rs none norole plain-tenant tenant tenant-cond)
+[ ${#cases[@]} -eq 0 ] && cases=(plain-none plain-hs hs rs none norole outer-hs outer-none plain-tenant tenant tenant-cond)
 declare -A per
 for c in "${cases[@]}"; do
   valgrind --tool=callgrind --callgrind-out-file="$out/$c.out" --toggle-collect='*run_loop*' \
@@ -30,6 +30,8 @@ over hs plain-hs "  cache hit HS256"
 over rs plain-hs "  cache hit RS256"
 over none plain-none "  401, no token"
 over norole plain-hs "  403, no role"
+over outer-hs plain-hs "  cache hit HS256, layer around the whole router"
+over outer-none plain-none "  401, layer around the whole router"
 over tenant plain-tenant "  rule, no condition"
 over tenant-cond plain-tenant "  rule with a path-claim condition"
 if [ -n "${per[tenant]:-}" ] && [ -n "${per[tenant-cond]:-}" ]; then
