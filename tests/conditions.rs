@@ -353,3 +353,61 @@ fn build_refuses_conditions_that_cannot_hold_naming_the_rule_and_the_fix() {
     assert_eq!(err.location(), Some("policy: rule[0].when[0]"));
     assert!(err.message().contains("exactly one of"), "{err}");
 }
+
+#[tokio::test]
+async fn under_a_url_prefix_a_parameter_never_binds_to_the_prefix() {
+    // `/{tenant}/**` matches `/eu/acme/reports` as written and with `/eu` stripped: the
+    // condition must hold in both readings, so `tenant = "eu"` gains nothing.
+    let policy = Policy::builder()
+        .url_prefix("/eu")
+        .allow_when(
+            "GET",
+            "/{tenant}/**",
+            ["*"],
+            [Condition::claim_equals_param("tenant", "tenant")],
+        )
+        .build()
+        .unwrap();
+    let auth = Authenticator::builder()
+        .hmac_secret(SECRET)
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/{*rest}", get(|| async { "any" }))
+        .layer(AuthLayer::new(auth.clone(), policy.clone()));
+    let path = "/eu/acme/reports";
+    assert_eq!(status(&app, path, json!({"tenant": "eu"}), &[]).await, 403);
+    assert_eq!(
+        status(&app, path, json!({"tenant": "acme"}), &[]).await,
+        403
+    );
+    // Without the prefix there is one reading.
+    assert_eq!(
+        status(&app, "/acme/reports", json!({"tenant": "acme"}), &[]).await,
+        200
+    );
+    // The decision with its reason says the same as the layer.
+    let target = policy.target(&http::Method::GET, path).unwrap();
+    let eu = auth.verify(&token(json!({"tenant": "eu"}))).unwrap();
+    assert!(!policy.decide(&eu, &target).is_allowed());
+
+    // A pattern that only the stripped reading matches binds there alone.
+    let policy = Policy::builder()
+        .url_prefix("/eu")
+        .allow_when(
+            "GET",
+            "/{tenant}/reports",
+            ["*"],
+            [Condition::claim_equals_param("tenant", "tenant")],
+        )
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/{*rest}", get(|| async { "any" }))
+        .layer(AuthLayer::new(auth, policy));
+    assert_eq!(
+        status(&app, path, json!({"tenant": "acme"}), &[]).await,
+        200
+    );
+    assert_eq!(status(&app, path, json!({"tenant": "eu"}), &[]).await, 403);
+}

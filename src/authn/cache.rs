@@ -396,6 +396,7 @@ impl Cache {
                 revocable: verified.revocable,
                 weight,
                 ttl,
+                until: now.saturating_add(ttl.as_secs()),
             }),
         );
     }

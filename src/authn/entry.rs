@@ -29,6 +29,9 @@ pub(crate) struct Entry {
     pub(super) weight: u64,
     /// How long the entry may live, from its insertion.
     pub(super) ttl: Duration,
+    /// When it stops being served (Unix seconds): its insertion plus `ttl`, also for the
+    /// threads' front slots, which the shared cache's own expiry does not reach.
+    pub(super) until: u64,
 }
 
 impl Entry {
@@ -43,6 +46,6 @@ impl Entry {
         let expired = self.exp.is_some_and(|exp| exp.saturating_add(leeway) < now);
         let early = self.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway));
         let stale_key = self.source.as_ref().is_some_and(|s| !s.is_current());
-        !(expired || early || stale_key)
+        !(expired || early || stale_key || now > self.until)
     }
 }

@@ -86,20 +86,26 @@ where
                     // table asks for, with this layer's scheme and realm (and resource
                     // metadata: an inner rejection built from the authenticator's own
                     // answers gets the layer's instead).
-                    let challenge = res.extensions().get::<AuthError>().and_then(|e| {
-                        let ours = shared.answers().challenge(e)?;
-                        match res.headers().get(WWW_AUTHENTICATE) {
-                            None => Some(ours.clone()),
-                            Some(theirs)
-                                if shared.metadata_answers.is_some()
-                                    && shared.authenticator.answers().challenge(e)
-                                        == Some(theirs) =>
-                            {
-                                Some(ours.clone())
+                    // A rejection the hook already shaped keeps what the hook left.
+                    let shaped = res.extensions().get::<Shaped>().is_some();
+                    let challenge = res
+                        .extensions()
+                        .get::<AuthError>()
+                        .filter(|_| !shaped)
+                        .and_then(|e| {
+                            let ours = shared.answers().challenge(e)?;
+                            match res.headers().get(WWW_AUTHENTICATE) {
+                                None => Some(ours.clone()),
+                                Some(theirs)
+                                    if shared.metadata_answers.is_some()
+                                        && shared.authenticator.answers().challenge(e)
+                                            == Some(theirs) =>
+                                {
+                                    Some(ours.clone())
+                                }
+                                Some(_) => None,
                             }
-                            Some(_) => None,
-                        }
-                    });
+                        });
                     if let Some(value) = challenge {
                         res.headers_mut().insert(WWW_AUTHENTICATE, value);
                     }

@@ -173,6 +173,7 @@ pub(super) fn compile(parsed: Parsed) -> Inner {
         match rule.matcher {
             Matcher::Http { methods, pattern } => {
                 let id = http_rules.len() as u32;
+                let matcher = (!conditions.is_empty()).then(|| pattern.clone());
                 let compiled = Rule {
                     methods,
                     pattern: pattern.source().to_owned(),
@@ -180,6 +181,7 @@ pub(super) fn compile(parsed: Parsed) -> Inner {
                     granted,
                     any_role: rule.any_role,
                     conditions,
+                    matcher,
                 };
                 // A GET rule also covers HEAD; each trie holds a rule once.
                 let mut tries: Vec<Option<Method>> = match &compiled.methods {
@@ -208,6 +210,7 @@ pub(super) fn compile(parsed: Parsed) -> Inner {
                     granted,
                     any_role: rule.any_role,
                     conditions,
+                    matcher: None,
                 };
                 grpc.add(&pattern, id, &compiled);
                 grpc_rules.push(compiled);

@@ -480,15 +480,13 @@ impl Policy {
     pub fn required_claims_only(&self) -> Policy {
         let mut open = Policy::builder()
             .unmatched(Unmatched::Authenticated)
-            .unmatched_grpc(Unmatched::Authenticated)
-            .build()
-            .expect("a policy without rules always builds");
-        if let Some(inner) = Arc::get_mut(&mut open.inner) {
-            inner
-                .required_claims
-                .clone_from(&self.inner.required_claims);
+            .unmatched_grpc(Unmatched::Authenticated);
+        for (key, _, want) in &self.inner.required_claims {
+            open = open.require_claim(key, want);
         }
-        open
+        // The claims were checked when this policy was built.
+        open.build()
+            .expect("a policy of checked required claims and no rules always builds")
     }
 
     /// The first required claim the caller fails, if any.
@@ -561,8 +559,33 @@ impl Policy {
         segs: Option<Segs<'_>>,
         target: &Target<'_>,
     ) -> Option<&'r condition::Compiled> {
+        // A path that carries the URL prefix has two readings; a rule that matches both
+        // must meet its conditions in both, so that a parameter never binds to the prefix
+        // in one reading and to the routed segment in the other.
+        let other = match (&target.kind, segs) {
+            (
+                TargetKind::Http {
+                    full,
+                    stripped: Some(s),
+                    ..
+                },
+                Some(this),
+            ) => {
+                let other = if this == *full { *s } else { *full };
+                rule.matcher
+                    .as_ref()
+                    .is_some_and(|m| m.matches(other))
+                    .then_some(other)
+            }
+            _ => None,
+        };
         rule.conditions.iter().find(|c| match principal {
-            Some(p) => !c.holds(p, &self.inner.claim_set, segs, target.headers),
+            Some(p) => {
+                !c.holds(p, &self.inner.claim_set, segs, target.headers)
+                    || other.is_some_and(|o| {
+                        !c.holds(p, &self.inner.claim_set, Some(o), target.headers)
+                    })
+            }
             None => true,
         })
     }

@@ -75,6 +75,27 @@ impl Pattern {
         &self.source
     }
 
+    /// Whether the pattern matches the path `segs` (as the trie would).
+    pub(super) fn matches(&self, mut segs: Segs<'_>) -> bool {
+        for seg in &self.segs {
+            match seg {
+                Seg::Literal(l) => match segs.split_first() {
+                    Some((s, rest)) if s == l => segs = rest,
+                    _ => return false,
+                },
+                Seg::One => match segs.split_first() {
+                    Some((s, rest)) if !s.is_empty() => segs = rest,
+                    _ => return false,
+                },
+                Seg::Tail { at_least_one } => {
+                    return !*at_least_one
+                        || segs.split_first().is_some_and(|(s, _)| !s.is_empty());
+                }
+            }
+        }
+        segs.split_first().is_none()
+    }
+
     /// The segment positions of the parameter `{name}` (more than one when the pattern
     /// names it twice).
     pub(super) fn param_index<'a>(&'a self, name: &'a str) -> impl Iterator<Item = usize> + 'a {

@@ -24,6 +24,9 @@ pub(super) struct Rule {
     pub(super) any_role: bool,
     /// Conditions that must all hold (none for most rules).
     pub(super) conditions: Vec<super::condition::Compiled>,
+    /// The parsed pattern of an HTTP rule with conditions: to tell which readings of a
+    /// path (with and without the URL prefix) it matches.
+    pub(super) matcher: Option<super::pattern::Pattern>,
 }
 
 impl Rule {

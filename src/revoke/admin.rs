@@ -48,6 +48,9 @@ impl From<super::RedisRevocations> for AdminStore {
 /// [`Policy::required_claims_only`](crate::Policy::required_claims_only): the same keys,
 /// required claims and answers (and rejection hook) as the app; the caller must hold the
 /// admin role itself (its token's roles; the policy's role inheritance does not apply).
+/// The token comes from the layer's token sources, a `query:` source included when the
+/// authenticator has one (give the endpoint a layer without it to keep admin tokens out of
+/// URLs).
 ///
 /// The request: `Content-Type: application/json` (else 415, so a browser's cross-site
 /// form cannot send it) and a [`RevocationRequest`] body: `{"token": T}` (until its
