@@ -42,6 +42,7 @@ fn layer(hook: bool) -> AuthLayer {
         .allow("GET", "/doc", ["*"])
         .allow("GET", "/handler", ["*"])
         .allow("GET", "/ais", ["*"])
+        .allow("GET", "/login", ["*"])
         .build()
         .unwrap();
     let layer = AuthLayer::new(hs_builder().build().unwrap(), policy);
@@ -81,6 +82,18 @@ fn app(layer: AuthLayer) -> Router {
         .route(
             "/handler",
             get(|| async { Err::<&'static str, _>(AuthError::forbidden()) }),
+        )
+        .route(
+            "/login",
+            get(|| async {
+                // A handler that turns a rejection into a redirect keeps its answer.
+                use axum::response::IntoResponse;
+                let mut res = AuthError::forbidden().into_response();
+                *res.status_mut() = http::StatusCode::FOUND;
+                res.headers_mut()
+                    .insert("location", "/signin".parse().unwrap());
+                res
+            }),
         )
         .layer(axum::Extension(records))
         .layer(layer)
@@ -243,6 +256,17 @@ async fn the_aistore_extractor_goes_through_the_hook() {
         };
         assert_eq!(got.content_type, want);
     }
+}
+
+#[tokio::test]
+async fn a_rejection_a_handler_turned_into_a_redirect_is_left_alone() {
+    let req = Request::get("/login")
+        .header("authorization", format!("Bearer {}", token()))
+        .body(Body::empty())
+        .unwrap();
+    let res = app(layer(true)).oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 302);
+    assert_eq!(res.headers()["location"], "/signin");
 }
 
 #[tokio::test]

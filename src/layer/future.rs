@@ -75,10 +75,13 @@ where
                     // A rejection made inside (a require layer, an extractor, an
                     // `AuthError` a handler returns) gets the hook too: one answer shape
                     // for every rejection of a request that went through this layer.
+                    // Only a rejection as it was made: a handler that turned one into
+                    // something else (another status, a redirect) keeps its answer.
                     if shared.has_hook()
                         && res.extensions().get::<Shaped>().is_none()
                         && !is_grpc_answer(&res)
                         && let Some(err) = res.extensions().get::<AuthError>()
+                        && res.status() == err.status()
                     {
                         return shared.reject(err.clone(), None);
                     }
