@@ -74,7 +74,7 @@ fn allocations_of_one_request() {
     revoked.revoke_all((0..1000).map(|i| Revocation::jti("", format!("other-{i}"), 4_000_000_000)));
     revoked.revoke_subject("", "someone-else", 1_800_000_000, 4_000_000_000);
     revoked.revoke(Revocation::token_sha256([7; 32], 4_000_000_000));
-    let layer_with = |cache: TokenCache, revoked: Option<MemoryRevocations>| {
+    let guarded = |cache: TokenCache, revoked: Option<MemoryRevocations>, policy: Policy| {
         let mut auth = Authenticator::builder()
             .hmac_secret(SECRET)
             .token_cache(cache);
@@ -82,11 +82,12 @@ fn allocations_of_one_request() {
             auth = auth.revocations(r);
         }
         let auth = auth.build().unwrap();
-        let policy = Policy::fedn_rest().build().unwrap();
         AuthLayer::new(auth, policy).layer(tower::service_fn(|_req: Request<Full<Bytes>>| async {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
         }))
     };
+    let fedn = || Policy::fedn_rest().build().unwrap();
+    let layer_with = |cache, revoked| guarded(cache, revoked, fedn());
     let layer = |cache: TokenCache| layer_with(cache, None);
     let mut svc = layer(TokenCache::off());
     let mut cached = layer(TokenCache::new());
@@ -140,13 +141,10 @@ fn allocations_of_one_request() {
 
     // A rule with a path-parameter condition, cache on: no allocation beyond the
     // unconditional rule's.
-    let mut tenant = {
-        let auth = Authenticator::builder()
-            .hmac_secret(SECRET)
-            .token_cache(TokenCache::new())
-            .build()
-            .unwrap();
-        let policy = Policy::builder()
+    let mut tenant = guarded(
+        TokenCache::new(),
+        None,
+        Policy::builder()
             .allow_when(
                 "POST",
                 "/api/v1/{client}/add",
@@ -154,11 +152,8 @@ fn allocations_of_one_request() {
                 [portcullis::Condition::claim_equals_param("sub", "client")],
             )
             .build()
-            .unwrap();
-        AuthLayer::new(auth, policy).layer(tower::service_fn(|_req: Request<Full<Bytes>>| async {
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-        }))
-    };
+            .unwrap(),
+    );
     let mut conditioned = (0..8)
         .map(|_| {
             Request::post("/api/v1/client-1/add")

@@ -354,15 +354,14 @@ fn build_refuses_conditions_that_cannot_hold_naming_the_rule_and_the_fix() {
     assert!(err.message().contains("exactly one of"), "{err}");
 }
 
-#[tokio::test]
-async fn under_a_url_prefix_a_parameter_never_binds_to_the_prefix() {
-    // `/{tenant}/**` matches `/eu/acme/reports` as written and with `/eu` stripped: the
-    // condition must hold in both readings, so `tenant = "eu"` gains nothing.
+/// A policy under the URL prefix `/eu` with one rule on `pattern` whose `tenant` claim
+/// must equal `{tenant}`, and an app that serves every path behind it.
+fn under_eu(pattern: &str) -> (Policy, Router) {
     let policy = Policy::builder()
         .url_prefix("/eu")
         .allow_when(
             "GET",
-            "/{tenant}/**",
+            pattern,
             ["*"],
             [Condition::claim_equals_param("tenant", "tenant")],
         )
@@ -374,7 +373,15 @@ async fn under_a_url_prefix_a_parameter_never_binds_to_the_prefix() {
         .unwrap();
     let app = Router::new()
         .route("/{*rest}", get(|| async { "any" }))
-        .layer(AuthLayer::new(auth.clone(), policy.clone()));
+        .layer(AuthLayer::new(auth, policy.clone()));
+    (policy, app)
+}
+
+#[tokio::test]
+async fn under_a_url_prefix_a_parameter_never_binds_to_the_prefix() {
+    // `/{tenant}/**` matches `/eu/acme/reports` as written and with `/eu` stripped: the
+    // condition must hold in both readings, so `tenant = "eu"` gains nothing.
+    let (policy, app) = under_eu("/{tenant}/**");
     let path = "/eu/acme/reports";
     assert_eq!(status(&app, path, json!({"tenant": "eu"}), &[]).await, 403);
     assert_eq!(
@@ -388,23 +395,15 @@ async fn under_a_url_prefix_a_parameter_never_binds_to_the_prefix() {
     );
     // The decision with its reason says the same as the layer.
     let target = policy.target(&http::Method::GET, path).unwrap();
+    let auth = Authenticator::builder()
+        .hmac_secret(SECRET)
+        .build()
+        .unwrap();
     let eu = auth.verify(&token(json!({"tenant": "eu"}))).unwrap();
     assert!(!policy.decide(&eu, &target).is_allowed());
 
     // A pattern that only the stripped reading matches binds there alone.
-    let policy = Policy::builder()
-        .url_prefix("/eu")
-        .allow_when(
-            "GET",
-            "/{tenant}/reports",
-            ["*"],
-            [Condition::claim_equals_param("tenant", "tenant")],
-        )
-        .build()
-        .unwrap();
-    let app = Router::new()
-        .route("/{*rest}", get(|| async { "any" }))
-        .layer(AuthLayer::new(auth, policy));
+    let (_, app) = under_eu("/{tenant}/reports");
     assert_eq!(
         status(&app, path, json!({"tenant": "acme"}), &[]).await,
         200

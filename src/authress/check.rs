@@ -108,10 +108,7 @@ impl CheckApi {
 
     /// The router with both routes, guarded as described on [`CheckApi`].
     pub fn into_router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
-        let guard = self
-            .layer
-            .clone()
-            .with_policy(self.layer.policy().required_claims_only());
+        let guard = self.layer.endpoint_guard();
         Router::new()
             .route(
                 "/v1/users/{user}/resources/{resource}/permissions/{permission}",

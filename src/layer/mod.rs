@@ -359,6 +359,14 @@ impl AuthLayer {
         self.with(|s| s.policy = policy)
     }
 
+    /// The guard of endpoints beside the app (the compatibility routers): this layer with
+    /// [`Policy::required_claims_only`].
+    #[cfg(any(feature = "admin-api", feature = "authress"))]
+    pub(crate) fn endpoint_guard(&self) -> Self {
+        self.clone()
+            .with_policy(self.shared.policy.required_claims_only())
+    }
+
     /// The authenticator this layer uses.
     pub fn authenticator(&self) -> &Authenticator {
         &self.shared.authenticator

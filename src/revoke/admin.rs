@@ -133,10 +133,7 @@ impl AdminApi {
 
     /// The router: `POST /admin/revoke`, guarded as described on [`AdminApi`].
     pub fn into_router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
-        let guard = self
-            .layer
-            .clone()
-            .with_policy(self.layer.policy().required_claims_only());
+        let guard = self.layer.endpoint_guard();
         Router::new()
             .route("/admin/revoke", post(revoke))
             .with_state(Arc::new(self))
