@@ -123,7 +123,13 @@ struct Inner {
     /// The string values of the claims one policy's conditions compare, read once: the
     /// set's id and a value list per claim.
     held: OnceLock<(usize, Box<[Held]>)>,
+    /// The role bits one policy's role table gave this principal, read once: the table's
+    /// id and its bits (tables of up to `64 * ROLE_MEMO_WORDS` roles).
+    role_bits: OnceLock<(usize, [u64; ROLE_MEMO_WORDS])>,
 }
+
+/// The words of role bits a principal remembers for one policy.
+pub(crate) const ROLE_MEMO_WORDS: usize = 4;
 
 /// What a claim holds, for conditions: its string, or the strings of its array (other
 /// items never match), or nothing comparable.
@@ -176,6 +182,7 @@ impl Principal {
                 claims: OnceLock::new(),
                 header: OnceLock::new(),
                 held: OnceLock::new(),
+                role_bits: OnceLock::new(),
             }),
         }
     }
@@ -301,6 +308,21 @@ impl Principal {
 
     /// `claim_equals` for the claim at position `at` of `set`, from values read once per
     /// principal: a string compare on the request path.
+    /// The role bits role table `table` gave this principal, when it remembers them.
+    #[inline]
+    pub(crate) fn role_bits(&self, table: usize) -> Option<[u64; ROLE_MEMO_WORDS]> {
+        match self.inner.role_bits.get() {
+            Some((id, bits)) if *id == table => Some(*bits),
+            _ => None,
+        }
+    }
+
+    /// Remembers the role bits of role table `table` (the first table to ask keeps the
+    /// place; a principal is usually judged by one policy).
+    pub(crate) fn remember_role_bits(&self, table: usize, bits: [u64; ROLE_MEMO_WORDS]) {
+        let _ = self.inner.role_bits.set((table, bits));
+    }
+
     pub(crate) fn set_claim_equals(&self, set: &ClaimSet, at: usize, want: &str) -> bool {
         let (id, held) = self.inner.held.get_or_init(|| {
             let claims = self.claims();

@@ -100,6 +100,12 @@ pub(super) struct Children<N> {
 }
 
 impl<N: Default> Children<N> {
+    /// Whether no child is there.
+    #[inline]
+    pub(super) fn is_empty(&self) -> bool {
+        matches!(&self.short, Table::Few(list) if list.is_empty()) && self.long.is_none()
+    }
+
     #[inline]
     pub(super) fn get(&self, seg: &str) -> Option<&N> {
         match Short::of(seg) {

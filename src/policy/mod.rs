@@ -594,7 +594,7 @@ impl Policy {
     /// rule names it (meaningful when none admits). Allocation-free while the policy
     /// names at most 256 roles.
     fn admits(&self, principal: &Principal, target: &Target<'_>) -> (bool, bool) {
-        let mask = self.inner.roles.mask(principal_roles(principal));
+        let mask = self.inner.roles.mask_of(principal, principal_roles);
         let mut named = false;
         let admitted = self
             .each_entry(target, |e, segs| {

@@ -136,7 +136,11 @@ impl<'a> Segs<'a> {
 
     /// The path again, `/` and the segments.
     pub(super) fn as_path(self) -> String {
-        format!("/{}", self.0.unwrap_or(""))
+        let body = self.0.unwrap_or("");
+        let mut path = String::with_capacity(body.len() + 1);
+        path.push('/');
+        path.push_str(body);
+        path
     }
 
     /// The first segment and the rest.

@@ -1,14 +1,30 @@
 //! Role bits: role names interned to bit positions, a caller's [`Mask`] and a rule's
 //! [`Bits`].
 
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
 use super::children::Children;
+use crate::principal::{Principal, ROLE_MEMO_WORDS};
 
 /// Role names interned to bit positions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Roles {
     ids: Children<u32>,
     /// Names by id.
     names: Vec<Box<str>>,
+    /// Tells role tables apart in the role bits a principal remembers.
+    table: usize,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(1);
+        Self {
+            ids: Children::default(),
+            names: Vec::new(),
+            table: NEXT.fetch_add(1, Relaxed),
+        }
+    }
 }
 
 impl Roles {
@@ -35,6 +51,34 @@ impl Roles {
         self.names.len().div_ceil(64)
     }
 
+    /// `principal`'s roles (as `roles` lists them) as bits, remembered by the principal
+    /// for this table when it names at most 256 roles: a cached principal is masked once,
+    /// not on every request.
+    #[inline]
+    pub(super) fn mask_of<'p, I>(
+        &self,
+        principal: &'p Principal,
+        roles: impl FnOnce(&'p Principal) -> I,
+    ) -> Mask
+    where
+        I: IntoIterator<Item = &'p str>,
+    {
+        let words = self.words();
+        if words > INLINE_WORDS {
+            return self.mask(roles(principal));
+        }
+        if let Some(inline) = principal.role_bits(self.table) {
+            return Mask {
+                inline,
+                heap: Vec::new(),
+                words,
+            };
+        }
+        let mask = self.mask(roles(principal));
+        principal.remember_role_bits(self.table, mask.inline);
+        mask
+    }
+
     /// The caller's roles as bits; names the policy never mentions are dropped.
     /// Allocation-free while the policy names at most 256 roles.
     pub(super) fn mask<'r>(&self, roles: impl IntoIterator<Item = &'r str>) -> Mask {
@@ -50,7 +94,7 @@ impl Roles {
 
 /// A caller's [`Mask`] stays on the stack while the policy names at most
 /// `64 * INLINE_WORDS` (256) roles.
-const INLINE_WORDS: usize = 4;
+const INLINE_WORDS: usize = ROLE_MEMO_WORDS;
 
 /// A caller's role bits, on the stack for policies of up to 256 roles.
 pub(super) struct Mask {

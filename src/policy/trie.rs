@@ -255,6 +255,10 @@ impl PrefixNode {
 
     /// The first prefix (in the order configured) that covers `segs`.
     pub(super) fn first_covering(&self, segs: Segs<'_>) -> Option<u32> {
+        if self.literals.is_empty() {
+            // No public prefix below the root (the common case of none at all).
+            return self.first;
+        }
         let mut node = self;
         let mut best = node.first;
         for seg in segs {
