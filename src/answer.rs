@@ -4,8 +4,8 @@
 //!
 //! Bodies and challenges are fixed per row, so they are built once per authenticator (with
 //! one answer more per message its issuer rules refuse with); a
-//! rejection then costs only the response itself (its header map and the [`AuthError`] in
-//! its extensions). Floods of requests without a token are the cheapest attack, and they
+//! rejection then costs only the response itself (its header map; the [`AuthError`] goes
+//! into its extensions only when the layer was asked to attach it). Floods of requests without a token are the cheapest attack, and they
 //! are answered from here.
 //!
 //! ```
@@ -158,8 +158,16 @@ impl Answers {
     }
 
     /// The HTTP answer for `err`: status, `WWW-Authenticate`, JSON body, and the error in
-    /// the response extensions.
+    /// the response extensions (what a layer in front reads of a rejection made behind it).
     pub(crate) fn http<B>(&self, err: &AuthError) -> Response<AuthBody<B>> {
+        let mut res = self.http_bare(err);
+        res.extensions_mut().insert(err.clone());
+        res
+    }
+
+    /// The HTTP answer for `err` without the error in its extensions: the response alone
+    /// (its header map), nothing more allocated.
+    pub(crate) fn http_bare<B>(&self, err: &AuthError) -> Response<AuthBody<B>> {
         let row = self.row(err);
         let mut res = Response::new(AuthBody::full(row.body.clone()));
         *res.status_mut() = row.status;
@@ -168,12 +176,11 @@ impl Answers {
         if let Some(challenge) = &row.challenge {
             headers.insert(WWW_AUTHENTICATE, challenge.clone());
         }
-        res.extensions_mut().insert(err.clone());
         res
     }
 
     /// The gRPC answer for `err`: a trailers-only response (HTTP 200, `grpc-status` and
-    /// `grpc-message` in the headers, no body), with the error in the extensions.
+    /// `grpc-message` in the headers, no body), without the error in its extensions.
     /// `content_type` is the request's (a gRPC-web client expects its own back), or
     /// `application/grpc` when `None`.
     pub(crate) fn grpc<B>(
@@ -187,7 +194,6 @@ impl Answers {
         headers.insert(CONTENT_TYPE, content_type.cloned().unwrap_or(GRPC));
         headers.insert("grpc-status", row.grpc_status.clone());
         headers.insert("grpc-message", row.grpc_message.clone());
-        res.extensions_mut().insert(err.clone());
         res
     }
 }

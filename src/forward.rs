@@ -429,9 +429,11 @@ impl fmt::Debug for ForwardAuth {
 
 impl ForwardAuth {
     /// Decides the requests `proxy` describes with `layer`: its authenticator, policy and
-    /// rejection hook.
+    /// rejection hook. Every refusal it answers carries its [`AuthError`] in the response
+    /// extensions (as with [`AuthLayer::attach_errors`]), for the code that relays the
+    /// decision (an ext_authz server reads the gRPC code and message from it).
     pub fn new(layer: AuthLayer, proxy: ProxyKind) -> Self {
-        Self::assemble(layer, proxy, None, Arc::default())
+        Self::assemble(layer.attach_errors(), proxy, None, Arc::default())
     }
 
     fn assemble(

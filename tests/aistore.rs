@@ -752,7 +752,7 @@ fn ais_policy() -> Policy {
 fn ais_app(policy: Policy) -> Router {
     Router::new()
         .fallback(|| async { "ok" })
-        .layer(AuthLayer::new(authenticator(), policy))
+        .layer(AuthLayer::new(authenticator(), policy).attach_errors())
 }
 
 fn bearer(claims: &Value) -> String {

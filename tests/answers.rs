@@ -60,10 +60,13 @@ fn guarded() -> Router {
             "/keys",
             get(|| async { Err::<String, _>(AuthError::keys_unavailable()) }),
         )
-        .layer(AuthLayer::new(
-            hs_builder().revocations(GoldenRevocations).build().unwrap(),
-            policy,
-        ))
+        .layer(
+            AuthLayer::new(
+                hs_builder().revocations(GoldenRevocations).build().unwrap(),
+                policy,
+            )
+            .attach_errors(),
+        )
 }
 
 /// An app that uses the `Principal` extractor with no layer in front: misuse.

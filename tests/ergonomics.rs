@@ -47,6 +47,7 @@ async fn rejection_hook_reshapes_the_body_and_keeps_the_challenge() {
             .build()
             .unwrap(),
     )
+    .attach_errors()
     .on_rejection(|err, mut res| {
         *res.body_mut() = Bytes::from(
             json!({"problem": err.kind().code(), "status": err.status().as_u16()}).to_string(),
@@ -582,4 +583,72 @@ fn listing_grants_and_effective_groups() {
     // Someone else: nothing.
     let none = authz.list(Subject::user("bob"));
     assert!(none.grants().is_empty() && none.groups().is_empty());
+}
+
+// A principal already in the request when it reaches the layer (put there by a layer in
+// front, or forged) never reaches a handler: the verified one replaces it, and a public
+// route or a CORS preflight sees none.
+#[tokio::test]
+async fn a_principal_already_in_the_request_never_reaches_the_handler() {
+    let eve = hs_builder()
+        .build()
+        .unwrap()
+        .verify(&token(json!({"sub": "eve", "role": "admin"})))
+        .unwrap();
+    let who = |p: Option<Principal>| async move {
+        p.and_then(|p| p.subject().map(str::to_owned))
+            .unwrap_or_else(|| "nobody".to_owned())
+    };
+    let policy = Policy::builder()
+        .allow("GET", "/me", ["*"])
+        .allow("OPTIONS", "/me", ["*"])
+        .public_prefix("/open")
+        .build()
+        .unwrap();
+    let guarded = Router::new()
+        .route("/me", get(who).options(who))
+        .route("/open", get(who))
+        .layer(
+            AuthLayer::new(hs_builder().build().unwrap(), policy)
+                .allow_cors_preflight()
+                .axum_native(),
+        );
+    let forged = |mut req: Request<Body>| {
+        req.extensions_mut().insert(eve.clone());
+        req
+    };
+    let body = |res: axum::response::Response| async move {
+        let bytes = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    };
+    let ada = token(json!({}));
+    let res = guarded
+        .clone()
+        .oneshot(forged(get_with("/me", Some(&ada))))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(body(res).await, "ada");
+    let res = guarded
+        .clone()
+        .oneshot(forged(get_with("/open", None)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(body(res).await, "nobody");
+    let res = guarded
+        .clone()
+        .oneshot(forged(preflight("/me")))
+        .await
+        .unwrap();
+    assert_eq!(body(res).await, "nobody");
+    // Without a token the forged one does not help.
+    let res = guarded
+        .oneshot(forged(get_with("/me", None)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
 }

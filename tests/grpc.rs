@@ -231,6 +231,7 @@ async fn plain_http_answers_are_unchanged_through_the_same_layer() {
     let layer = AuthLayer::new(hs_builder().build().unwrap(), quickstart_policy());
     let svc = layer
         .for_grpc()
+        .attach_errors()
         .layer(tonic::service::Routes::new(common::grpc::Named::<0>));
     // Not gRPC (no application/grpc content type): the HTTP table answers.
     let req = http::Request::post("/test.v1.Echo/Hello")

@@ -219,13 +219,16 @@ fn admin_app(auth: Authenticator) -> axum::Router {
             "/admin",
             get(|p: Principal| async move { axum::Json(json!({"roles": p.roles()})) }),
         )
-        .layer(AuthLayer::new(
-            auth,
-            Policy::builder()
-                .allow("GET", "/admin", ["admin"])
-                .build()
-                .unwrap(),
-        ))
+        .layer(
+            AuthLayer::new(
+                auth,
+                Policy::builder()
+                    .allow("GET", "/admin", ["admin"])
+                    .build()
+                    .unwrap(),
+            )
+            .attach_errors(),
+        )
 }
 
 #[tokio::test]

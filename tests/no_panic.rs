@@ -48,7 +48,7 @@ fn app() -> &'static Router {
     APP.get_or_init(|| {
         Router::new()
             .fallback(|| async { "ok" })
-            .layer(AuthLayer::new(hs_builder().build().unwrap(), policy()))
+            .layer(AuthLayer::new(hs_builder().build().unwrap(), policy()).attach_errors())
     })
 }
 

@@ -32,6 +32,8 @@ over none plain-none "  401, no token"
 over norole plain-hs "  403, no role"
 over outer-hs plain-hs "  cache hit HS256, layer around the whole router"
 over outer-none plain-none "  401, layer around the whole router"
+over generic-hs plain-hs "  cache hit HS256, generic body (AuthBody)"
+over generic-none plain-none "  401, generic body (AuthBody)"
 over tenant plain-tenant "  rule, no condition"
 over tenant-cond plain-tenant "  rule with a path-claim condition"
 if [ -n "${per[tenant]:-}" ] && [ -n "${per[tenant-cond]:-}" ]; then

@@ -5,7 +5,8 @@
 //! For each request it checks the path, skips public prefixes, authenticates the token,
 //! asks the policy, and then either calls the inner service with the [`Principal`](crate::Principal) in the
 //! request extensions, or answers itself with the status, `WWW-Authenticate` and JSON body
-//! of the answer table (the [`AuthError`](crate::AuthError) goes into the response extensions). A rejection
+//! of the answer table (and, with [`AuthLayer::attach_errors`], the
+//! [`AuthError`](crate::AuthError) in the response extensions). A rejection
 //! is a response, never `Service::Error`, so the inner error type is untouched.
 //!
 //! The server, never the client, chooses which rules apply. [`AuthLayer::new`] judges
@@ -46,6 +47,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "axum")]
+mod axum_body;
 mod future;
 pub mod require;
 mod service;
@@ -57,6 +60,8 @@ use http::Response;
 use tower_layer::Layer;
 
 pub use crate::body::AuthBody;
+#[cfg(feature = "axum")]
+pub use axum_body::{AxumAuth, AxumAuthLayer, AxumResponseFuture};
 pub use future::ResponseFuture;
 pub use require::{Require, RequireLayer, require_claim, require_roles};
 pub use service::Auth;
@@ -83,6 +88,9 @@ pub(crate) struct Shared {
     /// The authenticator's answers with every challenge naming the RFC 9728 metadata
     /// URL, when [`AuthLayer::resource_metadata`] set one.
     pub(crate) metadata_answers: Option<Arc<Answers>>,
+    /// Put the [`AuthError`](crate::AuthError) into the extensions of this layer's own
+    /// rejections ([`AuthLayer::attach_errors`]).
+    pub(crate) attach_errors: bool,
 }
 
 impl Shared {
@@ -183,6 +191,7 @@ impl AuthLayer {
             public_auth: PublicAuth::Ignore,
             cors_preflight: false,
             metadata_answers: None,
+            attach_errors: false,
         })
     }
 
@@ -202,9 +211,11 @@ impl AuthLayer {
     /// the answer the layer would send (status, `WWW-Authenticate`, JSON body, or for gRPC
     /// requests the trailers-only status with `grpc-status`), and returns the answer to
     /// send. Start from the given answer to keep what you do not change: the challenge
-    /// stays unless you remove it on purpose. The [`AuthError`](crate::AuthError) is in the
-    /// extensions of what you return, whatever you do with them. The default answers are
-    /// precomputed and cost no allocation; a hook costs what it does.
+    /// stays unless you remove it on purpose. The hook always gets the full
+    /// [`AuthError`](crate::AuthError); with [`attach_errors`](Self::attach_errors) it is
+    /// also in the extensions of what you return, whatever you do with them. The default
+    /// answers are precomputed and cost nothing beyond the response; a hook costs what it
+    /// does.
     ///
     /// The hook shapes every rejection made for a request that goes through this layer:
     /// its own, and those made behind it (the require layers, the `Principal`,
@@ -243,6 +254,41 @@ impl AuthLayer {
         F: Fn(&crate::AuthError, Response<Bytes>) -> Response<Bytes> + Send + Sync + 'static,
     {
         self.with(|s| s.on_rejection = Some(Arc::new(hook)))
+    }
+
+    /// Puts the full [`AuthError`](crate::AuthError) into the extensions of every
+    /// rejection this layer answers, for a logging or metrics layer in front of it to read
+    /// (`res.extensions().get::<AuthError>()`: the kind, the fixed message, and the detail
+    /// its `Display` gives). Off by default: a rejection then costs its response and
+    /// nothing more (no extensions map, no copy of the error), which keeps floods of bad
+    /// requests cheap. Either way the [rejection hook](Self::on_rejection) receives the
+    /// full error, the layer's DEBUG event names the reason, and rejections made behind
+    /// the layer (require layers, extractors, an `AuthError` a handler returns) carry
+    /// their error, since this layer reads it to shape them.
+    ///
+    /// ```
+    /// use portcullis::{AuthError, AuthErrorKind, AuthLayer, Authenticator, Policy};
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let auth = Authenticator::builder().hmac_secret("0123456789abcdef0123456789abcdef").build()?;
+    /// let policy = Policy::builder().allow("GET", "/me", ["*"]).build()?;
+    /// let app = tower::service_fn(|_req: http::Request<String>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// });
+    /// let plain = AuthLayer::new(auth.clone(), policy.clone()).layer(app.clone());
+    /// let res = plain.oneshot(http::Request::get("/me").body(String::new())?).await?;
+    /// assert_eq!(res.status(), 401);
+    /// assert!(res.extensions().get::<AuthError>().is_none());
+    ///
+    /// let logged = AuthLayer::new(auth, policy).attach_errors().layer(app);
+    /// let res = logged.oneshot(http::Request::get("/me").body(String::new())?).await?;
+    /// assert_eq!(res.extensions().get::<AuthError>().map(|e| e.kind()), Some(AuthErrorKind::MissingToken));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # });
+    /// ```
+    pub fn attach_errors(self) -> Self {
+        self.with(|s| s.attach_errors = true)
     }
 
     /// What happens to a token sent to a public route or method. Default
@@ -333,7 +379,7 @@ impl AuthLayer {
     /// a forward-auth or compatibility endpoint) and must answer the same: the answer
     /// table's status, JSON body and challenge (with the authenticator's scheme and
     /// realm), shaped by the [rejection hook](Self::on_rejection) when one is set, with the
-    /// error in the response extensions.
+    /// error in the response extensions when the layer [attaches errors](Self::attach_errors).
     ///
     /// ```
     /// use portcullis::{AuthError, AuthLayer, Authenticator, Policy};

@@ -187,19 +187,23 @@ impl Shared {
     ) -> Response<AuthBody<B>> {
         let answers = self.answers();
         let Some(hook) = &self.on_rejection else {
-            return match grpc {
+            let mut res = match grpc {
                 Some(GrpcAnswer(content_type)) => answers.grpc(&err, content_type.as_ref()),
-                None => answers.http(&err),
+                None => answers.http_bare(&err),
             };
+            if self.attach_errors {
+                res.extensions_mut().insert(err);
+            }
+            return res;
         };
         let default = match grpc {
             Some(GrpcAnswer(content_type)) => answers.grpc::<()>(&err, content_type.as_ref()),
-            None => answers.http::<()>(&err),
+            None => answers.http_bare::<()>(&err),
         };
         let (parts, body) = default.into_parts();
         let body = body.into_bytes().unwrap_or_default();
         let mut res = hook(&err, Response::from_parts(parts, body));
-        if res.extensions().get::<AuthError>().is_none() {
+        if self.attach_errors && res.extensions().get::<AuthError>().is_none() {
             res.extensions_mut().insert(err);
         }
         // Shaped once: a layer in front leaves it as it is.
@@ -230,16 +234,22 @@ impl Checked {
         !matches!(self, Checked::Principal(_))
     }
 
-    /// Puts what the handler may read into the request extensions.
+    /// Puts what the handler may read into the request extensions: the verified
+    /// principal (replacing any the request already carried), or, without one, the
+    /// public mark with any principal that came with the request taken out. Identity
+    /// comes only from our own verification.
     fn record(self, extensions: &mut http::Extensions) {
         match self {
             Checked::Principal(p) => {
                 extensions.insert(p);
             }
             Checked::Public => {
+                extensions.remove::<Principal>();
                 extensions.insert(PublicTarget);
             }
-            Checked::Preflight => {}
+            Checked::Preflight => {
+                extensions.remove::<Principal>();
+            }
         }
     }
 }
@@ -326,8 +336,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // Identity comes only from our own verification: drop anything already there.
-        req.extensions_mut().remove::<Principal>();
+        // Identity comes only from our own verification: `record` replaces or drops a
+        // principal already in the request before the inner service sees it.
         let state = match self.shared.check(Head::of(&req)) {
             Ok(checked) => {
                 crate::metrics::decision(self.shared.grpc, Ok(checked.without_token()));

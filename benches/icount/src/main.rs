@@ -13,6 +13,8 @@
 //! - `hs`, `rs`: a verified-token cache hit (HS256, RS256) on a route open to any token;
 //! - `none`: 401, no token; `norole`: 403, a cached token without the route's role;
 //! - `outer-hs`, `outer-none`: the layer around the whole router instead of per route;
+//! - `generic-<case>`: a per-route case with the layer's generic body (`AuthBody`, which
+//!   axum boxes again) instead of `AuthLayer::axum_native`;
 //! - `plain-tenant`, `tenant`, `tenant-cond`: `/tenants/acme/reports`, plain, by a rule,
 //!   and by the same rule with the condition `tenant` = `{tenant}`.
 
@@ -82,13 +84,18 @@ const ME: &str = "/me";
 const TENANT: &str = "/tenants/{tenant}/reports";
 
 /// (router, path, Authorization, expected status) of a per-route case.
-fn case(name: &str) -> (Router, &'static str, Option<HeaderValue>, u16) {
+/// `generic`: the layer with its generic body (`AuthBody`) instead of axum's own.
+fn case(name: &str, generic: bool) -> (Router, &'static str, Option<HeaderValue>, u16) {
     let bearer = |t: String| Some(HeaderValue::from_str(&format!("Bearer {t}")).unwrap());
     let hs = || bearer(token(Algorithm::HS256, Some("client")));
     let guarded = |alg, path: &'static str, policy: Policy| {
-        Router::new()
-            .route(path, get(me))
-            .layer(AuthLayer::new(authenticator(alg), policy))
+        let layer = AuthLayer::new(authenticator(alg), policy);
+        let router = Router::new().route(path, get(me));
+        if generic {
+            router.layer(layer)
+        } else {
+            router.layer(layer.axum_native())
+        }
     };
     let open = |path| Policy::builder().allow("GET", path, ["*"]).build().unwrap();
     let client = Policy::builder()
@@ -227,11 +234,16 @@ fn main() {
         };
         let policy = Policy::builder().allow("GET", ME, [roles]).build().unwrap();
         let router = Router::new().route(ME, get(me)).with_state(());
-        let svc = AuthLayer::new(authenticator(Algorithm::HS256), policy).layer(router);
+        let svc = AuthLayer::new(authenticator(Algorithm::HS256), policy)
+            .axum_native()
+            .layer(router);
         let auth = auth.map(|t| HeaderValue::from_str(&format!("Bearer {t}")).unwrap());
         measure(svc, ME, auth, want, k);
+    } else if let Some(rest) = name.strip_prefix("generic-") {
+        let (router, path, auth, want) = case(rest, true);
+        measure(router.with_state(()), path, auth, want, k);
     } else {
-        let (router, path, auth, want) = case(name);
+        let (router, path, auth, want) = case(name, false);
         // As axum::serve does per connection: the handlers become routes once.
         measure(router.with_state(()), path, auth, want, k);
     }
