@@ -29,6 +29,14 @@
 //! miss goes to the shared cache (moka, whose reads record the access), and a token that
 //! hits there twice in a row takes the slot. Metrics, when a recorder is installed, add
 //! their own counter increments.
+//!
+//! Through the layer, the policy reads the principal's remembered role bits (set once per
+//! principal copy) and the principal goes into the request's own extensions: no shared
+//! write either. What remains is the tower service model's: the response future holds a
+//! count on the layer's shared state (it may outlive every copy of the service, as with
+//! `oneshot`), and servers clone the service per request (hyper-util's adapter, which
+//! `axum::serve` uses, and axum's `Router::layer` for each layered route), each clone
+//! taking a count as it does on axum's own router state.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
