@@ -283,7 +283,7 @@ impl AuthLayer {
     ///
     /// let logged = AuthLayer::new(auth, policy).attach_errors().layer(app);
     /// let res = logged.oneshot(http::Request::get("/me").body(String::new())?).await?;
-    /// assert_eq!(res.extensions().get::<AuthError>().map(|e| e.kind()), Some(AuthErrorKind::MissingToken));
+    /// assert_eq!(res.extensions().get::<AuthError>().map(|e| e.kind()), Some(AuthErrorKind::MissingCredentials));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # });
     /// ```
