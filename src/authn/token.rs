@@ -308,6 +308,21 @@ impl Authenticator {
         if value.len() > self.inner.max_token_bytes.saturating_add(64) {
             return Err(AuthError::invalid_request(Reason::TooLarge));
         }
+        // The common shape first: the one scheme, one space, the token. The general
+        // reading below gives the same answer for it.
+        if let [scheme] = &*self.inner.schemes {
+            let n = scheme.len();
+            if let Some((&b' ', token)) = value.get(n..).and_then(<[u8]>::split_first)
+                && token.first().is_some_and(|&b| b != b' ' && b != b'\t')
+                && token.len() <= self.inner.max_token_bytes
+                && value[..n].eq_ignore_ascii_case(scheme.as_bytes())
+            {
+                return Ok(Credential {
+                    bytes: token,
+                    format: Format::Token68,
+                });
+            }
+        }
         let sep = value.iter().position(|&b| b == b' ' || b == b'\t');
         let scheme = &value[..sep.unwrap_or(value.len())];
         let known = self
@@ -436,6 +451,58 @@ fn param<'q>(query: &'q str, name: &str) -> Option<Result<&'q str, ()>> {
 #[cfg(test)]
 mod tests {
     use super::{is_token68, token68_byte};
+    use crate::{AuthErrorKind, Authenticator};
+
+    #[test]
+    fn the_common_shape_and_the_general_reading_agree() {
+        let auth = Authenticator::builder()
+            .hmac_secret("0123456789abcdef0123456789abcdef")
+            .max_token_bytes(64)
+            .build()
+            .unwrap();
+        let long = format!("Bearer {}", "a".repeat(65));
+        let edge = format!("Bearer {}", "a".repeat(64));
+        let cases: &[(&str, Result<&str, AuthErrorKind>)] = &[
+            ("Bearer abc", Ok("abc")),
+            ("bearer abc", Ok("abc")),
+            ("BEARER abc", Ok("abc")),
+            ("Bearer   abc", Ok("abc")),
+            ("Bearer \tabc", Ok("\tabc")),
+            ("Bearer\tabc", Err(AuthErrorKind::InvalidRequest)),
+            ("Bearer  \tabc", Ok("\tabc")),
+            ("Bearer", Err(AuthErrorKind::InvalidRequest)),
+            ("Bearer ", Err(AuthErrorKind::InvalidRequest)),
+            ("Bearer    ", Err(AuthErrorKind::InvalidRequest)),
+            ("Bearerx abc", Err(AuthErrorKind::MissingCredentials)),
+            ("Token abc", Err(AuthErrorKind::MissingCredentials)),
+            ("Beare abc", Err(AuthErrorKind::MissingCredentials)),
+            (long.as_str(), Err(AuthErrorKind::InvalidRequest)),
+            (edge.as_str(), Ok(&edge[7..])),
+        ];
+        for (value, want) in cases {
+            let got = auth
+                .credential_from_value(value.as_bytes())
+                .map(|c| std::str::from_utf8(c.bytes).unwrap().to_owned())
+                .map_err(|e| e.kind());
+            assert_eq!(got, want.map(str::to_owned), "{value:?}");
+        }
+        // A wrong scheme is its own answer row, naming the one expected.
+        let wrong = auth.credential_from_value(b"Token abc").unwrap_err();
+        assert!(
+            wrong.message().contains("expected Bearer"),
+            "{}",
+            wrong.message()
+        );
+        let many = Authenticator::builder()
+            .hmac_secret("0123456789abcdef0123456789abcdef")
+            .schemes(["Bearer", "Token"])
+            .build()
+            .unwrap();
+        for value in ["Token abc", "bearer abc"] {
+            let c = many.credential_from_value(value.as_bytes()).unwrap();
+            assert_eq!(c.bytes, b"abc");
+        }
+    }
 
     #[test]
     fn token68_bytes_are_exactly_alpha_digit_and_six_marks() {
