@@ -241,6 +241,7 @@ mod policy;
 mod principal;
 pub mod resource_metadata;
 pub mod revoke;
+pub mod sender;
 mod signer;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
@@ -304,6 +305,8 @@ pub mod guides {
     //! - [`envoy`]: Envoy's external authorization (gRPC and HTTP), Istio, Envoy Gateway,
     //!   the Gateway API's `ExternalAuth`, Contour; RFC 9728 protected-resource metadata.
     //! - [`revocation`]: revoking tokens, in one process or on every replica through Redis.
+    //! - [`sender_constrained`]: DPoP (RFC 9449) and certificate-bound tokens (RFC 8705),
+    //!   behind proxies and with rustls.
     //! - [`client`]: the calling side: finding, attaching and refreshing tokens.
     //! - [`identity_providers`]: Keycloak, Auth0, Entra ID; multi-tenant issuers.
     //! - [`metrics`]: metrics and logs.
@@ -363,6 +366,11 @@ pub mod guides {
     #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     #[doc = include_str!("../docs/revocation.md")]
     pub mod revocation {}
+
+    #[cfg(any(all(doc, not(doctest)), feature = "axum"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+    #[doc = include_str!("../docs/sender-constrained.md")]
+    pub mod sender_constrained {}
 
     #[cfg(any(all(doc, not(doctest)), feature = "client"))]
     #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
