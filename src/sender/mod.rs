@@ -267,6 +267,43 @@ impl DpopOptions {
     }
 }
 
+/// The RFC 7638 SHA-256 thumbprint of a public JWK (EC, RSA or OKP), base64url: the
+/// `cnf.jkt` an authorization server puts into a token bound to that key (RFC 9449
+/// section 6). `None` when a required member is missing or not a string, or the key type
+/// is not one of the three.
+///
+/// ```
+/// use portcullis::sender::jwk_thumbprint;
+///
+/// // RFC 7638 section 3.1.
+/// let jwk = serde_json::json!({
+///     "kty": "RSA", "e": "AQAB", "alg": "RS256", "kid": "2011-04-29",
+///     "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+/// });
+/// assert_eq!(jwk_thumbprint(&jwk).as_deref(), Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"));
+/// ```
+pub fn jwk_thumbprint(jwk: &serde_json::Value) -> Option<String> {
+    let m = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
+    // Values are written as JSON strings (escaped), as RFC 7638 section 3.2 asks.
+    let j = |v: &str| serde_json::Value::from(v).to_string();
+    let input = match m("kty")? {
+        "EC" => format!(
+            r#"{{"crv":{},"kty":"EC","x":{},"y":{}}}"#,
+            j(m("crv")?),
+            j(m("x")?),
+            j(m("y")?)
+        ),
+        "RSA" => format!(r#"{{"e":{},"kty":"RSA","n":{}}}"#, j(m("e")?), j(m("n")?)),
+        "OKP" => format!(
+            r#"{{"crv":{},"kty":"OKP","x":{}}}"#,
+            j(m("crv")?),
+            j(m("x")?)
+        ),
+        _ => return None,
+    };
+    Some(proof::thumbprint(&input))
+}
+
 /// The sender-constraint checks of one authenticator.
 #[derive(Debug)]
 pub(crate) struct SenderChecks {
