@@ -198,3 +198,333 @@ async fn requests_oauth2client_proofs_pass_and_every_check_refuses() {
     assert!(used.is_string(), "the client kept the server's nonce");
     assert_eq!(case("nonce_forged").0, 401);
 }
+
+// In process: proofs made here (an ES256 key of the test kit), each refusal checked for
+// its reason, the per-issuer modes, and the environment's settings.
+
+mod in_process {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use http::Request;
+    use portcullis::sender::{DpopMode, DpopOptions, jwk_thumbprint};
+    use portcullis::{Algorithm, AuthError, AuthLayer, Authenticator, EnvConfig, Policy, Signer};
+    use serde_json::{Value, json};
+    use tower::{Layer, ServiceExt};
+
+    use super::common::{NOW, SECRET, hs256};
+
+    const ORIGIN: &str = "https://api.example.com";
+
+    fn b64(v: &Value) -> String {
+        URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    fn ath(token: &str) -> String {
+        URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            token.as_bytes(),
+        ))
+    }
+
+    /// A proof signed by `key` with `header` and `claims` as given.
+    fn sign(key: &Signer, header: &Value, claims: &Value) -> String {
+        let (h, p) = (b64(header), b64(claims));
+        format!("{h}.{p}.{}", key.sign_segments(&h, &p).unwrap())
+    }
+
+    fn header(key: &Signer) -> Value {
+        json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk().unwrap()})
+    }
+
+    fn claims(token: &str, jti: &str) -> Value {
+        json!({"jti": jti, "htm": "GET", "htu": format!("{ORIGIN}/me"), "iat": NOW, "ath": ath(token)})
+    }
+
+    fn layer(
+        options: DpopOptions,
+    ) -> impl tower::Service<
+        Request<String>,
+        Response = http::Response<portcullis::AuthBody<String>>,
+        Error = std::convert::Infallible,
+        Future = impl Send,
+    > + Clone {
+        let auth = Authenticator::builder()
+            .hmac_secret(SECRET)
+            .clock(|| NOW)
+            .dpop(options)
+            .build()
+            .unwrap();
+        let policy = Policy::builder()
+            .allow("GET", "/me", ["*"])
+            .build()
+            .unwrap();
+        AuthLayer::new(auth, policy).layer(tower::service_fn(|_req: Request<String>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        }))
+    }
+
+    async fn call<S>(svc: &S, scheme: &str, token: &str, proofs: &[&str]) -> (u16, String)
+    where
+        S: tower::Service<
+                Request<String>,
+                Response = http::Response<portcullis::AuthBody<String>>,
+                Error = std::convert::Infallible,
+            > + Clone,
+    {
+        let mut req = Request::get("/me?x=1").header("authorization", format!("{scheme} {token}"));
+        for p in proofs {
+            req = req.header("dpop", *p);
+        }
+        let res = svc
+            .clone()
+            .oneshot(req.body(String::new()).unwrap())
+            .await
+            .unwrap();
+        let why = res
+            .extensions()
+            .get::<AuthError>()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        (res.status().as_u16(), why)
+    }
+
+    #[tokio::test]
+    async fn every_refusal_has_its_reason() {
+        let key = Signer::generate(Algorithm::ES256).unwrap();
+        let other_key = Signer::generate(Algorithm::ES256).unwrap();
+        let jkt = jwk_thumbprint(key.public_jwk().unwrap()).unwrap();
+        let token = hs256()
+            .sign(&json!({"sub": "ada", "exp": NOW + 600, "cnf": {"jkt": jkt}}))
+            .unwrap();
+        let unbound = hs256()
+            .sign(&json!({"sub": "ada", "exp": NOW + 600}))
+            .unwrap();
+        let svc = layer(DpopOptions::new().public_url(ORIGIN));
+        let good = |jti: &str| sign(&key, &header(&key), &claims(&token, jti));
+        let with = |jti: &str, f: &dyn Fn(&mut Value)| {
+            let mut c = claims(&token, jti);
+            f(&mut c);
+            sign(&key, &header(&key), &c)
+        };
+        let mut private = header(&key);
+        private["jwk"]["d"] = json!("AAAA");
+        let mut hs = header(&key);
+        hs["alg"] = json!("HS256");
+        let mut none = header(&key);
+        none["alg"] = json!("none");
+        let mut typ = header(&key);
+        typ["typ"] = json!("JWT");
+        let bad_sig = {
+            let p = good("sig");
+            let (signed, _) = p.rsplit_once('.').unwrap();
+            let other = sign(&other_key, &header(&key), &claims(&token, "sig"));
+            format!("{signed}.{}", other.rsplit_once('.').unwrap().1)
+        };
+        let cases: Vec<(&str, String, Vec<String>, &str)> = vec![
+            ("DPoP", token.clone(), vec![good("1")], ""),
+            ("DPoP", token.clone(), vec![good("1")], "replay"),
+            ("DPoP", token.clone(), vec![], "no DPoP proof header"),
+            (
+                "DPoP",
+                token.clone(),
+                vec![good("2"), good("3")],
+                "more than one",
+            ),
+            (
+                "DPoP",
+                token.clone(),
+                vec!["a.b".into()],
+                "not a compact JWS",
+            ),
+            (
+                "DPoP",
+                token.clone(),
+                vec![with("4", &|c| c["htm"] = json!("POST"))],
+                "htm",
+            ),
+            (
+                "DPoP",
+                token.clone(),
+                vec![with("5", &|c| c["htu"] = json!("https://evil.example/me"))],
+                "htu",
+            ),
+            (
+                "DPoP",
+                token.clone(),
+                vec![with("6", &|c| c["iat"] = json!(NOW - 61))],
+                "iat",
+            ),
+            (
+                "DPoP",
+                token.clone(),
+                vec![with("7", &|c| c["iat"] = json!(NOW + 61))],
+                "iat",
+            ),
+            (
+                "DPoP",
+                token.clone(),
+                vec![with("8", &|c| c["ath"] = json!(ath(&unbound)))],
+                "ath",
+            ),
+            (
+                "DPoP",
+                token.clone(),
+                vec![with("9", &|c| {
+                    c.as_object_mut().unwrap().remove("jti");
+                })],
+                "no jti",
+            ),
+            (
+                "DPoP",
+                token.clone(),
+                vec![sign(&other_key, &header(&other_key), &claims(&token, "10"))],
+                "cnf.jkt",
+            ),
+            (
+                "DPoP",
+                token.clone(),
+                vec![sign(&key, &private, &claims(&token, "11"))],
+                "private",
+            ),
+            (
+                "DPoP",
+                token.clone(),
+                vec![sign(&key, &hs, &claims(&token, "12"))],
+                "symmetric",
+            ),
+            (
+                "DPoP",
+                token.clone(),
+                vec![sign(&key, &none, &claims(&token, "13"))],
+                "none",
+            ),
+            (
+                "DPoP",
+                token.clone(),
+                vec![sign(&key, &typ, &claims(&token, "14"))],
+                "typ",
+            ),
+            ("DPoP", token.clone(), vec![bad_sig], "signature"),
+            (
+                "DPoP",
+                unbound.clone(),
+                vec![sign(&key, &header(&key), &claims(&unbound, "15"))],
+                "not DPoP-bound",
+            ),
+            (
+                "Bearer",
+                token.clone(),
+                vec![],
+                "presented as a bearer token",
+            ),
+            ("Bearer", unbound.clone(), vec![], ""),
+            // The query and a case change in the scheme and host change nothing.
+            (
+                "dpop",
+                token.clone(),
+                vec![with("16", &|c| {
+                    c["htu"] = json!("HTTPS://API.example.com:443/me?y#z")
+                })],
+                "",
+            ),
+        ];
+        for (scheme, token, proofs, why) in cases {
+            let proofs: Vec<&str> = proofs.iter().map(String::as_str).collect();
+            let (status, detail) = call(&svc, scheme, &token, &proofs).await;
+            if why.is_empty() {
+                assert_eq!(status, 200, "{scheme} {proofs:?}: {detail}");
+            } else {
+                assert_eq!(status, 401, "{why}");
+                assert!(detail.contains(why), "{why}: {detail}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn issuer_modes() {
+        let key = Signer::generate(Algorithm::ES256).unwrap();
+        let jkt = jwk_thumbprint(key.public_jwk().unwrap()).unwrap();
+        let svc = layer(
+            DpopOptions::new()
+                .public_url(ORIGIN)
+                .issuer("strict", DpopMode::Required)
+                .issuer("legacy", DpopMode::Off),
+        );
+        let plain = |iss: &str| hs256().sign(&json!({"iss": iss, "exp": NOW + 60})).unwrap();
+        let bound = |iss: &str| {
+            hs256()
+                .sign(&json!({"iss": iss, "exp": NOW + 60, "cnf": {"jkt": jkt}}))
+                .unwrap()
+        };
+        let proof = |t: &str, jti: &str| sign(&key, &header(&key), &claims(t, jti));
+        assert_eq!(call(&svc, "Bearer", &plain("strict"), &[]).await.0, 401);
+        assert!(
+            call(&svc, "Bearer", &plain("strict"), &[])
+                .await
+                .1
+                .contains("need DPoP")
+        );
+        let t = bound("strict");
+        assert_eq!(call(&svc, "DPoP", &t, &[&proof(&t, "a")]).await.0, 200);
+        assert_eq!(call(&svc, "Bearer", &plain("legacy"), &[]).await.0, 200);
+        let t = bound("legacy");
+        let (status, why) = call(&svc, "DPoP", &t, &[&proof(&t, "b")]).await;
+        assert_eq!(status, 401);
+        assert!(why.contains("DPoP is off"), "{why}");
+        assert_eq!(call(&svc, "Bearer", &plain("other"), &[]).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn the_environment_configures_dpop() {
+        let vars = |extra: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                [("FEDN_JWT_SECRET_KEY", SECRET)]
+                    .iter()
+                    .chain(extra)
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let err = EnvConfig::from_lookup(vars(&[("PORTCULLIS_DPOP", "required")]))
+            .unwrap()
+            .build_layer()
+            .unwrap_err();
+        assert_eq!(err.setting(), "PORTCULLIS_DPOP_PUBLIC_URL");
+        let err = EnvConfig::from_lookup(vars(&[("PORTCULLIS_DPOP_NONCE", "true")])).unwrap_err();
+        assert_eq!(err.setting(), "PORTCULLIS_DPOP_NONCE");
+        let err = EnvConfig::from_lookup(vars(&[
+            ("PORTCULLIS_DPOP", "allowed"),
+            ("PORTCULLIS_DPOP_PUBLIC_URL", ORIGIN),
+            ("PORTCULLIS_DPOP_ALGORITHMS", "HS256"),
+        ]))
+        .unwrap()
+        .build_layer()
+        .unwrap_err();
+        assert_eq!(err.setting(), "PORTCULLIS_DPOP_ALGORITHMS");
+        let layer = EnvConfig::from_lookup(vars(&[
+            ("PORTCULLIS_DPOP", "required"),
+            ("PORTCULLIS_DPOP_PUBLIC_URL", ORIGIN),
+            ("PORTCULLIS_DPOP_ALGORITHMS", "ES256"),
+        ]))
+        .unwrap()
+        .build_layer()
+        .unwrap();
+        let svc = layer.layer(tower::service_fn(|_req: Request<String>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        }));
+        let token = hs256()
+            .sign(&json!({"sub": "ada", "role": "admin", "exp": 4_000_000_000u64}))
+            .unwrap();
+        let req = Request::get("/list_clients")
+            .header("authorization", format!("Bearer {token}"))
+            .body(String::new())
+            .unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 401);
+        let challenges: Vec<_> = res.headers().get_all("www-authenticate").iter().collect();
+        assert_eq!(
+            challenges,
+            [r#"DPoP realm="api", error="invalid_token", algs="ES256""#]
+        );
+    }
+}

@@ -354,6 +354,13 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// Shares `store` as the DPoP replay store when DPoP is on and has none yet.
+    #[cfg(feature = "redis")]
+    pub(crate) fn or_dpop_replay(mut self, store: crate::sender::SharedReplay) -> Self {
+        self.dpop = self.dpop.take().map(|d| d.or_shared_replay(store));
+        self
+    }
+
     /// Accepts certificate-bound tokens (RFC 8705, `cnf.x5t#S256`), checked by the layer
     /// against the client certificate. Off by default; such tokens are refused without
     /// it. See [`sender`](crate::sender).

@@ -66,6 +66,7 @@
 //! ```
 
 mod cert;
+mod env;
 mod htu;
 mod nonce;
 mod proof;
@@ -78,6 +79,7 @@ use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue};
 
 pub use cert::{CertificateBinding, CertificateHeader, ClientCertificate};
+pub(crate) use env::{from_lookup as from_env_lookup, variable as env_variable};
 pub use replay::SharedReplay;
 pub(crate) use replay::{Remembered, ReplayBackend};
 
@@ -112,7 +114,6 @@ pub enum DpopMode {
 
 impl DpopMode {
     /// Parses `required`, `allowed` or `off` (`PORTCULLIS_DPOP`).
-    #[allow(dead_code)]
     pub(crate) fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "required" => Some(Self::Required),
@@ -253,6 +254,13 @@ impl DpopOptions {
     /// (feature `redis`).
     pub fn shared_replay(mut self, store: SharedReplay) -> Self {
         self.shared = Some(store);
+        self
+    }
+
+    /// The shared store, unless one is set already (the environment's Redis).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn or_shared_replay(mut self, store: SharedReplay) -> Self {
+        self.shared.get_or_insert(store);
         self
     }
 
