@@ -11,7 +11,6 @@
 mod common;
 #[allow(unreachable_pub)]
 mod python_support;
-#[allow(unreachable_pub)]
 mod revoke_support;
 
 use std::time::{SystemTime, UNIX_EPOCH};

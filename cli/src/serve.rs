@@ -201,7 +201,7 @@ pub(crate) struct Args {
     #[command(flatten)]
     resource: ResourceFlags,
     #[command(flatten)]
-    sender: crate::sender::SenderFlags,
+    sender: Box<crate::sender::SenderFlags>,
 }
 
 /// RFC 9728 protected-resource metadata.

@@ -81,6 +81,7 @@ use http::{HeaderMap, HeaderValue};
 pub use cert::{CertificateBinding, CertificateHeader, ClientCertificate};
 pub(crate) use env::{from_lookup as from_env_lookup, variable as env_variable};
 pub use replay::SharedReplay;
+#[cfg(feature = "redis")]
 pub(crate) use replay::{Remembered, ReplayBackend};
 
 use crate::error::{AuthError, AuthErrorKind, ConfigError, ConfigErrorKind};

@@ -11,9 +11,13 @@ use std::time::Duration;
 /// Shards of the local map (one lock each).
 const SHARDS: usize = 16;
 
+/// One shard: a key (the hash of the proof key's thumbprint and the `jti`) to the time it
+/// may be forgotten (Unix seconds).
+type Shard = Mutex<HashMap<[u8; 32], u64>>;
+
 /// The `jti`s seen on this replica, each until its proof could no longer be accepted.
 pub(super) struct LocalReplay {
-    shards: Box<[Mutex<HashMap<[u8; 32], u64>>]>,
+    shards: Box<[Shard]>,
     per_shard: usize,
 }
 
