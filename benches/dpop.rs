@@ -87,8 +87,7 @@ fn bench(c: &mut Criterion) {
     twin["cnx"] = cnf;
     let unbound = signer.sign(&twin).unwrap();
     assert_eq!(bound.len(), unbound.len());
-    let ath =
-        b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bound.as_bytes()).as_ref());
+    let ath = b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bound.as_bytes()).as_ref());
 
     let auth = Authenticator::builder()
         .hmac_secret(SECRET)

@@ -439,6 +439,27 @@ mod in_process {
         }
     }
 
+    /// A shared replay store that does not answer refuses the request (503), after its
+    /// timeout: the proof could be a replay.
+    #[tokio::test]
+    async fn a_silent_replay_store_fails_closed() {
+        use portcullis::revoke::{RedisOptions, RedisRevocations};
+        // Nothing listens on port 1 of loopback.
+        let options =
+            RedisOptions::new("redis://127.0.0.1:1").timeout(std::time::Duration::from_millis(200));
+        let store = RedisRevocations::start(&options).unwrap().dpop_replay();
+        let key = Signer::generate(Algorithm::ES256).unwrap();
+        let jkt = jwk_thumbprint(key.public_jwk().unwrap()).unwrap();
+        let token = hs256()
+            .sign(&json!({"sub": "ada", "exp": NOW + 600, "cnf": {"jkt": jkt}}))
+            .unwrap();
+        let svc = layer(DpopOptions::new().public_url(ORIGIN).shared_replay(store));
+        let proof = sign(&key, &header(&key), &claims(&token, "silent"));
+        let (status, why) = call(&svc, "DPoP", &token, &[&proof]).await;
+        assert_eq!(status, 503, "{why}");
+        assert!(why.contains("replay store"), "{why}");
+    }
+
     #[tokio::test]
     async fn issuer_modes() {
         let key = Signer::generate(Algorithm::ES256).unwrap();
@@ -525,5 +546,37 @@ mod in_process {
             challenges,
             [r#"DPoP realm="api", error="invalid_token", algs="ES256""#]
         );
+    }
+}
+
+/// The tonic interceptor sees no method and no connection: a bound token never passes it.
+#[test]
+fn the_interceptor_refuses_bound_tokens() {
+    let auth = Authenticator::builder()
+        .hmac_secret(common::SECRET)
+        .dpop(DpopOptions::new().public_url("https://api.example.com"))
+        .build()
+        .unwrap();
+    let interceptor = portcullis::grpc::AuthInterceptor::new(auth);
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    for (claims, ok) in [
+        (json!({"sub": "ada", "exp": now() + 60}), true),
+        (
+            json!({"sub": "ada", "exp": now() + 60, "cnf": {"jkt": "x"}}),
+            false,
+        ),
+        (
+            json!({"sub": "ada", "exp": now() + 60, "cnf": {"x5t#S256": "y"}}),
+            false,
+        ),
+    ] {
+        let value = format!("Bearer {}", token(claims)).parse().unwrap();
+        metadata.insert("authorization", value);
+        let res = interceptor.check(&metadata);
+        assert_eq!(res.is_ok(), ok, "{res:?}");
+        if let Err(e) = res {
+            assert_eq!(e.status(), 401);
+            assert!(e.to_string().contains("bound token"), "{e}");
+        }
     }
 }

@@ -20,7 +20,10 @@
 //!   in a header.
 //!
 //! The verified-token cache remembers the access token's verification only; a proof is
-//! checked again on every request (its signature is the one cost DPoP adds).
+//! checked again on every request (its signature is the one cost DPoP adds). The tonic
+//! [`AuthInterceptor`](crate::grpc::AuthInterceptor) sees neither the method nor the
+//! connection, so it refuses every bound token; guard with the layer instead. A shared
+//! replay store that does not answer within its timeout is a 503 (fail-closed).
 //!
 //! Refusals follow RFC 9449 section 7.1: a bad proof is 401 with
 //! `WWW-Authenticate: DPoP error="invalid_dpop_proof", algs="..."` and the JSON body
