@@ -116,7 +116,10 @@
 //! `Token revoked`, and a shared revocation list too old to check answers 503 with
 //! `Revocation list unavailable`. Authress service-client tokens
 //! ([`AuthressServiceClients`]) refused for their issuer's host, their `sub` or a missing
-//! `kid` are `invalid_token` with a text of their own each.
+//! `kid` are `invalid_token` with a text of their own each. Sender-constrained tokens
+//! ([`sender`]) answer RFC 9449 section 7: a bad DPoP proof is 401 with
+//! `WWW-Authenticate: DPoP error="invalid_dpop_proof", algs="..."` and the body error
+//! `invalid_dpop_proof`, a missing server nonce 401 `use_dpop_nonce` with `DPoP-Nonce`.
 //!
 //! ## Security defaults
 //!
@@ -127,7 +130,8 @@
 //! opts out; `crit`, `b64`, nested and encrypted tokens are refused; duplicate JSON members
 //! are refused; HMAC secrets shorter than the hash are refused; tokens over 8 KiB are
 //! refused before decoding; claim paths walk nested objects only; routes no rule names are
-//! denied.
+//! denied; a token bound by `cnf` (DPoP, certificate-bound) never passes as a bearer
+//! token.
 //!
 //! ## How the crate is built
 //!
