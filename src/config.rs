@@ -48,6 +48,7 @@
 //! | `PORTCULLIS_DPOP_ALGORITHMS` | proof algorithms accepted (comma-separated, asymmetric only) | `ES256,ES384,EdDSA,PS256,PS384,PS512,RS256,RS384,RS512` |
 //! | `PORTCULLIS_DPOP_PROOF_WINDOW_SECONDS` | how far a proof's `iat` may lie from now, at most 300 | `60` |
 //! | `PORTCULLIS_DPOP_NONCE` | `true` requires server nonces (`use_dpop_nonce`, `DPoP-Nonce`) | `false` |
+//! | `PORTCULLIS_DPOP_NONCE_SECRET` | a secret of at least 32 bytes for the nonces, shared by the replicas so each accepts the others' (turns nonces on) | drawn at start, per replica |
 //! | `PORTCULLIS_DPOP_REPLAY_CAPACITY` | proof `jti`s remembered per replica (shared through Redis too when `PORTCULLIS_REDIS_URL` is set) | `100000` |
 //! | `PORTCULLIS_CERTIFICATE_BOUND` | `true` accepts certificate-bound tokens (RFC 8705) against the TLS connection's certificate | `false` |
 //! | `PORTCULLIS_CLIENT_CERT_HEADER` | a header the TLS-terminating proxy sets with the client certificate (trusted; turns certificate binding on) | none |

@@ -521,6 +521,15 @@ mod in_process {
         .build_layer()
         .unwrap_err();
         assert_eq!(err.setting(), "PORTCULLIS_DPOP_ALGORITHMS");
+        let err = EnvConfig::from_lookup(vars(&[
+            ("PORTCULLIS_DPOP", "allowed"),
+            ("PORTCULLIS_DPOP_PUBLIC_URL", ORIGIN),
+            ("PORTCULLIS_DPOP_NONCE_SECRET", "short"),
+        ]))
+        .unwrap()
+        .build_layer()
+        .unwrap_err();
+        assert_eq!(err.setting(), "PORTCULLIS_DPOP_NONCE_SECRET");
         let layer = EnvConfig::from_lookup(vars(&[
             ("PORTCULLIS_DPOP", "required"),
             ("PORTCULLIS_DPOP_PUBLIC_URL", ORIGIN),

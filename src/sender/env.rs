@@ -53,6 +53,7 @@ pub(crate) fn from_lookup(
         "PORTCULLIS_DPOP_ALGORITHMS",
         "PORTCULLIS_DPOP_PROOF_WINDOW_SECONDS",
         "PORTCULLIS_DPOP_NONCE",
+        "PORTCULLIS_DPOP_NONCE_SECRET",
         "PORTCULLIS_DPOP_REPLAY_CAPACITY",
     ];
     let dpop = match dpop {
@@ -101,6 +102,9 @@ pub(crate) fn from_lookup(
             if flag(&get, "PORTCULLIS_DPOP_NONCE")? {
                 o = o.require_nonce();
             }
+            if let Some(secret) = get("PORTCULLIS_DPOP_NONCE_SECRET") {
+                o = o.nonce_secret(secret.trim());
+            }
             if let Some(n) = number(&get, "PORTCULLIS_DPOP_REPLAY_CAPACITY")? {
                 o = o.replay_capacity(usize::try_from(n).unwrap_or(usize::MAX));
             }
@@ -136,6 +140,7 @@ pub(crate) fn variable(setting: &str) -> Option<&'static str> {
         "dpop.algorithms" => "PORTCULLIS_DPOP_ALGORITHMS",
         "dpop.proof_window" => "PORTCULLIS_DPOP_PROOF_WINDOW_SECONDS",
         "dpop.replay_capacity" => "PORTCULLIS_DPOP_REPLAY_CAPACITY",
+        "dpop.nonce_secret" => "PORTCULLIS_DPOP_NONCE_SECRET",
         "certificate_binding" => "PORTCULLIS_CLIENT_CERT_HEADER",
         _ => return None,
     })

@@ -168,6 +168,17 @@ pub struct DpopOptions {
     capacity: usize,
     shared: Option<SharedReplay>,
     nonces: bool,
+    nonce_secret: Option<NonceSecret>,
+}
+
+/// A nonce secret, never printed.
+#[derive(Clone)]
+struct NonceSecret(Vec<u8>);
+
+impl std::fmt::Debug for NonceSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Default for DpopOptions {
@@ -192,6 +203,7 @@ impl Default for DpopOptions {
             capacity: DEFAULT_REPLAY_CAPACITY,
             shared: None,
             nonces: false,
+            nonce_secret: None,
         }
     }
 }
@@ -272,9 +284,19 @@ impl DpopOptions {
     /// answered 401 `use_dpop_nonce` with a `DPoP-Nonce` header, and the client retries
     /// with it. The nonces are stateless (an HMAC of a five-minute window under a secret
     /// drawn at start): nothing is stored per client, but each replica has its own
-    /// secret, so a client moving to another replica is asked once more.
+    /// secret, so a client moving to another replica is asked once more, unless the
+    /// replicas share one ([`nonce_secret`](Self::nonce_secret)).
     pub fn require_nonce(mut self) -> Self {
         self.nonces = true;
+        self
+    }
+
+    /// Requires server nonces like [`require_nonce`](Self::require_nonce), made with
+    /// this secret (at least 32 bytes; `PORTCULLIS_DPOP_NONCE_SECRET`) instead of one
+    /// drawn at start, so that every replica given it accepts the others' nonces.
+    pub fn nonce_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.nonces = true;
+        self.nonce_secret = Some(NonceSecret(secret.as_ref().to_vec()));
         self
     }
 }
@@ -582,6 +604,12 @@ impl Dpop {
                 "the proof window must be between 1 s and 300 s",
             ));
         }
+        if o.nonce_secret.as_ref().is_some_and(|s| s.0.len() < 32) {
+            return Err(config(
+                "dpop.nonce_secret",
+                "the nonce secret must be at least 32 bytes; use a random one shared by the replicas",
+            ));
+        }
         if o.capacity == 0 {
             return Err(config(
                 "dpop.replay_capacity",
@@ -617,7 +645,9 @@ impl Dpop {
             window: o.window.as_secs().max(1),
             local: replay::LocalReplay::new(o.capacity),
             shared: o.shared,
-            nonces: o.nonces.then(|| nonce::Nonces::new(NONCE_WINDOW)),
+            nonces: o
+                .nonces
+                .then(|| nonce::Nonces::new(NONCE_WINDOW, o.nonce_secret.map(|s| s.0))),
         })
     }
 

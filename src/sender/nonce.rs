@@ -8,7 +8,7 @@ use crate::jose::{hmac_sha256, random, strict_b64};
 
 /// Nonces of one authenticator.
 pub(super) struct Nonces {
-    secret: [u8; 32],
+    secret: Vec<u8>,
     /// Seconds per window.
     window: u64,
 }
@@ -23,9 +23,10 @@ impl std::fmt::Debug for Nonces {
 }
 
 impl Nonces {
-    pub(super) fn new(window: u64) -> Self {
+    /// Nonces of `window` seconds under `secret`, or a secret drawn now.
+    pub(super) fn new(window: u64, secret: Option<Vec<u8>>) -> Self {
         Self {
-            secret: random(),
+            secret: secret.unwrap_or_else(|| random::<32>().to_vec()),
             window: window.max(1),
         }
     }
@@ -72,14 +73,19 @@ mod tests {
 
     #[test]
     fn current_and_previous_window_only() {
-        let n = Nonces::new(300);
+        let n = Nonces::new(300, None);
         let t = 1_700_000_000;
         let nonce = n.current(t);
         assert!(n.accepts(&nonce, t));
         assert!(n.accepts(&nonce, t + 300));
         assert!(!n.accepts(&nonce, t + 600));
         assert!(!n.accepts(&nonce, t - 300));
-        assert!(!Nonces::new(300).accepts(&nonce, t), "another secret");
+        assert!(!Nonces::new(300, None).accepts(&nonce, t), "another secret");
+        let shared = || Nonces::new(300, Some(b"a secret shared by every replica!".to_vec()));
+        assert!(
+            shared().accepts(&shared().current(t), t),
+            "replicas sharing a secret"
+        );
         assert!(!n.accepts("not-a-nonce", t));
     }
 }
