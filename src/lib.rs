@@ -158,6 +158,7 @@
 //! | `portcullis::aistore` | DEBUG | `AisAuthz::require` refusals (access and reason) |
 //! | `portcullis::keys::remote::*` | DEBUG / WARN | key sets loaded; fetch failures (once per outage for runtime problems) |
 //! | `portcullis::config` | WARN | dangerous settings taken from the environment |
+//! | `portcullis::sender` | WARN | the shared DPoP replay store did not answer (at most once per 10 s) |
 //!
 //! Any `tracing` subscriber sees them; with tracing-subscriber,
 //! `EnvFilter::new("portcullis::layer=debug")` shows every rejection. The

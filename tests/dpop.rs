@@ -63,8 +63,8 @@ fn token(claims: Value) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_oauth2client_proofs_pass_and_every_check_refuses() {
-    let test = "requests_oauth2client_proofs_pass_and_every_check_refuses";
+async fn d8_requests_oauth2client_proofs_pass_and_every_check_refuses() {
+    let test = "d8_requests_oauth2client_proofs_pass_and_every_check_refuses";
     let Some(venv) = python_support::venv(test, &[CLIENT]) else {
         return;
     };
@@ -288,7 +288,7 @@ mod in_process {
     }
 
     #[tokio::test]
-    async fn every_refusal_has_its_reason() {
+    async fn d8_every_proof_refusal_has_its_reason() {
         let key = Signer::generate(Algorithm::ES256).unwrap();
         let other_key = Signer::generate(Algorithm::ES256).unwrap();
         let jkt = jwk_thumbprint(key.public_jwk().unwrap()).unwrap();
@@ -442,7 +442,7 @@ mod in_process {
     /// A shared replay store that does not answer refuses the request (503), after its
     /// timeout: the proof could be a replay.
     #[tokio::test]
-    async fn a_silent_replay_store_fails_closed() {
+    async fn d8_a_silent_replay_store_fails_closed() {
         use portcullis::revoke::{RedisOptions, RedisRevocations};
         // Nothing listens on port 1 of loopback.
         let options =

@@ -430,7 +430,24 @@ impl PendingReplay {
             Ok(true) => Ok(()),
             Ok(false) => Err(bad_proof("proof jti seen before by a replica (replay)")),
             Err(why) => {
-                tracing::warn!(target: "portcullis::sender", %why, "the shared DPoP replay store did not answer");
+                // At most one line per ten seconds while the store is away.
+                static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+                if now >= last.saturating_add(10)
+                    && LAST
+                        .compare_exchange(
+                            last,
+                            now,
+                            std::sync::atomic::Ordering::Relaxed,
+                            std::sync::atomic::Ordering::Relaxed,
+                        )
+                        .is_ok()
+                {
+                    tracing::warn!(target: "portcullis::sender", %why, "the shared DPoP replay store did not answer; DPoP requests get 503");
+                }
                 Err(AuthError::sender(
                     AuthErrorKind::KeysUnavailable,
                     "temporarily_unavailable",
