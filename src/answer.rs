@@ -130,16 +130,24 @@ impl Answers {
         };
         match self.refusals.iter().find(|(m, _)| *m == message) {
             Some((_, a)) => Cow::Borrowed(a),
-            // A refusal this authenticator's rules do not make (another's error).
-            None => Cow::Owned(answer(
-                err.kind(),
-                message,
-                &Challenge {
-                    scheme: &self.scheme,
-                    realm: &self.realm,
-                    resource_metadata: self.resource_metadata.as_deref(),
-                },
-            )),
+            // A refusal this authenticator's rules do not make (another's error), or a
+            // sender-constraint refusal (its body names its own error code; the layer
+            // sets its `DPoP` challenge).
+            None => {
+                let mut a = answer(
+                    err.kind(),
+                    message,
+                    &Challenge {
+                        scheme: &self.scheme,
+                        realm: &self.realm,
+                        resource_metadata: self.resource_metadata.as_deref(),
+                    },
+                );
+                if err.sender_code().is_some() {
+                    a.body = Bytes::from(err.body());
+                }
+                Cow::Owned(a)
+            }
         }
     }
 

@@ -41,6 +41,18 @@
 //! | `PORTCULLIS_REDIS_MAX_AGE_SECONDS` | the copy's age past which tokens get 503 (fail-closed) | `10` |
 //! | `PORTCULLIS_REDIS_FAIL_OPEN` | `true` answers from an older copy instead (risky) | `false` |
 //! | `PORTCULLIS_REDIS_KEEP_AFTER_EXP_SECONDS` | how long an entry outlives its expiry | `300` |
+//! | `PORTCULLIS_DPOP` | DPoP (RFC 9449) for every issuer: `allowed` (DPoP-bound tokens with proofs, others as bearer tokens), `required`, or `off` | `off` |
+//! | `PORTCULLIS_DPOP_ISSUERS` | per-issuer modes, `issuer=mode` comma-separated (`https://id.example.com=required`) | the `PORTCULLIS_DPOP` mode |
+//! | `PORTCULLIS_DPOP_PUBLIC_URL` | the URL clients address (`https://api.example.com`), compared with each proof's `htu` | none: needed unless forwarded headers are trusted |
+//! | `PORTCULLIS_DPOP_TRUST_FORWARDED` | `true` reads the scheme and host from `Forwarded` / `X-Forwarded-Proto` / `X-Forwarded-Host` / `Host` (only behind a proxy that sets them) | `false` |
+//! | `PORTCULLIS_DPOP_ALGORITHMS` | proof algorithms accepted (comma-separated, asymmetric only) | `ES256,ES384,EdDSA,PS256,PS384,PS512,RS256,RS384,RS512` |
+//! | `PORTCULLIS_DPOP_PROOF_WINDOW_SECONDS` | how far a proof's `iat` may lie from now, at most 300 | `60` |
+//! | `PORTCULLIS_DPOP_NONCE` | `true` requires server nonces (`use_dpop_nonce`, `DPoP-Nonce`) | `false` |
+//! | `PORTCULLIS_DPOP_NONCE_SECRET` | a secret of at least 32 bytes for the nonces, shared by the replicas so each accepts the others' (turns nonces on) | drawn at start, per replica |
+//! | `PORTCULLIS_DPOP_REPLAY_CAPACITY` | proof `jti`s remembered per replica (shared through Redis too when `PORTCULLIS_REDIS_URL` is set) | `100000` |
+//! | `PORTCULLIS_CERTIFICATE_BOUND` | `true` accepts certificate-bound tokens (RFC 8705) against the TLS connection's certificate | `false` |
+//! | `PORTCULLIS_CLIENT_CERT_HEADER` | a header the TLS-terminating proxy sets with the client certificate (trusted; turns certificate binding on) | none |
+//! | `PORTCULLIS_CLIENT_CERT_FORMAT` | that header's format: `rfc9440` (`Client-Cert: :base64:`) or `escaped-pem` (nginx `$ssl_client_escaped_cert`) | `rfc9440` |
 //!
 //! Empty values count as unset, as in FEDn. Precedence: the policy file (or the FEDn REST
 //! policy) first, then the FEDn variables add public prefixes, the URL prefix and the
@@ -395,6 +407,14 @@ impl EnvConfig {
                 ));
             }
         };
+        // DPoP and certificate-bound tokens (`PORTCULLIS_DPOP_*`, `PORTCULLIS_CLIENT_CERT_*`).
+        let (dpop, cert) = crate::sender::from_env_lookup(get)?;
+        if let Some(dpop) = dpop {
+            auth = auth.dpop(dpop);
+        }
+        if let Some(cert) = cert {
+            auth = auth.certificate_binding(cert);
+        }
         #[cfg(feature = "redis")]
         let redis = crate::revoke::RedisOptions::from_lookup(get)?;
         #[cfg(not(feature = "redis"))]
@@ -508,9 +528,12 @@ impl EnvConfig {
         let (secret_var, secret_pem) = (self.secret_var, self.secret_pem);
         #[cfg(feature = "redis")]
         let auth = match &self.redis {
-            Some(o) if !self.auth.has_revocations() => self
-                .auth
-                .revocations(crate::revoke::RedisRevocations::start(o)?),
+            Some(o) if !self.auth.has_revocations() => {
+                // DPoP proofs' `jti`s are shared through the same Redis.
+                let store = crate::revoke::RedisRevocations::start(o)?;
+                let replay = store.dpop_replay();
+                self.auth.revocations(store).or_dpop_replay(replay)
+            }
             _ => self.auth,
         };
         #[cfg(not(feature = "redis"))]
@@ -540,7 +563,10 @@ impl EnvConfig {
             "token_sources" => e.renamed("PORTCULLIS_TOKEN_SOURCES"),
             "role_claim" => e.renamed("PORTCULLIS_ROLE_CLAIM"),
             "groups_claim" => e.renamed("PORTCULLIS_GROUPS_CLAIM"),
-            _ => e,
+            other => match crate::sender::env_variable(other) {
+                Some(var) => e.renamed(var),
+                None => e,
+            },
         })?;
         let policy = self.policy.build()?;
         Ok((auth, policy))

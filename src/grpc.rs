@@ -165,6 +165,10 @@ impl AuthInterceptor {
         }
         let token = inner.authenticator.token_from_value(value.as_bytes())?;
         let principal = inner.authenticator.verify(token)?;
+        // The interceptor sees neither the method nor the connection: it cannot check a
+        // DPoP proof or a client certificate, so a token bound by `cnf` never passes here
+        // (the layer checks them).
+        crate::sender::unconfigured(&principal)?;
         inner
             .policy
             .authorize(&principal, &Target::any_grpc_method())?;

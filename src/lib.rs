@@ -116,7 +116,10 @@
 //! `Token revoked`, and a shared revocation list too old to check answers 503 with
 //! `Revocation list unavailable`. Authress service-client tokens
 //! ([`AuthressServiceClients`]) refused for their issuer's host, their `sub` or a missing
-//! `kid` are `invalid_token` with a text of their own each.
+//! `kid` are `invalid_token` with a text of their own each. Sender-constrained tokens
+//! ([`sender`]) answer RFC 9449 section 7: a bad DPoP proof is 401 with
+//! `WWW-Authenticate: DPoP error="invalid_dpop_proof", algs="..."` and the body error
+//! `invalid_dpop_proof`, a missing server nonce 401 `use_dpop_nonce` with `DPoP-Nonce`.
 //!
 //! ## Security defaults
 //!
@@ -127,7 +130,8 @@
 //! opts out; `crit`, `b64`, nested and encrypted tokens are refused; duplicate JSON members
 //! are refused; HMAC secrets shorter than the hash are refused; tokens over 8 KiB are
 //! refused before decoding; claim paths walk nested objects only; routes no rule names are
-//! denied.
+//! denied; a token bound by `cnf` (DPoP, certificate-bound) never passes as a bearer
+//! token.
 //!
 //! ## How the crate is built
 //!
@@ -154,6 +158,7 @@
 //! | `portcullis::aistore` | DEBUG | `AisAuthz::require` refusals (access and reason) |
 //! | `portcullis::keys::remote::*` | DEBUG / WARN | key sets loaded; fetch failures (once per outage for runtime problems) |
 //! | `portcullis::config` | WARN | dangerous settings taken from the environment |
+//! | `portcullis::sender` | WARN | the shared DPoP replay store did not answer (at most once per 10 s) |
 //!
 //! Any `tracing` subscriber sees them; with tracing-subscriber,
 //! `EnvFilter::new("portcullis::layer=debug")` shows every rejection. The
@@ -241,6 +246,7 @@ mod policy;
 mod principal;
 pub mod resource_metadata;
 pub mod revoke;
+pub mod sender;
 mod signer;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
@@ -304,6 +310,8 @@ pub mod guides {
     //! - [`envoy`]: Envoy's external authorization (gRPC and HTTP), Istio, Envoy Gateway,
     //!   the Gateway API's `ExternalAuth`, Contour; RFC 9728 protected-resource metadata.
     //! - [`revocation`]: revoking tokens, in one process or on every replica through Redis.
+    //! - [`sender_constrained`]: DPoP (RFC 9449) and certificate-bound tokens (RFC 8705),
+    //!   behind proxies and with rustls.
     //! - [`client`]: the calling side: finding, attaching and refreshing tokens.
     //! - [`identity_providers`]: Keycloak, Auth0, Entra ID; multi-tenant issuers.
     //! - [`metrics`]: metrics and logs.
@@ -363,6 +371,11 @@ pub mod guides {
     #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     #[doc = include_str!("../docs/revocation.md")]
     pub mod revocation {}
+
+    #[cfg(any(all(doc, not(doctest)), feature = "axum"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+    #[doc = include_str!("../docs/sender-constrained.md")]
+    pub mod sender_constrained {}
 
     #[cfg(any(all(doc, not(doctest)), feature = "client"))]
     #[cfg_attr(docsrs, doc(cfg(feature = "client")))]

@@ -77,6 +77,8 @@ pub(crate) struct Identity {
     subject: bool,
     roles: usize,
     groups: usize,
+    /// The token has a `cnf` claim (RFC 7800): it is bound to a key or a certificate.
+    bound: bool,
 }
 
 impl Identity {
@@ -104,6 +106,11 @@ impl Identity {
     pub(crate) fn group(&mut self, s: &str) {
         self.push(s);
         self.groups += 1;
+    }
+
+    /// Marks the token as bound by a `cnf` claim.
+    pub(crate) fn bound(&mut self) {
+        self.bound = true;
     }
 
     /// Reserves room for the strings to come, so that they take one allocation.
@@ -250,6 +257,21 @@ impl Principal {
     pub fn groups(&self) -> Strs<'_> {
         let id = &self.inner.id;
         self.strs(usize::from(id.subject) + id.roles, id.groups)
+    }
+
+    /// Whether the token carries a `cnf` (confirmation, RFC 7800) claim: it is bound to a
+    /// DPoP key (`cnf.jkt`, RFC 9449) or a client certificate (`cnf.x5t#S256`, RFC 8705),
+    /// and the layer lets it through only with that proof of possession, never as a plain
+    /// bearer token (see [`sender`](crate::sender)).
+    pub fn is_sender_constrained(&self) -> bool {
+        self.inner.id.bound
+    }
+
+    /// The string member `name` of the token's `cnf` claim (`jkt`, `x5t#S256`), read
+    /// in place.
+    pub(crate) fn confirmation(&self, name: &str) -> Option<String> {
+        let raw = json::member_at(self.payload(), &["cnf", name])?;
+        json::Scalar::of(raw).as_str().map(str::to_owned)
     }
 
     fn payload(&self) -> &[u8] {

@@ -14,7 +14,8 @@ use crate::{EXIT_NO, Fail, Report, token_arg};
 const AFTER: &str = "\
 Prints the header and the claims as JSON, marked UNVERIFIED: the signature is not checked,
 so nothing shown can be trusted (use `portcullis verify` for that). `exp`, `nbf`, `iat` and
-`auth_time` are shown in UTC and relative to now. Header parameters that point at keys
+`auth_time` are shown in UTC and relative to now. A `cnf` claim (a token bound to a DPoP
+key or a client certificate, RFC 9449 / RFC 8705) is shown as its binding. Header parameters that point at keys
 (`jku`, `x5u`, `jwk`, `x5c`) are reported and never followed. Exit 0 when the token
 decodes, 1 when it is not a compact JWS/JWT, 2 on a usage error.
 
@@ -135,11 +136,44 @@ fn notes(header: &Map<String, Value>, claims: &Map<String, Value>) -> Vec<String
     out
 }
 
+/// The token's sender binding (`cnf`, RFC 7800): one line per confirmation method.
+fn binding(claims: &Map<String, Value>) -> Vec<String> {
+    let Some(cnf) = claims.get("cnf") else {
+        return Vec::new();
+    };
+    let Some(cnf) = cnf.as_object() else {
+        return vec!["`cnf` is not an object (verifiers refuse this token)".into()];
+    };
+    let text = |v: &Value| safe_json(v);
+    let mut out = Vec::new();
+    for (name, v) in cnf {
+        out.push(match name.as_str() {
+            "jkt" => format!(
+                "DPoP-bound (RFC 9449): cnf.jkt {}; requests need `Authorization: DPoP` and a proof signed by that key",
+                text(v)
+            ),
+            "x5t#S256" => format!(
+                "certificate-bound (RFC 8705): cnf.x5t#S256 {}; requests need the client certificate of that SHA-256 thumbprint",
+                text(v)
+            ),
+            other => format!(
+                "bound by cnf.{} (a method portcullis does not check: refused)",
+                text(&Value::String(other.into()))
+            ),
+        });
+    }
+    if out.is_empty() {
+        out.push("`cnf` names no method (refused as a bearer token)".into());
+    }
+    out
+}
+
 pub(crate) fn run(args: Args) -> Result<Report, Fail> {
     let token = token_arg(&args.token)?;
     let token = token
         .strip_prefix("Bearer ")
         .or_else(|| token.strip_prefix("bearer "))
+        .or_else(|| token.strip_prefix("DPoP "))
         .unwrap_or(&token)
         .trim();
     let parts: Vec<&str> = token.split('.').collect();
@@ -162,12 +196,14 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
     let now = now() as i64;
     let times = times(&claims, now);
     let notes = notes(&header, &claims);
+    let binding = binding(&claims);
     let stdout = if args.json {
         let v = serde_json::json!({
             "verified": false,
             "header": header,
             "claims": claims,
             "times": Map::from_iter(times),
+            "binding": binding,
             "notes": notes,
         });
         format!("{}\n", safe_json(&v))
@@ -182,6 +218,9 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
             for (name, text) in &times {
                 out.push_str(&format!("  {name:<9} {}\n", text.as_str().unwrap_or("")));
             }
+        }
+        for b in &binding {
+            out.push_str(&format!("binding: {b}\n"));
         }
         for n in &notes {
             out.push_str(&format!("note: {n}\n"));

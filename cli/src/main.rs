@@ -20,6 +20,7 @@ mod keygen;
 mod lint;
 mod mint;
 mod revoke;
+mod sender;
 mod serve;
 mod time;
 mod verify;

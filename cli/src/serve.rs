@@ -200,6 +200,8 @@ pub(crate) struct Args {
     envoy_path_prefix: String,
     #[command(flatten)]
     resource: ResourceFlags,
+    #[command(flatten)]
+    sender: Box<crate::sender::SenderFlags>,
 }
 
 /// RFC 9728 protected-resource metadata.
@@ -441,6 +443,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
             path.display().to_string(),
         );
     }
+    args.sender.apply(&mut overrides);
     let applied = applied_policy(
         overrides
             .get("PORTCULLIS_POLICY_FILE")

@@ -48,6 +48,8 @@ pub struct AuthenticatorBuilder {
     #[cfg(feature = "jwks")]
     remote: RemoteBuilder,
     revocations: Option<Arc<dyn super::RevocationStore>>,
+    dpop: Option<crate::sender::DpopOptions>,
+    certificate_binding: Option<crate::sender::CertificateBinding>,
 }
 
 impl std::fmt::Debug for AuthenticatorBuilder {
@@ -84,6 +86,8 @@ impl Default for AuthenticatorBuilder {
             #[cfg(feature = "jwks")]
             remote: RemoteBuilder::default(),
             revocations: None,
+            dpop: None,
+            certificate_binding: None,
         }
     }
 }
@@ -341,6 +345,30 @@ impl AuthenticatorBuilder {
         self.revocations.is_some()
     }
 
+    /// Accepts DPoP (RFC 9449): the `DPoP` authorization scheme beside the others, and
+    /// proofs checked by the layer on every request, per issuer
+    /// [required, allowed or off](crate::sender::DpopMode). Off by default; DPoP-bound
+    /// tokens (`cnf.jkt`) are refused without it. See [`sender`](crate::sender).
+    pub fn dpop(mut self, options: crate::sender::DpopOptions) -> Self {
+        self.dpop = Some(options);
+        self
+    }
+
+    /// Shares `store` as the DPoP replay store when DPoP is on and has none yet.
+    #[cfg(feature = "redis")]
+    pub(crate) fn or_dpop_replay(mut self, store: crate::sender::SharedReplay) -> Self {
+        self.dpop = self.dpop.take().map(|d| d.or_shared_replay(store));
+        self
+    }
+
+    /// Accepts certificate-bound tokens (RFC 8705, `cnf.x5t#S256`), checked by the layer
+    /// against the client certificate. Off by default; such tokens are refused without
+    /// it. See [`sender`](crate::sender).
+    pub fn certificate_binding(mut self, binding: crate::sender::CertificateBinding) -> Self {
+        self.certificate_binding = Some(binding);
+        self
+    }
+
     /// Injects the clock used for `exp`, `nbf` and `iat`. Default: the system clock.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -540,6 +568,13 @@ impl AuthenticatorBuilder {
                 "no token source; use at least `authorization` (the default)",
             ));
         }
+        let sender =
+            crate::sender::SenderChecks::build(self.dpop.take(), self.certificate_binding.take())?;
+        if sender.as_ref().is_some_and(|s| s.offers_dpop())
+            && !self.schemes.iter().any(|s| s.eq_ignore_ascii_case("DPoP"))
+        {
+            self.schemes.push("DPoP".to_owned());
+        }
         for source in &self.token_sources {
             source
                 .check()
@@ -568,6 +603,7 @@ impl AuthenticatorBuilder {
                 #[cfg(feature = "token-cache")]
                 cache: self.token_cache.build(),
                 revocations: self.revocations,
+                sender: sender.map(Arc::new),
             }),
         })
     }

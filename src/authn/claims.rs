@@ -59,8 +59,9 @@ impl Authenticator {
             NAMES[6],
             role_head,
             groups_head,
+            "cnf",
         ];
-        let [exp, nbf, iat, sub, jti, iss, aud, roles, groups] =
+        let [exp, nbf, iat, sub, jti, iss, aud, roles, groups, cnf] =
             json::scan_object(payload, &names).map_err(malformed)?;
         let now = inner.clock.now();
         let leeway = inner.leeway;
@@ -137,6 +138,9 @@ impl Authenticator {
         );
         if let Some(sub) = sub_str {
             id.subject(sub);
+        }
+        if cnf.is_some() {
+            id.bound();
         }
         if let Some(raw) = roles {
             strings(raw, inner.split_roles, |s| id.role(s));

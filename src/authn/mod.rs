@@ -115,6 +115,8 @@ struct Inner {
     #[cfg(feature = "token-cache")]
     cache: Option<cache::Cache>,
     revocations: Option<Arc<dyn RevocationStore>>,
+    /// DPoP and certificate-bound tokens, when configured.
+    sender: Option<Arc<crate::sender::SenderChecks>>,
 }
 
 /// The remote key set that verified a token, and its key epoch at the time: a token
@@ -219,6 +221,16 @@ impl Authenticator {
     /// Where tokens are read from, in order.
     pub(crate) fn token_sources(&self) -> &[TokenSource] {
         &self.inner.sources
+    }
+
+    /// The sender-constraint checks (DPoP, certificate binding), when configured.
+    pub(crate) fn sender(&self) -> Option<&crate::sender::SenderChecks> {
+        self.inner.sender.as_deref()
+    }
+
+    /// Now, by this authenticator's clock (Unix seconds).
+    pub(crate) fn now(&self) -> u64 {
+        self.inner.clock.now()
     }
 
     /// The precomputed answers (scheme and realm) of this authenticator.

@@ -119,6 +119,9 @@ pub enum ConfigErrorKind {
     /// does not answer at start is not a configuration error but an
     /// [`UnavailableError`](crate::UnavailableError).
     Redis,
+    /// Sender-constrained tokens ([`sender`](crate::sender)): the DPoP options (public
+    /// URL, algorithms, proof window, replay cache) and the certificate binding.
+    SenderConstraints,
     /// An environment variable of ours whose value is wrong and that no kind above
     /// covers.
     Environment,

@@ -164,6 +164,15 @@ pub(crate) enum Reason {
         message: &'static str,
         detail: &'static str,
     },
+    /// Refused by a sender-constraint check (RFC 9449 DPoP, RFC 8705 certificate-bound
+    /// tokens): the error code of the challenge and body (`invalid_dpop_proof`,
+    /// `use_dpop_nonce`, `invalid_token`), the answer's fixed message, and the log-safe
+    /// detail.
+    Sender {
+        code: &'static str,
+        message: &'static str,
+        detail: &'static str,
+    },
 }
 
 /// A reason computed on demand; two are equal when they read the same.
@@ -400,10 +409,38 @@ impl AuthError {
         }
     }
 
-    /// The message of an issuer rule's refusal, which replaces its row's.
+    /// The message of an issuer rule's refusal (or a sender-constraint refusal), which
+    /// replaces its row's.
     pub(crate) fn rule_message(&self) -> Option<&'static str> {
         match self.reason {
-            Reason::IssuerRule { message, .. } => Some(message),
+            Reason::IssuerRule { message, .. } | Reason::Sender { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// A sender-constraint refusal (RFC 9449, RFC 8705): `code` names the error of the
+    /// challenge and body, `message` the fixed text, `detail` what the logs say.
+    pub(crate) fn sender(
+        kind: AuthErrorKind,
+        code: &'static str,
+        message: &'static str,
+        detail: &'static str,
+    ) -> Self {
+        Self::new(
+            kind,
+            Reason::Sender {
+                code,
+                message,
+                detail,
+            },
+        )
+    }
+
+    /// The error code of a sender-constraint refusal (`invalid_dpop_proof`,
+    /// `use_dpop_nonce`, `invalid_token`), if this is one.
+    pub(crate) fn sender_code(&self) -> Option<&'static str> {
+        match self.reason {
+            Reason::Sender { code, .. } => Some(code),
             _ => None,
         }
     }
@@ -422,9 +459,14 @@ impl AuthError {
 
     /// The JSON body: `{"error": "<code>", "message": "<fixed text>"}`.
     pub fn body(&self) -> String {
-        match self.rule_message() {
-            Some(message) => body(self.kind, message),
-            None => self.row().body(self.scheme.as_deref().unwrap_or("Bearer")),
+        match (&self.reason, self.rule_message()) {
+            (Reason::Sender { code, message, .. }, _)
+                if self.kind != AuthErrorKind::KeysUnavailable =>
+            {
+                serde_json::json!({ "error": code, "message": message }).to_string()
+            }
+            (_, Some(message)) => body(self.kind, message),
+            (_, None) => self.row().body(self.scheme.as_deref().unwrap_or("Bearer")),
         }
     }
 
@@ -484,6 +526,7 @@ impl fmt::Display for AuthError {
                 f.write_str("the revocation list's copy is too old to check (fail-closed)")
             }
             Reason::IssuerRule { detail, .. } => f.write_str(detail),
+            Reason::Sender { detail, .. } => write!(f, "sender constraint: {detail}"),
         }
     }
 }

@@ -272,6 +272,24 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// HMAC-SHA-256 of `data` under `key` (stateless DPoP nonces).
+pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    let tag = hmac::sign(&key, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// `N` bytes from the system's secure random generator.
+pub(crate) fn random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    // The system generator does not fail on a working system; a zeroed secret would
+    // only make nonces guessable, never accept a bad proof, so failure is not fatal.
+    let _ = aws_lc_rs::rand::fill(&mut out);
+    out
+}
+
 /// A private key for minting tokens.
 #[derive(Clone)]
 pub(crate) struct SigningKey {

@@ -25,7 +25,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 #[cfg(feature = "test-util")]
 pub(crate) use crypto::generate;
-pub(crate) use crypto::{Key, SigningKey, sha256};
+pub(crate) use crypto::{Key, SigningKey, hmac_sha256, random, sha256};
 
 /// Strict base64url: no padding, no whitespace, canonical trailing bits.
 pub(crate) fn strict_b64() -> &'static GeneralPurpose {

@@ -45,6 +45,7 @@ struct Head<'a> {
     method: &'a http::Method,
     uri: &'a http::Uri,
     headers: &'a http::HeaderMap,
+    extensions: &'a http::Extensions,
 }
 
 impl<'a> Head<'a> {
@@ -53,6 +54,7 @@ impl<'a> Head<'a> {
             method: req.method(),
             uri: req.uri(),
             headers: req.headers(),
+            extensions: req.extensions(),
         }
     }
 
@@ -61,6 +63,42 @@ impl<'a> Head<'a> {
             method: &parts.method,
             uri: &parts.uri,
             headers: &parts.headers,
+            extensions: &parts.extensions,
+        }
+    }
+
+    fn view(self) -> crate::sender::RequestView<'a> {
+        crate::sender::RequestView {
+            method: self.method,
+            uri: self.uri,
+            headers: self.headers,
+            extensions: Some(self.extensions),
+        }
+    }
+}
+
+/// Why the first try did not answer.
+enum Next {
+    /// The answer is this error.
+    Fail(AuthError),
+    /// Remote keys must be fetched first.
+    Fetch,
+    /// Everything passed but the proof's `jti` must still be recorded in the shared
+    /// replay store.
+    Replay(Principal, crate::sender::PendingReplay),
+}
+
+impl From<AuthError> for Next {
+    fn from(e: AuthError) -> Self {
+        Self::Fail(e)
+    }
+}
+
+impl From<Step> for Next {
+    fn from(s: Step) -> Self {
+        match s {
+            Step::Fail(e) => Self::Fail(e),
+            Step::Fetch(_) => Self::Fetch,
         }
     }
 }
@@ -84,14 +122,36 @@ impl Shared {
         }
     }
 
-    /// Answers at once, or says remote keys must be fetched first (`Step::Fetch`).
-    fn check(&self, parts: Head<'_>) -> Result<Checked, Step> {
+    /// The sender constraints of a verified token (DPoP proofs, certificate binding): a
+    /// token bound by `cnf` never passes as a plain bearer token. `Some` when the proof's
+    /// `jti` must still be recorded in the shared replay store.
+    fn sender(
+        &self,
+        parts: Head<'_>,
+        principal: &Principal,
+    ) -> Result<Option<crate::sender::PendingReplay>, AuthError> {
+        match self.authenticator.sender() {
+            None => crate::sender::unconfigured(principal).map(|()| None),
+            Some(checks) => checks.check(parts.view(), principal, self.authenticator.now()),
+        }
+    }
+
+    /// Answers at once, or says remote keys must be fetched first (`Next::Fetch`) or a
+    /// proof's `jti` recorded in the shared replay store (`Next::Replay`).
+    fn check(&self, parts: Head<'_>) -> Result<Checked, Next> {
         let target = self.target(parts)?;
         if target.is_public() {
-            return self.public(parts, |h| {
-                self.authenticator
-                    .authenticate_or_fetch(h, parts.uri.query())
-            });
+            return self
+                .public(parts, |h| {
+                    let p = self
+                        .authenticator
+                        .authenticate_or_fetch(h, parts.uri.query())?;
+                    // On a public target the shared replay store is not waited for: the
+                    // proof is checked, and remembered on this replica.
+                    self.sender(parts, &p)?;
+                    Ok(p)
+                })
+                .map_err(Next::from);
         }
         if self.is_preflight(parts) {
             return Ok(Checked::Preflight);
@@ -99,7 +159,11 @@ impl Shared {
         let principal = self
             .authenticator
             .authenticate_or_fetch(parts.headers, parts.uri.query())?;
+        let pending = self.sender(parts, &principal)?;
         self.policy.authorize(&principal, &target)?;
+        if let Some(pending) = pending {
+            return Err(Next::Replay(principal, pending));
+        }
         Ok(Checked::Principal(principal))
     }
 
@@ -114,11 +178,15 @@ impl Shared {
             {
                 return Ok(Checked::Public);
             }
-            return match self
+            let verified = match self
                 .authenticator
                 .authenticate_parts_async(parts.headers, parts.uri.query())
                 .await
             {
+                Ok(p) => self.sender(parts, &p).map(|_| p),
+                Err(e) => Err(e),
+            };
+            return match verified {
                 Ok(p) => Ok(Checked::Principal(p)),
                 Err(e) if self.public_auth == PublicAuth::Verify => Err(e),
                 Err(_) => Ok(Checked::Public),
@@ -131,7 +199,11 @@ impl Shared {
             .authenticator
             .authenticate_parts_async(parts.headers, parts.uri.query())
             .await?;
+        let pending = self.sender(parts, &principal)?;
         self.policy.authorize(&principal, &target)?;
+        if let Some(pending) = pending {
+            pending.confirm().await?;
+        }
         Ok(Checked::Principal(principal))
     }
 
@@ -186,20 +258,32 @@ impl Shared {
         grpc: Option<&GrpcAnswer>,
     ) -> Response<AuthBody<B>> {
         let answers = self.answers();
+        let sender = self.authenticator.sender().filter(|_| grpc.is_none());
         let Some(hook) = &self.on_rejection else {
             let mut res = match grpc {
                 Some(GrpcAnswer(content_type)) => answers.grpc(&err, content_type.as_ref()),
-                None => answers.http_bare(&err),
+                None => {
+                    let mut res = answers.http_bare(&err);
+                    if let Some(sender) = sender {
+                        let now = self.authenticator.now();
+                        sender.decorate(&err, res.headers_mut(), answers.realm(), now);
+                    }
+                    res
+                }
             };
             if self.attach_errors {
                 res.extensions_mut().insert(err);
             }
             return res;
         };
-        let default = match grpc {
+        let mut default = match grpc {
             Some(GrpcAnswer(content_type)) => answers.grpc::<()>(&err, content_type.as_ref()),
             None => answers.http_bare::<()>(&err),
         };
+        if let Some(sender) = sender {
+            let now = self.authenticator.now();
+            sender.decorate(&err, default.headers_mut(), answers.realm(), now);
+        }
         let (parts, body) = default.into_parts();
         let body = body.into_bytes().unwrap_or_default();
         let mut res = hook(&err, Response::from_parts(parts, body));
@@ -319,6 +403,32 @@ where
     })
 }
 
+/// The path of a request whose proof `jti` must be recorded in the shared replay store
+/// first: record it, then call the inner service (already ready) with the principal.
+fn replayed<S, ReqBody>(
+    shared: Arc<Shared>,
+    mut req: Request<ReqBody>,
+    mut inner: S,
+    principal: Principal,
+    pending: crate::sender::PendingReplay,
+) -> Pin<Box<dyn Future<Output = Result<S::Future, AuthError>> + Send>>
+where
+    S: Service<Request<ReqBody>> + Send + 'static,
+    ReqBody: Send + 'static,
+{
+    Box::pin(async move {
+        if let Err(err) = pending.confirm().await {
+            crate::metrics::decision(shared.grpc, Err(&err));
+            trace_rejected(Head::of(&req), shared.grpc, &err);
+            return Err(err);
+        }
+        crate::metrics::decision(shared.grpc, Ok(false));
+        trace_allowed(Head::of(&req), shared.grpc);
+        Checked::Principal(principal).record(req.extensions_mut());
+        Ok(inner.call(req))
+    })
+}
+
 /// `S: Clone + Send + 'static` and `ReqBody: Send + 'static`: a request that must wait
 /// for remote keys (feature `jwks`) is checked in a boxed future that owns a ready clone of
 /// the inner service; every other request is answered at once, without boxing.
@@ -348,7 +458,7 @@ where
                     shared: self.shared.clone(),
                 }
             }
-            Err(Step::Fail(err)) => {
+            Err(Next::Fail(err)) => {
                 crate::metrics::decision(self.shared.grpc, Err(&err));
                 trace_rejected(Head::of(&req), self.shared.grpc, &err);
                 let grpc = self.shared.grpc_answer(req.headers());
@@ -356,7 +466,17 @@ where
                     res: Some(self.shared.reject(err, grpc.as_ref())),
                 }
             }
-            Err(Step::Fetch(_)) => {
+            Err(Next::Replay(principal, pending)) => {
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                let grpc = self.shared.grpc_answer(req.headers());
+                State::Fetch {
+                    fut: replayed(self.shared.clone(), req, inner, principal, pending),
+                    shared: self.shared.clone(),
+                    grpc,
+                }
+            }
+            Err(Next::Fetch) => {
                 // `self.inner` was polled ready: it goes into the future, a clone stays.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);

@@ -314,6 +314,8 @@ pub struct RedisRevocations {
 struct Inner {
     replica: Replica<Shared>,
     fail_open: bool,
+    /// The prefix of the DPoP `jti` keys (`<prefix>dpop:jti:`).
+    dpop_prefix: String,
 }
 
 impl std::fmt::Debug for RedisRevocations {
@@ -355,7 +357,22 @@ impl RedisRevocations {
             inner: Arc::new(Inner {
                 replica: Replica::start(options, "revocation list", shared)?,
                 fail_open: options.fail_open(),
+                dpop_prefix: options.key("dpop:jti:"),
             }),
+        })
+    }
+
+    /// A DPoP proof `jti` store on the same Redis, for
+    /// [`DpopOptions::shared_replay`](crate::sender::DpopOptions::shared_replay): each
+    /// proof's `jti` is recorded with `SET <prefix>dpop:jti:<hash> 1 NX PX <window>`, so a
+    /// proof replayed at any replica is refused. A Redis that does not answer within the
+    /// options' timeout refuses the request with 503 (fail-closed, whatever the list's
+    /// own fail-open setting).
+    pub fn dpop_replay(&self) -> crate::sender::SharedReplay {
+        crate::sender::SharedReplay::new(RedisReplay {
+            con: self.inner.replica.con.clone(),
+            prefix: self.inner.dpop_prefix.clone(),
+            timeout: self.inner.replica.timeout,
         })
     }
 
@@ -440,6 +457,32 @@ impl RedisRevocations {
     /// Whether the local copy is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The DPoP `jti` store of [`RedisRevocations::dpop_replay`].
+struct RedisReplay {
+    con: ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl crate::sender::ReplayBackend for RedisReplay {
+    fn remember(&self, key: String, ttl: Duration) -> crate::sender::Remembered {
+        let mut con = self.con.clone();
+        let key = format!("{}{key}", self.prefix);
+        let timeout = self.timeout;
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        Box::pin(async move {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(&key).arg(1).arg("NX").arg("PX").arg(ms);
+            let set = cmd.query_async::<Option<String>>(&mut con);
+            match tokio::time::timeout(timeout, set).await {
+                Ok(Ok(reply)) => Ok(reply.is_some()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("timed out".to_owned()),
+            }
+        })
     }
 }
 
