@@ -225,6 +225,9 @@ pub mod forward;
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod grpc;
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+pub mod introspection;
 mod jose;
 #[cfg(feature = "kamiwaza")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kamiwaza")))]

@@ -41,6 +41,7 @@ pub struct AuthenticatorBuilder {
     role_claim: String,
     groups_claim: String,
     typ: Option<String>,
+    typ_by_issuer: Vec<(String, String)>,
     crit: Vec<String>,
     clock: Arc<dyn Clock>,
     allow_short_hmac: bool,
@@ -48,6 +49,8 @@ pub struct AuthenticatorBuilder {
     #[cfg(feature = "jwks")]
     remote: RemoteBuilder,
     revocations: Option<Arc<dyn super::RevocationStore>>,
+    #[cfg(feature = "introspection")]
+    introspection: Option<crate::introspection::Introspection>,
 }
 
 impl std::fmt::Debug for AuthenticatorBuilder {
@@ -73,6 +76,7 @@ impl Default for AuthenticatorBuilder {
             role_claim: "role".to_owned(),
             groups_claim: "groups".to_owned(),
             typ: None,
+            typ_by_issuer: Vec::new(),
             crit: Vec::new(),
             clock: Arc::new(SystemClock),
             allow_short_hmac: false,
@@ -84,6 +88,8 @@ impl Default for AuthenticatorBuilder {
             #[cfg(feature = "jwks")]
             remote: RemoteBuilder::default(),
             revocations: None,
+            #[cfg(feature = "introspection")]
+            introspection: None,
         }
     }
 }
@@ -306,6 +312,59 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// Requires the `typ` header of the tokens whose `iss` is `issuer` to name the media
+    /// type `typ` (`PORTCULLIS_AT_JWT_ISSUERS` for `at+jwt`): RFC 9068 access tokens
+    /// carry `typ: at+jwt`, so an ID token of the same issuer, with the same claims, is
+    /// refused as an access token (401 `invalid_token`). Media types compare
+    /// case-insensitively and a `typ` without `/` stands for `application/...`
+    /// (RFC 7515 section 4.1.9): `at+jwt`, `application/at+jwt` and `AT+JWT` are one.
+    /// Checked after the signature and claims, so a token must verify first. Other
+    /// issuers' tokens are not checked unless [`require_typ`](Self::require_typ) asks for
+    /// every token. Default: none.
+    ///
+    /// ```
+    /// use base64::Engine;
+    /// use portcullis::{Algorithm, Authenticator, Signer};
+    /// use serde_json::json;
+    ///
+    /// let secret = "0123456789abcdef0123456789abcdef";
+    /// let auth = Authenticator::builder()
+    ///     .hmac_secret(secret)
+    ///     .require_typ_for_issuer("https://as.example", "at+jwt")
+    ///     .build()?;
+    /// let claims = json!({"iss": "https://as.example", "sub": "ada", "exp": 4_000_000_000u64});
+    /// let signer = Signer::hmac(Algorithm::HS256, secret)?;
+    /// let b64 = |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    /// let mint = |typ: &str| {
+    ///     let (h, p) = (b64(json!({"alg": "HS256", "typ": typ})), b64(claims.clone()));
+    ///     signer.sign_segments(&h, &p).map(|s| format!("{h}.{p}.{s}"))
+    /// };
+    /// assert!(auth.verify(&mint("application/at+jwt")?).is_ok());
+    /// assert!(auth.verify(&mint("AT+JWT")?).is_ok());
+    /// // An ID token of the same issuer with the same claims:
+    /// assert_eq!(auth.verify(&mint("JWT")?).unwrap_err().status(), 401);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn require_typ_for_issuer(
+        mut self,
+        issuer: impl Into<String>,
+        typ: impl Into<String>,
+    ) -> Self {
+        self.typ_by_issuer.push((issuer.into(), typ.into()));
+        self
+    }
+
+    /// Token introspection (RFC 7662; feature `introspection`): tokens that are not JWTs,
+    /// and JWTs of the issuers it names, are checked by the authorization server's
+    /// introspection endpoint instead of by keys, and the active answers cached. See
+    /// [`introspection`](crate::introspection) for what it guarantees. It can be the only
+    /// key source. Default: none (a token that is not a JWT is refused as malformed).
+    #[cfg(feature = "introspection")]
+    pub fn introspection(mut self, introspection: crate::introspection::Introspection) -> Self {
+        self.introspection = Some(introspection);
+        self
+    }
+
     /// Declares a `crit` header parameter name your application understands and checks
     /// itself, through [`Principal::header`](crate::Principal::header). Default: none, so any token with `crit` is
     /// refused.
@@ -358,6 +417,8 @@ impl AuthenticatorBuilder {
         let no_remote = self.remote.is_empty();
         #[cfg(not(feature = "jwks"))]
         let no_remote = true;
+        #[cfg(feature = "introspection")]
+        let no_remote = no_remote && self.introspection.is_none();
         if self.sources.is_empty() && no_remote {
             return Err(ConfigError::new(
                 ConfigErrorKind::Keys,
@@ -400,6 +461,33 @@ impl AuthenticatorBuilder {
                 "realm",
                 "must be non-empty visible ASCII or spaces, without `\"` or `\\`",
             ));
+        }
+        let bad_typ = |t: &str| t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic());
+        if self.typ.as_deref().is_some_and(bad_typ) {
+            return Err(ConfigError::new(
+                ConfigErrorKind::Claims,
+                "require_typ",
+                "a media type such as `at+jwt` (visible ASCII, not empty)",
+            ));
+        }
+        for (i, (iss, typ)) in self.typ_by_issuer.iter().enumerate() {
+            if bad_typ(typ) {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Claims,
+                    "require_typ_for_issuer",
+                    format!("the type for `{iss}` must be a media type such as `at+jwt`"),
+                ));
+            }
+            if self.typ_by_issuer[..i]
+                .iter()
+                .any(|(other, _)| other == iss)
+            {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Claims,
+                    "require_typ_for_issuer",
+                    format!("`{iss}` is given a required type twice; name each issuer once"),
+                ));
+            }
         }
         let mut keys = KeySet::default();
         for source in std::mem::take(&mut self.sources) {
@@ -498,6 +586,38 @@ impl AuthenticatorBuilder {
                 "HMAC secrets and public keys are mixed; use one kind per authenticator",
             ));
         }
+        #[cfg(feature = "introspection")]
+        let introspection = match self.introspection.take() {
+            Some(options) => {
+                let fail =
+                    |e: String| ConfigError::new(ConfigErrorKind::RemoteKeys, "introspection", e);
+                if !self.token_cache.is_on() {
+                    return Err(fail(
+                        "introspection answers are cached in the verified-token cache, which is off; turn it on (PORTCULLIS_TOKEN_CACHE_ENTRIES > 0)"
+                            .into(),
+                    ));
+                }
+                // The introspection's issuers are accepted wherever issuers are listed.
+                if !self.issuers.is_empty() {
+                    for iss in options.answer_issuers() {
+                        if !self.issuers.contains(&iss) {
+                            self.issuers.push(iss);
+                        }
+                    }
+                }
+                let client = self.remote.http_client()?;
+                let allow_http = self.remote.allows_http();
+                let introspector = crate::introspection::Introspector::new(
+                    options,
+                    client,
+                    self.clock.clone(),
+                    allow_http,
+                )
+                .map_err(fail)?;
+                Some(super::introspected::Introspected::new(introspector))
+            }
+            None => None,
+        };
         #[cfg(feature = "jwks")]
         let remote = {
             // Tokens of a bound issuer carry that `iss`: accept it wherever issuers are
@@ -559,6 +679,7 @@ impl AuthenticatorBuilder {
                 role_claim,
                 groups_claim,
                 typ: self.typ,
+                typ_by_issuer: self.typ_by_issuer,
                 crit: self.crit,
                 require_exp: self.require_exp,
                 clock: self.clock,
@@ -568,6 +689,8 @@ impl AuthenticatorBuilder {
                 #[cfg(feature = "token-cache")]
                 cache: self.token_cache.build(),
                 revocations: self.revocations,
+                #[cfg(feature = "introspection")]
+                introspection,
             }),
         })
     }

@@ -32,6 +32,8 @@ mod claims;
 mod entry;
 #[cfg(feature = "token-cache")]
 mod front;
+#[cfg(feature = "introspection")]
+mod introspected;
 mod revocation;
 mod token;
 mod verify;
@@ -106,6 +108,8 @@ struct Inner {
     role_claim: ClaimPath,
     groups_claim: ClaimPath,
     typ: Option<String>,
+    /// (issuer, required `typ`) pairs: RFC 9068 typing per issuer.
+    typ_by_issuer: Vec<(String, String)>,
     crit: Vec<String>,
     require_exp: bool,
     clock: Arc<dyn Clock>,
@@ -115,6 +119,8 @@ struct Inner {
     #[cfg(feature = "token-cache")]
     cache: Option<cache::Cache>,
     revocations: Option<Arc<dyn RevocationStore>>,
+    #[cfg(feature = "introspection")]
+    introspection: Option<introspected::Introspected>,
 }
 
 /// The remote key set that verified a token, and its key epoch at the time: a token
@@ -298,6 +304,10 @@ impl Authenticator {
                 self.verify_mode(token, Mode::Never)
                     .map_err(Step::into_error)
             }
+            #[cfg(feature = "introspection")]
+            Err(Step::Introspect) => self.introspect(token).await,
+            #[cfg(not(feature = "introspection"))]
+            Err(step @ Step::Introspect) => Err(step.into_error()),
         }
     }
 

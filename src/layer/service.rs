@@ -84,7 +84,8 @@ impl Shared {
         }
     }
 
-    /// Answers at once, or says remote keys must be fetched first (`Step::Fetch`).
+    /// Answers at once, or says remote keys must be fetched first (`Step::Fetch`) or the
+    /// token introspected (`Step::Introspect`).
     fn check(&self, parts: Head<'_>) -> Result<Checked, Step> {
         let target = self.target(parts)?;
         if target.is_public() {
@@ -152,6 +153,7 @@ impl Shared {
         match authenticate(parts.headers) {
             Ok(p) => Ok(Checked::Principal(p)),
             Err(Step::Fetch(p)) => Err(Step::Fetch(p)),
+            Err(Step::Introspect) => Err(Step::Introspect),
             Err(e) if self.public_auth == PublicAuth::Verify => Err(e),
             Err(_) => Ok(Checked::Public),
         }
@@ -346,7 +348,7 @@ where
                     res: Some(self.shared.reject(err, grpc.as_ref())),
                 }
             }
-            Err(Step::Fetch(_)) => {
+            Err(Step::Fetch(_) | Step::Introspect) => {
                 // `self.inner` was polled ready: it goes into the future, a clone stays.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);

@@ -1,0 +1,522 @@
+//! Token introspection (RFC 7662) against authlib's `IntrospectionEndpoint` behind Flask,
+//! started on loopback by the test, and RFC 9068 `at+jwt` typing against authlib's
+//! `JWTBearerTokenGenerator`.
+//!
+//! The authorization server counts the introspection requests per token (`GET /count`),
+//! so the tests see what was cached and what was shared. Without python3 or PyPI the tests
+//! skip visibly (and fail under `PORTCULLIS_STRICT_TESTS=1`).
+
+mod common;
+#[allow(unreachable_pub)]
+mod python_support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use portcullis::introspection::{ClientAuth, Introspection};
+use portcullis::revoke::MemoryRevocations;
+use portcullis::{AuthErrorKind, AuthLayer, Authenticator, Policy, Principal};
+use serde_json::{Value, json};
+
+const PACKAGES: &[&str] = &["authlib==1.6.5", "flask==3.1.2"];
+
+const BASIC_ID: &str = "rs-basic";
+/// Characters that RFC 6749's form encoding inside Basic must carry through.
+const BASIC_SECRET: &str = "s3cret:/+ &%x";
+const POST_ID: &str = "rs-post";
+const POST_SECRET: &str = "p0st-secret";
+
+/// The authorization server: authlib's introspection endpoint in a threaded Flask app.
+const SERVER: &str = r#"
+import json, os, sys, threading, time
+from flask import Flask, request, jsonify
+from werkzeug.serving import make_server
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.jose import jwt
+
+now = int(time.time())
+counts = {}
+lock = threading.Lock()
+
+class Client:
+    def __init__(self, client_id, secret, method):
+        self.client_id, self.secret, self.method = client_id, secret, method
+    def get_client_id(self):
+        return self.client_id
+    def check_client_secret(self, secret):
+        return secret == self.secret
+    def check_endpoint_auth_method(self, method, endpoint):
+        return method == self.method and endpoint == "introspection"
+
+CLIENTS = {
+    os.environ["BASIC_ID"]: Client(os.environ["BASIC_ID"], os.environ["BASIC_SECRET"], "client_secret_basic"),
+    os.environ["POST_ID"]: Client(os.environ["POST_ID"], os.environ["POST_SECRET"], "client_secret_post"),
+}
+
+class Token:
+    def __init__(self, sub, scope, exp, jti):
+        self.sub, self.scope, self.exp, self.jti = sub, scope, exp, jti
+    def is_expired(self):
+        return self.exp < time.time()
+    def is_revoked(self):
+        return False
+
+TOKENS = {
+    "opaque-ada": Token("ada", "read write", now + 3600, "jti-ada"),
+    "opaque-post": Token("bo", "read", now + 3600, "jti-bo"),
+    "opaque-crowd": Token("crowd", "read", now + 3600, "jti-crowd"),
+    "opaque-revoked-here": Token("eve", "read", now + 3600, "jti-eve"),
+    "opaque-expired": Token("old", "read", now - 100, "jti-old"),
+    "opaque/with+odd=chars~": Token("odd", "read", now + 3600, "jti-odd"),
+}
+
+class Endpoint(IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    def query_token(self, token_string, token_type_hint):
+        return TOKENS.get(token_string)
+    def check_permission(self, token, client, request):
+        return True
+    def introspect_token(self, token):
+        return {
+            "active": True,
+            "client_id": "app",
+            "token_type": "Bearer",
+            "scope": token.scope,
+            "sub": token.sub,
+            "iss": ISS,
+            "exp": token.exp,
+            "iat": now,
+            "jti": token.jti,
+        }
+
+app = Flask(__name__)
+server = AuthorizationServer(app, query_client=CLIENTS.get, save_token=lambda t, r: None)
+server.register_endpoint(Endpoint)
+
+@app.post("/introspect")
+def introspect():
+    tok = request.form.get("token", "")
+    with lock:
+        counts[tok] = counts.get(tok, 0) + 1
+    delay = float(os.environ.get("DELAY", "0"))
+    if delay:
+        time.sleep(delay)
+    return server.create_endpoint_response("introspection")
+
+@app.get("/count")
+def count():
+    with lock:
+        return jsonify(counts.get(request.args["token"], 0))
+
+@app.get("/.well-known/openid-configuration")
+def metadata():
+    return jsonify({"issuer": ISS, "introspection_endpoint": ISS + "/introspect"})
+
+srv = make_server("127.0.0.1", 0, app, threaded=True)
+ISS = "http://127.0.0.1:%d" % srv.server_port
+# A JWT of this issuer that only the authorization server can vouch for: its key is
+# thrown away.
+jwt_token = jwt.encode({"alg": "HS256", "typ": "at+jwt"},
+                       {"iss": ISS, "sub": "jay", "exp": now + 3600}, os.urandom(32)).decode()
+TOKENS[jwt_token] = Token("jay", "read", now + 3600, "jti-jay")
+print(json.dumps({"iss": ISS, "jwt": jwt_token}), flush=True)
+srv.serve_forever()
+"#;
+
+/// The authorization server, killed on drop.
+struct AuthServer {
+    child: Child,
+    iss: String,
+    jwt: String,
+    http: reqwest::Client,
+}
+
+impl Drop for AuthServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl AuthServer {
+    fn start(venv: &python_support::Venv, delay: &str) -> Self {
+        let mut child = Command::new(venv.python())
+            .arg("-c")
+            .arg(SERVER)
+            .env("AUTHLIB_INSECURE_TRANSPORT", "1")
+            .env("BASIC_ID", BASIC_ID)
+            .env("BASIC_SECRET", BASIC_SECRET)
+            .env("POST_ID", POST_ID)
+            .env("POST_SECRET", POST_SECRET)
+            .env("DELAY", delay)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let hello: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("server said {line:?}: {e}"));
+        Self {
+            child,
+            iss: hello["iss"].as_str().unwrap().to_owned(),
+            jwt: hello["jwt"].as_str().unwrap().to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("{}/introspect", self.iss)
+    }
+
+    /// Introspection requests the server received for `token`.
+    async fn count(&self, token: &str) -> u64 {
+        let token =
+            percent_encoding::utf8_percent_encode(token, percent_encoding::NON_ALPHANUMERIC);
+        let text = self
+            .http
+            .get(format!("{}/count?token={token}", self.iss))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.trim().parse().unwrap()
+    }
+
+    fn basic(&self) -> Introspection {
+        Introspection::new(self.endpoint(), BASIC_ID, BASIC_SECRET)
+    }
+}
+
+fn venv(test: &str) -> Option<python_support::Venv> {
+    python_support::venv(test, PACKAGES)
+}
+
+fn authenticator(intro: Introspection) -> Authenticator {
+    Authenticator::builder()
+        .introspection(intro)
+        .role_claim("scope")
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn active_inactive_and_cached_with_client_secret_basic() {
+    let Some(venv) = venv("active_inactive_and_cached_with_client_secret_basic") else {
+        return;
+    };
+    let server = AuthServer::start(&venv, "0");
+    let auth = authenticator(server.basic());
+
+    // Active: a principal like a JWT's, roles from `scope` split at spaces.
+    let p = auth.verify_async("opaque-ada").await.unwrap();
+    assert_eq!(p.subject(), Some("ada"));
+    assert_eq!(p.roles(), ["read", "write"]);
+    assert_eq!(p.issuer(), Some(server.iss.as_str()));
+    assert_eq!(p.claim("client_id"), Some(&json!("app")));
+    // Cached: the sync path answers too, and the server saw one request.
+    for _ in 0..5 {
+        assert_eq!(
+            auth.verify_async("opaque-ada").await.unwrap().subject(),
+            Some("ada")
+        );
+        assert_eq!(auth.verify("opaque-ada").unwrap().subject(), Some("ada"));
+    }
+    assert_eq!(server.count("opaque-ada").await, 1);
+
+    // Form encoding of the token itself.
+    let p = auth.verify_async("opaque/with+odd=chars~").await.unwrap();
+    assert_eq!(p.subject(), Some("odd"));
+
+    // Inactive (unknown, expired at the server): 401 invalid_token, remembered briefly.
+    for token in ["opaque-unknown", "opaque-expired"] {
+        for _ in 0..3 {
+            let err = auth.verify_async(token).await.unwrap_err();
+            assert_eq!(err.kind(), AuthErrorKind::InvalidToken, "{token}");
+            assert_eq!(err.status(), 401);
+            assert_eq!(err.message(), "Invalid token");
+        }
+        assert_eq!(server.count(token).await, 1, "{token}");
+    }
+    // The sync path never waits: an unseen token is 503, not a pass.
+    let err = auth.verify("opaque-post").unwrap_err();
+    assert_eq!(err.status(), 503);
+    assert_eq!(server.count("opaque-post").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn client_secret_post_and_a_wrong_method() {
+    let Some(venv) = venv("client_secret_post_and_a_wrong_method") else {
+        return;
+    };
+    let server = AuthServer::start(&venv, "0");
+    let auth = authenticator(
+        Introspection::new(server.endpoint(), POST_ID, POST_SECRET)
+            .client_auth(ClientAuth::ClientSecretPost),
+    );
+    let p = auth.verify_async("opaque-post").await.unwrap();
+    assert_eq!(p.subject(), Some("bo"));
+    assert_eq!(server.count("opaque-post").await, 1);
+
+    // The same client with the method it is not registered for: the server refuses the
+    // client, and the answer is 503 (fail-closed), never a pass or a 401 for the token.
+    let auth = authenticator(
+        Introspection::new(server.endpoint(), POST_ID, POST_SECRET)
+            .client_auth(ClientAuth::ClientSecretBasic),
+    );
+    let err = auth.verify_async("opaque-ada").await.unwrap_err();
+    assert_eq!(err.status(), 503);
+    assert_eq!(err.message(), "Token introspection unavailable");
+    // A wrong secret likewise.
+    let auth = authenticator(Introspection::new(server.endpoint(), BASIC_ID, "wrong"));
+    assert_eq!(
+        auth.verify_async("opaque-ada").await.unwrap_err().status(),
+        503
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_first_requests_make_one_introspection() {
+    let Some(venv) = venv("a_hundred_concurrent_first_requests_make_one_introspection") else {
+        return;
+    };
+    // A slow server, so that every request arrives while the first is in flight.
+    let server = AuthServer::start(&venv, "0.3");
+    let auth = authenticator(server.basic());
+    let barrier = Arc::new(tokio::sync::Barrier::new(100));
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let auth = auth.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                auth.verify_async("opaque-crowd").await
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap().subject(), Some("crowd"));
+    }
+    assert_eq!(server.count("opaque-crowd").await, 1);
+}
+
+/// The layer: 200 with the principal, 401 with the challenge for an inactive token, and
+/// 503 without a challenge when the endpoint is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn through_the_layer_and_endpoint_down_is_503() {
+    let Some(venv) = venv("through_the_layer_and_endpoint_down_is_503") else {
+        return;
+    };
+    let server = AuthServer::start(&venv, "0");
+    let auth = authenticator(server.basic());
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|p: Principal| async move { axum::Json(json!({"sub": p.subject()})) }),
+        )
+        .layer(AuthLayer::new(
+            auth,
+            Policy::builder()
+                .allow("GET", "/me", ["read"])
+                .build()
+                .unwrap(),
+        ));
+    let ok = common::send(&app, "GET", "/me", Some("Bearer opaque-ada")).await;
+    assert_eq!(ok.0, 200, "{:?}", ok.2);
+    assert_eq!(ok.2, json!({"sub": "ada"}));
+    let bad = common::send(&app, "GET", "/me", Some("Bearer opaque-nope")).await;
+    common::assert_rejected(
+        &bad,
+        401,
+        Some(r#"Bearer realm="api", error="invalid_token""#),
+        "invalid_token",
+        "Invalid token",
+    );
+
+    drop(server);
+    // Cached before the outage: still served.
+    assert_eq!(
+        common::send(&app, "GET", "/me", Some("Bearer opaque-ada"))
+            .await
+            .0,
+        200
+    );
+    // Not cached: the endpoint is down, 503, fail-closed.
+    let down = common::send(&app, "GET", "/me", Some("Bearer opaque-post")).await;
+    common::assert_rejected(
+        &down,
+        503,
+        None,
+        "temporarily_unavailable",
+        "Token introspection unavailable",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn discovery_jwt_issuers_and_revocation() {
+    let Some(venv) = venv("discovery_jwt_issuers_and_revocation") else {
+        return;
+    };
+    let server = AuthServer::start(&venv, "0");
+    let revocations = MemoryRevocations::new();
+    let auth = Authenticator::builder()
+        .introspection(
+            Introspection::discover(&server.iss, BASIC_ID, BASIC_SECRET).issuer(&server.iss),
+        )
+        .issuer(&server.iss)
+        .role_claim("scope")
+        .revocations(revocations.clone())
+        .build()
+        .unwrap();
+    // The endpoint from the issuer's metadata.
+    assert_eq!(
+        auth.verify_async("opaque-revoked-here")
+            .await
+            .unwrap()
+            .subject(),
+        Some("eve")
+    );
+    // A JWT of the introspected issuer: the server vouches for it, no key is needed.
+    let p = auth.verify_async(&server.jwt).await.unwrap();
+    assert_eq!(p.subject(), Some("jay"));
+    assert_eq!(server.count(&server.jwt).await, 1);
+
+    // Revocation applies to a cached introspected token on its next use.
+    revocations.revoke_jti(&server.iss, "jti-eve", u64::MAX / 2);
+    let err = auth.verify_async("opaque-revoked-here").await.unwrap_err();
+    assert_eq!(err.message(), "Token revoked");
+    assert_eq!(server.count("opaque-revoked-here").await, 1);
+
+    // Without the issuer named for introspection, the same JWT is verified with keys,
+    // and this one has none: refused.
+    let keyless = Authenticator::builder()
+        .introspection(server.basic())
+        .build()
+        .unwrap();
+    assert_eq!(
+        keyless
+            .verify_async(&server.jwt)
+            .await
+            .unwrap_err()
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn endpoint_down_from_the_start_is_503() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let auth = authenticator(Introspection::new(
+        format!("http://127.0.0.1:{port}/introspect"),
+        BASIC_ID,
+        BASIC_SECRET,
+    ));
+    let err = auth.verify_async("opaque-ada").await.unwrap_err();
+    assert_eq!(err.kind(), AuthErrorKind::KeysUnavailable);
+    assert_eq!(err.status(), 503);
+    assert_eq!(auth.challenge(&err), None);
+}
+
+#[test]
+fn configuration_errors_name_the_setting() {
+    let cases = [
+        Introspection::new("http://as.example/introspect", "rs", "s"),
+        Introspection::new("not a url", "rs", "s"),
+        Introspection::new("https://as.example/introspect", "", "s"),
+        Introspection::new("https://as.example/introspect", "rs", "s").max_cache(Duration::ZERO),
+        Introspection::new("https://as.example/introspect", "rs", "s").opaque_tokens(false),
+    ];
+    for intro in cases {
+        let err = Authenticator::builder()
+            .introspection(intro)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), "introspection", "{err}");
+    }
+    // The cache holds the answers: turning it off is refused.
+    let err = Authenticator::builder()
+        .introspection(Introspection::new(
+            "https://as.example/introspect",
+            "rs",
+            "s",
+        ))
+        .token_cache(portcullis::TokenCache::off())
+        .build()
+        .unwrap_err();
+    assert_eq!(err.setting(), "introspection");
+    // The secret never shows.
+    let intro = Introspection::new("https://as.example/introspect", "rs", "hunter2-secret");
+    assert!(!format!("{intro:?}").contains("hunter2"));
+}
+
+/// RFC 9068: tokens of authlib's `JWTBearerTokenGenerator` pass when `at+jwt` is required
+/// for their issuer; an ID token with the same claims does not.
+#[test]
+fn at_jwt_from_authlib_passes_and_an_id_token_does_not() {
+    let Some(venv) = venv("at_jwt_from_authlib_passes_and_an_id_token_does_not") else {
+        return;
+    };
+    let out = venv.run_ok(
+        r#"
+import json
+from authlib.jose import JsonWebKey, KeySet, jwt
+from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
+
+key = JsonWebKey.generate_key("RSA", 2048, is_private=True, options={"kid": "k1"})
+class Gen(JWTBearerTokenGenerator):
+    def get_jwks(self):
+        return KeySet([key])
+class App:
+    def get_client_id(self):
+        return "app"
+    def get_allowed_scope(self, scope):
+        return scope
+gen = Gen(issuer="https://as.example")
+access = gen.access_token_generator(App(), "client_credentials", None, "read write")
+claims = jwt.decode(access, key)
+id_token = jwt.encode({"alg": "RS256", "kid": "k1", "typ": "JWT"}, dict(claims), key).decode()
+print(json.dumps({"access": access, "id_token": id_token,
+                  "jwks": {"keys": [key.as_dict(is_private=False, use="sig", alg="RS256")]}}))
+"#,
+        &[],
+    );
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    let (access, id_token) = (
+        v["access"].as_str().unwrap(),
+        v["id_token"].as_str().unwrap(),
+    );
+    let build = |typed: bool| {
+        let b = Authenticator::builder()
+            .jwk_set_json(v["jwks"].to_string())
+            .issuer("https://as.example")
+            .audience("app")
+            .role_claim("scope");
+        let b = if typed {
+            b.require_typ_for_issuer("https://as.example", "application/at+jwt")
+        } else {
+            b
+        };
+        b.build().unwrap()
+    };
+    let typed = build(true);
+    let p = typed.verify(access).unwrap();
+    assert_eq!(p.roles(), ["read", "write"]);
+    assert_eq!(p.header().get("typ"), Some(&json!("at+jwt")));
+    let err = typed.verify(id_token).unwrap_err();
+    assert_eq!(err.status(), 401);
+    assert_eq!(err.message(), "Invalid token");
+    // Without the requirement the ID token would pass: the check is what refuses it.
+    assert!(build(false).verify(id_token).is_ok());
+}
