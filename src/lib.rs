@@ -174,6 +174,10 @@
 //!   FEDn's, AIStore's and anaconda-cloud-auth's orders), refreshing sources (FEDn, OAuth2,
 //!   Authress service-client keys) and `TokenLayer` for outgoing hyper, axum, reqwest-style
 //!   and (with `tonic`) tonic requests; needs a tokio runtime.
+//! - `introspection`: the `introspection` module: opaque tokens (and JWTs of chosen
+//!   issuers) checked at the authorization server's RFC 7662 introspection endpoint, the
+//!   answers cached like verified tokens; needs `jwks` and a tokio runtime. See the
+//!   [introspection guide](guides::introspection).
 //! - `reqwest-client`: `JwksClient::from_reqwest`, to bring your own reqwest 0.13 client
 //!   (proxy, custom CA, mTLS); it follows reqwest's major version.
 //! - `redis`: `revoke::RedisRevocations` and `revoke::RedisRecords`, a revocation list and
@@ -307,6 +311,8 @@ pub mod guides {
     //! - [`envoy`]: Envoy's external authorization (gRPC and HTTP), Istio, Envoy Gateway,
     //!   the Gateway API's `ExternalAuth`, Contour; RFC 9728 protected-resource metadata.
     //! - [`revocation`]: revoking tokens, in one process or on every replica through Redis.
+    //! - [`introspection`]: RFC 9068 `at+jwt` access tokens, and opaque tokens checked at
+    //!   the authorization server's introspection endpoint (RFC 7662).
     //! - [`client`]: the calling side: finding, attaching and refreshing tokens.
     //! - [`identity_providers`]: Keycloak, Auth0, Entra ID; multi-tenant issuers.
     //! - [`metrics`]: metrics and logs.
@@ -371,6 +377,11 @@ pub mod guides {
     #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
     #[doc = include_str!("../docs/client.md")]
     pub mod client {}
+
+    #[cfg(any(all(doc, not(doctest)), all(feature = "introspection", feature = "axum")))]
+    #[cfg_attr(docsrs, doc(cfg(all(feature = "introspection", feature = "axum"))))]
+    #[doc = include_str!("../docs/introspection.md")]
+    pub mod introspection {}
 
     #[cfg(any(all(doc, not(doctest)), feature = "jwks"))]
     #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]

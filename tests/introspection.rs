@@ -31,102 +31,7 @@ const POST_ID: &str = "rs-post";
 const POST_SECRET: &str = "p0st-secret";
 
 /// The authorization server: authlib's introspection endpoint in a threaded Flask app.
-const SERVER: &str = r#"
-import json, os, sys, threading, time
-from flask import Flask, request, jsonify
-from werkzeug.serving import make_server
-from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from authlib.jose import jwt
-
-now = int(time.time())
-counts = {}
-lock = threading.Lock()
-
-class Client:
-    def __init__(self, client_id, secret, method):
-        self.client_id, self.secret, self.method = client_id, secret, method
-    def get_client_id(self):
-        return self.client_id
-    def check_client_secret(self, secret):
-        return secret == self.secret
-    def check_endpoint_auth_method(self, method, endpoint):
-        return method == self.method and endpoint == "introspection"
-
-CLIENTS = {
-    os.environ["BASIC_ID"]: Client(os.environ["BASIC_ID"], os.environ["BASIC_SECRET"], "client_secret_basic"),
-    os.environ["POST_ID"]: Client(os.environ["POST_ID"], os.environ["POST_SECRET"], "client_secret_post"),
-}
-
-class Token:
-    def __init__(self, sub, scope, exp, jti):
-        self.sub, self.scope, self.exp, self.jti = sub, scope, exp, jti
-    def is_expired(self):
-        return self.exp < time.time()
-    def is_revoked(self):
-        return False
-
-TOKENS = {
-    "opaque-ada": Token("ada", "read write", now + 3600, "jti-ada"),
-    "opaque-post": Token("bo", "read", now + 3600, "jti-bo"),
-    "opaque-crowd": Token("crowd", "read", now + 3600, "jti-crowd"),
-    "opaque-revoked-here": Token("eve", "read", now + 3600, "jti-eve"),
-    "opaque-expired": Token("old", "read", now - 100, "jti-old"),
-    "opaque/with+odd=chars~": Token("odd", "read", now + 3600, "jti-odd"),
-}
-
-class Endpoint(IntrospectionEndpoint):
-    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
-    def query_token(self, token_string, token_type_hint):
-        return TOKENS.get(token_string)
-    def check_permission(self, token, client, request):
-        return True
-    def introspect_token(self, token):
-        return {
-            "active": True,
-            "client_id": "app",
-            "token_type": "Bearer",
-            "scope": token.scope,
-            "sub": token.sub,
-            "iss": ISS,
-            "exp": token.exp,
-            "iat": now,
-            "jti": token.jti,
-        }
-
-app = Flask(__name__)
-server = AuthorizationServer(app, query_client=CLIENTS.get, save_token=lambda t, r: None)
-server.register_endpoint(Endpoint)
-
-@app.post("/introspect")
-def introspect():
-    tok = request.form.get("token", "")
-    with lock:
-        counts[tok] = counts.get(tok, 0) + 1
-    delay = float(os.environ.get("DELAY", "0"))
-    if delay:
-        time.sleep(delay)
-    return server.create_endpoint_response("introspection")
-
-@app.get("/count")
-def count():
-    with lock:
-        return jsonify(counts.get(request.args["token"], 0))
-
-@app.get("/.well-known/openid-configuration")
-def metadata():
-    return jsonify({"issuer": ISS, "introspection_endpoint": ISS + "/introspect"})
-
-srv = make_server("127.0.0.1", 0, app, threaded=True)
-ISS = "http://127.0.0.1:%d" % srv.server_port
-# A JWT of this issuer that only the authorization server can vouch for: its key is
-# thrown away.
-jwt_token = jwt.encode({"alg": "HS256", "typ": "at+jwt"},
-                       {"iss": ISS, "sub": "jay", "exp": now + 3600}, os.urandom(32)).decode()
-TOKENS[jwt_token] = Token("jay", "read", now + 3600, "jti-jay")
-print(json.dumps({"iss": ISS, "jwt": jwt_token}), flush=True)
-srv.serve_forever()
-"#;
+const SERVER: &str = include_str!("fixtures/authlib_introspection.py");
 
 /// The authorization server, killed on drop.
 struct AuthServer {
@@ -519,4 +424,66 @@ print(json.dumps({"access": access, "id_token": id_token,
     assert_eq!(err.message(), "Invalid token");
     // Without the requirement the ID token would pass: the check is what refuses it.
     assert!(build(false).verify(id_token).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_config_reads_the_introspection_variables() {
+    let Some(venv) = venv("env_config_reads_the_introspection_variables") else {
+        return;
+    };
+    let server = AuthServer::start(&venv, "0");
+    let vars = [
+        ("PORTCULLIS_INTROSPECTION_ISSUER", server.iss.clone()),
+        ("PORTCULLIS_INTROSPECTION_CLIENT_ID", POST_ID.to_owned()),
+        ("PORTCULLIS_INTROSPECTION_CLIENT_SECRET", POST_SECRET.to_owned()),
+        ("PORTCULLIS_INTROSPECTION_AUTH", "client_secret_post".to_owned()),
+        ("PORTCULLIS_INTROSPECTION_CACHE_SECONDS", "30".to_owned()),
+        ("PORTCULLIS_ROLE_CLAIM", "scope".to_owned()),
+        ("PORTCULLIS_AT_JWT_ISSUERS", "https://as.example".to_owned()),
+    ];
+    let lookup = |vars: &[(&str, String)], name: &str| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let layer = portcullis::EnvConfig::from_lookup(|n| lookup(&vars, n))
+        .unwrap()
+        .build_layer()
+        .unwrap();
+    let p = layer.authenticator().verify_async("opaque-post").await.unwrap();
+    assert_eq!(p.subject(), Some("bo"));
+    assert_eq!(p.roles(), ["read"]);
+
+    // Each mistake names its variable.
+    for (vars, var) in [
+        (
+            vec![("PORTCULLIS_INTROSPECTION_URL", server.endpoint())],
+            "PORTCULLIS_INTROSPECTION_CLIENT_ID",
+        ),
+        (
+            vec![("PORTCULLIS_INTROSPECTION_CLIENT_ID", "rs".to_owned())],
+            "PORTCULLIS_INTROSPECTION_CLIENT_ID",
+        ),
+        (
+            vec![
+                ("PORTCULLIS_INTROSPECTION_URL", server.endpoint()),
+                ("PORTCULLIS_INTROSPECTION_CLIENT_ID", "rs".to_owned()),
+                ("PORTCULLIS_INTROSPECTION_CLIENT_SECRET", "s".to_owned()),
+                ("PORTCULLIS_INTROSPECTION_AUTH", "private_key_jwt".to_owned()),
+            ],
+            "PORTCULLIS_INTROSPECTION_AUTH",
+        ),
+        (
+            vec![
+                ("PORTCULLIS_INTROSPECTION_URL", server.endpoint()),
+                ("PORTCULLIS_INTROSPECTION_CLIENT_ID", "rs".to_owned()),
+                ("PORTCULLIS_INTROSPECTION_CLIENT_SECRET", "s".to_owned()),
+                ("PORTCULLIS_INTROSPECTION_CACHE_SECONDS", "soon".to_owned()),
+            ],
+            "PORTCULLIS_INTROSPECTION_CACHE_SECONDS",
+        ),
+    ] {
+        let err = portcullis::EnvConfig::from_lookup(|n| lookup(&vars, n)).unwrap_err();
+        assert_eq!(err.setting(), var, "{err}");
+    }
 }

@@ -65,12 +65,14 @@
 //! ```
 
 mod client;
+mod env;
 mod flight;
 
 use std::fmt;
 use std::time::Duration;
 
 pub(crate) use client::{Answer, Introspector};
+pub(crate) use env::from_vars;
 pub(crate) use flight::{Flight, Flights};
 
 /// Default longest time an active answer is cached.
