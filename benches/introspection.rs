@@ -114,7 +114,9 @@ fn bench(c: &mut Criterion) {
     }
 
     let mut group = c.benchmark_group("introspection");
-    group.bench_function("hot/cached_jwt", |b| b.iter(|| jwt.verify(&jwts[0]).unwrap()));
+    group.bench_function("hot/cached_jwt", |b| {
+        b.iter(|| jwt.verify(&jwts[0]).unwrap())
+    });
     group.bench_function("hot/introspected", |b| {
         b.iter(|| introspected.verify(&opaque[0]).unwrap())
     });

@@ -300,7 +300,10 @@ impl EnvConfig {
         if let Some(typ) = get("PORTCULLIS_REQUIRE_TYP") {
             auth = auth.require_typ(typ.trim());
         }
-        for iss in get("PORTCULLIS_AT_JWT_ISSUERS").iter().flat_map(|v| list(v)) {
+        for iss in get("PORTCULLIS_AT_JWT_ISSUERS")
+            .iter()
+            .flat_map(|v| list(v))
+        {
             auth = auth.require_typ_for_issuer(iss, "at+jwt");
         }
         if let Some(scheme) = get("FEDN_AUTH_SCHEME") {

@@ -378,7 +378,10 @@ pub mod guides {
     #[doc = include_str!("../docs/client.md")]
     pub mod client {}
 
-    #[cfg(any(all(doc, not(doctest)), all(feature = "introspection", feature = "axum")))]
+    #[cfg(any(
+        all(doc, not(doctest)),
+        all(feature = "introspection", feature = "axum")
+    ))]
     #[cfg_attr(docsrs, doc(cfg(all(feature = "introspection", feature = "axum"))))]
     #[doc = include_str!("../docs/introspection.md")]
     pub mod introspection {}

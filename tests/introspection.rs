@@ -435,8 +435,14 @@ async fn env_config_reads_the_introspection_variables() {
     let vars = [
         ("PORTCULLIS_INTROSPECTION_ISSUER", server.iss.clone()),
         ("PORTCULLIS_INTROSPECTION_CLIENT_ID", POST_ID.to_owned()),
-        ("PORTCULLIS_INTROSPECTION_CLIENT_SECRET", POST_SECRET.to_owned()),
-        ("PORTCULLIS_INTROSPECTION_AUTH", "client_secret_post".to_owned()),
+        (
+            "PORTCULLIS_INTROSPECTION_CLIENT_SECRET",
+            POST_SECRET.to_owned(),
+        ),
+        (
+            "PORTCULLIS_INTROSPECTION_AUTH",
+            "client_secret_post".to_owned(),
+        ),
         ("PORTCULLIS_INTROSPECTION_CACHE_SECONDS", "30".to_owned()),
         ("PORTCULLIS_ROLE_CLAIM", "scope".to_owned()),
         ("PORTCULLIS_AT_JWT_ISSUERS", "https://as.example".to_owned()),
@@ -450,7 +456,11 @@ async fn env_config_reads_the_introspection_variables() {
         .unwrap()
         .build_layer()
         .unwrap();
-    let p = layer.authenticator().verify_async("opaque-post").await.unwrap();
+    let p = layer
+        .authenticator()
+        .verify_async("opaque-post")
+        .await
+        .unwrap();
     assert_eq!(p.subject(), Some("bo"));
     assert_eq!(p.roles(), ["read"]);
 
@@ -469,7 +479,10 @@ async fn env_config_reads_the_introspection_variables() {
                 ("PORTCULLIS_INTROSPECTION_URL", server.endpoint()),
                 ("PORTCULLIS_INTROSPECTION_CLIENT_ID", "rs".to_owned()),
                 ("PORTCULLIS_INTROSPECTION_CLIENT_SECRET", "s".to_owned()),
-                ("PORTCULLIS_INTROSPECTION_AUTH", "private_key_jwt".to_owned()),
+                (
+                    "PORTCULLIS_INTROSPECTION_AUTH",
+                    "private_key_jwt".to_owned(),
+                ),
             ],
             "PORTCULLIS_INTROSPECTION_AUTH",
         ),

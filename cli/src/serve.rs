@@ -201,7 +201,7 @@ pub(crate) struct Args {
     #[command(flatten)]
     resource: ResourceFlags,
     #[command(flatten)]
-    introspection: IntrospectionFlags,
+    introspection: Box<IntrospectionFlags>,
 }
 
 /// RFC 7662 introspection of opaque tokens, and RFC 9068 `at+jwt` typing.
@@ -254,7 +254,11 @@ impl IntrospectionFlags {
             );
         }
         let pairs = [
-            ("PORTCULLIS_INTROSPECTION_URL", "--introspection-url", &self.introspection_url),
+            (
+                "PORTCULLIS_INTROSPECTION_URL",
+                "--introspection-url",
+                &self.introspection_url,
+            ),
             (
                 "PORTCULLIS_INTROSPECTION_ISSUER",
                 "--introspection-issuer",
@@ -265,13 +269,21 @@ impl IntrospectionFlags {
                 "--introspection-client-id",
                 &self.introspection_client_id,
             ),
-            ("PORTCULLIS_INTROSPECTION_AUTH", "--introspection-auth", &self.introspection_auth),
+            (
+                "PORTCULLIS_INTROSPECTION_AUTH",
+                "--introspection-auth",
+                &self.introspection_auth,
+            ),
             (
                 "PORTCULLIS_INTROSPECTION_JWT_ISSUERS",
                 "--introspection-jwt-issuers",
                 &self.introspection_jwt_issuers,
             ),
-            ("PORTCULLIS_AT_JWT_ISSUERS", "--at-jwt-issuers", &self.at_jwt_issuers),
+            (
+                "PORTCULLIS_AT_JWT_ISSUERS",
+                "--at-jwt-issuers",
+                &self.at_jwt_issuers,
+            ),
         ];
         for (var, flag, value) in pairs {
             if let Some(v) = value {

@@ -103,7 +103,10 @@ fn serve_introspects_opaque_tokens() {
     assert_eq!(ask("opaque-ada").status, 200, "cached before the outage");
     let down = ask("opaque-post");
     assert_eq!(down.status, 503, "{down:?}");
-    assert!(down.body.contains("Token introspection unavailable"), "{down:?}");
+    assert!(
+        down.body.contains("Token introspection unavailable"),
+        "{down:?}"
+    );
     assert_eq!(down.header("www-authenticate"), None);
 }
 
@@ -112,7 +115,14 @@ fn serve_refuses_a_plain_http_endpoint_at_start() {
     let dir = TempDir::new("introspection-http");
     let secret = dir.write("secret", "s");
     let out = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--proxy", "caddy", "--fedn-policy"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--proxy",
+            "caddy",
+            "--fedn-policy",
+        ])
         .args(["--introspection-url", "http://as.example/introspect"])
         .args(["--introspection-client-id", "rs"])
         .arg("--introspection-client-secret-file")
@@ -124,5 +134,8 @@ fn serve_refuses_a_plain_http_endpoint_at_start() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("introspection") && err.contains("http"), "{err}");
+    assert!(
+        err.contains("introspection") && err.contains("http"),
+        "{err}"
+    );
 }

@@ -82,7 +82,12 @@ pub(crate) fn from_vars(
         intro = intro.opaque_tokens(match v.trim() {
             "true" | "1" => true,
             "false" | "0" => false,
-            _ => return Err(error("PORTCULLIS_INTROSPECTION_OPAQUE", "use `true` or `false`")),
+            _ => {
+                return Err(error(
+                    "PORTCULLIS_INTROSPECTION_OPAQUE",
+                    "use `true` or `false`",
+                ));
+            }
         });
     }
     let seconds = |var: &str| -> Result<Option<Duration>, ConfigError> {
