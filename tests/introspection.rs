@@ -19,7 +19,7 @@ use axum::Router;
 use axum::routing::get;
 use portcullis::introspection::{ClientAuth, Introspection};
 use portcullis::revoke::MemoryRevocations;
-use portcullis::{AuthErrorKind, AuthLayer, Authenticator, Policy, Principal};
+use portcullis::{Algorithm, AuthErrorKind, AuthLayer, Authenticator, Policy, Principal, Signer};
 use serde_json::{Value, json};
 
 const PACKAGES: &[&str] = &["authlib==1.6.5", "flask==3.1.2"];
@@ -50,6 +50,11 @@ impl Drop for AuthServer {
 
 impl AuthServer {
     fn start(venv: &python_support::Venv, delay: &str) -> Self {
+        Self::start_with(venv, delay, "")
+    }
+
+    /// `pkj`: the public JWK of the `private_key_jwt` client `rs-pkj` (empty: none).
+    fn start_with(venv: &python_support::Venv, delay: &str, pkj: &str) -> Self {
         let mut child = Command::new(venv.python())
             .arg("-c")
             .arg(SERVER)
@@ -59,6 +64,7 @@ impl AuthServer {
             .env("POST_ID", POST_ID)
             .env("POST_SECRET", POST_SECRET)
             .env("DELAY", delay)
+            .env("PKJ_JWK", pkj)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -499,4 +505,44 @@ async fn env_config_reads_the_introspection_variables() {
         let err = portcullis::EnvConfig::from_lookup(|n| lookup(&vars, n)).unwrap_err();
         assert_eq!(err.setting(), var, "{err}");
     }
+}
+
+/// `private_key_jwt` (RFC 7523): authlib's `JWTBearerClientAssertion` checks the signature
+/// with the client's public key, the audience (the endpoint) and that each `jti` is new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_key_jwt_client_authentication() {
+    let Some(venv) = venv("private_key_jwt_client_authentication") else {
+        return;
+    };
+    let key = Signer::generate(Algorithm::ES256).unwrap();
+    let jwk = key.public_jwk().unwrap().to_string();
+    let server = AuthServer::start_with(&venv, "0", &jwk);
+    let auth = authenticator(Introspection::new(server.endpoint(), "rs-pkj", "").private_key(key));
+    // Two tokens, two assertions: a replayed jti would be refused.
+    assert_eq!(
+        auth.verify_async("opaque-ada").await.unwrap().subject(),
+        Some("ada")
+    );
+    assert_eq!(
+        auth.verify_async("opaque-post").await.unwrap().subject(),
+        Some("bo")
+    );
+    // Another key under the same client id: the server refuses the client, 503.
+    let other = Signer::generate(Algorithm::ES256).unwrap();
+    let auth =
+        authenticator(Introspection::new(server.endpoint(), "rs-pkj", "").private_key(other));
+    assert_eq!(
+        auth.verify_async("opaque-crowd")
+            .await
+            .unwrap_err()
+            .status(),
+        503
+    );
+    // An HMAC secret is not a private key.
+    let hmac = Signer::hmac(Algorithm::HS256, [7u8; 32]).unwrap();
+    let err = Authenticator::builder()
+        .introspection(Introspection::new(server.endpoint(), "rs-pkj", "").private_key(hmac))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.setting(), "introspection");
 }

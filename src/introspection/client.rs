@@ -13,11 +13,13 @@ use serde_json::Value;
 
 use super::{ClientAuth, Endpoint, Introspection};
 use crate::clock::Clock;
-use crate::jose::{json, sha256};
+use crate::jose::{json, random, sha256};
 use crate::keys::check_url;
 
 /// Largest introspection answer read, in bytes.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// `client_assertion_type` of `private_key_jwt` (RFC 7523 section 2.2).
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Most inactive tokens remembered.
 const NEGATIVE_ENTRIES: u64 = 10_000;
 
@@ -44,6 +46,7 @@ pub(crate) struct Introspector {
     client: reqwest::Client,
     client_id: String,
     secret: String,
+    key: Option<crate::Signer>,
     auth: ClientAuth,
     issuers: Vec<String>,
     answer_issuers: Vec<String>,
@@ -93,6 +96,7 @@ impl Introspector {
             client,
             client_id: options.client_id,
             secret: options.secret,
+            key: options.key,
             auth: options.auth,
             issuers: options.issuers,
             opaque: options.opaque,
@@ -186,6 +190,15 @@ impl Introspector {
                 body.push_str("&client_secret=");
                 body.extend(utf8_percent_encode(&self.secret, FORM));
             }
+            ClientAuth::PrivateKeyJwt => {
+                let assertion = self.assertion(url)?;
+                body.push_str("&client_id=");
+                body.extend(utf8_percent_encode(&self.client_id, FORM));
+                body.push_str("&client_assertion_type=");
+                body.extend(utf8_percent_encode(ASSERTION_TYPE, FORM));
+                body.push_str("&client_assertion=");
+                body.push_str(&assertion);
+            }
         }
         let (status, bytes) = self.send(req.body(body), url).await?;
         if status != StatusCode::OK {
@@ -198,6 +211,30 @@ impl Introspector {
             Some(json::Scalar::Bool(false)) => Ok(Answer::Inactive),
             _ => Err("the answer has no boolean `active`".into()),
         }
+    }
+
+    /// A `private_key_jwt` client assertion for a request to `url` (RFC 7523 section 3):
+    /// `iss` and `sub` the client id, `aud` the endpoint, a fresh random `jti`, 60 s.
+    fn assertion(&self, url: &Url) -> Result<String, String> {
+        let key = self
+            .key
+            .as_ref()
+            .ok_or("no private key for private_key_jwt")?;
+        let mut id = [0u8; 16];
+        if !random(&mut id) {
+            return Err("no random bytes for the assertion's jti".into());
+        }
+        let jti: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let now = self.clock.now();
+        key.sign(&serde_json::json!({
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": url.as_str(),
+            "jti": jti,
+            "iat": now,
+            "exp": now + 60,
+        }))
+        .map_err(|e| format!("cannot sign the client assertion: {e}"))
     }
 
     /// Sends a request: no redirects, the body capped while it streams.

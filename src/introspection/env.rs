@@ -62,12 +62,14 @@ pub(crate) fn from_vars(
         }
     };
     if let Some(v) = get("PORTCULLIS_INTROSPECTION_AUTH") {
-        let auth = ClientAuth::parse(&v).ok_or_else(|| {
-            error(
-                "PORTCULLIS_INTROSPECTION_AUTH",
-                "use client_secret_basic or client_secret_post",
-            )
-        })?;
+        let auth = ClientAuth::parse(&v)
+            .filter(|a| *a != ClientAuth::PrivateKeyJwt)
+            .ok_or_else(|| {
+                error(
+                    "PORTCULLIS_INTROSPECTION_AUTH",
+                    "use client_secret_basic or client_secret_post (private_key_jwt is set in code, with Introspection::private_key)",
+                )
+            })?;
         intro = intro.client_auth(auth);
     }
     for iss in get("PORTCULLIS_INTROSPECTION_JWT_ISSUERS")

@@ -15,7 +15,8 @@
 //!   one. `https`, or `http` for loopback hosts (or anywhere with
 //!   [`allow_http_key_urls`](crate::DangerousAuthenticatorBuilder::allow_http_key_urls)).
 //! - The client authenticates with `client_secret_basic` (default) or
-//!   `client_secret_post` (RFC 6749 section 2.3.1); the secret never appears in `Debug`.
+//!   `client_secret_post` (RFC 6749 section 2.3.1), or with `private_key_jwt` (RFC 7523)
+//!   signed by a [`Signer`](crate::Signer); the secret never appears in `Debug`.
 //! - The remote key sets' HTTP client is reused: its timeouts ([`JwksOptions`](crate::JwksOptions),
 //!   2 s connect, 5 s in all by default), no redirects; an answer counts only with status
 //!   200, a JSON object of at most 64 KiB with a boolean `active`.
@@ -96,6 +97,11 @@ pub enum ClientAuth {
     ClientSecretBasic,
     /// `client_secret_post`: `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// `private_key_jwt` (RFC 7523 section 2.2, OpenID Connect Core section 9): a
+    /// short-lived JWT signed with the client's private key
+    /// ([`Introspection::private_key`]), `iss` and `sub` the client id, `aud` the
+    /// endpoint's URL, a fresh `jti`, valid for 60 s. No secret is sent.
+    PrivateKeyJwt,
 }
 
 impl ClientAuth {
@@ -104,6 +110,7 @@ impl ClientAuth {
         match s.trim() {
             "client_secret_basic" | "basic" => Some(Self::ClientSecretBasic),
             "client_secret_post" | "post" => Some(Self::ClientSecretPost),
+            "private_key_jwt" => Some(Self::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -113,6 +120,7 @@ impl ClientAuth {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
@@ -140,6 +148,7 @@ pub struct Introspection {
     pub(crate) max_cache: Duration,
     pub(crate) inactive_cache: Duration,
     pub(crate) max_in_flight: usize,
+    pub(crate) key: Option<crate::Signer>,
 }
 
 impl fmt::Debug for Introspection {
@@ -154,6 +163,7 @@ impl fmt::Debug for Introspection {
             .field("max_cache", &self.max_cache)
             .field("inactive_cache", &self.inactive_cache)
             .field("max_in_flight", &self.max_in_flight)
+            .field("private_key", &self.key.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -170,6 +180,7 @@ impl Introspection {
             max_cache: DEFAULT_MAX_CACHE,
             inactive_cache: DEFAULT_INACTIVE_CACHE,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            key: None,
         }
     }
 
@@ -210,6 +221,15 @@ impl Introspection {
     /// [`ClientAuth::ClientSecretBasic`].
     pub fn client_auth(mut self, auth: ClientAuth) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// Authenticates with `private_key_jwt`, assertions signed by `key` (an asymmetric
+    /// key: RS*, PS*, ES256, ES384 or EdDSA, with the `kid` the authorization server
+    /// knows it by); the secret given to [`new`](Self::new) is then not used (pass `""`).
+    pub fn private_key(mut self, key: crate::Signer) -> Self {
+        self.key = Some(key);
+        self.auth = ClientAuth::PrivateKeyJwt;
         self
     }
 
@@ -273,6 +293,24 @@ impl Introspection {
     pub(crate) fn check(&self) -> Result<(), String> {
         if self.client_id.is_empty() {
             return Err("the client id is empty; set the id the authorization server registered for this resource server".into());
+        }
+        match (&self.key, self.auth) {
+            (None, ClientAuth::PrivateKeyJwt) => {
+                return Err("private_key_jwt needs the client's private key; give it with private_key(Signer)".into());
+            }
+            (Some(key), ClientAuth::PrivateKeyJwt)
+                if key.algorithm().as_str().starts_with("HS") =>
+            {
+                return Err("private_key_jwt needs an asymmetric key (RS*, PS*, ES256, ES384, EdDSA), not an HMAC secret".into());
+            }
+            (Some(_), ClientAuth::PrivateKeyJwt) => {}
+            (Some(_), _) => {
+                return Err("a private key is set but the client authenticates with a secret; use client_auth(ClientAuth::PrivateKeyJwt)".into());
+            }
+            (None, _) if self.secret.is_empty() => {
+                return Err("the client secret is empty; set the secret the authorization server issued, or use private_key(...)".into());
+            }
+            (None, _) => {}
         }
         if self.max_cache < Duration::from_secs(1) || self.max_cache > MAX_CACHE_CAP {
             return Err("max_cache must be between 1 s and 1 h".into());

@@ -25,6 +25,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 #[cfg(feature = "test-util")]
 pub(crate) use crypto::generate;
+#[cfg(feature = "introspection")]
+pub(crate) use crypto::random;
 pub(crate) use crypto::{Key, SigningKey, sha256};
 
 /// Strict base64url: no padding, no whitespace, canonical trailing bits.
