@@ -482,3 +482,29 @@ fn strip_application(typ: &str) -> &str {
         _ => typ,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::typ_matches;
+
+    /// RFC 9068 section 2.1 with RFC 7515 section 4.1.9: `application/` is implied when
+    /// the value has no `/`; media types compare case-insensitively.
+    #[test]
+    fn typ_media_types() {
+        for (typ, want, same) in [
+            ("at+jwt", "at+jwt", true),
+            ("application/at+jwt", "at+jwt", true),
+            ("AT+JWT", "application/at+jwt", true),
+            ("Application/At+Jwt", "at+jwt", true),
+            ("JWT", "at+jwt", false),
+            ("jwt", "at+jwt", false),
+            ("", "at+jwt", false),
+            ("text/at+jwt", "at+jwt", false),
+            ("application/application/at+jwt", "at+jwt", false),
+            ("at+jwt ", "at+jwt", false),
+            ("application/at+jwt; charset=utf-8", "at+jwt", false),
+        ] {
+            assert_eq!(typ_matches(typ, want), same, "{typ:?} vs {want:?}");
+        }
+    }
+}
