@@ -62,7 +62,7 @@ fn inactive() -> AuthError {
 impl Authenticator {
     /// Whether `token` goes to introspection, and the step that says so: `None` for a
     /// token verified here. A token known inactive is refused at once; the sync path
-    /// (which never waits) answers 503.
+    /// (which never waits) answers 503 and starts the introspection in the background.
     pub(super) fn introspection_step(&self, token: &str, mode: Mode) -> Option<Step> {
         let intro = self.inner.introspection.as_ref()?;
         let i = &intro.introspector;
@@ -82,7 +82,20 @@ impl Authenticator {
         }
         Some(match mode {
             Mode::Wait => Step::Introspect,
-            Mode::Kick | Mode::Never => Step::Fail(AuthError::introspection_unavailable()),
+            Mode::Kick => {
+                // As remote keys do on this path: the introspection starts in the
+                // background (joining one in flight), so the token is answered from the
+                // cache once it lands.
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let this = self.clone();
+                    let token: Box<str> = token.into();
+                    runtime.spawn(async move {
+                        let _ = this.introspect(&token).await;
+                    });
+                }
+                Step::Fail(AuthError::introspection_unavailable())
+            }
+            Mode::Never => Step::Fail(AuthError::introspection_unavailable()),
         })
     }
 

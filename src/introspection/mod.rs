@@ -32,7 +32,8 @@
 //!   `Token introspection unavailable`): fail-closed, never a pass.
 //! - The token is never logged; logs name the endpoint and what failed.
 //! - The layer waits for introspection on its async path; [`Authenticator::verify`]
-//!   never waits, so it answers introspected tokens from the cache only (503 otherwise):
+//!   never waits, so it answers introspected tokens from the cache only (503 otherwise,
+//!   with the introspection started in the background when a tokio runtime is present):
 //!   use [`verify_async`](crate::Authenticator::verify_async).
 //!
 //! [`Authenticator::verify`]: crate::Authenticator::verify
