@@ -587,37 +587,13 @@ impl AuthenticatorBuilder {
             ));
         }
         #[cfg(feature = "introspection")]
-        let introspection = match self.introspection.take() {
-            Some(options) => {
-                let fail =
-                    |e: String| ConfigError::new(ConfigErrorKind::RemoteKeys, "introspection", e);
-                if !self.token_cache.is_on() {
-                    return Err(fail(
-                        "introspection answers are cached in the verified-token cache, which is off; turn it on (PORTCULLIS_TOKEN_CACHE_ENTRIES > 0)"
-                            .into(),
-                    ));
-                }
-                // The introspection's issuers are accepted wherever issuers are listed.
-                if !self.issuers.is_empty() {
-                    for iss in options.answer_issuers() {
-                        if !self.issuers.contains(&iss) {
-                            self.issuers.push(iss);
-                        }
-                    }
-                }
-                let client = self.remote.http_client()?;
-                let allow_http = self.remote.allows_http();
-                let introspector = crate::introspection::Introspector::new(
-                    options,
-                    client,
-                    self.clock.clone(),
-                    allow_http,
-                )
-                .map_err(fail)?;
-                Some(super::introspected::Introspected::new(introspector))
-            }
-            None => None,
-        };
+        let introspection = super::introspected::build(
+            self.introspection.take(),
+            self.token_cache.is_on(),
+            &mut self.issuers,
+            &mut self.remote,
+            self.clock.clone(),
+        )?;
         #[cfg(feature = "jwks")]
         let remote = {
             // Tokens of a bound issuer carry that `iss`: accept it wherever issuers are

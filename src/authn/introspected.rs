@@ -7,10 +7,12 @@ use base64::Engine;
 
 use super::verify::revocation;
 use super::{Authenticator, Step, TokenRef, cache, malformed};
-use crate::error::{AuthError, Reason};
-use crate::introspection::{Answer, Flight, Flights, Introspector};
+use crate::clock::Clock;
+use crate::error::{AuthError, ConfigError, ConfigErrorKind, Reason};
+use crate::introspection::{Answer, Flight, Flights, Introspection, Introspector};
 use crate::jose::{json, strict_b64};
 use crate::keys::Mode;
+use crate::keys::RemoteBuilder;
 use crate::principal::Principal;
 
 /// The introspection of one authenticator, and its flights.
@@ -27,6 +29,38 @@ impl Introspected {
             flights,
         }
     }
+}
+
+/// The builder's part: checks the settings and builds the introspection with the remote
+/// key sets' HTTP client. Its issuers are accepted wherever issuers are listed.
+pub(super) fn build(
+    options: Option<Introspection>,
+    cache_on: bool,
+    issuers: &mut Vec<String>,
+    remote: &mut RemoteBuilder,
+    clock: Arc<dyn Clock>,
+) -> Result<Option<Introspected>, ConfigError> {
+    let Some(options) = options else {
+        return Ok(None);
+    };
+    let fail = |e: String| ConfigError::new(ConfigErrorKind::RemoteKeys, "introspection", e);
+    if !cache_on {
+        return Err(fail(
+            "introspection answers are cached in the verified-token cache, which is off; turn it on (PORTCULLIS_TOKEN_CACHE_ENTRIES > 0)"
+                .into(),
+        ));
+    }
+    if !issuers.is_empty() {
+        for iss in options.answer_issuers() {
+            if !issuers.contains(&iss) {
+                issuers.push(iss);
+            }
+        }
+    }
+    let client = remote.http_client()?;
+    let introspector =
+        Introspector::new(options, client, clock, remote.allows_http()).map_err(fail)?;
+    Ok(Some(Introspected::new(introspector)))
 }
 
 /// Whether `token` is shaped as a compact JWS: three non-empty base64url segments.
