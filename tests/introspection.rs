@@ -559,3 +559,153 @@ async fn private_key_jwt_client_authentication() {
         .unwrap_err();
     assert_eq!(err.setting(), "introspection");
 }
+
+/// A loopback server that answers every request with `status` and `body` (after `delay`):
+/// a broken or hostile authorization server. Returns its endpoint URL.
+async fn raw_server(status: &'static str, body: String, delay: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let _ = s.read(&mut buf).await;
+                tokio::time::sleep(delay).await;
+                let head = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nlocation: http://127.0.0.1:9/x\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}/introspect")
+}
+
+/// Answers that are not an active answer fail closed: 503 when the endpoint did not
+/// answer as RFC 7662 says, 401 when it did and the answer refuses the token. Never a pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_and_hostile_answers_never_pass() {
+    let exp = 4_000_000_000u64;
+    let cases: Vec<(&str, &'static str, String, u16)> = vec![
+        (
+            "active as a string",
+            "200 OK",
+            r#"{"active": "true", "sub": "x"}"#.into(),
+            503,
+        ),
+        ("no active", "200 OK", r#"{"sub": "x"}"#.into(), 503),
+        ("an array", "200 OK", "[]".into(), 503),
+        ("not JSON", "200 OK", "active=true".into(), 503),
+        (
+            "duplicate active",
+            "200 OK",
+            r#"{"active": false, "active": true}"#.into(),
+            503,
+        ),
+        ("a redirect", "302 Found", r#"{"active": true}"#.into(), 503),
+        (
+            "a server error",
+            "500 Internal Server Error",
+            r#"{"active": true}"#.into(),
+            503,
+        ),
+        (
+            "client refused",
+            "401 Unauthorized",
+            r#"{"error": "invalid_client"}"#.into(),
+            503,
+        ),
+        (
+            "over 64 KiB",
+            "200 OK",
+            format!(r#"{{"active": true, "pad": "{}"}}"#, "a".repeat(70_000)),
+            503,
+        ),
+        (
+            "bound to a key",
+            "200 OK",
+            format!(r#"{{"active": true, "sub": "x", "exp": {exp}, "cnf": {{"jkt": "abc"}}}}"#),
+            401,
+        ),
+        (
+            "a DPoP token",
+            "200 OK",
+            format!(r#"{{"active": true, "sub": "x", "exp": {exp}, "token_type": "DPoP"}}"#),
+            401,
+        ),
+        (
+            "for another audience",
+            "200 OK",
+            format!(r#"{{"active": true, "sub": "x", "exp": {exp}, "aud": "other-api"}}"#),
+            401,
+        ),
+        (
+            "another issuer",
+            "200 OK",
+            format!(
+                r#"{{"active": true, "sub": "x", "exp": {exp}, "iss": "https://evil.example"}}"#
+            ),
+            401,
+        ),
+        (
+            "expired",
+            "200 OK",
+            r#"{"active": true, "sub": "x", "exp": 1000}"#.into(),
+            401,
+        ),
+        (
+            "sub a number",
+            "200 OK",
+            format!(r#"{{"active": true, "sub": 5, "exp": {exp}}}"#),
+            401,
+        ),
+        (
+            "exp a string",
+            "200 OK",
+            r#"{"active": true, "sub": "x", "exp": "4000000000"}"#.into(),
+            401,
+        ),
+    ];
+    for (name, status, body, want) in cases {
+        let url = raw_server(status, body, Duration::ZERO).await;
+        let auth = Authenticator::builder()
+            .introspection(Introspection::new(url, "rs", "s").issuer("https://as.example"))
+            .build()
+            .unwrap();
+        let err = auth
+            .verify_async("opaque-token")
+            .await
+            .map(|p| p.subject().map(str::to_owned))
+            .expect_err(name);
+        assert_eq!(err.status(), want, "{name}: {err}");
+    }
+
+    // Too slow: the shared client's timeout (JwksOptions) bounds the wait.
+    let url = raw_server(
+        "200 OK",
+        r#"{"active": true}"#.into(),
+        Duration::from_secs(5),
+    )
+    .await;
+    let auth = Authenticator::builder()
+        .introspection(Introspection::new(url, "rs", "s"))
+        .jwks_options(portcullis::JwksOptions::new().timeout(Duration::from_millis(300)))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        auth.verify_async("opaque-token")
+            .await
+            .unwrap_err()
+            .status(),
+        503
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
