@@ -380,6 +380,19 @@ fn configuration_errors_name_the_setting() {
         .build()
         .unwrap_err();
     assert_eq!(err.setting(), "introspection");
+    // With introspection beside keys, `sub` alone no longer names a user.
+    let intro = || Introspection::new("https://as.example/introspect", "rs", "s");
+    let alone = Authenticator::builder()
+        .introspection(intro())
+        .build()
+        .unwrap();
+    assert!(!alone.accepts_several_issuers());
+    let beside = Authenticator::builder()
+        .introspection(intro())
+        .hmac_secret(common::SECRET)
+        .build()
+        .unwrap();
+    assert!(beside.accepts_several_issuers());
     // The secret never shows.
     let intro = Introspection::new("https://as.example/introspect", "rs", "hunter2-secret");
     assert!(!format!("{intro:?}").contains("hunter2"));
