@@ -114,7 +114,8 @@
 //! (`Missing token`, `Invalid token scheme, expected <Scheme>`, `Token expired`,
 //! `Invalid token`, `Insufficient permissions`); a revoked token is `invalid_token` with
 //! `Token revoked`, and a shared revocation list too old to check answers 503 with
-//! `Revocation list unavailable`. Authress service-client tokens
+//! `Revocation list unavailable` (an introspection endpoint that cannot answer, with
+//! `Token introspection unavailable`). Authress service-client tokens
 //! ([`AuthressServiceClients`]) refused for their issuer's host, their `sub` or a missing
 //! `kid` are `invalid_token` with a text of their own each.
 //!

@@ -52,8 +52,9 @@ pub enum AuthErrorKind {
     InvalidToken,
     /// The token is valid but the policy or a required claim does not allow the request.
     Forbidden,
-    /// No keys were ever loaded for the token's issuer, or the revocation list could not
-    /// be checked (its shared copy is too old and the store fails closed).
+    /// No keys were ever loaded for the token's issuer, the revocation list could not
+    /// be checked (its shared copy is too old and the store fails closed), or the
+    /// introspection endpoint could not answer (feature `introspection`, fail-closed).
     KeysUnavailable,
     /// The crate was used wrongly, for example an extractor without the layer.
     Misuse,

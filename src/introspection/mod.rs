@@ -106,7 +106,8 @@ pub enum ClientAuth {
 }
 
 impl ClientAuth {
-    /// Parses `client_secret_basic` or `client_secret_post` (`PORTCULLIS_INTROSPECTION_AUTH`).
+    /// Parses an RFC 8414 method name: `client_secret_basic`, `client_secret_post` (also
+    /// `basic` and `post`; `PORTCULLIS_INTROSPECTION_AUTH`) or `private_key_jwt`.
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim() {
             "client_secret_basic" | "basic" => Some(Self::ClientSecretBasic),
