@@ -103,7 +103,10 @@ portcullis_shadow_decisions_total{result=\"would_allow\"|\"would_deny\"}, never 
 
 Configuration: every FEDN_* and PORTCULLIS_* variable the library reads (keys, issuer,
 audience, role claim, leeway, public prefixes, URL prefix, required claim, policy file),
-plus the variables named below; flags override them. On SIGTERM or Ctrl-C it stops
+plus the variables named below; flags override them. Opaque tokens are introspected (RFC
+7662) with --introspection-url or --introspection-issuer, --introspection-client-id and
+--introspection-client-secret-file: an active answer is cached (60 s at most by default),
+an endpoint that cannot answer gives 503. On SIGTERM or Ctrl-C it stops
 accepting connections and lets decisions in flight finish (at most --shutdown-grace).
 
 Examples:
