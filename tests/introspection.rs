@@ -321,6 +321,17 @@ async fn discovery_jwt_issuers_and_revocation() {
     assert_eq!(err.message(), "Token revoked");
     assert_eq!(server.count("opaque-revoked-here").await, 1);
 
+    // Exactly this opaque token, by the hash of all of it.
+    assert_eq!(
+        auth.verify_async("opaque-ada").await.unwrap().subject(),
+        Some("ada")
+    );
+    revocations.revoke(
+        portcullis::revoke::Revocation::opaque_token("Bearer opaque-ada", u64::MAX / 2).unwrap(),
+    );
+    let err = auth.verify_async("opaque-ada").await.unwrap_err();
+    assert_eq!(err.message(), "Token revoked");
+
     // Without the issuer named for introspection, the same JWT is verified with keys,
     // and this one has none: refused.
     let keyless = Authenticator::builder()

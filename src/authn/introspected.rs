@@ -10,7 +10,7 @@ use super::{Authenticator, Step, TokenRef, cache, malformed};
 use crate::clock::Clock;
 use crate::error::{AuthError, ConfigError, ConfigErrorKind, Reason};
 use crate::introspection::{Answer, Flight, Flights, Introspection, Introspector};
-use crate::jose::{json, strict_b64};
+use crate::jose::{json, sha256, strict_b64};
 use crate::keys::Mode;
 use crate::keys::RemoteBuilder;
 use crate::principal::Principal;
@@ -214,15 +214,28 @@ impl Authenticator {
         let now = inner.clock.now();
         let mut revocable = None;
         if let Some(store) = &inner.revocations {
-            // An opaque token's signing input is the whole token: revoked by its hash,
-            // its `jti` or its `sub` like a JWT.
-            let t = TokenRef::new(
-                issuer,
-                read.jti.as_deref(),
-                read.sub.as_deref(),
-                read.iat,
-                token,
-            );
+            // Revoked by `jti` or `sub` like a JWT, or exactly: a JWT by the hash of its
+            // signing input (as `Revocation::token` keys it), an opaque token by the hash
+            // of all of it (`Revocation::opaque_token`), dots and all.
+            let whole;
+            let t = if jwt_shaped(token) {
+                TokenRef::new(
+                    issuer,
+                    read.jti.as_deref(),
+                    read.sub.as_deref(),
+                    read.iat,
+                    token,
+                )
+            } else {
+                whole = sha256(token.as_bytes());
+                TokenRef::hashed(
+                    issuer,
+                    read.jti.as_deref(),
+                    read.sub.as_deref(),
+                    read.iat,
+                    &whole,
+                )
+            };
             revocation(&**store, &t)?;
             revocable = Some(cache::Revocable {
                 iss: t.issuer().into(),
