@@ -20,6 +20,16 @@
 //! | `PORTCULLIS_JWKS_TTL_SECONDS` | remote key set TTL without `Cache-Control: max-age` | `600` |
 //! | `PORTCULLIS_JWKS_COOLDOWN_SECONDS` | least time between refetches for unknown `kid`s | `30` |
 //! | `PORTCULLIS_ISSUER` | required `iss` (comma-separated for several) | any |
+//! | `PORTCULLIS_REQUIRE_TYP` | the `typ` every token must carry, such as `at+jwt` (case-insensitive, `application/` optional) | not checked |
+//! | `PORTCULLIS_AT_JWT_ISSUERS` | issuers (comma-separated) whose tokens must carry `typ` `at+jwt` (RFC 9068), so their ID tokens are refused | none |
+//! | `PORTCULLIS_INTROSPECTION_URL` | RFC 7662 introspection endpoint for opaque tokens (https; http for loopback), feature `introspection` | none |
+//! | `PORTCULLIS_INTROSPECTION_ISSUER` | instead of the URL: the issuer whose metadata names the endpoint | none |
+//! | `PORTCULLIS_INTROSPECTION_CLIENT_ID` / `_CLIENT_SECRET` | this service's client credentials at the endpoint | required with an endpoint |
+//! | `PORTCULLIS_INTROSPECTION_AUTH` | `client_secret_basic` or `client_secret_post` | `client_secret_basic` |
+//! | `PORTCULLIS_INTROSPECTION_JWT_ISSUERS` | issuers (comma-separated) whose JWTs are introspected instead of verified with keys | none |
+//! | `PORTCULLIS_INTROSPECTION_OPAQUE` | `false`: only those JWTs are introspected, opaque tokens are refused | `true` |
+//! | `PORTCULLIS_INTROSPECTION_CACHE_SECONDS` | longest time an active answer is cached (until the token's `exp` at most) | `60` |
+//! | `PORTCULLIS_INTROSPECTION_INACTIVE_SECONDS` | how long an inactive answer is remembered | `10` |
 //! | `PORTCULLIS_AUDIENCE` | required `aud` (comma-separated for several) | none: tokens carrying `aud` are refused |
 //! | `PORTCULLIS_ROLE_CLAIM` | claim path of roles | `role` |
 //! | `PORTCULLIS_GROUPS_CLAIM` | claim path of groups | `groups` |
@@ -280,6 +290,33 @@ impl EnvConfig {
                     "remote key sets need the `jwks` feature of portcullis; enable it",
                 ));
             }
+        }
+        #[cfg(feature = "introspection")]
+        if let Some(intro) = crate::introspection::from_vars(&get)? {
+            auth = auth.introspection(intro);
+            has_keys = true;
+        }
+        #[cfg(not(feature = "introspection"))]
+        for name in [
+            "PORTCULLIS_INTROSPECTION_URL",
+            "PORTCULLIS_INTROSPECTION_ISSUER",
+        ] {
+            if get(name).is_some() {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::RemoteKeys,
+                    name,
+                    "token introspection needs the `introspection` feature of portcullis; enable it",
+                ));
+            }
+        }
+        if let Some(typ) = get("PORTCULLIS_REQUIRE_TYP") {
+            auth = auth.require_typ(typ.trim());
+        }
+        for iss in get("PORTCULLIS_AT_JWT_ISSUERS")
+            .iter()
+            .flat_map(|v| list(v))
+        {
+            auth = auth.require_typ_for_issuer(iss, "at+jwt");
         }
         if let Some(scheme) = get("FEDN_AUTH_SCHEME") {
             auth = auth.schemes([scheme.trim().to_owned()]);

@@ -114,7 +114,8 @@
 //! (`Missing token`, `Invalid token scheme, expected <Scheme>`, `Token expired`,
 //! `Invalid token`, `Insufficient permissions`); a revoked token is `invalid_token` with
 //! `Token revoked`, and a shared revocation list too old to check answers 503 with
-//! `Revocation list unavailable`. Authress service-client tokens
+//! `Revocation list unavailable` (an introspection endpoint that cannot answer, with
+//! `Token introspection unavailable`). Authress service-client tokens
 //! ([`AuthressServiceClients`]) refused for their issuer's host, their `sub` or a missing
 //! `kid` are `invalid_token` with a text of their own each. Sender-constrained tokens
 //! ([`sender`]) answer RFC 9449 section 7: a bad DPoP proof is 401 with
@@ -179,6 +180,10 @@
 //!   FEDn's, AIStore's and anaconda-cloud-auth's orders), refreshing sources (FEDn, OAuth2,
 //!   Authress service-client keys) and `TokenLayer` for outgoing hyper, axum, reqwest-style
 //!   and (with `tonic`) tonic requests; needs a tokio runtime.
+//! - `introspection`: the `introspection` module: opaque tokens (and JWTs of chosen
+//!   issuers) checked at the authorization server's RFC 7662 introspection endpoint, the
+//!   answers cached like verified tokens; needs `jwks` and a tokio runtime. See the
+//!   [introspection guide](guides::introspection).
 //! - `reqwest-client`: `JwksClient::from_reqwest`, to bring your own reqwest 0.13 client
 //!   (proxy, custom CA, mTLS); it follows reqwest's major version.
 //! - `redis`: `revoke::RedisRevocations` and `revoke::RedisRecords`, a revocation list and
@@ -230,6 +235,9 @@ pub mod forward;
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod grpc;
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+pub mod introspection;
 mod jose;
 #[cfg(feature = "kamiwaza")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kamiwaza")))]
@@ -312,6 +320,8 @@ pub mod guides {
     //! - [`revocation`]: revoking tokens, in one process or on every replica through Redis.
     //! - [`sender_constrained`]: DPoP (RFC 9449) and certificate-bound tokens (RFC 8705),
     //!   behind proxies and with rustls.
+    //! - [`introspection`]: RFC 9068 `at+jwt` access tokens, and opaque tokens checked at
+    //!   the authorization server's introspection endpoint (RFC 7662).
     //! - [`client`]: the calling side: finding, attaching and refreshing tokens.
     //! - [`identity_providers`]: Keycloak, Auth0, Entra ID; multi-tenant issuers.
     //! - [`metrics`]: metrics and logs.
@@ -381,6 +391,14 @@ pub mod guides {
     #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
     #[doc = include_str!("../docs/client.md")]
     pub mod client {}
+
+    #[cfg(any(
+        all(doc, not(doctest)),
+        all(feature = "introspection", feature = "axum")
+    ))]
+    #[cfg_attr(docsrs, doc(cfg(all(feature = "introspection", feature = "axum"))))]
+    #[doc = include_str!("../docs/introspection.md")]
+    pub mod introspection {}
 
     #[cfg(any(all(doc, not(doctest)), feature = "jwks"))]
     #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]

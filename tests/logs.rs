@@ -98,3 +98,51 @@ fn decisions_are_logged_without_tokens_or_claim_values() {
     );
     assert!(!all.contains(secret_claim), "a claim value was logged");
 }
+
+/// Introspection (RFC 7662): a failed introspection is logged with the endpoint and what
+/// failed, never the token.
+#[cfg(feature = "introspection")]
+#[test]
+fn introspection_failures_are_logged_without_the_token() {
+    use portcullis::introspection::Introspection;
+    let events = Events::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!(
+        "http://127.0.0.1:{}/introspect",
+        listener.local_addr().unwrap().port()
+    );
+    drop(listener);
+    let opaque = "Zm9vYmFyLXNlY3JldC1vcGFxdWUtdG9rZW4";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(events.clone(), || {
+        rt.block_on(async {
+            let auth = portcullis::Authenticator::builder()
+                .introspection(Introspection::new(&endpoint, "rs", "client-secret-value"))
+                .build()
+                .unwrap();
+            let app = Router::new()
+                .route("/me", get(|| async { "me" }))
+                .layer(AuthLayer::new(
+                    auth,
+                    Policy::builder()
+                        .allow("GET", "/me", ["*"])
+                        .build()
+                        .unwrap(),
+                ));
+            assert_eq!(call(&app, get_with("/me", Some(opaque))).await.0, 503);
+        })
+    });
+    let all = events.0.lock().unwrap().join("\n");
+    assert!(
+        all.contains("token introspection failed") && all.contains(&endpoint),
+        "{all}"
+    );
+    assert!(!all.contains(opaque), "the token was logged: {all}");
+    assert!(
+        !all.contains("client-secret-value"),
+        "the secret was logged: {all}"
+    );
+}

@@ -15,9 +15,13 @@ const AFTER: &str = "\
 Prints the header and the claims as JSON, marked UNVERIFIED: the signature is not checked,
 so nothing shown can be trusted (use `portcullis verify` for that). `exp`, `nbf`, `iat` and
 `auth_time` are shown in UTC and relative to now. A `cnf` claim (a token bound to a DPoP
-key or a client certificate, RFC 9449 / RFC 8705) is shown as its binding. Header parameters that point at keys
-(`jku`, `x5u`, `jwk`, `x5c`) are reported and never followed. Exit 0 when the token
-decodes, 1 when it is not a compact JWS/JWT, 2 on a usage error.
+key or a client certificate, RFC 9449 / RFC 8705) is shown as its binding. The type line
+says whether the token is an RFC 9068 access token (`typ` at+jwt, which `--at-jwt-issuers`
+of serve requires) or another JWT (an ID token, say); a token that is not a JWT is reported
+as opaque: only its authorization server's introspection endpoint (RFC 7662; serve
+--introspection-url) can say what it holds. Header parameters that point at keys (`jku`,
+`x5u`, `jwk`, `x5c`) are reported and never followed. Exit 0 when the token decodes, 1
+when it is not a compact JWS/JWT (opaque tokens included), 2 on a usage error.
 
 Examples:
   portcullis inspect eyJhbGciOi...
@@ -77,6 +81,30 @@ fn object(what: &str, segment: &str) -> Result<Map<String, Value>, String> {
         Ok(_) => Err(format!("the {what} is JSON but not an object")),
         Err(_) => Err(format!("the {what} is not JSON")),
     }
+}
+
+/// What the header says the token is: `at+jwt` (an RFC 9068 access token: `typ` names
+/// `application/at+jwt`, case-insensitively, the prefix optional) or `jwt`.
+fn kind(header: &Map<String, Value>) -> &'static str {
+    let typ = header.get("typ").and_then(Value::as_str).unwrap_or("");
+    let typ = match typ.get(..12) {
+        Some(p) if p.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    };
+    if typ.eq_ignore_ascii_case("at+jwt") {
+        "at+jwt"
+    } else {
+        "jwt"
+    }
+}
+
+/// Whether a string that is not a JWS could be an opaque bearer token: token68 characters.
+fn opaque(token: &str) -> bool {
+    !token.is_empty()
+        && token
+            .trim_end_matches('=')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
 
 /// One line per time claim: UTC and relative.
@@ -187,11 +215,22 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
     let (header, claims) = match decoded {
         Ok(v) => v,
         Err(why) => {
+            let mut stdout = format!("not a token: {why}\n");
+            if parts.len() != 3 && parts.len() != 5 && opaque(token) {
+                stdout.push_str(
+                    "type: opaque (not a JWT): only the issuer's introspection endpoint (RFC 7662) can say whether it is active and what it holds\n",
+                );
+            }
             return Ok(Report {
-                stdout: format!("not a token: {why}\n"),
+                stdout,
                 code: EXIT_NO,
             });
         }
+    };
+    let kind = kind(&header);
+    let kind_text = match kind {
+        "at+jwt" => "JWT access token (typ at+jwt, RFC 9068)",
+        _ => "JWT, not typed as an access token (no typ at+jwt; an ID token, say)",
     };
     let now = now() as i64;
     let times = times(&claims, now);
@@ -200,6 +239,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
     let stdout = if args.json {
         let v = serde_json::json!({
             "verified": false,
+            "type": kind,
             "header": header,
             "claims": claims,
             "times": Map::from_iter(times),
@@ -211,6 +251,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         let mut out = String::from(
             "UNVERIFIED: the signature was not checked; nothing below can be trusted\n",
         );
+        out.push_str(&format!("type: {kind_text}\n"));
         out.push_str(&format!("header:\n{}\n", safe_json(&Value::Object(header))));
         out.push_str(&format!("claims:\n{}\n", safe_json(&Value::Object(claims))));
         if !times.is_empty() {

@@ -103,7 +103,10 @@ portcullis_shadow_decisions_total{result=\"would_allow\"|\"would_deny\"}, never 
 
 Configuration: every FEDN_* and PORTCULLIS_* variable the library reads (keys, issuer,
 audience, role claim, leeway, public prefixes, URL prefix, required claim, policy file),
-plus the variables named below; flags override them. On SIGTERM or Ctrl-C it stops
+plus the variables named below; flags override them. Opaque tokens are introspected (RFC
+7662) with --introspection-url or --introspection-issuer, --introspection-client-id and
+--introspection-client-secret-file: an active answer is cached (60 s at most by default),
+an endpoint that cannot answer gives 503. On SIGTERM or Ctrl-C it stops
 accepting connections and lets decisions in flight finish (at most --shutdown-grace).
 
 Examples:
@@ -202,6 +205,98 @@ pub(crate) struct Args {
     resource: ResourceFlags,
     #[command(flatten)]
     sender: Box<crate::sender::SenderFlags>,
+    #[command(flatten)]
+    introspection: Box<IntrospectionFlags>,
+}
+
+/// RFC 7662 introspection of opaque tokens, and RFC 9068 `at+jwt` typing.
+#[derive(clap::Args, Debug)]
+struct IntrospectionFlags {
+    /// Introspection endpoint for opaque tokens (RFC 7662; https, http only for loopback)
+    /// [env: PORTCULLIS_INTROSPECTION_URL]
+    #[arg(long, value_name = "URL", help_heading = "Introspection")]
+    introspection_url: Option<String>,
+    /// Instead of --introspection-url: the issuer whose metadata names the endpoint
+    /// [env: PORTCULLIS_INTROSPECTION_ISSUER]
+    #[arg(long, value_name = "URL", help_heading = "Introspection")]
+    introspection_issuer: Option<String>,
+    /// This service's client id at the endpoint [env: PORTCULLIS_INTROSPECTION_CLIENT_ID]
+    #[arg(long, value_name = "ID", help_heading = "Introspection")]
+    introspection_client_id: Option<String>,
+    /// File holding the client secret (a trailing newline is dropped)
+    /// [env: PORTCULLIS_INTROSPECTION_CLIENT_SECRET holds the secret itself]
+    #[arg(long, value_name = "FILE", help_heading = "Introspection")]
+    introspection_client_secret_file: Option<PathBuf>,
+    /// client_secret_basic or client_secret_post [env: PORTCULLIS_INTROSPECTION_AUTH;
+    /// default client_secret_basic]
+    #[arg(long, value_name = "METHOD", help_heading = "Introspection")]
+    introspection_auth: Option<String>,
+    /// Issuers (comma-separated) whose JWTs are introspected instead of verified with
+    /// keys [env: PORTCULLIS_INTROSPECTION_JWT_ISSUERS]
+    #[arg(long, value_name = "ISS", help_heading = "Introspection")]
+    introspection_jwt_issuers: Option<String>,
+    /// Issuers (comma-separated) whose tokens must carry typ at+jwt (RFC 9068), so their
+    /// ID tokens are refused [env: PORTCULLIS_AT_JWT_ISSUERS]
+    #[arg(long, value_name = "ISS", help_heading = "Introspection")]
+    at_jwt_issuers: Option<String>,
+}
+
+impl IntrospectionFlags {
+    /// Sets the variables the flags stand for.
+    fn apply(&self, o: &mut Overrides) -> Result<(), Fail> {
+        if let Some(path) = &self.introspection_client_secret_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Fail::usage(format!(
+                    "--introspection-client-secret-file: cannot read `{}`: {e}",
+                    path.display()
+                ))
+            })?;
+            let secret = text.trim_end_matches(['\n', '\r']).to_owned();
+            o.set(
+                "PORTCULLIS_INTROSPECTION_CLIENT_SECRET",
+                "--introspection-client-secret-file",
+                secret,
+            );
+        }
+        let pairs = [
+            (
+                "PORTCULLIS_INTROSPECTION_URL",
+                "--introspection-url",
+                &self.introspection_url,
+            ),
+            (
+                "PORTCULLIS_INTROSPECTION_ISSUER",
+                "--introspection-issuer",
+                &self.introspection_issuer,
+            ),
+            (
+                "PORTCULLIS_INTROSPECTION_CLIENT_ID",
+                "--introspection-client-id",
+                &self.introspection_client_id,
+            ),
+            (
+                "PORTCULLIS_INTROSPECTION_AUTH",
+                "--introspection-auth",
+                &self.introspection_auth,
+            ),
+            (
+                "PORTCULLIS_INTROSPECTION_JWT_ISSUERS",
+                "--introspection-jwt-issuers",
+                &self.introspection_jwt_issuers,
+            ),
+            (
+                "PORTCULLIS_AT_JWT_ISSUERS",
+                "--at-jwt-issuers",
+                &self.at_jwt_issuers,
+            ),
+        ];
+        for (var, flag, value) in pairs {
+            if let Some(v) = value {
+                o.set(var, flag, v.clone());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// RFC 9728 protected-resource metadata.
@@ -436,6 +531,7 @@ pub(crate) fn run(args: Args) -> Result<Report, Fail> {
         .map_err(|e| Fail::usage(format!("cannot start the async runtime: {e}")))?;
     let _in_runtime = rt.enter();
     let mut overrides = Overrides::new(&args.keys, &args.policy)?;
+    args.introspection.apply(&mut overrides)?;
     if let Some(path) = &args.shadow_policy {
         overrides.set(
             "PORTCULLIS_SHADOW_POLICY_FILE",

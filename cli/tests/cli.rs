@@ -1649,3 +1649,30 @@ fn serve_finishes_decisions_in_flight_on_sigterm() {
     }
     let _ = Path::new("");
 }
+
+#[test]
+fn inspect_tells_at_jwt_access_tokens_other_jwts_and_opaque_tokens_apart() {
+    let at = mint(&["--sub", "ada", "--header", "typ=\"application/at+jwt\""]);
+    expect(
+        &run(&["inspect", &at], &[]),
+        0,
+        &["type: JWT access token (typ at+jwt, RFC 9068)"],
+        &[],
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout(&run(&["inspect", "--json", &at], &[]))).unwrap();
+    assert_eq!(v["type"], "at+jwt");
+    let id = mint(&["--sub", "ada"]);
+    expect(
+        &run(&["inspect", &id], &[]),
+        0,
+        &["type: JWT, not typed as an access token"],
+        &[],
+    );
+    expect(
+        &run(&["inspect", "2YotnFZFEjr1zCsicMWpAA"], &[]),
+        1,
+        &["not a token", "type: opaque (not a JWT)", "introspection"],
+        &[],
+    );
+}

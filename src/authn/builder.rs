@@ -41,6 +41,7 @@ pub struct AuthenticatorBuilder {
     role_claim: String,
     groups_claim: String,
     typ: Option<String>,
+    typ_by_issuer: Vec<(String, String)>,
     crit: Vec<String>,
     clock: Arc<dyn Clock>,
     allow_short_hmac: bool,
@@ -50,6 +51,8 @@ pub struct AuthenticatorBuilder {
     revocations: Option<Arc<dyn super::RevocationStore>>,
     dpop: Option<crate::sender::DpopOptions>,
     certificate_binding: Option<crate::sender::CertificateBinding>,
+    #[cfg(feature = "introspection")]
+    introspection: Option<crate::introspection::Introspection>,
 }
 
 impl std::fmt::Debug for AuthenticatorBuilder {
@@ -75,6 +78,7 @@ impl Default for AuthenticatorBuilder {
             role_claim: "role".to_owned(),
             groups_claim: "groups".to_owned(),
             typ: None,
+            typ_by_issuer: Vec::new(),
             crit: Vec::new(),
             clock: Arc::new(SystemClock),
             allow_short_hmac: false,
@@ -88,6 +92,8 @@ impl Default for AuthenticatorBuilder {
             revocations: None,
             dpop: None,
             certificate_binding: None,
+            #[cfg(feature = "introspection")]
+            introspection: None,
         }
     }
 }
@@ -310,6 +316,59 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// Requires the `typ` header of the tokens whose `iss` is `issuer` to name the media
+    /// type `typ` (`PORTCULLIS_AT_JWT_ISSUERS` for `at+jwt`): RFC 9068 access tokens
+    /// carry `typ: at+jwt`, so an ID token of the same issuer, with the same claims, is
+    /// refused as an access token (401 `invalid_token`). Media types compare
+    /// case-insensitively and a `typ` without `/` stands for `application/...`
+    /// (RFC 7515 section 4.1.9): `at+jwt`, `application/at+jwt` and `AT+JWT` are one.
+    /// Checked after the signature and claims, so a token must verify first. Other
+    /// issuers' tokens are not checked unless [`require_typ`](Self::require_typ) asks for
+    /// every token. Default: none.
+    ///
+    /// ```
+    /// use base64::Engine;
+    /// use portcullis::{Algorithm, Authenticator, Signer};
+    /// use serde_json::json;
+    ///
+    /// let secret = "0123456789abcdef0123456789abcdef";
+    /// let auth = Authenticator::builder()
+    ///     .hmac_secret(secret)
+    ///     .require_typ_for_issuer("https://as.example", "at+jwt")
+    ///     .build()?;
+    /// let claims = json!({"iss": "https://as.example", "sub": "ada", "exp": 4_000_000_000u64});
+    /// let signer = Signer::hmac(Algorithm::HS256, secret)?;
+    /// let b64 = |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    /// let mint = |typ: &str| {
+    ///     let (h, p) = (b64(json!({"alg": "HS256", "typ": typ})), b64(claims.clone()));
+    ///     signer.sign_segments(&h, &p).map(|s| format!("{h}.{p}.{s}"))
+    /// };
+    /// assert!(auth.verify(&mint("application/at+jwt")?).is_ok());
+    /// assert!(auth.verify(&mint("AT+JWT")?).is_ok());
+    /// // An ID token of the same issuer with the same claims:
+    /// assert_eq!(auth.verify(&mint("JWT")?).unwrap_err().status(), 401);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn require_typ_for_issuer(
+        mut self,
+        issuer: impl Into<String>,
+        typ: impl Into<String>,
+    ) -> Self {
+        self.typ_by_issuer.push((issuer.into(), typ.into()));
+        self
+    }
+
+    /// Token introspection (RFC 7662; feature `introspection`): tokens that are not JWTs,
+    /// and JWTs of the issuers it names, are checked by the authorization server's
+    /// introspection endpoint instead of by keys, and the active answers cached. See
+    /// [`introspection`](crate::introspection) for what it guarantees. It can be the only
+    /// key source. Default: none (a token that is not a JWT is refused as malformed).
+    #[cfg(feature = "introspection")]
+    pub fn introspection(mut self, introspection: crate::introspection::Introspection) -> Self {
+        self.introspection = Some(introspection);
+        self
+    }
+
     /// Declares a `crit` header parameter name your application understands and checks
     /// itself, through [`Principal::header`](crate::Principal::header). Default: none, so any token with `crit` is
     /// refused.
@@ -386,6 +445,8 @@ impl AuthenticatorBuilder {
         let no_remote = self.remote.is_empty();
         #[cfg(not(feature = "jwks"))]
         let no_remote = true;
+        #[cfg(feature = "introspection")]
+        let no_remote = no_remote && self.introspection.is_none();
         if self.sources.is_empty() && no_remote {
             return Err(ConfigError::new(
                 ConfigErrorKind::Keys,
@@ -428,6 +489,33 @@ impl AuthenticatorBuilder {
                 "realm",
                 "must be non-empty visible ASCII or spaces, without `\"` or `\\`",
             ));
+        }
+        let bad_typ = |t: &str| t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic());
+        if self.typ.as_deref().is_some_and(bad_typ) {
+            return Err(ConfigError::new(
+                ConfigErrorKind::Claims,
+                "require_typ",
+                "a media type such as `at+jwt` (visible ASCII, not empty)",
+            ));
+        }
+        for (i, (iss, typ)) in self.typ_by_issuer.iter().enumerate() {
+            if bad_typ(typ) {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Claims,
+                    "require_typ_for_issuer",
+                    format!("the type for `{iss}` must be a media type such as `at+jwt`"),
+                ));
+            }
+            if self.typ_by_issuer[..i]
+                .iter()
+                .any(|(other, _)| other == iss)
+            {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Claims,
+                    "require_typ_for_issuer",
+                    format!("`{iss}` is given a required type twice; name each issuer once"),
+                ));
+            }
         }
         let mut keys = KeySet::default();
         for source in std::mem::take(&mut self.sources) {
@@ -526,6 +614,14 @@ impl AuthenticatorBuilder {
                 "HMAC secrets and public keys are mixed; use one kind per authenticator",
             ));
         }
+        #[cfg(feature = "introspection")]
+        let introspection = super::introspected::build(
+            self.introspection.take(),
+            self.token_cache.is_on(),
+            &mut self.issuers,
+            &mut self.remote,
+            self.clock.clone(),
+        )?;
         #[cfg(feature = "jwks")]
         let remote = {
             // Tokens of a bound issuer carry that `iss`: accept it wherever issuers are
@@ -594,6 +690,7 @@ impl AuthenticatorBuilder {
                 role_claim,
                 groups_claim,
                 typ: self.typ,
+                typ_by_issuer: self.typ_by_issuer,
                 crit: self.crit,
                 require_exp: self.require_exp,
                 clock: self.clock,
@@ -604,6 +701,8 @@ impl AuthenticatorBuilder {
                 cache: self.token_cache.build(),
                 revocations: self.revocations,
                 sender: sender.map(Arc::new),
+                #[cfg(feature = "introspection")]
+                introspection,
             }),
         })
     }

@@ -387,6 +387,41 @@ impl Cache {
             None => MAX_TTL,
         }
         .min(MAX_TTL);
+        self.put(hash, token, principal, verified, now, ttl);
+    }
+
+    /// Remembers a token at once (not on its second sight) until its `exp` (without
+    /// leeway), at most `bound`: an introspected token, whose check is a request to the
+    /// authorization server, and whose answer may be cached only so long.
+    #[cfg(feature = "introspection")]
+    pub(crate) fn insert_now(
+        &self,
+        hash: u64,
+        token: &str,
+        principal: &Principal,
+        verified: Verified,
+        now: u64,
+        bound: Duration,
+    ) {
+        self.mark(hash);
+        let ttl = match verified.exp {
+            Some(exp) => Duration::from_secs(exp.saturating_sub(now)),
+            None => bound,
+        }
+        .min(bound)
+        .min(MAX_TTL);
+        self.put(hash, token, principal, verified, now, ttl);
+    }
+
+    fn put(
+        &self,
+        hash: u64,
+        token: &str,
+        principal: &Principal,
+        verified: Verified,
+        now: u64,
+        ttl: Duration,
+    ) {
         let weight = token.len() as u64
             + principal.weight()
             + ENTRY_OVERHEAD

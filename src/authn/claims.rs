@@ -46,6 +46,18 @@ impl Authenticator {
     /// Checks the claims of a verified payload and reads the caller's identity from them.
     /// Returns the identity, and the token's registered claims when present.
     pub(super) fn read_claims<'p>(&self, payload: &'p [u8]) -> Result<Read<'p>, AuthError> {
+        self.read_claims_as(payload, false)
+    }
+
+    /// [`read_claims`](Self::read_claims), for a JWT's payload or, when `introspected`,
+    /// an active introspection answer (RFC 7662 section 2.2): there `exp` and `iss` are
+    /// optional (the authorization server vouched for the token just now; the caller
+    /// checks the answer's `iss` against the introspection's issuers).
+    pub(super) fn read_claims_as<'p>(
+        &self,
+        payload: &'p [u8],
+        introspected: bool,
+    ) -> Result<Read<'p>, AuthError> {
         let inner = &*self.inner;
         let role_head = inner.role_claim.names()[0].as_str();
         let groups_head = inner.groups_claim.names()[0].as_str();
@@ -73,7 +85,7 @@ impl Authenticator {
                 }
                 Some(exp)
             }
-            None if inner.require_exp => return Err(claim("exp missing")),
+            None if inner.require_exp && !introspected => return Err(claim("exp missing")),
             None => None,
         };
         let nbf = match nbf.map(Scalar::of) {
@@ -113,7 +125,9 @@ impl Authenticator {
             }
             Some(Scalar::Str(iss)) => Some(iss),
             Some(_) => return Err(claim("iss is not a string")),
-            None if !inner.issuers.is_empty() => return Err(claim("iss missing")),
+            None if !inner.issuers.is_empty() && !introspected => {
+                return Err(claim("iss missing"));
+            }
             None => None,
         };
         // The issuer rule of the token's pattern, if any: its checks, its audience, and

@@ -32,6 +32,8 @@ mod claims;
 mod entry;
 #[cfg(feature = "token-cache")]
 mod front;
+#[cfg(feature = "introspection")]
+mod introspected;
 mod revocation;
 mod token;
 mod verify;
@@ -106,6 +108,8 @@ struct Inner {
     role_claim: ClaimPath,
     groups_claim: ClaimPath,
     typ: Option<String>,
+    /// (issuer, required `typ`) pairs: RFC 9068 typing per issuer.
+    typ_by_issuer: Vec<(String, String)>,
     crit: Vec<String>,
     require_exp: bool,
     clock: Arc<dyn Clock>,
@@ -117,6 +121,8 @@ struct Inner {
     revocations: Option<Arc<dyn RevocationStore>>,
     /// DPoP and certificate-bound tokens, when configured.
     sender: Option<Arc<crate::sender::SenderChecks>>,
+    #[cfg(feature = "introspection")]
+    introspection: Option<introspected::Introspected>,
 }
 
 /// The remote key set that verified a token, and its key epoch at the time: a token
@@ -168,7 +174,8 @@ impl Authenticator {
     }
 
     /// Whether tokens of more than one issuer can pass: several required issuers, several
-    /// issuers with their own keys (OIDC issuers, issuer key sets), or an issuer pattern.
+    /// issuers with their own keys (OIDC issuers, issuer key sets), an issuer pattern, or
+    /// introspected tokens beside tokens verified with keys.
     /// Then `sub` alone does not name a user: see
     /// [`Authorizer::issuers_of`](crate::Authorizer::issuers_of).
     pub fn accepts_several_issuers(&self) -> bool {
@@ -178,6 +185,16 @@ impl Authenticator {
         #[cfg(feature = "jwks")]
         if let Some(remote) = &self.inner.remote
             && (remote.by_issuer.len() > 1 || remote.tenants.is_some())
+        {
+            return true;
+        }
+        // Introspected tokens beside tokens verified with keys, or answers of several
+        // issuers.
+        #[cfg(feature = "introspection")]
+        if let Some(i) = &self.inner.introspection
+            && (i.introspector.answer_issuers().len() > 1
+                || !self.inner.keys.is_empty()
+                || self.inner.remote.is_some())
         {
             return true;
         }
@@ -204,14 +221,19 @@ impl Authenticator {
         &self.inner.audiences
     }
 
-    /// Every issuer named in the configuration: the required ones, and those bound to a
-    /// key source of their own (OIDC issuers, issuer key sets), sorted, each once. Issuer
+    /// Every issuer named in the configuration: the required ones, those bound to a key
+    /// source of their own (OIDC issuers, issuer key sets) and those whose introspection
+    /// answers are accepted, sorted, each once. Issuer
     /// patterns name no issuer.
     pub(crate) fn named_issuers(&self) -> Vec<String> {
         let mut all = self.inner.issuers.clone();
         #[cfg(feature = "jwks")]
         if let Some(remote) = &self.inner.remote {
             all.extend(remote.by_issuer.keys().cloned());
+        }
+        #[cfg(feature = "introspection")]
+        if let Some(i) = &self.inner.introspection {
+            all.extend(i.introspector.answer_issuers().iter().cloned());
         }
         all.sort();
         all.dedup();
@@ -310,6 +332,10 @@ impl Authenticator {
                 self.verify_mode(token, Mode::Never)
                     .map_err(Step::into_error)
             }
+            #[cfg(feature = "introspection")]
+            Err(Step::Introspect) => self.introspect(token).await,
+            #[cfg(not(feature = "introspection"))]
+            Err(step @ Step::Introspect) => Err(step.into_error()),
         }
     }
 

@@ -27,6 +27,9 @@ pub(crate) enum Step {
     /// Keys must be fetched first (only with remote key sets, in [`Mode::Wait`]).
     #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
     Fetch(Pending),
+    /// The token must be introspected first (feature `introspection`, in [`Mode::Wait`]).
+    #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+    Introspect,
 }
 
 impl From<AuthError> for Step {
@@ -52,6 +55,7 @@ impl Step {
             Self::Fail(e) => e,
             // Only `Mode::Wait` asks for a fetch; answer as if no keys were loaded.
             Self::Fetch(_) => AuthError::keys_unavailable(),
+            Self::Introspect => AuthError::introspection_unavailable(),
         }
     }
 }
@@ -66,7 +70,10 @@ fn no_key_error(e: Selection) -> AuthError {
 }
 
 /// The answer of a revocation store, as the verifier's result.
-fn revocation(store: &dyn RevocationStore, token: &TokenRef<'_>) -> Result<(), AuthError> {
+pub(super) fn revocation(
+    store: &dyn RevocationStore,
+    token: &TokenRef<'_>,
+) -> Result<(), AuthError> {
     match store.check(token) {
         Verdict::Valid => Ok(()),
         Verdict::Revoked => Err(AuthError::revoked()),
@@ -130,46 +137,18 @@ impl Authenticator {
         let cached = match &inner.cache {
             Some(cache) => {
                 let hash = cache.hash(credential.bytes);
-                // A hit is checked against revocation like a fresh verification, from
-                // what the entry kept. An entry without it (cached in a race with its
-                // admission) is verified again, never passed unchecked.
-                let check = |entry: &cache::Entry| match (&inner.revocations, &entry.revocable) {
-                    (None, _) => Ok(true),
-                    (Some(store), Some(r)) => {
-                        let t = TokenRef::hashed(
-                            &r.iss,
-                            r.jti.as_deref(),
-                            entry.principal.subject(),
-                            r.iat,
-                            &r.sha,
-                        );
-                        revocation(&**store, &t).map(|()| true)
-                    }
-                    (Some(_), None) => Ok(false),
-                };
-                let found = cache.lookup(
-                    hash,
-                    credential.bytes,
-                    inner.clock.now(),
-                    inner.leeway,
-                    check,
-                );
-                crate::metrics::token_cache(matches!(found, cache::Found::Hit(_)));
-                match found {
-                    cache::Found::Hit(principal) => return Ok(principal),
-                    cache::Found::Refused(e) => {
-                        if e.is_revoked() {
-                            cache.invalidate(hash);
-                        }
-                        return Err(e.into());
-                    }
-                    cache::Found::Miss => {}
+                if let Some(answer) = self.cached(cache, hash, credential.bytes) {
+                    return answer.map_err(Step::Fail);
                 }
                 Some((cache, hash))
             }
             _ => None,
         };
         let token = credential.checked()?;
+        #[cfg(feature = "introspection")]
+        if let Some(step) = self.introspection_step(token, mode) {
+            return Err(step);
+        }
         let seg = self.segments(token)?;
         let (buf, header_len, source) = self.check_jws(seg, mode)?;
         let claims::Read {
@@ -181,6 +160,16 @@ impl Authenticator {
             jti,
             sub,
         } = self.read_claims(&buf[header_len..])?;
+        // RFC 9068 explicit typing per issuer: an ID token of that issuer, with the same
+        // claims, is not an access token.
+        if let Some(want) = iss.as_deref().and_then(|i| {
+            inner
+                .typ_by_issuer
+                .iter()
+                .find_map(|(iss, typ)| (iss == i).then_some(typ))
+        }) {
+            check_issuer_typ(&buf[..header_len], want)?;
+        }
         #[cfg(feature = "token-cache")]
         let mut revocable = None;
         if let Some(store) = &inner.revocations {
@@ -231,6 +220,46 @@ impl Authenticator {
         #[cfg(not(feature = "token-cache"))]
         let _ = source;
         Ok(principal)
+    }
+
+    /// The verified-token cache's answer for a token, if it has one: a hit is checked
+    /// against revocation like a fresh verification, from what the entry kept (an entry
+    /// without it, cached in a race with its admission, is verified again, never passed
+    /// unchecked).
+    #[cfg(feature = "token-cache")]
+    pub(super) fn cached(
+        &self,
+        cache: &cache::Cache,
+        hash: u64,
+        bytes: &[u8],
+    ) -> Option<Result<Principal, AuthError>> {
+        let inner = &*self.inner;
+        let check = |entry: &cache::Entry| match (&inner.revocations, &entry.revocable) {
+            (None, _) => Ok(true),
+            (Some(store), Some(r)) => {
+                let t = TokenRef::hashed(
+                    &r.iss,
+                    r.jti.as_deref(),
+                    entry.principal.subject(),
+                    r.iat,
+                    &r.sha,
+                );
+                revocation(&**store, &t).map(|()| true)
+            }
+            (Some(_), None) => Ok(false),
+        };
+        let found = cache.lookup(hash, bytes, inner.clock.now(), inner.leeway, check);
+        crate::metrics::token_cache(matches!(found, cache::Found::Hit(_)));
+        match found {
+            cache::Found::Hit(principal) => Some(Ok(principal)),
+            cache::Found::Refused(e) => {
+                if e.is_revoked() {
+                    cache.invalidate(hash);
+                }
+                Some(Err(e))
+            }
+            cache::Found::Miss => None,
+        }
     }
 
     /// Checks the JWS layer and returns one buffer with the decoded header, then the
@@ -387,8 +416,7 @@ impl Authenticator {
                 .as_ref()
                 .and_then(Scalar::as_str)
                 .ok_or_else(|| malformed("typ missing"))?;
-            let typ = strip_application(typ);
-            if !typ.eq_ignore_ascii_case(strip_application(want)) {
+            if !typ_matches(typ, want) {
                 return Err(malformed("typ is not the required type"));
             }
         }
@@ -423,9 +451,60 @@ impl Authenticator {
     }
 }
 
+/// Whether a header's `typ` names the media type `want`: media types compare
+/// case-insensitively (RFC 2045 section 5.1), and a `typ` without a `/` stands for
+/// `application/` followed by it (RFC 7515 section 4.1.9), so `at+jwt`,
+/// `application/at+jwt` and `Application/AT+JWT` are one type (RFC 9068 section 2.1).
+pub(super) fn typ_matches(typ: &str, want: &str) -> bool {
+    strip_application(typ).eq_ignore_ascii_case(strip_application(want))
+}
+
+/// The required `typ` of tokens of one issuer, when one is configured: checked after
+/// the signature and claims, once the token's `iss` is known.
+pub(super) fn check_issuer_typ(header: &[u8], want: &str) -> Result<(), AuthError> {
+    use json::Scalar;
+    let [typ] = json::scan_object(header, &["typ"]).map_err(malformed)?;
+    let typ = typ.map(Scalar::of);
+    let typ = typ
+        .as_ref()
+        .and_then(Scalar::as_str)
+        .ok_or_else(|| malformed("typ missing (the issuer's tokens must be typed)"))?;
+    if typ_matches(typ, want) {
+        Ok(())
+    } else {
+        Err(malformed("typ is not the issuer's required type"))
+    }
+}
+
 fn strip_application(typ: &str) -> &str {
     match typ.get(..12) {
         Some(p) if p.eq_ignore_ascii_case("application/") => &typ[12..],
         _ => typ,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::typ_matches;
+
+    /// RFC 9068 section 2.1 with RFC 7515 section 4.1.9: `application/` is implied when
+    /// the value has no `/`; media types compare case-insensitively.
+    #[test]
+    fn typ_media_types() {
+        for (typ, want, same) in [
+            ("at+jwt", "at+jwt", true),
+            ("application/at+jwt", "at+jwt", true),
+            ("AT+JWT", "application/at+jwt", true),
+            ("Application/At+Jwt", "at+jwt", true),
+            ("JWT", "at+jwt", false),
+            ("jwt", "at+jwt", false),
+            ("", "at+jwt", false),
+            ("text/at+jwt", "at+jwt", false),
+            ("application/application/at+jwt", "at+jwt", false),
+            ("at+jwt ", "at+jwt", false),
+            ("application/at+jwt; charset=utf-8", "at+jwt", false),
+        ] {
+            assert_eq!(typ_matches(typ, want), same, "{typ:?} vs {want:?}");
+        }
     }
 }

@@ -52,8 +52,9 @@ pub enum AuthErrorKind {
     InvalidToken,
     /// The token is valid but the policy or a required claim does not allow the request.
     Forbidden,
-    /// No keys were ever loaded for the token's issuer, or the revocation list could not
-    /// be checked (its shared copy is too old and the store fails closed).
+    /// No keys were ever loaded for the token's issuer, the revocation list could not
+    /// be checked (its shared copy is too old and the store fails closed), or the
+    /// introspection endpoint could not answer (feature `introspection`, fail-closed).
     KeysUnavailable,
     /// The crate was used wrongly, for example an extractor without the layer.
     Misuse,
@@ -157,6 +158,9 @@ pub(crate) enum Reason {
     Misuse(&'static str),
     Revoked,
     RevocationUnavailable,
+    /// The introspection endpoint could not answer (RFC 7662; fail-closed).
+    #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+    IntrospectionUnavailable,
     /// Refused by an integration's issuer rule: the answer's fixed message and the
     /// log-safe detail, both the rule's.
     #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
@@ -222,11 +226,12 @@ pub(crate) enum Row {
     Misuse,
     Revoked,
     RevocationUnavailable,
+    IntrospectionUnavailable,
 }
 
 impl Row {
     /// Every row, in index order.
-    pub(crate) const ALL: [Row; 11] = [
+    pub(crate) const ALL: [Row; 12] = [
         Row::Missing,
         Row::WrongScheme,
         Row::InvalidRequest,
@@ -238,6 +243,7 @@ impl Row {
         Row::Misuse,
         Row::Revoked,
         Row::RevocationUnavailable,
+        Row::IntrospectionUnavailable,
     ];
 
     pub(crate) fn kind(self) -> AuthErrorKind {
@@ -246,7 +252,9 @@ impl Row {
             Row::InvalidRequest | Row::InvalidPath => AuthErrorKind::InvalidRequest,
             Row::Expired | Row::InvalidToken | Row::Revoked => AuthErrorKind::InvalidToken,
             Row::Forbidden => AuthErrorKind::Forbidden,
-            Row::KeysUnavailable | Row::RevocationUnavailable => AuthErrorKind::KeysUnavailable,
+            Row::KeysUnavailable | Row::RevocationUnavailable | Row::IntrospectionUnavailable => {
+                AuthErrorKind::KeysUnavailable
+            }
             Row::Misuse => AuthErrorKind::Misuse,
         }
     }
@@ -268,6 +276,7 @@ impl Row {
             Row::Misuse => "Internal error",
             Row::Revoked => "Token revoked",
             Row::RevocationUnavailable => "Revocation list unavailable",
+            Row::IntrospectionUnavailable => "Token introspection unavailable",
         })
     }
 
@@ -322,6 +331,16 @@ impl AuthError {
     /// sources that fetch keys and have not had any yet.
     pub fn keys_unavailable() -> Self {
         Self::new(AuthErrorKind::KeysUnavailable, Reason::KeysUnavailable)
+    }
+
+    /// The introspection endpoint could not answer (503 / `UNAVAILABLE`,
+    /// `Token introspection unavailable`): down, too slow, or an answer that is not one;
+    /// fail-closed.
+    pub fn introspection_unavailable() -> Self {
+        Self::new(
+            AuthErrorKind::KeysUnavailable,
+            Reason::IntrospectionUnavailable,
+        )
     }
 
     /// A revoked token (401 `invalid_token`, `Token revoked`).
@@ -403,6 +422,9 @@ impl AuthError {
             (AuthErrorKind::Forbidden, _) => Row::Forbidden,
             (AuthErrorKind::KeysUnavailable, Reason::RevocationUnavailable) => {
                 Row::RevocationUnavailable
+            }
+            (AuthErrorKind::KeysUnavailable, Reason::IntrospectionUnavailable) => {
+                Row::IntrospectionUnavailable
             }
             (AuthErrorKind::KeysUnavailable, _) => Row::KeysUnavailable,
             (AuthErrorKind::Misuse, _) => Row::Misuse,
@@ -524,6 +546,9 @@ impl fmt::Display for AuthError {
             Reason::Revoked => f.write_str("token revoked"),
             Reason::RevocationUnavailable => {
                 f.write_str("the revocation list's copy is too old to check (fail-closed)")
+            }
+            Reason::IntrospectionUnavailable => {
+                f.write_str("the introspection endpoint did not answer (fail-closed)")
             }
             Reason::IssuerRule { detail, .. } => f.write_str(detail),
             Reason::Sender { detail, .. } => write!(f, "sender constraint: {detail}"),

@@ -447,3 +447,9 @@ fn pem(label: &str, der: &[u8]) -> String {
     out.push_str(&format!("-----END {label}-----\n"));
     out
 }
+
+/// Fills `out` with random bytes from the crypto backend; `false` when it cannot.
+#[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+pub(crate) fn fill_random(out: &mut [u8]) -> bool {
+    aws_lc_rs::rand::fill(out).is_ok()
+}

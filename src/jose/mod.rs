@@ -23,6 +23,8 @@ use std::str::FromStr;
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
+#[cfg(feature = "introspection")]
+pub(crate) use crypto::fill_random;
 #[cfg(feature = "test-util")]
 pub(crate) use crypto::generate;
 pub(crate) use crypto::{Key, SigningKey, hmac_sha256, random, sha256};

@@ -98,7 +98,7 @@ impl From<Step> for Next {
     fn from(s: Step) -> Self {
         match s {
             Step::Fail(e) => Self::Fail(e),
-            Step::Fetch(_) => Self::Fetch,
+            Step::Fetch(_) | Step::Introspect => Self::Fetch,
         }
     }
 }
@@ -224,6 +224,7 @@ impl Shared {
         match authenticate(parts.headers) {
             Ok(p) => Ok(Checked::Principal(p)),
             Err(Step::Fetch(p)) => Err(Step::Fetch(p)),
+            Err(Step::Introspect) => Err(Step::Introspect),
             Err(e) if self.public_auth == PublicAuth::Verify => Err(e),
             Err(_) => Ok(Checked::Public),
         }

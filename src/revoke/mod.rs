@@ -207,6 +207,43 @@ impl Revocation {
         Self::token_until(token, exp)
     }
 
+    /// This exact opaque token (one that is not a JWT, checked by introspection: RFC
+    /// 7662, feature `introspection`) until `expires_at`, the latest time its
+    /// authorization server could still call it active. The text may be pasted as
+    /// [`token`](Self::token) takes it; it must be a bearer credential (RFC 6750 token68:
+    /// letters, digits, `-._~+/`, then `=` padding) and not a JWS, for which
+    /// [`token`](Self::token) is the way. Only the SHA-256 of the whole token is kept.
+    ///
+    /// ```
+    /// use portcullis::revoke::Revocation;
+    ///
+    /// let r = Revocation::opaque_token("Bearer 2YotnFZFEjr1zCsicMWpAA", 1_700_003_600)?;
+    /// assert_eq!(r.expires_at(), 1_700_003_600);
+    /// assert!(Revocation::opaque_token("Bearer two words", 1_700_003_600).is_err());
+    /// assert!(Revocation::opaque_token("a=b", 1_700_003_600).is_err());
+    /// assert!(Revocation::opaque_token("eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3MDAwMDAwMDB9.c2ln", 1).is_err());
+    /// # Ok::<(), portcullis::revoke::ChangeError>(())
+    /// ```
+    pub fn opaque_token(token: &str, expires_at: u64) -> Result<Self, ChangeError> {
+        let token = pasted(token)?;
+        let body = token.trim_end_matches('=');
+        if body.is_empty()
+            || !body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+        {
+            return Err(ChangeError::input(
+                "not a bearer token: letters, digits and -._~+/ then `=` padding (RFC 6750)",
+            ));
+        }
+        if token_exp(token).is_ok() {
+            return Err(ChangeError::input(
+                "this is a JWS, not an opaque token; use Revocation::token",
+            ));
+        }
+        Ok(Self::token_sha256(sha256(token.as_bytes()), expires_at))
+    }
+
     /// This exact token, until `expires_at` (for tokens without `exp`). The text is read
     /// as [`token`](Self::token) reads it.
     pub fn token_until(token: &str, expires_at: u64) -> Result<Self, ChangeError> {

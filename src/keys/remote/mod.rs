@@ -143,6 +143,25 @@ impl RemoteBuilder {
         self.allow_http = true;
     }
 
+    /// The one HTTP client of the authenticator (the configured one, or one built with
+    /// these options), also for token introspection: built once, shared from then on.
+    #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+    pub(crate) fn http_client(&mut self) -> Result<reqwest::Client, ConfigError> {
+        if let Some(c) = &self.client {
+            return Ok(c.clone());
+        }
+        self.options.check()?;
+        let c = new_client(&self.options)?;
+        self.client = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Whether plain http is allowed on any host (the dangerous opt-in).
+    #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+    pub(crate) fn allows_http(&self) -> bool {
+        self.allow_http
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.any.is_empty()
             && self.bound.is_empty()
@@ -181,19 +200,7 @@ impl RemoteBuilder {
         }
         let client = match self.client {
             Some(c) => c,
-            None => reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(self.options.connect_timeout)
-                .timeout(self.options.timeout)
-                .build()
-                .map_err(|e| {
-                    ConfigError::new(
-                        ConfigErrorKind::RemoteKeys,
-                        "jwks_client",
-                        format!("cannot build the HTTP client: {e}"),
-                    )
-                    .with_source(e)
-                })?,
+            None => new_client(&self.options)?,
         };
         let fetcher = Arc::new(Fetcher {
             client,
@@ -253,6 +260,23 @@ impl RemoteBuilder {
             tenants,
         }))
     }
+}
+
+/// The HTTP client of remote key sets: no redirects, the options' timeouts.
+fn new_client(options: &JwksOptions) -> Result<reqwest::Client, ConfigError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(options.connect_timeout)
+        .timeout(options.timeout)
+        .build()
+        .map_err(|e| {
+            ConfigError::new(
+                ConfigErrorKind::RemoteKeys,
+                "jwks_client",
+                format!("cannot build the HTTP client: {e}"),
+            )
+            .with_source(e)
+        })
 }
 
 /// Parses a configured URL: https, or http for loopback hosts (or anywhere with the
