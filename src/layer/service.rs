@@ -89,12 +89,14 @@ enum Next {
 }
 
 impl From<AuthError> for Next {
+    #[inline]
     fn from(e: AuthError) -> Self {
         Self::Fail(e)
     }
 }
 
 impl From<Step> for Next {
+    #[inline]
     fn from(s: Step) -> Self {
         match s {
             Step::Fail(e) => Self::Fail(e),
@@ -244,6 +246,7 @@ impl Shared {
     /// Whether to answer `headers`' request in gRPC form, and under which content type:
     /// only on a gRPC layer, only for a gRPC content type; gRPC-web gets its own content
     /// type back (its clients refuse `application/grpc`), gRPC gets `application/grpc`.
+    #[inline]
     pub(super) fn grpc_answer(&self, headers: &http::HeaderMap) -> Option<GrpcAnswer> {
         if !self.grpc {
             return None;
@@ -263,15 +266,13 @@ impl Shared {
         let Some(hook) = &self.on_rejection else {
             let mut res = match grpc {
                 Some(GrpcAnswer(content_type)) => answers.grpc(&err, content_type.as_ref()),
-                None => {
-                    let mut res = answers.http_bare(&err);
-                    if let Some(sender) = sender {
-                        let now = self.authenticator.now();
-                        sender.decorate(&err, res.headers_mut(), answers.realm(), now);
-                    }
-                    res
-                }
+                None => answers.http_bare(&err),
             };
+            // HTTP answers only (`sender` is `None` for gRPC ones): the DPoP challenge.
+            if let Some(sender) = sender {
+                let now = self.authenticator.now();
+                sender.decorate(&err, res.headers_mut(), answers.realm(), now);
+            }
             if self.attach_errors {
                 res.extensions_mut().insert(err);
             }
