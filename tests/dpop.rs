@@ -257,9 +257,11 @@ mod in_process {
             .allow("GET", "/me", ["*"])
             .build()
             .unwrap();
-        AuthLayer::new(auth, policy).layer(tower::service_fn(|_req: Request<String>| async {
-            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
-        }))
+        AuthLayer::new(auth, policy)
+            .attach_errors()
+            .layer(tower::service_fn(|_req: Request<String>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+            }))
     }
 
     async fn call<S>(svc: &S, scheme: &str, token: &str, proofs: &[&str]) -> (u16, String)
