@@ -166,9 +166,14 @@ impl AuthInterceptor {
         let token = inner.authenticator.token_from_value(value.as_bytes())?;
         let principal = inner.authenticator.verify(token)?;
         // The interceptor sees neither the method nor the connection: it cannot check a
-        // DPoP proof or a client certificate, so a token bound by `cnf` never passes here
-        // (the layer checks them).
-        crate::sender::unconfigured(&principal)?;
+        // DPoP proof or a client certificate, so a token bound by `cnf`, one sent under
+        // the DPoP scheme, or one of an issuer that requires DPoP never passes here (the
+        // layer checks them).
+        crate::sender::bearer_only(
+            inner.authenticator.sender(),
+            &principal,
+            crate::sender::is_dpop_scheme(value.as_bytes()),
+        )?;
         inner
             .policy
             .authorize(&principal, &Target::any_grpc_method())?;

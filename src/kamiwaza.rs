@@ -244,6 +244,13 @@ impl Kamiwaza {
                 }
             })?;
         let p = self.auth.verify_async(token).await?;
+        // No proof of possession is checked here: a sender-constrained token, or one that
+        // needs DPoP, is refused as on every path that reads only a token.
+        crate::sender::bearer_only(
+            self.auth.sender(),
+            &p,
+            crate::sender::has_dpop_scheme(headers),
+        )?;
         // The policy's required claims hold here as on `/auth`.
         self.policy.check_required_claims(&p)?;
         // The read-outs describe a user: a token that names none has nothing to show.

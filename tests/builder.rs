@@ -699,3 +699,50 @@ fn config_errors_keep_their_source() {
     let err = env_error(&[("FEDN_JWT_SECRET_KEY", "short")]);
     assert!(err.source().is_none(), "{err}");
 }
+
+/// A required type for an issuer the configuration never accepts, or for an issuer whose
+/// JWTs are introspected (the answer does not show `typ`), would never be checked: both
+/// fail at build, naming the setting.
+#[test]
+fn a_required_type_that_could_never_be_checked_is_a_config_error() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let err = Authenticator::builder()
+        .hmac_secret(secret)
+        .issuer("https://id.example.com")
+        .require_typ_for_issuer("https://id.example.com/", "at+jwt")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.setting(), "require_typ_for_issuer");
+    assert!(
+        err.to_string().contains("not one of the accepted issuers"),
+        "{err}"
+    );
+    assert!(
+        Authenticator::builder()
+            .hmac_secret(secret)
+            .issuer("https://id.example.com")
+            .require_typ_for_issuer("https://id.example.com", "at+jwt")
+            .build()
+            .is_ok()
+    );
+    #[cfg(feature = "introspection")]
+    {
+        use portcullis::introspection::Introspection;
+        let introspected = || {
+            Introspection::new("https://as.example.com/introspect", "rs", "secret")
+                .issuer("https://as.example.com")
+        };
+        let err = Authenticator::builder()
+            .introspection(introspected())
+            .require_typ_for_issuer("https://as.example.com", "at+jwt")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), "require_typ_for_issuer");
+        let err = Authenticator::builder()
+            .introspection(introspected())
+            .require_typ("at+jwt")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), "require_typ");
+    }
+}

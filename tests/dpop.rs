@@ -558,6 +558,66 @@ mod in_process {
             [r#"DPoP realm="api", error="invalid_token", algs="ES256""#]
         );
     }
+
+    /// A proof on a public route is recorded in the shared replay store too: when the
+    /// store cannot answer, `PublicAuth::IfValid` leaves the caller anonymous and
+    /// `PublicAuth::Verify` refuses (503), as for any other refused token there.
+    #[tokio::test]
+    async fn d8_a_public_route_consults_the_shared_replay_store() {
+        use portcullis::layer::PublicAuth;
+        use portcullis::revoke::{RedisOptions, RedisRevocations};
+        let options =
+            RedisOptions::new("redis://127.0.0.1:1").timeout(std::time::Duration::from_millis(200));
+        let store = RedisRevocations::start(&options).unwrap().dpop_replay();
+        let key = Signer::generate(Algorithm::ES256).unwrap();
+        let jkt = jwk_thumbprint(key.public_jwk().unwrap()).unwrap();
+        let token = hs256()
+            .sign(&json!({"sub": "ada", "exp": NOW + 600, "cnf": {"jkt": jkt}}))
+            .unwrap();
+        for (mode, want) in [
+            (PublicAuth::IfValid, (200, "anonymous")),
+            (PublicAuth::Verify, (503, "")),
+        ] {
+            let auth = Authenticator::builder()
+                .hmac_secret(SECRET)
+                .clock(|| NOW)
+                .dpop(
+                    DpopOptions::new()
+                        .public_url(ORIGIN)
+                        .shared_replay(store.clone()),
+                )
+                .build()
+                .unwrap();
+            let policy = Policy::builder().public_prefix("/me").build().unwrap();
+            let svc = AuthLayer::new(auth, policy)
+                .public_auth(mode)
+                .layer(tower::service_fn(|req: Request<String>| async move {
+                    let who = match req.extensions().get::<portcullis::Principal>() {
+                        Some(_) => "principal",
+                        None => "anonymous",
+                    };
+                    Ok::<_, std::convert::Infallible>(http::Response::new(who.to_owned()))
+                }));
+            let proof = sign(&key, &header(&key), &claims(&token, &format!("{mode:?}")));
+            let req = Request::get("/me?x=1")
+                .header("authorization", format!("DPoP {token}"))
+                .header("dpop", proof)
+                .body(String::new())
+                .unwrap();
+            let res = svc.oneshot(req).await.unwrap();
+            let status = res.status().as_u16();
+            let bytes = http_body_util::BodyExt::collect(res.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            let body = if status == 200 {
+                String::from_utf8(bytes.to_vec()).unwrap()
+            } else {
+                String::new()
+            };
+            assert_eq!((status, body.as_str()), want, "{mode:?}");
+        }
+    }
 }
 
 /// The tonic interceptor sees no method and no connection: a bound token never passes it.
@@ -588,6 +648,85 @@ fn the_interceptor_refuses_bound_tokens() {
         if let Err(e) = res {
             assert_eq!(e.status(), 401);
             assert!(e.to_string().contains("bound token"), "{e}");
+        }
+    }
+}
+
+/// Every path that reads only a token (no method, URL, proof or connection to check)
+/// refuses what it cannot check: a token bound by `cnf`, a token under the `DPoP` scheme,
+/// and an unbound token of an issuer that requires DPoP. The tonic interceptor,
+/// `Authenticator::authenticate*`, and the Kamiwaza read-outs of `serve`.
+#[tokio::test]
+async fn paths_that_read_only_a_token_refuse_what_they_cannot_check() {
+    use portcullis::sender::DpopMode;
+    let auth = Authenticator::builder()
+        .hmac_secret(common::SECRET)
+        .dpop(
+            DpopOptions::new()
+                .public_url("https://api.example.com")
+                .issuer("strict", DpopMode::Required),
+        )
+        .build()
+        .unwrap();
+    let cases = [
+        (
+            "Bearer",
+            json!({"sub": "ada", "iss": "open", "exp": now() + 60}),
+            true,
+        ),
+        (
+            "Bearer",
+            json!({"sub": "ada", "iss": "strict", "exp": now() + 60}),
+            false,
+        ),
+        (
+            "DPoP",
+            json!({"sub": "ada", "iss": "open", "exp": now() + 60}),
+            false,
+        ),
+        (
+            "Bearer",
+            json!({"sub": "ada", "iss": "open", "exp": now() + 60, "cnf": {"jkt": "x"}}),
+            false,
+        ),
+    ];
+    let interceptor = portcullis::grpc::AuthInterceptor::new(auth.clone());
+    for (scheme, claims, ok) in cases.clone() {
+        let value = format!("{scheme} {}", token(claims.clone()));
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        metadata.insert("authorization", value.parse().unwrap());
+        let res = interceptor.check(&metadata);
+        assert_eq!(res.is_ok(), ok, "interceptor, {scheme} {claims}: {res:?}");
+        let mut headers = http::HeaderMap::new();
+        headers.insert("authorization", value.parse().unwrap());
+        let res = auth.authenticate(&headers);
+        assert_eq!(res.is_ok(), ok, "authenticate, {scheme} {claims}: {res:?}");
+        if let Err(e) = res {
+            assert_eq!(e.status(), 401);
+        }
+        let res = auth.authenticate_async(&headers).await;
+        assert_eq!(res.is_ok(), ok, "authenticate_async, {scheme} {claims}");
+    }
+    #[cfg(feature = "kamiwaza")]
+    {
+        use tower::ServiceExt;
+        let layer = AuthLayer::new(auth, Policy::builder().build().unwrap());
+        let app = portcullis::kamiwaza::KamiwazaApi::new(layer).into_router::<()>();
+        for (scheme, claims, ok) in cases {
+            let req = http::Request::get("/auth/verify-token")
+                .header(
+                    "authorization",
+                    format!("{scheme} {}", token(claims.clone())),
+                )
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let res = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(
+                res.status() == 200,
+                ok,
+                "kamiwaza, {scheme} {claims}: {}",
+                res.status()
+            );
         }
     }
 }

@@ -733,3 +733,30 @@ async fn broken_and_hostile_answers_never_pass() {
     );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+/// An active answer without `iss` speaks for the one issuer configured, and the principal
+/// names it (per-issuer rules and DPoP modes read it); with several issuers configured
+/// such an answer names no one and is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_without_iss_takes_the_one_configured_issuer() {
+    let body = r#"{"active": true, "sub": "ada", "exp": 4000000000}"#.to_owned();
+    let url = raw_server("200 OK", body.clone(), Duration::ZERO).await;
+    let auth = Authenticator::builder()
+        .introspection(Introspection::new(url, "rs", "s").issuer("https://as.example"))
+        .build()
+        .unwrap();
+    let p = auth.verify_async("opaque-token").await.unwrap();
+    assert_eq!(p.issuer(), Some("https://as.example"));
+    assert_eq!(p.subject(), Some("ada"));
+    let url = raw_server("200 OK", body, Duration::ZERO).await;
+    let auth = Authenticator::builder()
+        .introspection(
+            Introspection::new(url, "rs", "s")
+                .issuer("https://as.example")
+                .issuer("https://other.example"),
+        )
+        .build()
+        .unwrap();
+    let err = auth.verify_async("opaque-token").await.unwrap_err();
+    assert_eq!(err.status(), 401, "{err}");
+}

@@ -498,12 +498,46 @@ impl AuthenticatorBuilder {
                 "a media type such as `at+jwt` (visible ASCII, not empty)",
             ));
         }
+        // An introspected JWT is judged by the authorization server's answer, which says
+        // nothing of the token's `typ`: a required type could never be checked for it.
+        #[cfg(feature = "introspection")]
+        if let Some(i) = &self.introspection {
+            if let Some(iss) = i
+                .issuers
+                .iter()
+                .find(|iss| self.typ_by_issuer.iter().any(|(t, _)| t == *iss))
+            {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Claims,
+                    "require_typ_for_issuer",
+                    format!(
+                        "`{iss}`'s JWTs are introspected (`Introspection::issuer`), and an introspection answer does not show the token's `typ`; verify that issuer's tokens with its keys to require at+jwt, or drop the required type"
+                    ),
+                ));
+            }
+            if self.typ.is_some() && !i.issuers.is_empty() {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Claims,
+                    "require_typ",
+                    "JWTs of introspected issuers (`Introspection::issuer`) are judged by the introspection answer, which does not show `typ`; require the type per issuer (`require_typ_for_issuer`) for the issuers verified with keys",
+                ));
+            }
+        }
         for (i, (iss, typ)) in self.typ_by_issuer.iter().enumerate() {
             if bad_typ(typ) {
                 return Err(ConfigError::new(
                     ConfigErrorKind::Claims,
                     "require_typ_for_issuer",
                     format!("the type for `{iss}` must be a media type such as `at+jwt`"),
+                ));
+            }
+            if !self.issuers.is_empty() && !self.issuers.contains(iss) {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Claims,
+                    "require_typ_for_issuer",
+                    format!(
+                        "`{iss}` is not one of the accepted issuers (`issuer`), so its type would never be checked; spell it exactly as the tokens' `iss`"
+                    ),
                 ));
             }
             if self.typ_by_issuer[..i]

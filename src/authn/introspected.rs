@@ -206,6 +206,22 @@ impl Authenticator {
                 "iss of the introspection answer does not match",
             )));
         }
+        // An answer without `iss` speaks for the one issuer the configuration names, and
+        // the principal says so (per-issuer rules, DPoP modes and records read it); with
+        // several named, such an answer names no one.
+        let with_issuer;
+        let body = match (&read.iss, accepted) {
+            (None, [only]) => {
+                with_issuer = with_iss(body, only)?;
+                with_issuer.as_slice()
+            }
+            (None, [_, _, ..]) => {
+                return Err(AuthError::invalid_token(Reason::Claim(
+                    "the introspection answer names no iss and several issuers are accepted",
+                )));
+            }
+            _ => body,
+        };
         let issuer = read
             .iss
             .as_deref()
@@ -262,6 +278,14 @@ impl Authenticator {
         }
         Ok(principal)
     }
+}
+
+/// The answer `body` (a JSON object) with `iss` set to `issuer`.
+fn with_iss(body: &[u8], issuer: &str) -> Result<Vec<u8>, AuthError> {
+    let mut answer: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).map_err(|_| malformed("introspection answer"))?;
+    answer.insert("iss".to_owned(), issuer.into());
+    serde_json::to_vec(&answer).map_err(|_| malformed("introspection answer"))
 }
 
 #[cfg(test)]

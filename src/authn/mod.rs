@@ -264,9 +264,16 @@ impl Authenticator {
     /// by default) and verifies it with the keys already loaded (see
     /// [`verify`](Self::verify)). Query sources need the query string: see
     /// [`authenticate_request`](Self::authenticate_request).
+    ///
+    /// These `authenticate` methods see headers, not the request's method, URL or
+    /// connection, so they check no proof of possession: a sender-constrained token
+    /// (`cnf`, DPoP or certificate-bound), a token under the `DPoP` scheme, and a token of
+    /// an issuer that requires DPoP are refused (401). The layer checks them.
+    /// [`verify`](Self::verify) reads the token alone and leaves that to its caller
+    /// ([`Principal::is_sender_constrained`]).
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
         let token = self.token_from_request(headers, None)?;
-        self.verify(token)
+        self.bearer_only(self.verify(token)?, headers)
     }
 
     /// Reads the token from the configured sources of a request (headers, cookies and,
@@ -276,14 +283,20 @@ impl Authenticator {
         parts: &http::request::Parts,
     ) -> Result<Principal, AuthError> {
         let token = self.token_from_request(&parts.headers, parts.uri.query())?;
-        self.verify(token)
+        self.bearer_only(self.verify(token)?, &parts.headers)
     }
 
     /// Reads the token like [`authenticate`](Self::authenticate) and verifies it, waiting
     /// for remote keys when a fetch is due (see [`verify_async`](Self::verify_async)).
     pub async fn authenticate_async(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
         let token = self.token_from_request(headers, None)?;
-        self.verify_async(token).await
+        self.bearer_only(self.verify_async(token).await?, headers)
+    }
+
+    /// The principal, when its token is good as a plain bearer token.
+    fn bearer_only(&self, p: Principal, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        crate::sender::bearer_only(self.sender(), &p, crate::sender::has_dpop_scheme(headers))?;
+        Ok(p)
     }
 
     /// The layer's first try: answers at once, or says a fetch is due.

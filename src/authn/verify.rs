@@ -13,7 +13,7 @@ use super::refused;
 use super::token::Credential;
 use super::{Authenticator, KeyEpoch, RevocationStore, TokenRef, Verdict, claims, malformed};
 use crate::error::{AuthError, Reason};
-use crate::jose::{Algorithm, json, strict_b64};
+use crate::jose::{Algorithm, json, strict_b64, typ_matches};
 use crate::keys::{Lookup, Mode, Pending, Selection};
 use crate::principal::Principal;
 
@@ -451,14 +451,6 @@ impl Authenticator {
     }
 }
 
-/// Whether a header's `typ` names the media type `want`: media types compare
-/// case-insensitively (RFC 2045 section 5.1), and a `typ` without a `/` stands for
-/// `application/` followed by it (RFC 7515 section 4.1.9), so `at+jwt`,
-/// `application/at+jwt` and `Application/AT+JWT` are one type (RFC 9068 section 2.1).
-pub(super) fn typ_matches(typ: &str, want: &str) -> bool {
-    strip_application(typ).eq_ignore_ascii_case(strip_application(want))
-}
-
 /// The required `typ` of tokens of one issuer, when one is configured: checked after
 /// the signature and claims, once the token's `iss` is known.
 pub(super) fn check_issuer_typ(header: &[u8], want: &str) -> Result<(), AuthError> {
@@ -476,16 +468,9 @@ pub(super) fn check_issuer_typ(header: &[u8], want: &str) -> Result<(), AuthErro
     }
 }
 
-fn strip_application(typ: &str) -> &str {
-    match typ.get(..12) {
-        Some(p) if p.eq_ignore_ascii_case("application/") => &typ[12..],
-        _ => typ,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::typ_matches;
+    use crate::jose::typ_matches;
 
     /// RFC 9068 section 2.1 with RFC 7515 section 4.1.9: `application/` is implied when
     /// the value has no `/`; media types compare case-insensitively.

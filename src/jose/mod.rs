@@ -190,3 +190,18 @@ pub(crate) fn hmac_algorithms_for(len: usize) -> impl Iterator<Item = Algorithm>
         .into_iter()
         .filter(move |a| len >= a.min_hmac_len())
 }
+
+/// Whether a header's `typ` names the media type `want`: media types compare
+/// case-insensitively (RFC 2045 section 5.1), and a `typ` without a `/` stands for
+/// `application/` followed by it (RFC 7515 section 4.1.9), so `at+jwt`,
+/// `application/at+jwt` and `Application/AT+JWT` are one type (RFC 9068 section 2.1).
+pub(crate) fn typ_matches(typ: &str, want: &str) -> bool {
+    strip_application(typ).eq_ignore_ascii_case(strip_application(want))
+}
+
+fn strip_application(typ: &str) -> &str {
+    match typ.get(..12) {
+        Some(p) if p.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    }
+}

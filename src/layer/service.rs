@@ -84,8 +84,13 @@ enum Next {
     /// Remote keys must be fetched first.
     Fetch,
     /// Everything passed but the proof's `jti` must still be recorded in the shared
-    /// replay store.
-    Replay(Principal, crate::sender::PendingReplay),
+    /// replay store (`public`: on a public target, where the public-auth mode decides what
+    /// a refusal means).
+    Replay {
+        principal: Principal,
+        pending: crate::sender::PendingReplay,
+        public: bool,
+    },
 }
 
 impl From<AuthError> for Next {
@@ -143,17 +148,26 @@ impl Shared {
     fn check(&self, parts: Head<'_>) -> Result<Checked, Next> {
         let target = self.target(parts)?;
         if target.is_public() {
-            return self
+            let mut pending = None;
+            let checked = self
                 .public(parts, |h| {
                     let p = self
                         .authenticator
                         .authenticate_or_fetch(h, parts.uri.query())?;
-                    // On a public target the shared replay store is not waited for: the
-                    // proof is checked, and remembered on this replica.
-                    self.sender(parts, &p)?;
+                    pending = self.sender(parts, &p)?;
                     Ok(p)
                 })
-                .map_err(Next::from);
+                .map_err(Next::from)?;
+            // A proof's `jti` is recorded in the shared replay store here too; if that
+            // refuses, the public-auth mode decides as for any other refusal.
+            return match (pending, checked) {
+                (Some(pending), Checked::Principal(principal)) => Err(Next::Replay {
+                    principal,
+                    pending,
+                    public: true,
+                }),
+                (_, checked) => Ok(checked),
+            };
         }
         if self.is_preflight(parts) {
             return Ok(Checked::Preflight);
@@ -164,7 +178,11 @@ impl Shared {
         let pending = self.sender(parts, &principal)?;
         self.policy.authorize(&principal, &target)?;
         if let Some(pending) = pending {
-            return Err(Next::Replay(principal, pending));
+            return Err(Next::Replay {
+                principal,
+                pending,
+                public: false,
+            });
         }
         Ok(Checked::Principal(principal))
     }
@@ -185,7 +203,11 @@ impl Shared {
                 .authenticate_parts_async(parts.headers, parts.uri.query())
                 .await
             {
-                Ok(p) => self.sender(parts, &p).map(|_| p),
+                Ok(p) => match self.sender(parts, &p) {
+                    Ok(Some(pending)) => pending.confirm().await.map(|()| p),
+                    Ok(None) => Ok(p),
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             };
             return match verified {
@@ -411,7 +433,7 @@ fn replayed<S, ReqBody>(
     shared: Arc<Shared>,
     mut req: Request<ReqBody>,
     mut inner: S,
-    principal: Principal,
+    (principal, public): (Principal, bool),
     pending: crate::sender::PendingReplay,
 ) -> Pin<Box<dyn Future<Output = Result<S::Future, AuthError>> + Send>>
 where
@@ -419,14 +441,20 @@ where
     ReqBody: Send + 'static,
 {
     Box::pin(async move {
-        if let Err(err) = pending.confirm().await {
-            crate::metrics::decision(shared.grpc, Err(&err));
-            trace_rejected(Head::of(&req), shared.grpc, &err);
-            return Err(err);
-        }
-        crate::metrics::decision(shared.grpc, Ok(false));
+        let checked = match pending.confirm().await {
+            Ok(()) => Checked::Principal(principal),
+            // On a public target a refused proof only leaves the caller anonymous, unless
+            // the public-auth mode asks for a valid token whenever one is sent.
+            Err(_) if public && shared.public_auth != PublicAuth::Verify => Checked::Public,
+            Err(err) => {
+                crate::metrics::decision(shared.grpc, Err(&err));
+                trace_rejected(Head::of(&req), shared.grpc, &err);
+                return Err(err);
+            }
+        };
+        crate::metrics::decision(shared.grpc, Ok(checked.without_token()));
         trace_allowed(Head::of(&req), shared.grpc);
-        Checked::Principal(principal).record(req.extensions_mut());
+        checked.record(req.extensions_mut());
         Ok(inner.call(req))
     })
 }
@@ -468,12 +496,17 @@ where
                     res: Some(self.shared.reject(err, grpc.as_ref())),
                 }
             }
-            Err(Next::Replay(principal, pending)) => {
+            Err(Next::Replay {
+                principal,
+                pending,
+                public,
+            }) => {
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
                 let grpc = self.shared.grpc_answer(req.headers());
+                let checked = (principal, public);
                 State::Fetch {
-                    fut: replayed(self.shared.clone(), req, inner, principal, pending),
+                    fut: replayed(self.shared.clone(), req, inner, checked, pending),
                     shared: self.shared.clone(),
                     grpc,
                 }

@@ -114,17 +114,19 @@ pub(super) fn normalize(uri: &str) -> Option<String> {
     Some(out)
 }
 
-/// The first item of a header that lists values (`a, b`), trimmed; `None` if absent, not
-/// text, or empty.
-fn first_item<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    let v = headers.get(name)?.to_str().ok()?;
-    let first = v.split(',').next()?.trim();
-    (!first.is_empty()).then_some(first)
+/// The last item of a header that lists values (`a, b`, over all its lines), trimmed:
+/// the one the nearest proxy added, since proxies append and a client can send the header
+/// itself; `None` if absent, not text, or empty.
+fn last_item<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let v = headers.get_all(name).iter().last()?.to_str().ok()?;
+    let last = v.rsplit(',').next()?.trim();
+    (!last.is_empty()).then_some(last)
 }
 
-/// `proto` and `host` of the first element of an RFC 7239 `Forwarded` header.
+/// `proto` and `host` of the last element of an RFC 7239 `Forwarded` header (the one the
+/// nearest proxy appended).
 fn forwarded(headers: &HeaderMap) -> (Option<String>, Option<String>) {
-    let Some(first) = first_item(headers, "forwarded") else {
+    let Some(first) = last_item(headers, "forwarded") else {
         return (None, None);
     };
     let (mut proto, mut host) = (None, None);
@@ -152,11 +154,10 @@ impl Origin {
         };
         if self.trust_forwarded {
             let (f_proto, f_host) = forwarded(headers);
-            let proto =
-                f_proto.or_else(|| first_item(headers, "x-forwarded-proto").map(Into::into));
+            let proto = f_proto.or_else(|| last_item(headers, "x-forwarded-proto").map(Into::into));
             let fwd_host = f_host
-                .or_else(|| first_item(headers, "x-forwarded-host").map(Into::into))
-                .or_else(|| first_item(headers, "host").map(Into::into))
+                .or_else(|| last_item(headers, "x-forwarded-host").map(Into::into))
+                .or_else(|| last_item(headers, "host").map(Into::into))
                 .or_else(|| uri.authority().map(|a| a.as_str().to_owned()));
             if proto.is_some() {
                 scheme = proto;
@@ -216,9 +217,19 @@ mod tests {
             trusted.expected(&uri, &headers).as_deref(),
             Some("https://evil.example/r")
         );
+        // Proxies append: the last element is the nearest proxy's, whatever the client
+        // put before it.
+        headers.insert(
+            "x-forwarded-host",
+            "evil.example, api.example.com".parse().unwrap(),
+        );
+        assert_eq!(
+            trusted.expected(&uri, &headers).as_deref(),
+            Some("https://api.example.com/r")
+        );
         headers.insert(
             "forwarded",
-            r#"for=1.2.3.4;proto=http;host="Api.Example:8443", for=5.6.7.8"#
+            r#"for=6.6.6.6;proto=https;host=evil.example, for=1.2.3.4;proto=http;host="Api.Example:8443""#
                 .parse()
                 .unwrap(),
         );

@@ -244,8 +244,10 @@ impl DpopOptions {
 
     /// Risk: a client that reaches the service around the proxy can name any host in
     /// these headers. Reads the scheme and host clients used from the proxy's `Forwarded`
-    /// (RFC 7239), else `X-Forwarded-Proto` / `X-Forwarded-Host`, else `Host`; use it
-    /// only behind a proxy that sets them on every request.
+    /// (RFC 7239), else `X-Forwarded-Proto` / `X-Forwarded-Host`, else `Host`, each time
+    /// from the last element (the one the nearest proxy appended; what a client sent
+    /// comes before it); use it only behind a proxy that sets or appends them on every
+    /// request.
     pub fn trust_forwarded_headers(mut self) -> Self {
         self.trust_forwarded = true;
         self
@@ -406,6 +408,46 @@ pub(crate) fn unconfigured(principal: &Principal) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// Where only the token is at hand, with no method, URL, proof or connection to check
+/// (the tonic interceptor, [`Authenticator::authenticate`](crate::Authenticator::authenticate)
+/// and its kin, the compatibility endpoints): the token must be good as a plain bearer
+/// token. Refused: a token bound by `cnf`, a token sent under the `DPoP` scheme
+/// (`dpop_scheme`), and a token of an issuer whose DPoP mode is
+/// [`Required`](DpopMode::Required).
+pub(crate) fn bearer_only(
+    checks: Option<&SenderChecks>,
+    principal: &Principal,
+    dpop_scheme: bool,
+) -> Result<(), AuthError> {
+    if principal.is_sender_constrained() {
+        return Err(unproven(
+            "bound token (cnf) where no proof of possession can be checked",
+        ));
+    }
+    let Some(dpop) = checks.and_then(|c| c.dpop.as_ref()) else {
+        return Ok(());
+    };
+    if dpop_scheme {
+        return Err(bad_dpop_token("a DPoP proof cannot be checked here"));
+    }
+    if dpop.mode_of(principal) == DpopMode::Required {
+        return Err(bad_dpop_token("this issuer's tokens need DPoP"));
+    }
+    Ok(())
+}
+
+/// Whether an `Authorization` value (or gRPC metadata) is under the `DPoP` scheme.
+pub(crate) fn is_dpop_scheme(value: &[u8]) -> bool {
+    value.len() > 5 && value[..4].eq_ignore_ascii_case(b"DPoP") && value[4] == b' '
+}
+
+/// Whether a request's `Authorization` header is under the `DPoP` scheme.
+pub(crate) fn has_dpop_scheme(headers: &HeaderMap) -> bool {
+    headers
+        .get(AUTHORIZATION)
+        .is_some_and(|v| is_dpop_scheme(v.as_bytes()))
+}
+
 /// What the checks read of a request.
 #[derive(Clone, Copy)]
 pub(crate) struct RequestView<'a> {
@@ -538,14 +580,7 @@ impl SenderChecks {
             }
             return Ok(None);
         };
-        let mode = if dpop.issuers.is_empty() {
-            dpop.mode
-        } else {
-            principal
-                .issuer()
-                .and_then(|iss| dpop.issuers.get(iss).copied())
-                .unwrap_or(dpop.mode)
-        };
+        let mode = dpop.mode_of(principal);
         let Some(token) = credential else {
             if jkt.is_some() {
                 return Err(unproven("DPoP-bound token presented as a bearer token"));
@@ -608,6 +643,17 @@ impl SenderChecks {
 }
 
 impl Dpop {
+    /// The DPoP mode for `principal`'s issuer.
+    fn mode_of(&self, principal: &Principal) -> DpopMode {
+        if self.issuers.is_empty() {
+            return self.mode;
+        }
+        principal
+            .issuer()
+            .and_then(|iss| self.issuers.get(iss).copied())
+            .unwrap_or(self.mode)
+    }
+
     fn new(o: DpopOptions) -> Result<Self, ConfigError> {
         if o.algorithms.is_empty() || o.algorithms.iter().any(|a| a.family() == Family::Hmac) {
             return Err(config(

@@ -6,7 +6,7 @@
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use crate::jose::{Algorithm, Family, Key, json, sha256, strict_b64};
+use crate::jose::{Algorithm, Family, Key, json, sha256, strict_b64, typ_matches};
 
 /// Largest proof we read: an RSA 4096 key in the header and its signature fit well.
 pub(super) const MAX_PROOF_BYTES: usize = 8 * 1024;
@@ -55,7 +55,8 @@ pub(super) fn verify(proof: &str, algs: &[Algorithm]) -> Result<Proof, &'static 
         .map_err(|_| "proof header is not strict base64url")?;
     let header = json::object(&header).map_err(|_| "proof header is not a JSON object")?;
     match str_member(&header, "typ") {
-        Some(t) if t.eq_ignore_ascii_case("dpop+jwt") => {}
+        // `dpop+jwt`, or `application/dpop+jwt` (RFC 7515 section 4.1.9), any case.
+        Some(t) if typ_matches(t, "dpop+jwt") => {}
         _ => return Err("proof typ is not dpop+jwt"),
     }
     let alg: Algorithm = str_member(&header, "alg")

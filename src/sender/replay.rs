@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +20,9 @@ type Shard = Mutex<HashMap<[u8; 32], u64>>;
 pub(super) struct LocalReplay {
     shards: Box<[Shard]>,
     per_shard: usize,
+    /// Picks a key's shard with a per-process random key, so that a caller cannot aim its
+    /// `jti`s at one shard and fill it.
+    spread: RandomState,
 }
 
 impl std::fmt::Debug for LocalReplay {
@@ -34,6 +38,7 @@ impl LocalReplay {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
+            spread: RandomState::new(),
         }
     }
 
@@ -41,7 +46,7 @@ impl LocalReplay {
     /// expired, or when the map is full of live entries (refused rather than forgetting
     /// one that could still be replayed).
     pub(super) fn remember(&self, key: [u8; 32], until: u64, now: u64) -> Result<(), &'static str> {
-        let shard = &self.shards[usize::from(key[0]) % SHARDS];
+        let shard = &self.shards[(self.spread.hash_one(key) % SHARDS as u64) as usize];
         let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
         if map.get(&key).is_some_and(|&t| t >= now) {
             return Err("proof jti seen before (replay)");
@@ -100,12 +105,13 @@ mod tests {
         assert!(r.remember(key, 100, 50).is_ok());
         assert!(r.remember(key, 100, 60).is_err());
         assert!(r.remember(key, 200, 101).is_ok(), "expired: a fresh entry");
-        // One entry per shard: a second live key on the shard is refused, not evicted.
-        let other = [7u8 + SHARDS as u8; 32];
-        assert_eq!(r.remember(other, 300, 150), Err("the replay cache is full"));
-        assert!(
-            r.remember(other, 300, 250).is_ok(),
-            "room once the first expired"
-        );
+        // One entry per shard: by the 17th live key some shard is full, and the key is
+        // refused rather than another evicted.
+        let full = (1..=SHARDS as u8 + 1)
+            .map(|i| r.remember([i + 100; 32], 300, 150))
+            .find(Result::is_err);
+        assert_eq!(full, Some(Err("the replay cache is full")));
+        // Once the entries expire there is room again.
+        assert!(r.remember([99; 32], 400, 350).is_ok());
     }
 }
