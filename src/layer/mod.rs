@@ -264,7 +264,9 @@ impl AuthLayer {
     /// requests cheap. Either way the [rejection hook](Self::on_rejection) receives the
     /// full error, the layer's DEBUG event names the reason, and rejections made behind
     /// the layer (require layers, extractors, an `AuthError` a handler returns) carry
-    /// their error, since this layer reads it to shape them.
+    /// their error, since this layer reads it to shape them. An `AuthLayer` nested inside
+    /// another whose hook should reshape its rejections needs this switch too: the outer
+    /// layer knows a rejection by its error.
     ///
     /// ```
     /// use portcullis::{AuthError, AuthErrorKind, AuthLayer, Authenticator, Policy};
