@@ -262,7 +262,7 @@ fn portcullis(alg: &str, cache: bool) -> Router {
                 })
             }),
         )
-        .layer(AuthLayer::new(auth, policy))
+        .layer(AuthLayer::new(auth, policy).axum_native())
 }
 
 fn plain() -> Router {
