@@ -725,6 +725,18 @@ fn a_required_type_that_could_never_be_checked_is_a_config_error() {
             .build()
             .is_ok()
     );
+    // An issuer accepted through its own key set counts, listed or not with `issuer`.
+    assert!(
+        Authenticator::builder()
+            .issuer("https://id.example.com")
+            .issuer_jwks_url(
+                "https://other.example.com",
+                "https://other.example.com/jwks"
+            )
+            .require_typ_for_issuer("https://other.example.com", "at+jwt")
+            .build()
+            .is_ok()
+    );
     #[cfg(feature = "introspection")]
     {
         use portcullis::introspection::Introspection;

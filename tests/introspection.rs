@@ -734,9 +734,10 @@ async fn broken_and_hostile_answers_never_pass() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
-/// An active answer without `iss` speaks for the one issuer configured, and the principal
-/// names it (per-issuer rules and DPoP modes read it); with several issuers configured
-/// such an answer names no one and is refused.
+/// An active answer without `iss` (RFC 7662 makes it optional) names the issuer the token
+/// was sent for, and the principal says so (per-issuer rules and DPoP modes read it): a
+/// JWT's own `iss`, else the one issuer configured; with several and an opaque token, the
+/// principal names none (the answer still vouches for the token).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_without_iss_takes_the_one_configured_issuer() {
     let body = r#"{"active": true, "sub": "ada", "exp": 4000000000}"#.to_owned();
@@ -748,6 +749,7 @@ async fn an_answer_without_iss_takes_the_one_configured_issuer() {
     let p = auth.verify_async("opaque-token").await.unwrap();
     assert_eq!(p.issuer(), Some("https://as.example"));
     assert_eq!(p.subject(), Some("ada"));
+    assert_eq!(p.claim("exp"), Some(&serde_json::json!(4_000_000_000u64)));
     let url = raw_server("200 OK", body, Duration::ZERO).await;
     let auth = Authenticator::builder()
         .introspection(
@@ -757,6 +759,20 @@ async fn an_answer_without_iss_takes_the_one_configured_issuer() {
         )
         .build()
         .unwrap();
-    let err = auth.verify_async("opaque-token").await.unwrap_err();
-    assert_eq!(err.status(), 401, "{err}");
+    let p = auth.verify_async("opaque-token").await.unwrap();
+    assert_eq!(p.issuer(), None);
+    // A JWT of an introspected issuer: the answer speaks for the JWT's own `iss`.
+    let b64 = |v: serde_json::Value| {
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            v.to_string(),
+        )
+    };
+    let jwt = format!(
+        "{}.{}.c2ln",
+        b64(serde_json::json!({"alg": "RS256", "typ": "at+jwt"})),
+        b64(serde_json::json!({"iss": "https://other.example", "sub": "ada"}))
+    );
+    let p = auth.verify_async(&jwt).await.unwrap();
+    assert_eq!(p.issuer(), Some("https://other.example"));
 }

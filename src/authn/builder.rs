@@ -531,15 +531,6 @@ impl AuthenticatorBuilder {
                     format!("the type for `{iss}` must be a media type such as `at+jwt`"),
                 ));
             }
-            if !self.issuers.is_empty() && !self.issuers.contains(iss) {
-                return Err(ConfigError::new(
-                    ConfigErrorKind::Claims,
-                    "require_typ_for_issuer",
-                    format!(
-                        "`{iss}` is not one of the accepted issuers (`issuer`), so its type would never be checked; spell it exactly as the tokens' `iss`"
-                    ),
-                ));
-            }
             if self.typ_by_issuer[..i]
                 .iter()
                 .any(|(other, _)| other == iss)
@@ -670,6 +661,28 @@ impl AuthenticatorBuilder {
             }
             std::mem::take(&mut self.remote).build(self.clock.clone(), !keys.is_empty())?
         };
+        // A required type for an issuer no token can come from would never be checked:
+        // with the accepted issuers listed (bound and introspected ones included by now)
+        // and no issuer pattern that could admit others, it must be one of them.
+        #[cfg(feature = "jwks")]
+        let patterns = remote.as_ref().is_some_and(|r| r.tenants.is_some());
+        #[cfg(not(feature = "jwks"))]
+        let patterns = false;
+        if !self.issuers.is_empty()
+            && !patterns
+            && let Some((iss, _)) = self
+                .typ_by_issuer
+                .iter()
+                .find(|(iss, _)| !self.issuers.contains(iss))
+        {
+            return Err(ConfigError::new(
+                ConfigErrorKind::Claims,
+                "require_typ_for_issuer",
+                format!(
+                    "`{iss}` is not one of the accepted issuers, so its type would never be checked; spell it exactly as the tokens' `iss`"
+                ),
+            ));
+        }
         let role_claim = ClaimPath::parse(&self.role_claim);
         let groups_claim = ClaimPath::parse(&self.groups_claim);
         for (setting, path) in [("role_claim", &role_claim), ("groups_claim", &groups_claim)] {

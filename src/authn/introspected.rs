@@ -196,8 +196,43 @@ impl Authenticator {
                 "bound to a key (cnf): not a bearer token",
             )));
         }
-        let read = self.read_claims_as(body, true)?;
+        // An answer without `iss` (RFC 7662 makes it optional) speaks for the issuer the
+        // token was sent here for: a JWT's own `iss` (it was routed by it), else the issuer
+        // whose metadata named the endpoint, else the one issuer configured. The answer
+        // then reads as if it named it, before its claims are judged, so that issuer's
+        // rules apply and the principal names it.
+        let [iss] = json::scan_object(body, &["iss"]).map_err(malformed)?;
         let accepted = i.answer_issuers();
+        let with_issuer;
+        let body = match iss {
+            Some(_) => body,
+            None => {
+                let routed = if jwt_shaped(token) {
+                    unverified_iss(token)
+                } else {
+                    None
+                };
+                let known = routed
+                    .as_deref()
+                    .or(i.discovered_issuer())
+                    .or(match accepted {
+                        [only] => Some(only.as_str()),
+                        _ => None,
+                    })
+                    .or(match inner.issuers.as_slice() {
+                        [only] => Some(only.as_str()),
+                        _ => None,
+                    });
+                match known {
+                    Some(iss) => {
+                        with_issuer = with_iss(body, iss);
+                        with_issuer.as_slice()
+                    }
+                    None => body,
+                }
+            }
+        };
+        let read = self.read_claims_as(body, true)?;
         if let Some(iss) = read.iss.as_deref()
             && !accepted.is_empty()
             && !accepted.iter().any(|a| a == iss)
@@ -206,22 +241,6 @@ impl Authenticator {
                 "iss of the introspection answer does not match",
             )));
         }
-        // An answer without `iss` speaks for the one issuer the configuration names, and
-        // the principal says so (per-issuer rules, DPoP modes and records read it); with
-        // several named, such an answer names no one.
-        let with_issuer;
-        let body = match (&read.iss, accepted) {
-            (None, [only]) => {
-                with_issuer = with_iss(body, only)?;
-                with_issuer.as_slice()
-            }
-            (None, [_, _, ..]) => {
-                return Err(AuthError::invalid_token(Reason::Claim(
-                    "the introspection answer names no iss and several issuers are accepted",
-                )));
-            }
-            _ => body,
-        };
         let issuer = read
             .iss
             .as_deref()
@@ -280,12 +299,21 @@ impl Authenticator {
     }
 }
 
-/// The answer `body` (a JSON object) with `iss` set to `issuer`.
-fn with_iss(body: &[u8], issuer: &str) -> Result<Vec<u8>, AuthError> {
-    let mut answer: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(body).map_err(|_| malformed("introspection answer"))?;
-    answer.insert("iss".to_owned(), issuer.into());
-    serde_json::to_vec(&answer).map_err(|_| malformed("introspection answer"))
+/// The answer `body` (a JSON object without `iss`) with `iss` set to `issuer`, written as
+/// text in front of its members, so that nothing else of the answer is read again.
+fn with_iss(body: &[u8], issuer: &str) -> Vec<u8> {
+    let start = body.iter().position(|&b| b == b'{').map_or(0, |i| i + 1);
+    let rest = &body[start..];
+    let empty = rest.iter().all(|b| b.is_ascii_whitespace() || *b == b'}');
+    let name = serde_json::Value::from(issuer).to_string();
+    let mut out = Vec::with_capacity(body.len() + name.len() + 8);
+    out.extend_from_slice(b"{\"iss\":");
+    out.extend_from_slice(name.as_bytes());
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 #[cfg(test)]

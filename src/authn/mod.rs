@@ -267,10 +267,11 @@ impl Authenticator {
     ///
     /// These `authenticate` methods see headers, not the request's method, URL or
     /// connection, so they check no proof of possession: a sender-constrained token
-    /// (`cnf`, DPoP or certificate-bound), a token under the `DPoP` scheme, and a token of
-    /// an issuer that requires DPoP are refused (401). The layer checks them.
-    /// [`verify`](Self::verify) reads the token alone and leaves that to its caller
-    /// ([`Principal::is_sender_constrained`]).
+    /// (`cnf`, DPoP or certificate-bound) is refused (401), and with DPoP configured so are
+    /// a token under the `DPoP` scheme and a token of an issuer that requires DPoP
+    /// ([`check_bearer`](Self::check_bearer)). The layer checks proofs.
+    /// [`verify`](Self::verify) reads the token alone: a caller that uses its principal
+    /// as a bearer token asks [`check_bearer`](Self::check_bearer).
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
         let token = self.token_from_request(headers, None)?;
         self.bearer_only(self.verify(token)?, headers)
@@ -293,9 +294,43 @@ impl Authenticator {
         self.bearer_only(self.verify_async(token).await?, headers)
     }
 
+    /// Whether `principal`, verified from the token of a request with `headers`, may be
+    /// used as a plain bearer token where no proof of possession can be checked (code
+    /// that calls [`verify`](Self::verify) itself). Refused with 401: a token bound by
+    /// `cnf` (DPoP or certificate-bound, RFC 7800), and with
+    /// [`dpop`](crate::AuthenticatorBuilder::dpop) configured, a token sent under the
+    /// `DPoP` scheme or a token of an issuer whose mode is
+    /// [`Required`](crate::sender::DpopMode::Required).
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+    /// use portcullis::{Algorithm, Authenticator, Signer};
+    ///
+    /// let secret = "0123456789abcdef0123456789abcdef";
+    /// let auth = Authenticator::builder().hmac_secret(secret).build()?;
+    /// let signer = Signer::hmac(Algorithm::HS256, secret)?;
+    /// let bound = signer.sign(&serde_json::json!({"sub": "ada", "exp": 4_000_000_000u64, "cnf": {"jkt": "x"}}))?;
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {bound}"))?);
+    /// let principal = auth.verify(&bound)?;
+    /// assert_eq!(auth.check_bearer(&principal, &headers).unwrap_err().status(), 401);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_bearer(
+        &self,
+        principal: &Principal,
+        headers: &HeaderMap,
+    ) -> Result<(), AuthError> {
+        crate::sender::bearer_only(
+            self.sender(),
+            principal,
+            crate::sender::has_dpop_scheme(headers),
+        )
+    }
+
     /// The principal, when its token is good as a plain bearer token.
     fn bearer_only(&self, p: Principal, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        crate::sender::bearer_only(self.sender(), &p, crate::sender::has_dpop_scheme(headers))?;
+        self.check_bearer(&p, headers)?;
         Ok(p)
     }
 

@@ -132,6 +132,14 @@ impl Introspector {
         &self.answer_issuers
     }
 
+    /// The issuer whose metadata named the endpoint, when it was discovered.
+    pub(crate) fn discovered_issuer(&self) -> Option<&str> {
+        match &self.endpoint {
+            Endpoint::Discover(iss) => Some(iss),
+            Endpoint::Url(_) => None,
+        }
+    }
+
     /// Most introspections at once.
     pub(crate) fn max_in_flight(&self) -> usize {
         self.max_in_flight

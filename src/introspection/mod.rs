@@ -238,8 +238,8 @@ impl Introspection {
     /// Also introspects the JWTs whose `iss` is `issuer` (call again for several;
     /// `PORTCULLIS_INTROSPECTION_JWT_ISSUERS`), instead of verifying them with keys. The
     /// payload is read only to find `iss`; the answer decides. An answer's `iss`, when
-    /// present, must then be one of these issuers (or the discovered one). Default: no
-    /// JWT is introspected.
+    /// present, must then be one of these issuers (or the discovered one); an answer
+    /// without `iss` names the JWT's own `iss`. Default: no JWT is introspected.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuers.push(issuer.into());
         self

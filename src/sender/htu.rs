@@ -126,11 +126,11 @@ fn last_item<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// `proto` and `host` of the last element of an RFC 7239 `Forwarded` header (the one the
 /// nearest proxy appended).
 fn forwarded(headers: &HeaderMap) -> (Option<String>, Option<String>) {
-    let Some(first) = last_item(headers, "forwarded") else {
+    let Some(last) = last_item(headers, "forwarded") else {
         return (None, None);
     };
     let (mut proto, mut host) = (None, None);
-    for pair in first.split(';') {
+    for pair in last.split(';') {
         let Some((k, v)) = pair.split_once('=') else {
             continue;
         };

@@ -22,8 +22,13 @@
 //! The verified-token cache remembers the access token's verification only; a proof is
 //! checked again on every request (its signature is the one cost DPoP adds). The tonic
 //! [`AuthInterceptor`](crate::grpc::AuthInterceptor) sees neither the method nor the
-//! connection, so it refuses every bound token; guard with the layer instead. A shared
-//! replay store that does not answer within its timeout is a 503 (fail-closed).
+//! connection, so it takes tokens only as plain bearer tokens: a bound token, a token
+//! under the `DPoP` scheme and a token of an issuer that requires DPoP are refused there,
+//! as in [`Authenticator::authenticate`](crate::Authenticator::authenticate) and
+//! [`check_bearer`](crate::Authenticator::check_bearer); guard with the layer instead. A
+//! shared replay store that does not answer within its timeout is a 503 on a guarded
+//! route (fail-closed); on a public route the public-auth mode decides, as for any refused
+//! token there.
 //!
 //! Refusals follow RFC 9449 section 7.1: a bad proof is 401 with
 //! `WWW-Authenticate: DPoP error="invalid_dpop_proof", algs="..."` and the JSON body
@@ -246,8 +251,9 @@ impl DpopOptions {
     /// these headers. Reads the scheme and host clients used from the proxy's `Forwarded`
     /// (RFC 7239), else `X-Forwarded-Proto` / `X-Forwarded-Host`, else `Host`, each time
     /// from the last element (the one the nearest proxy appended; what a client sent
-    /// comes before it); use it only behind a proxy that sets or appends them on every
-    /// request.
+    /// comes before it); use it only behind one proxy that sets or appends them on every
+    /// request (`Forwarded` included, which is read first); behind a chain of proxies use
+    /// [`public_url`](Self::public_url).
     pub fn trust_forwarded_headers(mut self) -> Self {
         self.trust_forwarded = true;
         self
@@ -488,7 +494,7 @@ impl PendingReplay {
                         )
                         .is_ok()
                 {
-                    tracing::warn!(target: "portcullis::sender", %why, "the shared DPoP replay store did not answer; DPoP requests get 503");
+                    tracing::warn!(target: "portcullis::sender", %why, "the shared DPoP replay store did not answer; DPoP requests to guarded routes get 503");
                 }
                 Err(AuthError::sender(
                     AuthErrorKind::KeysUnavailable,

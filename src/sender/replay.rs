@@ -77,7 +77,8 @@ pub(crate) trait ReplayBackend: Send + Sync + 'static {
 /// `redis`) and handed to [`DpopOptions::shared_replay`](super::DpopOptions::shared_replay).
 ///
 /// Fail-closed: when the store does not answer within its timeout, the request is refused
-/// with 503 (the proof could be a replay).
+/// with 503 on a guarded route (the proof could be a replay); on a public route the
+/// public-auth mode decides, as for any refused token there.
 #[derive(Clone)]
 pub struct SharedReplay(pub(crate) Arc<dyn ReplayBackend>);
 
