@@ -118,7 +118,7 @@ pub(super) fn normalize(uri: &str) -> Option<String> {
 /// the one the nearest proxy added, since proxies append and a client can send the header
 /// itself; `None` if absent, not text, or empty.
 fn last_item<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    let v = headers.get_all(name).iter().last()?.to_str().ok()?;
+    let v = headers.get_all(name).iter().next_back()?.to_str().ok()?;
     let last = v.rsplit(',').next()?.trim();
     (!last.is_empty()).then_some(last)
 }
