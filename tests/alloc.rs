@@ -95,12 +95,7 @@ fn through_axum(token: &str) -> ThroughAxum {
         S: Service<Request<Body>, Response = axum::response::Response>,
         S::Error: std::fmt::Debug,
     {
-        let mut reqs = (0..8).map(|_| req()).collect::<Vec<_>>().into_iter();
-        count(|| {
-            let res = ready(svc.call(reqs.next().unwrap())).unwrap();
-            assert_eq!(res.status(), want);
-            res
-        })
+        per_request(&mut svc, req, |res| assert_eq!(res.status(), want))
     }
     let noop = tower::layer::util::Identity::new();
     ThroughAxum {
@@ -160,6 +155,34 @@ fn count<T>(mut f: impl FnMut() -> T) -> u64 {
     n
 }
 
+/// Allocations of one request through `svc`, once warm: eight requests made by `req`
+/// beforehand (so their own allocations are not counted), each answer checked by `check`.
+fn per_request<S, B>(svc: &mut S, req: impl Fn() -> Request<B>, check: impl Fn(&S::Response)) -> u64
+where
+    S: Service<Request<B>>,
+    S::Error: std::fmt::Debug,
+{
+    let mut reqs = (0..8).map(|_| req()).collect::<Vec<_>>().into_iter();
+    count(|| {
+        let res = ready(svc.call(reqs.next().unwrap())).unwrap();
+        check(&res);
+        res
+    })
+}
+
+/// `layer` over a service that answers 200 "ok".
+fn over_ok(
+    layer: AuthLayer,
+) -> impl Service<
+    Request<Full<Bytes>>,
+    Response = Response<portcullis::AuthBody<Full<Bytes>>>,
+    Error = Infallible,
+> {
+    layer.layer(tower::service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+    }))
+}
+
 #[test]
 fn allocations_of_one_request() {
     let _profiler = dhat::Profiler::builder().testing().build();
@@ -177,10 +200,7 @@ fn allocations_of_one_request() {
         if let Some(r) = revoked {
             auth = auth.revocations(r);
         }
-        let auth = auth.build().unwrap();
-        AuthLayer::new(auth, policy).layer(tower::service_fn(|_req: Request<Full<Bytes>>| async {
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-        }))
+        over_ok(AuthLayer::new(auth.build().unwrap(), policy))
     };
     let fedn = || Policy::fedn_rest().build().unwrap();
     let layer_with = |cache, revoked| guarded(cache, revoked, fedn());
@@ -200,40 +220,13 @@ fn allocations_of_one_request() {
             .body(Full::new(Bytes::new()))
             .unwrap()
     };
-    let mut hits = (0..8).map(|_| request()).collect::<Vec<_>>().into_iter();
-    let allowed_cached = count(|| {
-        let res = ready(cached.call(hits.next().unwrap())).unwrap();
-        assert_eq!(res.status(), 200);
-        res
-    });
-    let mut requests = (0..8)
-        .map(|_| {
-            Request::post("/api/v1/clients/add")
-                .header("authorization", header.clone())
-                .body(Full::new(Bytes::new()))
-                .unwrap()
-        })
-        .collect::<Vec<_>>()
-        .into_iter();
-    let allowed = count(|| {
-        let res = ready(svc.call(requests.next().unwrap())).unwrap();
-        assert_eq!(res.status(), 200);
-        res
-    });
+    let ok = |res: &Response<_>| assert_eq!(res.status(), 200);
+    let allowed_cached = per_request(&mut cached, request, ok);
+    let allowed = per_request(&mut svc, request, ok);
 
     // The same two with a revocation list checked on every request.
-    let mut hits = (0..8).map(|_| request()).collect::<Vec<_>>().into_iter();
-    let allowed_cached_revoke = count(|| {
-        let res = ready(cached_revoke.call(hits.next().unwrap())).unwrap();
-        assert_eq!(res.status(), 200);
-        res
-    });
-    let mut fresh = (0..8).map(|_| request()).collect::<Vec<_>>().into_iter();
-    let allowed_revoke = count(|| {
-        let res = ready(svc_revoke.call(fresh.next().unwrap())).unwrap();
-        assert_eq!(res.status(), 200);
-        res
-    });
+    let allowed_cached_revoke = per_request(&mut cached_revoke, request, ok);
+    let allowed_revoke = per_request(&mut svc_revoke, request, ok);
 
     // A rule with a path-parameter condition, cache on: no allocation beyond the
     // unconditional rule's.
@@ -250,38 +243,27 @@ fn allocations_of_one_request() {
             .build()
             .unwrap(),
     );
-    let mut conditioned = (0..8)
-        .map(|_| {
+    let allowed_conditional = per_request(
+        &mut tenant,
+        || {
             Request::post("/api/v1/client-1/add")
                 .header("authorization", header.clone())
                 .body(Full::new(Bytes::new()))
                 .unwrap()
-        })
-        .collect::<Vec<_>>()
-        .into_iter();
-    let allowed_conditional = count(|| {
-        let res = ready(tenant.call(conditioned.next().unwrap())).unwrap();
-        assert_eq!(res.status(), 200);
-        res
-    });
+        },
+        ok,
+    );
     assert!(
         allowed_conditional <= allowed_cached,
         "a rule with a condition: {allowed_conditional} allocations, {allowed_cached} without"
     );
 
-    let mut bare = (0..8)
-        .map(|_| {
-            Request::post("/api/v1/clients/add")
-                .body(Full::new(Bytes::new()))
-                .unwrap()
-        })
-        .collect::<Vec<_>>()
-        .into_iter();
-    let missing = count(|| {
-        let res = ready(svc.call(bare.next().unwrap())).unwrap();
-        assert_eq!(res.status(), 401);
-        res
-    });
+    let bare = || {
+        Request::post("/api/v1/clients/add")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let missing = per_request(&mut svc, bare, |res| assert_eq!(res.status(), 401));
 
     // The same rejection from a layer whose challenges name RFC 9728 metadata: the
     // challenge is precomputed too, so it costs what the plain one does.
@@ -294,21 +276,9 @@ fn allocations_of_one_request() {
     let metadata = portcullis::resource_metadata::ResourceMetadata::builder(&metadata_auth)
         .build()
         .unwrap();
-    let mut with_metadata = AuthLayer::new(metadata_auth, Policy::fedn_rest().build().unwrap())
-        .resource_metadata(&metadata)
-        .layer(tower::service_fn(|_req: Request<Full<Bytes>>| async {
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-        }));
-    let mut bare_again = (0..8)
-        .map(|_| {
-            Request::post("/api/v1/clients/add")
-                .body(Full::new(Bytes::new()))
-                .unwrap()
-        })
-        .collect::<Vec<_>>()
-        .into_iter();
-    let missing_metadata = count(|| {
-        let res = ready(with_metadata.call(bare_again.next().unwrap())).unwrap();
+    let mut with_metadata =
+        over_ok(AuthLayer::new(metadata_auth, fedn()).resource_metadata(&metadata));
+    let missing_metadata = per_request(&mut with_metadata, bare, |res| {
         assert_eq!(res.status(), 401);
         assert!(
             res.headers()["www-authenticate"]
@@ -316,7 +286,6 @@ fn allocations_of_one_request() {
                 .unwrap()
                 .ends_with(r#"resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/mcp""#)
         );
-        res
     });
 
     // The response itself: a header map with two entries.
@@ -335,29 +304,18 @@ fn allocations_of_one_request() {
 
     // The same rejection from a layer asked to attach its errors: the extensions entry
     // (its map, its table and the boxed error) on top.
-    let mut attaching = AuthLayer::new(
-        Authenticator::builder()
-            .hmac_secret(SECRET)
-            .build()
-            .unwrap(),
-        fedn(),
-    )
-    .attach_errors()
-    .layer(tower::service_fn(|_req: Request<Full<Bytes>>| async {
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-    }));
-    let mut bare_attached = (0..8)
-        .map(|_| {
-            Request::post("/api/v1/clients/add")
-                .body(Full::new(Bytes::new()))
-                .unwrap()
-        })
-        .collect::<Vec<_>>()
-        .into_iter();
-    let missing_attached = count(|| {
-        let res = ready(attaching.call(bare_attached.next().unwrap())).unwrap();
+    let mut attaching = over_ok(
+        AuthLayer::new(
+            Authenticator::builder()
+                .hmac_secret(SECRET)
+                .build()
+                .unwrap(),
+            fedn(),
+        )
+        .attach_errors(),
+    );
+    let missing_attached = per_request(&mut attaching, bare, |res| {
         assert!(res.extensions().get::<portcullis::AuthError>().is_some());
-        res
     });
 
     // Through axum, against plain axum's own request for the same path: a cache hit adds
