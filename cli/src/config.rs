@@ -134,11 +134,7 @@ impl Overrides {
                 policy.policy.as_ref().map(path),
             ),
         ];
-        for (var, flag, value) in pairs {
-            if let Some(v) = value {
-                o.set(var, flag, v);
-            }
-        }
+        o.set_given(pairs);
         Ok(o)
     }
 
@@ -146,6 +142,18 @@ impl Overrides {
     pub(crate) fn set(&mut self, var: &'static str, flag: &'static str, value: String) {
         self.values.insert(var, value);
         self.flags.insert(var, flag);
+    }
+
+    /// [`set`](Self::set) for each (variable, flag, value) whose flag was given.
+    pub(crate) fn set_given(
+        &mut self,
+        pairs: impl IntoIterator<Item = (&'static str, &'static str, Option<String>)>,
+    ) {
+        for (var, flag, value) in pairs {
+            if let Some(v) = value {
+                self.set(var, flag, v);
+            }
+        }
     }
 
     /// A variable's value: the flag's, else the environment's.

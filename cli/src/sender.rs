@@ -64,11 +64,7 @@ impl SenderFlags {
                 (!self.dpop_issuers.is_empty()).then(|| self.dpop_issuers.join(",")),
             ),
         ];
-        for (var, flag, value) in pairs {
-            if let Some(v) = value {
-                o.set(var, flag, v);
-            }
-        }
+        o.set_given(pairs);
         if self.dpop_trust_forwarded {
             o.set(
                 "PORTCULLIS_DPOP_TRUST_FORWARDED",

@@ -290,11 +290,7 @@ impl IntrospectionFlags {
                 &self.at_jwt_issuers,
             ),
         ];
-        for (var, flag, value) in pairs {
-            if let Some(v) = value {
-                o.set(var, flag, v.clone());
-            }
-        }
+        o.set_given(pairs.map(|(var, flag, value)| (var, flag, value.clone())));
         Ok(())
     }
 }
