@@ -325,6 +325,11 @@ impl DpopOptions {
 /// assert_eq!(jwk_thumbprint(&jwk).as_deref(), Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"));
 /// ```
 pub fn jwk_thumbprint(jwk: &serde_json::Value) -> Option<String> {
+    thumbprint_of(jwk.as_object()?)
+}
+
+/// [`jwk_thumbprint`] of a JWK already read as an object (a proof's `jwk`).
+pub(crate) fn thumbprint_of(jwk: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
     let m = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
     // Values are written as JSON strings (escaped), as RFC 7638 section 3.2 asks.
     let j = |v: &str| serde_json::Value::from(v).to_string();

@@ -131,9 +131,7 @@ fn public_key(jwk: &Map<String, Value>, alg: Algorithm) -> Result<(Key, String),
             .map_err(|_| "proof jwk member is not strict base64url")
     };
     let kty = member("kty")?;
-    // The members are strict base64url (or a curve name checked below): nothing in them
-    // needs escaping in the thumbprint's JSON.
-    let (key, thumbprint_input) = match (kty, alg.family()) {
+    let key = match (kty, alg.family()) {
         ("EC", Family::Ec) => {
             let want = if alg == Algorithm::ES256 {
                 "P-256"
@@ -144,32 +142,26 @@ fn public_key(jwk: &Map<String, Value>, alg: Algorithm) -> Result<(Key, String),
                 return Err("proof jwk curve does not fit alg");
             }
             let (x, y) = (member("x")?, member("y")?);
-            let key = Key::ec_point(alg, &bytes(x)?, &bytes(y)?)
-                .map_err(|_| "proof jwk is not a usable EC key")?;
-            (
-                key,
-                format!(r#"{{"crv":"{want}","kty":"EC","x":"{x}","y":"{y}"}}"#),
-            )
+            Key::ec_point(alg, &bytes(x)?, &bytes(y)?)
+                .map_err(|_| "proof jwk is not a usable EC key")?
         }
         ("RSA", Family::Rsa) => {
             let (n, e) = (member("n")?, member("e")?);
-            let key = Key::rsa_components(&bytes(n)?, &bytes(e)?, &[alg])
-                .map_err(|_| "proof jwk is not a usable RSA key")?;
-            (key, format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#))
+            Key::rsa_components(&bytes(n)?, &bytes(e)?, &[alg])
+                .map_err(|_| "proof jwk is not a usable RSA key")?
         }
         ("OKP", Family::Ed) => {
             if member("crv")? != "Ed25519" {
                 return Err("proof jwk curve does not fit alg");
             }
             let x = member("x")?;
-            let key =
-                Key::ed_public(&bytes(x)?).map_err(|_| "proof jwk is not a usable Ed25519 key")?;
-            (key, format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#))
+            Key::ed_public(&bytes(x)?).map_err(|_| "proof jwk is not a usable Ed25519 key")?
         }
         ("oct", _) => return Err("proof jwk is a symmetric key"),
         _ => return Err("proof jwk does not fit alg"),
     };
-    Ok((key, thumbprint(&thumbprint_input)))
+    let jkt = super::thumbprint_of(jwk).ok_or("proof jwk lacks a member")?;
+    Ok((key, jkt))
 }
 
 /// base64url(SHA-256(input)): an RFC 7638 thumbprint, or an RFC 9449 `ath`.
