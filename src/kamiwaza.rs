@@ -366,7 +366,7 @@ fn id_for(kind: &str, name: &str) -> String {
     b.copy_from_slice(&digest.as_ref()[..16]);
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let hex = crate::jose::hex(&b);
     format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],

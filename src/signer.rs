@@ -95,7 +95,7 @@ impl Signer {
     pub fn generate(alg: Algorithm) -> Result<Self, ConfigError> {
         let mut id = [0u8; 8];
         aws_lc_free_random(&mut id);
-        let kid: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let kid = crate::jose::hex(&id);
         let (key, jwk) = crate::jose::generate(alg, &kid)
             .map_err(|e| ConfigError::new(ConfigErrorKind::SigningKey, "signer key", e))?;
         Ok(Self {

@@ -232,7 +232,7 @@ impl Introspector {
         if !fill_random(&mut id) {
             return Err("no random bytes for the assertion's jti".into());
         }
-        let jti: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let jti = crate::jose::hex(&id);
         let now = self.clock.now();
         key.sign(&serde_json::json!({
             "iss": self.client_id,

@@ -304,18 +304,10 @@ impl fmt::Debug for Revocation {
                 .field("issuer", iss)
                 .field("subject", &"<subject>")
                 .field("issued_before", &self.before),
-            Key::Token(h) => d.field("token_sha256_prefix", &hex(&h[..4])),
+            Key::Token(h) => d.field("token_sha256_prefix", &crate::jose::hex(&h[..4])),
         };
         d.field("expires_at", &self.expires_at).finish()
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// A token as a person pastes it: surrounding whitespace and an optional scheme word

@@ -23,8 +23,9 @@ use serde_json::{Value, json};
 
 use super::options::RedisOptions;
 use super::sync::{Replica, SyncStatus, Target};
-use super::{ChangeError, Key, List, Revocation, RevocationStore, TokenRef, Verdict, hex};
+use super::{ChangeError, Key, List, Revocation, RevocationStore, TokenRef, Verdict};
 use crate::error::ConfigError;
+use crate::jose::hex;
 
 /// Most entries written by one script (one version).
 const BATCH: usize = 1_000;

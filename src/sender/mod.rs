@@ -781,7 +781,7 @@ impl Dpop {
         self.local.remember(key, until, now).map_err(bad_proof)?;
         Ok(self.shared.as_ref().map(|store| PendingReplay {
             store: store.clone(),
-            key: key.iter().map(|b| format!("{b:02x}")).collect(),
+            key: crate::jose::hex(&key),
             ttl: Duration::from_secs(until.saturating_sub(now).saturating_add(1)),
         }))
     }
