@@ -2,25 +2,20 @@
 //! metadata), in the builder and in a policy file, through the layer; and what `build()`
 //! refuses.
 
+mod common;
+
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use http::Request;
-use portcullis::{
-    Algorithm, AuthLayer, Authenticator, Condition, ConfigErrorKind, Policy, RouteReason, Signer,
-};
+use portcullis::{AuthLayer, Authenticator, Condition, ConfigErrorKind, Policy, RouteReason};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
+use common::SECRET;
 
 fn token(claims: Value) -> String {
-    let mut claims = claims;
-    claims["exp"] = json!(4_000_000_000u64);
-    Signer::hmac(Algorithm::HS256, SECRET)
-        .unwrap()
-        .sign(&claims)
-        .unwrap()
+    common::lasting_token(claims)
 }
 
 fn app(policy: Policy) -> Router {

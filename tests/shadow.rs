@@ -16,11 +16,11 @@ use axum::routing::get;
 use common::events::Events;
 use http::Request;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
-use portcullis::{Algorithm, AuthLayer, Authenticator, Condition, EnvConfig, Policy, Signer};
+use portcullis::{AuthLayer, Authenticator, Condition, EnvConfig, Policy};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
+use common::SECRET;
 
 /// Counters by name and labels (`name{k=v,...}`).
 #[derive(Default)]
@@ -61,12 +61,7 @@ const WOULD_ALLOW: &str = "portcullis_shadow_decisions_total{result=would_allow}
 const WOULD_DENY: &str = "portcullis_shadow_decisions_total{result=would_deny}";
 
 fn token(claims: Value) -> String {
-    let mut claims = claims;
-    claims["exp"] = json!(4_000_000_000u64);
-    Signer::hmac(Algorithm::HS256, SECRET)
-        .unwrap()
-        .sign(&claims)
-        .unwrap()
+    common::lasting_token(claims)
 }
 
 fn app(policy: Policy) -> Router {

@@ -48,6 +48,12 @@ pub fn hs256() -> Signer {
     Signer::hmac(Algorithm::HS256, SECRET).unwrap()
 }
 
+/// An HS256 token of `claims` with an `exp` far ahead (for tests on the system clock).
+pub fn lasting_token(mut claims: Value) -> String {
+    claims["exp"] = json!(4_000_000_000u64);
+    hs256().sign(&claims).unwrap()
+}
+
 /// Claims valid at NOW for an hour.
 pub fn claims(role: &str) -> Value {
     json!({"sub": "user-1", "role": role, "exp": NOW + 3600, "iat": NOW})
