@@ -411,18 +411,8 @@ where
     ReqBody: Send + 'static,
 {
     Box::pin(async move {
-        match shared.check_async(Head::of_parts(&parts)).await {
-            Ok(checked) => {
-                crate::metrics::decision(shared.grpc, Ok(checked.without_token()));
-                checked.record(&mut parts.extensions);
-                trace_allowed(Head::of_parts(&parts), shared.grpc);
-            }
-            Err(err) => {
-                crate::metrics::decision(shared.grpc, Err(&err));
-                trace_rejected(Head::of_parts(&parts), shared.grpc, &err);
-                return Err(err);
-            }
-        }
+        let outcome = shared.check_async(Head::of_parts(&parts)).await;
+        shared.settle(&mut parts, outcome)?;
         Ok(inner.call(Request::from_parts(parts, body)))
     })
 }
@@ -431,7 +421,7 @@ where
 /// first: record it, then call the inner service (already ready) with the principal.
 fn replayed<S, ReqBody>(
     shared: Arc<Shared>,
-    mut req: Request<ReqBody>,
+    req: Request<ReqBody>,
     mut inner: S,
     (principal, public): (Principal, bool),
     pending: crate::sender::PendingReplay,
@@ -441,22 +431,41 @@ where
     ReqBody: Send + 'static,
 {
     Box::pin(async move {
-        let checked = match pending.confirm().await {
-            Ok(()) => Checked::Principal(principal),
+        let outcome = match pending.confirm().await {
+            Ok(()) => Ok(Checked::Principal(principal)),
             // On a public target a refused proof only leaves the caller anonymous, unless
             // the public-auth mode asks for a valid token whenever one is sent.
-            Err(_) if public && shared.public_auth != PublicAuth::Verify => Checked::Public,
-            Err(err) => {
-                crate::metrics::decision(shared.grpc, Err(&err));
-                trace_rejected(Head::of(&req), shared.grpc, &err);
-                return Err(err);
-            }
+            Err(_) if public && shared.public_auth != PublicAuth::Verify => Ok(Checked::Public),
+            Err(err) => Err(err),
         };
-        crate::metrics::decision(shared.grpc, Ok(checked.without_token()));
-        trace_allowed(Head::of(&req), shared.grpc);
-        checked.record(req.extensions_mut());
-        Ok(inner.call(req))
+        let (mut parts, body) = req.into_parts();
+        shared.settle(&mut parts, outcome)?;
+        Ok(inner.call(Request::from_parts(parts, body)))
     })
+}
+
+impl Shared {
+    /// The end of a check that had to wait: the decision counted and logged, and on a pass
+    /// what it let through recorded in the request.
+    fn settle(
+        &self,
+        parts: &mut http::request::Parts,
+        outcome: Result<Checked, AuthError>,
+    ) -> Result<(), AuthError> {
+        match outcome {
+            Ok(checked) => {
+                crate::metrics::decision(self.grpc, Ok(checked.without_token()));
+                trace_allowed(Head::of_parts(parts), self.grpc);
+                checked.record(&mut parts.extensions);
+                Ok(())
+            }
+            Err(err) => {
+                crate::metrics::decision(self.grpc, Err(&err));
+                trace_rejected(Head::of_parts(parts), self.grpc, &err);
+                Err(err)
+            }
+        }
+    }
 }
 
 /// `S: Clone + Send + 'static` and `ReqBody: Send + 'static`: a request that must wait
