@@ -728,6 +728,10 @@ impl AuthenticatorBuilder {
                 answers: Arc::new(Answers::new(&self.schemes[0], &self.realm, &refusals)),
                 split_roles,
                 keys,
+                scheme_word: match &*self.schemes {
+                    [one] => super::token::SchemeWord::new(one),
+                    _ => None,
+                },
                 schemes: self.schemes,
                 max_token_bytes: self.max_token_bytes,
                 leeway: self.leeway,

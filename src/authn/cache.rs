@@ -244,16 +244,23 @@ pub(crate) struct Verified {
 }
 
 impl Cache {
-    /// The token's key: a seeded hash of its length and last 32 bytes (of a verified
-    /// token, its signature's). Every hit still compares the whole token, so tokens that
-    /// share a tail only share a key, never a principal.
+    /// The token's key: a seeded hash of its length and last 16 bytes (of a verified
+    /// token, its signature's), read as two words. Every hit still compares the whole
+    /// token, so tokens that share a tail only share a key, never a principal.
+    #[inline]
     pub(crate) fn hash(&self, token: &[u8]) -> u64 {
         if self.collide {
             return 1;
         }
         use std::hash::BuildHasher;
-        let tail = &token[token.len().saturating_sub(32)..];
-        self.hasher.hash_one((token.len(), tail))
+        match token.last_chunk::<16>() {
+            Some(tail) => {
+                let (a, b) = tail.split_at(8);
+                let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or_default());
+                self.hasher.hash_one((token.len() as u64, word(a), word(b)))
+            }
+            None => self.hasher.hash_one(token),
+        }
     }
 
     /// The filter's two bits of a token: (word, mask) in the generation `g`.

@@ -57,6 +57,7 @@ fn index(hash: u64) -> usize {
 
 /// This thread's copy of the principal of `token` in cache `cache`, when a slot holds it
 /// and `valid` accepts its entry. A slot whose entry `valid` refuses is emptied.
+#[inline]
 pub(super) fn get<E>(
     cache: usize,
     hash: u64,

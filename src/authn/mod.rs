@@ -100,6 +100,8 @@ struct Inner {
     split_roles: bool,
     keys: KeySet,
     schemes: Vec<String>,
+    /// The one scheme as a word, when there is one of at most 8 bytes (the common shape).
+    scheme_word: Option<token::SchemeWord>,
     max_token_bytes: usize,
     leeway: u64,
     issuers: Vec<String>,

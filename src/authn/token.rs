@@ -310,12 +310,12 @@ impl Authenticator {
         }
         // The common shape first: the one scheme, one space, the token. The general
         // reading below gives the same answer for it.
-        if let [scheme] = &*self.inner.schemes {
-            let n = scheme.len();
+        if let Some(word) = &self.inner.scheme_word {
+            let n = word.len;
             if let Some((&b' ', token)) = value.get(n..).and_then(<[u8]>::split_first)
                 && token.first().is_some_and(|&b| b != b' ' && b != b'\t')
                 && token.len() <= self.inner.max_token_bytes
-                && value[..n].eq_ignore_ascii_case(scheme.as_bytes())
+                && word.matches(value)
             {
                 return Ok(Credential {
                     bytes: token,
@@ -352,6 +352,57 @@ impl Authenticator {
             bytes: token,
             format: Format::Token68,
         })
+    }
+}
+
+/// A scheme of at most 8 bytes held as one little-endian word, so that the common shape
+/// (`<scheme> <token>`) is told in one compare: ASCII letters match in either case, every
+/// other byte exactly, as `eq_ignore_ascii_case` would.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SchemeWord {
+    len: usize,
+    /// The scheme in lower case, zero past its end.
+    lower: u64,
+    /// 0x20 on each letter's byte: OR-ing it folds an upper-case letter to lower case.
+    fold: u64,
+    /// 0xff on each of the scheme's bytes.
+    keep: u64,
+}
+
+impl SchemeWord {
+    pub(crate) fn new(scheme: &str) -> Option<Self> {
+        if scheme.is_empty() || scheme.len() > 8 {
+            return None;
+        }
+        let (mut lower, mut fold, mut keep) = ([0u8; 8], [0u8; 8], [0u8; 8]);
+        for (i, b) in scheme.bytes().enumerate() {
+            lower[i] = b.to_ascii_lowercase();
+            fold[i] = if b.is_ascii_alphabetic() { 0x20 } else { 0 };
+            keep[i] = 0xff;
+        }
+        Some(Self {
+            len: scheme.len(),
+            lower: u64::from_le_bytes(lower),
+            fold: u64::from_le_bytes(fold),
+            keep: u64::from_le_bytes(keep),
+        })
+    }
+
+    /// Whether `value` starts with the scheme, in any case. A value shorter than 8
+    /// bytes is read byte by byte.
+    #[inline]
+    fn matches(&self, value: &[u8]) -> bool {
+        match value.first_chunk::<8>() {
+            Some(w) => (u64::from_le_bytes(*w) | self.fold) & self.keep == self.lower,
+            None => {
+                let lower = self.lower.to_le_bytes();
+                value.len() >= self.len
+                    && value[..self.len]
+                        .iter()
+                        .zip(lower)
+                        .all(|(&b, l)| b.to_ascii_lowercase() == l)
+            }
+        }
     }
 }
 
@@ -450,8 +501,29 @@ fn param<'q>(query: &'q str, name: &str) -> Option<Result<&'q str, ()>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_token68, token68_byte};
+    use super::{SchemeWord, is_token68, token68_byte};
     use crate::{AuthErrorKind, Authenticator};
+
+    #[test]
+    fn a_scheme_word_matches_as_eq_ignore_ascii_case_does() {
+        for scheme in ["Bearer", "Token", "DPoP", "x-1.Y_z", "A", "12345678"] {
+            let word = SchemeWord::new(scheme).unwrap();
+            // Every byte at every place of the scheme, in values shorter and longer than 8.
+            for tail in ["", " t", " a.b.c-long-token"] {
+                for at in 0..scheme.len() {
+                    for b in 0..=255u8 {
+                        let mut v = scheme.as_bytes().to_vec();
+                        v[at] = b;
+                        v.extend_from_slice(tail.as_bytes());
+                        let want = v[..scheme.len()].eq_ignore_ascii_case(scheme.as_bytes());
+                        assert_eq!(word.matches(&v), want, "{scheme:?} {v:?}");
+                    }
+                }
+            }
+            assert!(!word.matches(&scheme.as_bytes()[..scheme.len() - 1]));
+        }
+        assert!(SchemeWord::new("TooLongScheme").is_none());
+    }
 
     #[test]
     fn the_common_shape_and_the_general_reading_agree() {
