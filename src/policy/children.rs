@@ -18,11 +18,15 @@ impl Short {
         if b.len() > 24 {
             return None;
         }
-        let mut buf = [[0u8; 8]; 3];
-        buf.as_flattened_mut()[..b.len()].copy_from_slice(b);
+        // Byte by byte: a segment is short, and a copy of a length known only now would
+        // call memcpy.
+        let mut words = [0u64; 3];
+        for (i, &byte) in b.iter().enumerate() {
+            words[i / 8] |= u64::from(byte) << ((i % 8) * 8);
+        }
         Some(Self {
             len: b.len() as u8,
-            words: buf.map(u64::from_le_bytes),
+            words,
         })
     }
 }

@@ -185,7 +185,12 @@ pub(super) fn check_path(path: &str) -> Result<(), AuthError> {
     if !path.starts_with('/') {
         return Err(AuthError::invalid_request(Reason::BadPath));
     }
-    let encoded = path.as_bytes().contains(&b'%');
+    let bytes = path.as_bytes();
+    let encoded = bytes.contains(&b'%');
+    // Most paths: no dot and no escape, so no dot segment; and no more segments than bytes.
+    if !encoded && bytes.len() <= MAX_SEGMENTS && !bytes.contains(&b'.') {
+        return Ok(());
+    }
     for (i, seg) in Segs::of(path).enumerate() {
         if i == MAX_SEGMENTS {
             return Err(AuthError::invalid_request(Reason::BadPath));
