@@ -56,6 +56,7 @@ use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::future::Answer;
 use super::{Auth, AuthBody, AuthLayer, ResponseFuture};
 
 /// [`AuthLayer`] answering with axum's own `Body` (feature `axum`); made by
@@ -161,15 +162,17 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project()
-            .inner
-            .poll(cx)
-            .map(|r| r.map(|res| res.map(into_body)))
+        self.project().inner.poll_answer(cx).map(|r| {
+            r.map(|answer| match answer {
+                Answer::Inner(res) => res,
+                Answer::Ours(res) => res.map(into_body),
+            })
+        })
     }
 }
 
-/// The inner body as it came, or a rejection's bytes as a new `Body`.
-#[inline]
+/// One of our answers' bodies (a rejection's bytes) as a new `Body`; an inner body that
+/// went through the hook as it came.
 fn into_body(body: AuthBody<Body>) -> Body {
     match body.into_inner() {
         Ok(inner) => inner,

@@ -2,13 +2,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::WWW_AUTHENTICATE;
 use http::{HeaderValue, Response};
 
-use super::Shared;
+use super::handle::Handle;
 use crate::body::AuthBody;
 use crate::error::AuthError;
 
@@ -21,6 +20,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<F, B> ResponseFuture<F, B> {
+    #[inline(always)]
     pub(super) fn new(state: State<F, B>) -> Self {
         Self { state }
     }
@@ -35,14 +35,21 @@ impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
 pin_project_lite::pin_project! {
     #[project = StateProj]
     pub(super) enum State<F, B> {
-        Inner { #[pin] fut: F, shared: Arc<Shared> },
+        Inner { #[pin] fut: F, shared: Handle },
         Reject { res: Option<Response<AuthBody<B>>> },
         Fetch {
             fut: Pin<Box<dyn Future<Output = Result<F, AuthError>> + Send>>,
-            shared: Arc<Shared>,
+            shared: Handle,
             grpc: Option<GrpcAnswer>,
         },
     }
+}
+
+/// What a [`ResponseFuture`] answers: the inner service's response as it came, or one of
+/// ours (a rejection, or an inner rejection the hook reshaped). Each body type maps it once.
+pub(super) enum Answer<B> {
+    Inner(Response<B>),
+    Ours(Response<AuthBody<B>>),
 }
 
 impl<F, B, E> Future for ResponseFuture<F, B>
@@ -51,7 +58,26 @@ where
 {
     type Output = Result<Response<AuthBody<B>>, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.poll_answer(cx).map(|r| {
+            r.map(|answer| match answer {
+                Answer::Inner(res) => res.map(AuthBody::inner),
+                Answer::Ours(res) => res,
+            })
+        })
+    }
+}
+
+impl<F, B, E> ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    /// Polls for the answer, leaving the body as it is.
+    pub(super) fn poll_answer(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Answer<B>, E>> {
         let mut state = self.project().state;
         // Only a request that waits for remote keys starts in `Fetch`; it moves on to
         // `Inner` (or answers with the rejection) once the keys are there.
@@ -83,7 +109,7 @@ where
                         && let Some(err) = res.extensions().get::<AuthError>()
                         && res.status() == err.status()
                     {
-                        return shared.reject(err.clone(), None);
+                        return Answer::Ours(shared.reject(err.clone(), None));
                     }
                     // A handler that answers with an `AuthError` gets the challenge the
                     // table asks for, with this layer's scheme and realm (and resource
@@ -112,11 +138,11 @@ where
                     if let Some(value) = challenge {
                         res.headers_mut().insert(WWW_AUTHENTICATE, value);
                     }
-                    res.map(AuthBody::inner)
+                    Answer::Inner(res)
                 })
             }),
             StateProj::Reject { res } => match res.take() {
-                Some(res) => Poll::Ready(Ok(res)),
+                Some(res) => Poll::Ready(Ok(Answer::Ours(res))),
                 None => panic!("ResponseFuture polled after completion"),
             },
         }

@@ -50,6 +50,7 @@
 #[cfg(feature = "axum")]
 mod axum_body;
 mod future;
+mod handle;
 pub mod require;
 mod service;
 
@@ -430,6 +431,6 @@ impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Auth::new(inner, self.shared.clone())
+        Auth::new(inner, handle::Handle::new(self.shared.clone()))
     }
 }

@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::{CONTENT_TYPE, USER_AGENT};
@@ -10,6 +9,7 @@ use http::{HeaderValue, Request, Response};
 use tower_service::Service;
 
 use super::future::{GrpcAnswer, ResponseFuture, State};
+use super::handle::Handle;
 use super::{PublicAuth, PublicTarget, Shared};
 use crate::authn::Step;
 use crate::body::AuthBody;
@@ -21,7 +21,7 @@ use crate::principal::Principal;
 #[derive(Clone)]
 pub struct Auth<S> {
     inner: S,
-    shared: Arc<Shared>,
+    shared: Handle,
 }
 
 impl<S> std::fmt::Debug for Auth<S> {
@@ -31,7 +31,7 @@ impl<S> std::fmt::Debug for Auth<S> {
 }
 
 impl<S> Auth<S> {
-    pub(super) fn new(inner: S, shared: Arc<Shared>) -> Self {
+    pub(super) fn new(inner: S, shared: Handle) -> Self {
         Self { inner, shared }
     }
 
@@ -132,12 +132,14 @@ impl Shared {
     /// The sender constraints of a verified token (DPoP proofs, certificate binding): a
     /// token bound by `cnf` never passes as a plain bearer token. `Some` when the proof's
     /// `jti` must still be recorded in the shared replay store.
+    #[inline]
     fn sender(
         &self,
         parts: Head<'_>,
         principal: &Principal,
     ) -> Result<Option<crate::sender::PendingReplay>, AuthError> {
         match self.authenticator.sender() {
+            None if !principal.is_sender_constrained() => Ok(None),
             None => crate::sender::unconfigured(principal).map(|()| None),
             Some(checks) => checks.check(parts.view(), principal, self.authenticator.now()),
         }
@@ -401,7 +403,7 @@ fn is_grpc_type(v: &HeaderValue) -> bool {
 /// The path of a request that must wait for remote keys: check, then call the inner
 /// service (already ready) with the principal. Boxed, and taken only when a fetch is due.
 fn checked<S, ReqBody>(
-    shared: Arc<Shared>,
+    shared: Handle,
     mut parts: http::request::Parts,
     body: ReqBody,
     mut inner: S,
@@ -420,7 +422,7 @@ where
 /// The path of a request whose proof `jti` must be recorded in the shared replay store
 /// first: record it, then call the inner service (already ready) with the principal.
 fn replayed<S, ReqBody>(
-    shared: Arc<Shared>,
+    shared: Handle,
     req: Request<ReqBody>,
     mut inner: S,
     (principal, public): (Principal, bool),
@@ -487,23 +489,23 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         // Identity comes only from our own verification: `record` replaces or drops a
         // principal already in the request before the inner service sees it.
-        let state = match self.shared.check(Head::of(&req)) {
+        match self.shared.check(Head::of(&req)) {
             Ok(checked) => {
                 crate::metrics::decision(self.shared.grpc, Ok(checked.without_token()));
                 trace_allowed(Head::of(&req), self.shared.grpc);
                 checked.record(req.extensions_mut());
-                State::Inner {
+                ResponseFuture::new(State::Inner {
                     fut: self.inner.call(req),
                     shared: self.shared.clone(),
-                }
+                })
             }
             Err(Next::Fail(err)) => {
                 crate::metrics::decision(self.shared.grpc, Err(&err));
                 trace_rejected(Head::of(&req), self.shared.grpc, &err);
                 let grpc = self.shared.grpc_answer(req.headers());
-                State::Reject {
+                ResponseFuture::new(State::Reject {
                     res: Some(self.shared.reject(err, grpc.as_ref())),
-                }
+                })
             }
             Err(Next::Replay {
                 principal,
@@ -514,11 +516,11 @@ where
                 let inner = std::mem::replace(&mut self.inner, clone);
                 let grpc = self.shared.grpc_answer(req.headers());
                 let checked = (principal, public);
-                State::Fetch {
+                ResponseFuture::new(State::Fetch {
                     fut: replayed(self.shared.clone(), req, inner, checked, pending),
                     shared: self.shared.clone(),
                     grpc,
-                }
+                })
             }
             Err(Next::Fetch) => {
                 // `self.inner` was polled ready: it goes into the future, a clone stays.
@@ -526,13 +528,12 @@ where
                 let inner = std::mem::replace(&mut self.inner, clone);
                 let grpc = self.shared.grpc_answer(req.headers());
                 let (parts, body) = req.into_parts();
-                State::Fetch {
+                ResponseFuture::new(State::Fetch {
                     fut: checked(self.shared.clone(), parts, body, inner),
                     shared: self.shared.clone(),
                     grpc,
-                }
+                })
             }
-        };
-        ResponseFuture::new(state)
+        }
     }
 }
