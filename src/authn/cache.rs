@@ -3,7 +3,7 @@
 //!
 //! What it guarantees:
 //!
-//! - Keyed by a seeded fast hash of the token's length and last 32 bytes (a verified
+//! - Keyed by a seeded fast hash of the token's length and last 16 bytes (a verified
 //!   token's signature); a hit compares the full token bytes, so no collision can hand one
 //!   token another's principal.
 //! - An entry never outlives the token: every hit checks `exp` and `nbf` against the
@@ -32,12 +32,13 @@
 //!
 //! Through the layer, the policy reads the principal's remembered role bits (set once per
 //! principal copy) and the principal goes into the request's own extensions: no shared
-//! write either. What remains is the tower service model's: the response future holds a
-//! count on the layer's shared state (it may outlive every copy of the service, as with
-//! `oneshot`), and servers clone the service per request (hyper-util's adapter, which
-//! `axum::serve` uses, and axum's `Router::layer` for each layered route), each clone
-//! taking a count as it does on axum's own router state.
-
+//! write either. The layer's own state is held by a handle (`layer/handle.rs`) that axum's
+//! per-request clone of a layered service and the response future take from two spare
+//! references each thread keeps, and give back there: a request on a thread that already
+//! served the layer reads the shared reference count but does not write it. What is left
+//! shared belongs to the server: `axum::serve` clones axum's own router state (an `Arc`)
+//! for every request, with or without this crate.
+//!
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;

@@ -47,7 +47,12 @@ struct Front {
 }
 
 thread_local! {
-    static FRONT: RefCell<Front> = RefCell::default();
+    static FRONT: RefCell<Front> = const {
+        RefCell::new(Front {
+            slots: Vec::new(),
+            candidates: Vec::new(),
+        })
+    };
 }
 
 fn index(hash: u64) -> usize {

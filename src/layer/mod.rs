@@ -18,6 +18,12 @@
 //! content type (a gRPC-web client rejects `application/grpc`), while anything else keeps
 //! the HTTP answers. A user agent opens only the methods its allow-list entry names.
 //!
+//! Servers clone a service per request (axum for each layered route, `axum::serve` for the
+//! whole app). The layer's services and response futures share its state through a handle
+//! whose clones and drops reuse two spare references kept per thread, so a request writes
+//! no reference count that other cores share; each thread that served a layer keeps at
+//! most those two references to it until it gives back two of any layer or ends.
+//!
 //! ```
 //! use http::{Request, StatusCode};
 //! use http_body_util::Full;

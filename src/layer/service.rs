@@ -123,9 +123,12 @@ impl Shared {
                 .grpc_target(parts.uri.path(), agent)
                 .map(|t| t.with_headers(parts.headers))
         } else {
-            self.policy
-                .target(parts.method, parts.uri.path())
-                .map(|t| t.with_query(parts.uri.query()).with_headers(parts.headers))
+            self.policy.request_target(
+                parts.method,
+                parts.uri.path(),
+                parts.uri.query(),
+                Some(parts.headers),
+            )
         }
     }
 

@@ -251,6 +251,19 @@ impl Policy {
     /// parameter, and more than 256 segments give 400) and
     /// finds whether it is public. Allocates nothing.
     pub fn target<'a>(&self, method: &'a Method, path: &'a str) -> Result<Target<'a>, AuthError> {
+        self.request_target(method, path, None, None)
+    }
+
+    /// [`target`](Self::target) with the request's query and headers, built in one go
+    /// (the layer's path).
+    #[inline]
+    pub(crate) fn request_target<'a>(
+        &self,
+        method: &'a Method,
+        path: &'a str,
+        query: Option<&'a str>,
+        headers: Option<&'a http::HeaderMap>,
+    ) -> Result<Target<'a>, AuthError> {
         check_path(path)?;
         let inner = &self.inner;
         let full = Segs::of(path);
@@ -268,8 +281,8 @@ impl Policy {
                 stripped,
             },
             public: hit.map(|i| inner.public_sources[i as usize].clone()),
-            query: None,
-            headers: None,
+            query,
+            headers,
         })
     }
 
