@@ -61,6 +61,15 @@ use crate::principal::Principal;
 /// their entries (a few KiB per thread) beyond the bounds above, and every hit on them is
 /// checked like a hit on the shared cache: `exp`, `nbf`, the key epoch and revocation.
 ///
+/// What a hit on those slots writes, through [`AuthLayer`](crate::AuthLayer) too: only
+/// memory of its own thread (the slot's principal copy, the request's extensions, the
+/// layer's per-thread spare references); it reads the shared entry, the key epoch, the
+/// layer's reference count and the revocation store (a revocation list is read through
+/// an `arc-swap` snapshot, whose bookkeeping is a slot of the reading thread), and
+/// performs no atomic read-modify-write on memory other threads use: no shared reference
+/// count, lock word or counter. A metrics recorder, when installed, counts each lookup and decision with
+/// its own counters.
+///
 /// ```
 /// use portcullis::{Algorithm, Authenticator, Signer, TokenCache};
 ///

@@ -66,6 +66,12 @@ impl Spares {
                 return self.free(arc);
             }
         }
+        if self.last_id.get() == 0 {
+            // A free place: the spare before stays.
+            self.last.set(Some(arc));
+            self.last_id.set(id);
+            return;
+        }
         let last = self.last.replace(Some(arc));
         let gone = self.before.replace(last);
         self.before_id.set(self.last_id.replace(id));
@@ -112,6 +118,14 @@ impl Handle {
     pub(super) fn new(shared: Arc<Shared>) -> Self {
         Self {
             shared: Some(shared),
+        }
+    }
+
+    /// The reference itself, not given back to the thread's spares.
+    pub(super) fn into_arc(mut self) -> Arc<Shared> {
+        match self.shared.take() {
+            Some(shared) => shared,
+            None => unreachable!("a handle is only empty while it is dropped"),
         }
     }
 
@@ -166,7 +180,9 @@ mod tests {
             .hmac_secret("0123456789abcdef0123456789abcdef")
             .build()
             .unwrap();
-        AuthLayer::new(auth, Policy::builder().build().unwrap()).shared
+        AuthLayer::new(auth, Policy::builder().build().unwrap())
+            .shared
+            .into_arc()
     }
 
     #[test]
@@ -222,6 +238,40 @@ mod tests {
         assert!(wb.upgrade().is_some());
         drop(b);
         assert!(wb.upgrade().is_none());
+    }
+
+    #[test]
+    fn a_layer_dropped_after_its_last_service_takes_the_state_with_it() {
+        use tower::Layer;
+        let auth = Authenticator::builder()
+            .hmac_secret("0123456789abcdef0123456789abcdef")
+            .build()
+            .unwrap();
+        let layer = AuthLayer::new(auth, Policy::builder().build().unwrap());
+        let weak = Arc::downgrade(layer.shared.arc());
+        let svc = layer.layer(tower::service_fn(|_: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        }));
+        drop(svc.clone());
+        drop(svc);
+        drop(layer);
+        assert!(
+            weak.upgrade().is_none(),
+            "spares kept a dropped layer alive"
+        );
+    }
+
+    #[test]
+    fn a_thread_keeps_a_spare_of_each_of_two_layers() {
+        let (a, b) = (Handle::new(shared()), Handle::new(shared()));
+        drop((a.clone(), b.clone()));
+        let (wa, wb) = (Arc::downgrade(a.arc()), Arc::downgrade(b.arc()));
+        assert_eq!((wa.strong_count(), wb.strong_count()), (2, 2));
+        // One clone of `a` at a time, taken and given back: `b`'s spare stays.
+        for _ in 0..10 {
+            drop(a.clone());
+            assert_eq!((wa.strong_count(), wb.strong_count()), (2, 2));
+        }
     }
 
     #[test]

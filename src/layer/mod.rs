@@ -174,7 +174,9 @@ pub enum PublicAuth {
 #[derive(Clone)]
 #[must_use = "a layer does nothing until it wraps a service"]
 pub struct AuthLayer {
-    shared: Arc<Shared>,
+    /// A handle like its services': when the layer is dropped after them, the state goes
+    /// with it, spares included.
+    shared: handle::Handle,
 }
 
 impl std::fmt::Debug for AuthLayer {
@@ -204,12 +206,12 @@ impl AuthLayer {
 
     fn from_shared(shared: Shared) -> Self {
         Self {
-            shared: Arc::new(shared),
+            shared: handle::Handle::new(Arc::new(shared)),
         }
     }
 
     fn with(self, f: impl FnOnce(&mut Shared)) -> Self {
-        let mut shared = Arc::unwrap_or_clone(self.shared);
+        let mut shared = Arc::unwrap_or_clone(self.shared.into_arc());
         f(&mut shared);
         Self::from_shared(shared)
     }
@@ -437,6 +439,6 @@ impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Auth::new(inner, handle::Handle::new(self.shared.clone()))
+        Auth::new(inner, self.shared.clone())
     }
 }
