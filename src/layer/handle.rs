@@ -5,8 +5,8 @@
 //! two decrements of one count that every core shares, on every request: its cache line
 //! moves between cores at every request. A [`Handle`] keeps two spare references per
 //! thread instead. A clone on a thread that holds a spare of the same layer takes it; a
-//! drop gives its reference back as the thread's last spare (the spare before it goes back
-//! to the shared count). In the steady state of a thread serving one layer, a request takes
+//! drop gives its reference back as the thread's last spare (when both places are taken,
+//! the older spare goes back to the shared count). In the steady state of a thread serving one layer, a request takes
 //! both spares and gives both back: it reads the shared count (to notice a layer that is
 //! going) but writes nothing another thread reads or writes. Only a thread without a spare
 //! (its first requests, or more requests of the layer in flight than two) changes the
@@ -52,9 +52,9 @@ impl Spares {
         None
     }
 
-    /// Keeps `arc` as the last spare; the one before goes back to the shared count. When
-    /// no one but `arc` and this thread's spares holds its layer, they all go (and the
-    /// layer's state with them).
+    /// Keeps `arc` as the last spare; when both places are taken, the older spare goes
+    /// back to the shared count. When no one but `arc` and this thread's spares holds its
+    /// layer, they all go (and the layer's state with them).
     #[inline]
     fn keep(&self, arc: Arc<Shared>) {
         let id = id(&arc);
