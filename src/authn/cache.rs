@@ -253,6 +253,12 @@ pub(crate) struct Verified {
     pub(crate) revocable: Option<Revocable>,
 }
 
+/// How long an entry may live from `now`: until `until` (seconds since the epoch), at most
+/// `cap`; `cap` when there is no end.
+fn time_left(until: Option<u64>, now: u64, cap: Duration) -> Duration {
+    until.map_or(cap, |u| Duration::from_secs(u.saturating_sub(now)).min(cap))
+}
+
 impl Cache {
     /// The token's key: a seeded hash of its length and last 16 bytes (of a verified
     /// token, its signature's), read as two words. Every hit still compares the whole
@@ -399,11 +405,7 @@ impl Cache {
             return;
         }
         self.mark(hash);
-        let ttl = match verified.exp {
-            Some(exp) => Duration::from_secs(exp.saturating_add(leeway).saturating_sub(now)),
-            None => MAX_TTL,
-        }
-        .min(MAX_TTL);
+        let ttl = time_left(verified.exp.map(|e| e.saturating_add(leeway)), now, MAX_TTL);
         self.put(hash, token, principal, verified, now, ttl);
     }
 
@@ -421,12 +423,7 @@ impl Cache {
         bound: Duration,
     ) {
         self.mark(hash);
-        let ttl = match verified.exp {
-            Some(exp) => Duration::from_secs(exp.saturating_sub(now)),
-            None => bound,
-        }
-        .min(bound)
-        .min(MAX_TTL);
+        let ttl = time_left(verified.exp, now, bound.min(MAX_TTL));
         self.put(hash, token, principal, verified, now, ttl);
     }
 

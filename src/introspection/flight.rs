@@ -118,28 +118,38 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// A flight for key `[1; 32]` in its own task: counts its start, waits for `gate` when
+    /// given, answers `value`.
+    fn spawn_run(
+        flights: &Arc<Flights<u32>>,
+        started: &Arc<AtomicUsize>,
+        value: u32,
+        gate: Option<tokio::sync::oneshot::Receiver<()>>,
+    ) -> tokio::task::JoinHandle<Flight<u32>> {
+        let (flights, started) = (flights.clone(), started.clone());
+        tokio::spawn(async move {
+            flights
+                .run(
+                    [1; 32],
+                    || None,
+                    move || async move {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        if let Some(gate) = gate {
+                            let _ = gate.await;
+                        }
+                        value
+                    },
+                )
+                .await
+        })
+    }
+
     #[tokio::test]
     async fn one_flight_per_key_and_a_bound() {
         let flights = Arc::new(Flights::<u32>::new(1));
         let started = Arc::new(AtomicUsize::new(0));
         let (go, wait) = tokio::sync::oneshot::channel::<()>();
-        let s = started.clone();
-        let first = {
-            let flights = flights.clone();
-            tokio::spawn(async move {
-                flights
-                    .run(
-                        [1; 32],
-                        || None,
-                        move || async move {
-                            s.fetch_add(1, Ordering::SeqCst);
-                            let _ = wait.await;
-                            7
-                        },
-                    )
-                    .await
-            })
-        };
+        let first = spawn_run(&flights, &started, 7, Some(wait));
         tokio::task::yield_now().await;
         while flights.len() == 0 {
             tokio::task::yield_now().await;
@@ -149,22 +159,7 @@ mod tests {
             flights.run([2; 32], || None, || async { 0 }).await,
             Flight::Busy
         ));
-        let s = started.clone();
-        let second = {
-            let flights = flights.clone();
-            tokio::spawn(async move {
-                flights
-                    .run(
-                        [1; 32],
-                        || None,
-                        move || async move {
-                            s.fetch_add(1, Ordering::SeqCst);
-                            8
-                        },
-                    )
-                    .await
-            })
-        };
+        let second = spawn_run(&flights, &started, 8, None);
         tokio::task::yield_now().await;
         go.send(()).unwrap();
         assert!(matches!(first.await.unwrap(), Flight::Done(7)));
