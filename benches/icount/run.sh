@@ -5,7 +5,8 @@
 #
 #   benches/icount/run.sh [CASE ...]      (default: the cases BENCHMARKS.md reports)
 #
-# Needs valgrind (apt-get install -y valgrind). K=20000 requests a case unless K is set.
+# Needs valgrind (apt-get install -y valgrind). K=20000 requests a case unless K is set;
+# ICOUNT_HEADERS=N adds N more request headers to every case (see src/main.rs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install -y valgrind)"; exit 1; }
@@ -15,7 +16,7 @@ out=$root/target/icount
 mkdir -p "$out"
 k=${K:-20000}
 cases=("$@")
-[ ${#cases[@]} -eq 0 ] && cases=(plain-none plain-hs hs rs none norole outer-hs outer-none plain-tenant tenant tenant-cond)
+[ ${#cases[@]} -eq 0 ] && cases=(plain-none plain-hs hs rs none norole outer-hs outer-none worker-hs worker-none plain-tenant tenant tenant-cond)
 declare -A per
 for c in "${cases[@]}"; do
   valgrind --tool=callgrind --callgrind-out-file="$out/$c.out" --toggle-collect='*run_loop*' \
@@ -32,6 +33,8 @@ over none plain-none "  401, no token"
 over norole plain-hs "  403, no role"
 over outer-hs plain-hs "  cache hit HS256, layer around the whole router"
 over outer-none plain-none "  401, layer around the whole router"
+over worker-hs plain-hs "  cache hit HS256, router built on another thread"
+over worker-none plain-none "  401, router built on another thread"
 over generic-hs plain-hs "  cache hit HS256, generic body (AuthBody)"
 over generic-none plain-none "  401, generic body (AuthBody)"
 over tenant plain-tenant "  rule, no condition"

@@ -27,8 +27,9 @@
 # ever seen twice), then measures; a cell fails when any response has
 # another status than the expected one, on socket errors, or when the distinct tokens
 # run out. Beside req/s, each cell reports the server's and wrk's CPU use and the
-# requests per second of server CPU time, which hold up better than req/s when other
-# processes share the machine. Only 127.0.0.1 is ever a target; every server is stopped on exit and stops by
+# requests per second of server CPU time (and the table its inverse, server CPU time per
+# request), which hold up better than req/s when other processes share the machine, and
+# which are the measure to read where wrk, not the server, sets the pace. Only 127.0.0.1 is ever a target; every server is stopped on exit and stops by
 # itself after LOAD_MAX_SECONDS anyway.
 set -euo pipefail
 
@@ -326,15 +327,15 @@ summarize() {
         for (k in st) { m[k] = (st[k] == "OK") ? median(rps[k]) : ""; c[k] = (st[k] == "OK") ? median(pc[k]) : "" }
         for (a = 1; a <= na; a++) {
             printf "\n### %s\n\n", A[a]
-            print "| workload | variant | req/s | p99 ms | peak RSS MiB | CPU server / wrk | req per server CPU-s | x plain | x hand-rolled | x jwt-authorizer | x tower-oauth2 |"
-            print "|---|---|---|---|---|---|---|---|---|---|---|"
+            print "| workload | variant | req/s | p99 ms | peak RSS MiB | CPU server / wrk | req per server CPU-s | server CPU µs per req | x plain | x hand-rolled | x jwt-authorizer | x tower-oauth2 |"
+            print "|---|---|---|---|---|---|---|---|---|---|---|---|"
             for (w = 1; w <= nw; w++) for (v = 1; v <= nv; v++) {
                 k = A[a] SUBSEP W[w] SUBSEP V[v]
                 if (!(k in st)) continue
-                if (st[k] != "OK") { printf "| %s | %s | %s | | | | | | | | |\n", W[w], V[v], (st[k] == "NA" ? "- (" note[k] ")" : "FAIL: " note[k]); continue }
+                if (st[k] != "OK") { printf "| %s | %s | %s | | | | | | | | | |\n", W[w], V[v], (st[k] == "NA" ? "- (" note[k] ")" : "FAIL: " note[k]); continue }
                 base = A[a] SUBSEP W[w] SUBSEP
-                printf "| %s | %s | %.0f | %.2f | %.1f | %d%% / %d%% | %.0f | %s | %s | %s | %s |\n", W[w], V[v], m[k], median(p99[k]) / 1000, hwm[k] / 1024,
-                    median(srv[k]), median(cli[k]), c[k], ratios(k, base "plain"), ratios(k, base "handrolled"),
+                printf "| %s | %s | %.0f | %.2f | %.1f | %d%% / %d%% | %.0f | %.2f | %s | %s | %s | %s |\n", W[w], V[v], m[k], median(p99[k]) / 1000, hwm[k] / 1024,
+                    median(srv[k]), median(cli[k]), c[k], (c[k] > 0 ? 1e6 / c[k] : 0), ratios(k, base "plain"), ratios(k, base "handrolled"),
                     ratios(k, base "jwt-authorizer"), ratios(k, base "tower-oauth2")
             }
         }

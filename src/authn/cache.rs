@@ -32,10 +32,11 @@
 //!
 //! Through the layer, the policy reads the principal's remembered role bits (set once per
 //! principal copy) and the principal goes into the request's own extensions: no shared
-//! write either. The layer's own state is held by a handle (`layer/handle.rs`) that axum's
-//! per-request clone of a layered service and the response future take from two spare
-//! references each thread keeps, and give back there: a request on a thread that already
-//! served the layer reads the shared reference count but does not write it. What is left
+//! write either. The layer's own state is held by a handle (`layer/handle.rs`) that counts
+//! axum's per-request clone of a layered service and the response future on this thread's
+//! replica of the state (a count in memory no other thread uses while requests stay on
+//! their thread): a request on a thread that already served the layer reads the shared
+//! reference count but does not write it. What is left
 //! shared belongs to the server: `axum::serve` clones axum's own router state (an `Arc`)
 //! for every request, with or without this crate.
 //!
@@ -63,7 +64,7 @@ use crate::principal::Principal;
 ///
 /// What a hit on those slots writes, through [`AuthLayer`](crate::AuthLayer) too: only
 /// memory of its own thread (the slot's principal copy, the request's extensions, the
-/// layer's per-thread spare references); it reads the shared entry, the key epoch, the
+/// count of the layer's per-thread replica); it reads the shared entry, the key epoch, the
 /// layer's reference count and the revocation store (a revocation list is read through
 /// an `arc-swap` snapshot, whose bookkeeping is a slot of the reading thread), and
 /// performs no atomic read-modify-write on memory other threads use: no shared reference

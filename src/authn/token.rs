@@ -286,11 +286,22 @@ impl Authenticator {
         &self,
         headers: &'h HeaderMap,
     ) -> Result<Credential<'h>, AuthError> {
-        let mut values = headers.get_all(AUTHORIZATION).iter();
-        let value = values.next().ok_or_else(AuthError::missing)?;
-        if values.next().is_some() {
-            return Err(AuthError::invalid_request(Reason::DuplicateHeader));
-        }
+        // A map whose every name has one value (`len` counts values, `keys_len` names)
+        // holds no second `Authorization`. A few such headers are read in turn, which
+        // costs less than hashing the name; more, or repeated names, are looked up.
+        let value = if headers.len() == headers.keys_len() && headers.len() <= 8 {
+            headers
+                .iter()
+                .find_map(|(name, value)| (name == AUTHORIZATION).then_some(value))
+        } else {
+            let mut values = headers.get_all(AUTHORIZATION).iter();
+            let value = values.next();
+            if values.next().is_some() {
+                return Err(AuthError::invalid_request(Reason::DuplicateHeader));
+            }
+            value
+        };
+        let value = value.ok_or_else(AuthError::missing)?;
         self.credential_from_value(value.as_bytes())
     }
 
@@ -574,6 +585,64 @@ mod tests {
             let c = many.credential_from_value(value.as_bytes()).unwrap();
             assert_eq!(c.bytes, b"abc");
         }
+    }
+
+    #[test]
+    fn a_second_authorization_fails_whatever_other_headers_repeat() {
+        use http::HeaderMap;
+        use http::header::{ACCEPT, AUTHORIZATION};
+        let auth = Authenticator::builder()
+            .hmac_secret("0123456789abcdef0123456789abcdef")
+            .build()
+            .unwrap();
+        let read = |pairs: &[(http::HeaderName, &str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.append(name, value.parse().unwrap());
+            }
+            auth.credential_from_headers(&headers)
+                .map(|c| c.bytes.to_vec())
+                .map_err(|e| e.kind())
+        };
+        let one = (AUTHORIZATION, "Bearer abc");
+        let accept = (ACCEPT, "text/plain");
+        assert_eq!(read(&[one.clone()]), Ok(b"abc".to_vec()));
+        assert_eq!(
+            read(&[accept.clone(), one.clone(), accept.clone()]),
+            Ok(b"abc".to_vec())
+        );
+        for pairs in [
+            vec![one.clone(), one.clone()],
+            vec![
+                accept.clone(),
+                accept.clone(),
+                one.clone(),
+                (AUTHORIZATION, "Basic x"),
+            ],
+        ] {
+            assert_eq!(
+                read(&pairs),
+                Err(AuthErrorKind::InvalidRequest),
+                "{pairs:?}"
+            );
+        }
+        // More headers than are read in turn: the same answers.
+        let many: Vec<(http::HeaderName, &'static str)> = (0..12)
+            .map(|i| {
+                (
+                    http::HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap(),
+                    "v",
+                )
+            })
+            .collect();
+        let with = |extra: &[(http::HeaderName, &'static str)]| [many.as_slice(), extra].concat();
+        assert_eq!(read(&with(&[one.clone()])), Ok(b"abc".to_vec()));
+        assert_eq!(
+            read(&with(&[one.clone(), one.clone()])),
+            Err(AuthErrorKind::InvalidRequest)
+        );
+        assert_eq!(read(&many), Err(AuthErrorKind::MissingCredentials));
+        assert_eq!(read(&[accept]), Err(AuthErrorKind::MissingCredentials));
     }
 
     #[test]

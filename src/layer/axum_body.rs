@@ -162,12 +162,24 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().inner.poll_answer(cx).map(|r| {
-            r.map(|answer| match answer {
-                Answer::Inner(res) => res,
-                Answer::Ours(res) => res.map(into_body),
-            })
-        })
+        self.project().inner.poll_answer::<Native>(cx)
+    }
+}
+
+/// axum's own body: an inner response as it came, ours with its bytes in a new `Body`.
+struct Native;
+
+impl Answer<Body> for Native {
+    type Response = Response<Body>;
+
+    #[inline(always)]
+    fn inner(res: Response<Body>) -> Response<Body> {
+        res
+    }
+
+    #[inline(always)]
+    fn ours(res: Response<AuthBody<Body>>) -> Response<Body> {
+        res.map(into_body)
     }
 }
 

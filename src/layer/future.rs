@@ -45,11 +45,33 @@ pin_project_lite::pin_project! {
     }
 }
 
-/// What a [`ResponseFuture`] answers: the inner service's response as it came, or one of
-/// ours (a rejection, or an inner rejection the hook reshaped). Each body type maps it once.
-pub(super) enum Answer<B> {
-    Inner(Response<B>),
-    Ours(Response<AuthBody<B>>),
+/// How a [`ResponseFuture`]'s answer becomes a response: the inner service's response as
+/// it came, or one of ours (a rejection, or an inner rejection the hook reshaped). Each
+/// body type maps each kind once, where the answer is made.
+pub(super) trait Answer<B> {
+    /// The response this body type answers with.
+    type Response;
+    /// The inner service's response.
+    fn inner(res: Response<B>) -> Self::Response;
+    /// One of ours.
+    fn ours(res: Response<AuthBody<B>>) -> Self::Response;
+}
+
+/// The generic body: every response in [`AuthBody`].
+pub(super) struct Generic;
+
+impl<B> Answer<B> for Generic {
+    type Response = Response<AuthBody<B>>;
+
+    #[inline(always)]
+    fn inner(res: Response<B>) -> Self::Response {
+        res.map(AuthBody::inner)
+    }
+
+    #[inline(always)]
+    fn ours(res: Response<AuthBody<B>>) -> Self::Response {
+        res
+    }
 }
 
 impl<F, B, E> Future for ResponseFuture<F, B>
@@ -60,12 +82,7 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.poll_answer(cx).map(|r| {
-            r.map(|answer| match answer {
-                Answer::Inner(res) => res.map(AuthBody::inner),
-                Answer::Ours(res) => res,
-            })
-        })
+        self.poll_answer::<Generic>(cx)
     }
 }
 
@@ -73,11 +90,12 @@ impl<F, B, E> ResponseFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    /// Polls for the answer, leaving the body as it is.
-    pub(super) fn poll_answer(
+    /// Polls for the answer, mapped by `A`.
+    #[inline]
+    pub(super) fn poll_answer<A: Answer<B>>(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<Answer<B>, E>> {
+    ) -> Poll<Result<A::Response, E>> {
         let mut state = self.project().state;
         // Only a request that waits for remote keys starts in `Fetch`; it moves on to
         // `Inner` (or answers with the rejection) once the keys are there.
@@ -109,7 +127,7 @@ where
                         && let Some(err) = res.extensions().get::<AuthError>()
                         && res.status() == err.status()
                     {
-                        return Answer::Ours(shared.reject(err.clone(), None));
+                        return A::ours(shared.reject(err.clone(), None));
                     }
                     // A handler that answers with an `AuthError` gets the challenge the
                     // table asks for, with this layer's scheme and realm (and resource
@@ -138,11 +156,11 @@ where
                     if let Some(value) = challenge {
                         res.headers_mut().insert(WWW_AUTHENTICATE, value);
                     }
-                    Answer::Inner(res)
+                    A::inner(res)
                 })
             }),
             StateProj::Reject { res } => match res.take() {
-                Some(res) => Poll::Ready(Ok(Answer::Ours(res))),
+                Some(res) => Poll::Ready(Ok(A::ours(res))),
                 None => panic!("ResponseFuture polled after completion"),
             },
         }

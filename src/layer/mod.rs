@@ -20,9 +20,9 @@
 //!
 //! Servers clone a service per request (axum for each layered route, `axum::serve` for the
 //! whole app). The layer's services and response futures share its state through a handle
-//! whose clones and drops reuse two spare references kept per thread, so a request writes
-//! no reference count that other cores share; each thread that served a layer keeps at
-//! most those two references to it until it gives back two of any layer or ends.
+//! that counts on a per-thread replica of it, so a request writes no reference count that
+//! other cores share; each thread keeps the replicas of the two layers it served last
+//! (one small allocation each) until it serves two others or ends.
 //!
 //! ```
 //! use http::{Request, StatusCode};
@@ -175,7 +175,7 @@ pub enum PublicAuth {
 #[must_use = "a layer does nothing until it wraps a service"]
 pub struct AuthLayer {
     /// A handle like its services': when the layer is dropped after them, the state goes
-    /// with it, spares included.
+    /// with it, this thread's replica included.
     shared: handle::Handle,
 }
 

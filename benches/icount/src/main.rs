@@ -13,10 +13,15 @@
 //! - `hs`, `rs`: a verified-token cache hit (HS256, RS256) on a route open to any token;
 //! - `none`: 401, no token; `norole`: 403, a cached token without the route's role;
 //! - `outer-hs`, `outer-none`: the layer around the whole router instead of per route;
+//! - `worker-<case>`: a per-route case whose router was built on another thread, as a
+//!   multi-threaded server's workers serve the router its main thread built;
 //! - `generic-<case>`: a per-route case with the layer's generic body (`AuthBody`, which
 //!   axum boxes again) instead of `AuthLayer::axum_native`;
 //! - `plain-tenant`, `tenant`, `tenant-cond`: `/tenants/acme/reports`, plain, by a rule,
 //!   and by the same rule with the condition `tenant` = `{tenant}`.
+//!
+//! `ICOUNT_HEADERS=N` puts N more headers (up to 12: what curl, a proxy and a browser add)
+//! before the `Authorization` header of every case, plain axum's included.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -148,8 +153,36 @@ fn case(name: &str, generic: bool) -> (Router, &'static str, Option<HeaderValue>
     }
 }
 
-fn request(path: &str, auth: &Option<HeaderValue>) -> Request<Body> {
+/// Headers a request carries before its `Authorization`, when `ICOUNT_HEADERS` asks for
+/// some (default none, as in the cases above): what curl, a proxy and a browser add.
+const EXTRA_HEADERS: [(&str, &str); 12] = [
+    ("host", "api.example"),
+    ("user-agent", "curl/8.5.0"),
+    ("accept", "*/*"),
+    ("x-forwarded-for", "203.0.113.7"),
+    ("x-forwarded-proto", "https"),
+    ("x-request-id", "0f6c2d5e-6a1b-4c3e-9d8f-2b7a1c4e5f60"),
+    ("accept-encoding", "gzip, deflate, br"),
+    ("accept-language", "en-GB,en;q=0.9"),
+    ("cache-control", "no-cache"),
+    ("origin", "https://app.example"),
+    ("referer", "https://app.example/reports"),
+    ("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7"),
+];
+
+fn extra_headers() -> usize {
+    std::env::var("ICOUNT_HEADERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+        .min(EXTRA_HEADERS.len())
+}
+
+fn request(path: &str, auth: &Option<HeaderValue>, extra: usize) -> Request<Body> {
     let mut req = Request::get(path);
+    for (name, value) in &EXTRA_HEADERS[..extra] {
+        req = req.header(*name, *value);
+    }
     if let Some(v) = auth {
         req = req.header(http::header::AUTHORIZATION, v.clone());
     }
@@ -186,22 +219,27 @@ fn drain<B: http_body::Body>(res: Response<B>) -> u16 {
     status
 }
 
-fn one<S, B>(svc: &mut S, path: &str, auth: &Option<HeaderValue>) -> u16
+fn one<S, B>(svc: &mut S, path: &str, auth: &Option<HeaderValue>, extra: usize) -> u16
 where
     S: Service<Request<Body>, Response = Response<B>, Error = Infallible>,
     B: http_body::Body,
 {
-    drain(ready(svc.call(request(path, auth))).unwrap())
+    drain(ready(svc.call(request(path, auth, extra))).unwrap())
 }
 
 #[inline(never)]
-fn run_loop<S, B>(svc: &mut S, path: &str, auth: &Option<HeaderValue>, k: usize, want: u16)
-where
+fn run_loop<S, B>(
+    svc: &mut S,
+    path: &str,
+    auth: &Option<HeaderValue>,
+    (k, extra): (usize, usize),
+    want: u16,
+) where
     S: Service<Request<Body>, Response = Response<B>, Error = Infallible>,
     B: http_body::Body,
 {
     for _ in 0..k {
-        let status = one(svc, path, auth);
+        let status = one(svc, path, auth, extra);
         assert_eq!(status, want, "status {status}, expected {want}");
     }
 }
@@ -213,10 +251,11 @@ where
     S: Service<Request<Body>, Response = Response<B>, Error = Infallible>,
     B: http_body::Body,
 {
+    let extra = extra_headers();
     for _ in 0..4 {
-        assert_eq!(one(&mut svc, path, &auth), want);
+        assert_eq!(one(&mut svc, path, &auth, extra), want);
     }
-    run_loop(&mut svc, path, &auth, k, want);
+    run_loop(&mut svc, path, &auth, (k, extra), want);
 }
 
 fn main() {
@@ -239,6 +278,17 @@ fn main() {
             .layer(router);
         let auth = auth.map(|t| HeaderValue::from_str(&format!("Bearer {t}")).unwrap());
         measure(svc, ME, auth, want, k);
+    } else if let Some(rest) = name.strip_prefix("worker-") {
+        // Built on another thread and served on this one, as a multi-threaded server's
+        // workers serve the router its main thread built.
+        let rest = rest.to_owned();
+        let (router, path, auth, want) = std::thread::spawn(move || {
+            let (router, path, auth, want) = case(&rest, false);
+            (router.with_state(()), path, auth, want)
+        })
+        .join()
+        .unwrap();
+        measure(router, path, auth, want, k);
     } else if let Some(rest) = name.strip_prefix("generic-") {
         let (router, path, auth, want) = case(rest, true);
         measure(router.with_state(()), path, auth, want, k);
