@@ -606,7 +606,7 @@ mod tests {
         };
         let one = (AUTHORIZATION, "Bearer abc");
         let accept = (ACCEPT, "text/plain");
-        assert_eq!(read(&[one.clone()]), Ok(b"abc".to_vec()));
+        assert_eq!(read(std::slice::from_ref(&one)), Ok(b"abc".to_vec()));
         assert_eq!(
             read(&[accept.clone(), one.clone(), accept.clone()]),
             Ok(b"abc".to_vec())
@@ -636,7 +636,7 @@ mod tests {
             })
             .collect();
         let with = |extra: &[(http::HeaderName, &'static str)]| [many.as_slice(), extra].concat();
-        assert_eq!(read(&with(&[one.clone()])), Ok(b"abc".to_vec()));
+        assert_eq!(read(&with(std::slice::from_ref(&one))), Ok(b"abc".to_vec()));
         assert_eq!(
             read(&with(&[one.clone(), one.clone()])),
             Err(AuthErrorKind::InvalidRequest)
