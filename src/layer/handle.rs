@@ -30,6 +30,8 @@ struct Replica {
     shared: Arc<Shared>,
     /// The thread it belongs to ([`this_thread`]; 0 for none).
     owner: usize,
+    /// Made for its thread's slots (a handle's first replica is kept nowhere).
+    slotted: bool,
 }
 
 /// A thread's replicas of the two layers it served last, the one taken last first, each
@@ -88,6 +90,7 @@ impl Slots {
         let r = Arc::new(Replica {
             shared: Arc::clone(shared),
             owner: me,
+            slotted: true,
         });
         let last = self.last.replace(Some(Arc::clone(&r)));
         let gone = self.before.replace(last);
@@ -138,6 +141,7 @@ impl Handle {
             replica: Some(Arc::new(Replica {
                 shared,
                 owner: this_thread(),
+                slotted: false,
             })),
         }
     }
@@ -182,6 +186,7 @@ impl Handle {
                 Arc::new(Replica {
                     shared: Arc::clone(shared),
                     owner: 0,
+                    slotted: false,
                 })
             });
         Self {
@@ -231,7 +236,8 @@ impl Drop for Handle {
         let Some(replica) = self.replica.take() else {
             return;
         };
-        if Arc::strong_count(&replica) == 2
+        if replica.slotted
+            && Arc::strong_count(&replica) == 2
             && Arc::strong_count(&replica.shared) == 1
             && replica.owner == this_thread()
         {
