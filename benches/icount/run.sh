@@ -16,10 +16,10 @@ out=$root/target/icount
 mkdir -p "$out"
 k=${K:-20000}
 cases=("$@")
-[ ${#cases[@]} -eq 0 ] && cases=(plain-none plain-hs hs rs none norole outer-hs outer-none worker-hs worker-none plain-tenant tenant tenant-cond)
+[ ${#cases[@]} -eq 0 ] && cases=(plain-none plain-hs hs rs none norole outer-hs outer-none worker-hs worker-none rot plain-tenant tenant tenant-cond)
 declare -A per
 for c in "${cases[@]}"; do
-  valgrind --tool=callgrind --callgrind-out-file="$out/$c.out" --toggle-collect='*run_loop*' \
+  valgrind --tool=callgrind --callgrind-out-file="$out/$c.out" --toggle-collect='*run_loop*' --toggle-collect='*run_rotating*' \
     "$bin" "$c" "$k" >/dev/null 2>"$out/$c.log" || { echo "case $c failed: $(tail -3 "$out/$c.log")"; exit 1; }
   ir=$(grep -E '^(summary|totals):' "$out/$c.out" | head -1 | awk '{print $2}')
   per[$c]=$((ir / k))
@@ -33,6 +33,7 @@ over none plain-none "  401, no token"
 over norole plain-hs "  403, no role"
 over outer-hs plain-hs "  cache hit HS256, layer around the whole router"
 over outer-none plain-none "  401, layer around the whole router"
+over rot plain-hs "  cache hit HS256, 10,000 tokens in turn (shared cache)"
 over worker-hs plain-hs "  cache hit HS256, router built on another thread"
 over worker-none plain-none "  401, router built on another thread"
 over generic-hs plain-hs "  cache hit HS256, generic body (AuthBody)"

@@ -7,6 +7,12 @@
 #                                  ROUNDS interleaved rounds, medians
 #   benches/load/run.sh memory     1,000,000 distinct tokens through portcullis (cache
 #                                  on, HS256), peak RSS against the cache's bound
+#   benches/load/run.sh paired     plain axum and portcullis side by side on the server
+#                                  CPU, measured in alternate windows (PAIRS pairs of
+#                                  WINDOW seconds, 10 and 2; WORKLOADS_PAIRED "one rot10k
+#                                  none norole"; BASE, VARIANT, PORT2 18482): the median
+#                                  of the pairs' ratios, steadier than separate cells where
+#                                  the machine's speed drifts from second to second
 #
 # Settings (environment):
 #   QUICK=1       smoke test: DURATION=2, WARMUP=1, ROUNDS=1, ALGS=HS256 unless set
@@ -19,6 +25,11 @@
 #                         (default: <repo>/target/load)
 #   MEM_TOKENS (1000000), MEM_REPEAT (2: each token sent twice in a row, so the cache
 #                         admits it; 1: once, so the admission filter keeps it out)
+#   SERVER_CPU_QUOTA=P    the server may use P % of one CPU (a cgroup's CPU bandwidth
+#                         limit, 10 ms periods; needs root and the cgroup cpu controller).
+#                         On a machine where one wrk core cannot outrun one server core,
+#                         this makes the server set the pace: wrk stays well below its
+#                         core, and req/s measures what each server does per request.
 #
 # Pinning: every server runs on one tokio worker (current-thread runtime) pinned to CPU 0,
 # wrk (-t1 -c64) to CPU 1. Every cell starts a fresh server, warms it up with the cell's
@@ -71,12 +82,16 @@ export LOAD_MAX_SECONDS=${LOAD_MAX_SECONDS:-900}
 
 SERVER_PID=
 WRK_PID=
+CGROUP=
+BASE_PID=
 cleanup() {
+    if [[ -n $BASE_PID ]] && kill -0 "$BASE_PID" 2>/dev/null; then kill "$BASE_PID" 2>/dev/null || true; fi
     if [[ -n $WRK_PID ]] && kill -0 "$WRK_PID" 2>/dev/null; then kill "$WRK_PID" 2>/dev/null || true; fi
     if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
+    if [[ -n $CGROUP && -d $CGROUP ]]; then rmdir "$CGROUP" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -88,6 +103,29 @@ for tool in wrk taskset curl awk; do
     command -v "$tool" >/dev/null || die "$tool is missing (apt-get install -y wrk util-linux curl gawk)"
 done
 [[ $(nproc) -ge 2 ]] || die "needs 2 CPUs (server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU)"
+
+# ----- the server's CPU quota (SERVER_CPU_QUOTA) ---------------------------------------
+if [[ -n ${SERVER_CPU_QUOTA:-} ]]; then
+    [[ $SERVER_CPU_QUOTA =~ ^[0-9]+$ && $SERVER_CPU_QUOTA -ge 5 && $SERVER_CPU_QUOTA -le 100 ]] ||
+        die "SERVER_CPU_QUOTA is a percentage of one CPU, 5 to 100 (got $SERVER_CPU_QUOTA)"
+    period=10000
+    quota=$((SERVER_CPU_QUOTA * period / 100))
+    if [[ -w /sys/fs/cgroup/cpu/cgroup.procs ]]; then
+        # cgroup v1
+        CGROUP=/sys/fs/cgroup/cpu/portcullis-load-$$
+        mkdir "$CGROUP" && echo "$period" >"$CGROUP/cpu.cfs_period_us" && echo "$quota" >"$CGROUP/cpu.cfs_quota_us" ||
+            die "could not set up the cgroup $CGROUP for SERVER_CPU_QUOTA"
+    elif [[ -w /sys/fs/cgroup/cgroup.procs ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+        # cgroup v2: the cpu controller must be on for the root's children
+        grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control || echo +cpu >/sys/fs/cgroup/cgroup.subtree_control ||
+            die "SERVER_CPU_QUOTA: could not enable the cgroup v2 cpu controller"
+        CGROUP=/sys/fs/cgroup/portcullis-load-$$
+        mkdir "$CGROUP" && echo "$quota $period" >"$CGROUP/cpu.max" ||
+            die "could not set up the cgroup $CGROUP for SERVER_CPU_QUOTA"
+    else
+        die "SERVER_CPU_QUOTA needs root and a cgroup cpu controller (/sys/fs/cgroup/cpu or cgroup v2)"
+    fi
+fi
 
 # ----- build once ---------------------------------------------------------------------
 if [[ ${BUILD:-1} == 1 ]]; then
@@ -145,6 +183,7 @@ start_server() {
     # shellcheck disable=SC2046
     taskset -c "$SERVER_CPU" $(server_cmd "$variant" "$alg") >"$OUT/server.log" 2>&1 &
     SERVER_PID=$!
+    if [[ -n $CGROUP ]]; then echo "$SERVER_PID" >"$CGROUP/cgroup.procs" || die "could not put the server into $CGROUP"; fi
     token=$(head -n1 "$DATA/one-$alg.txt")
     for i in $(seq 1 150); do
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -375,7 +414,7 @@ matrix() {
     done
     : >"$RESULTS"
     {
-        echo "# load bench: DURATION=${DURATION}s WARMUP=${WARMUP}s ROUNDS=$ROUNDS wrk -t1 -c$CONNECTIONS, server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU"
+        echo "# load bench: DURATION=${DURATION}s WARMUP=${WARMUP}s ROUNDS=$ROUNDS wrk -t1 -c$CONNECTIONS, server on CPU $SERVER_CPU${SERVER_CPU_QUOTA:+ (at most $SERVER_CPU_QUOTA % of it)}, wrk on CPU $CLIENT_CPU"
         machine
         echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     } | tee "$OUT/header.md" >&2
@@ -448,8 +487,134 @@ memory() {
     say "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
+# ----- paired: two servers side by side, measured in alternate windows -----------------
+# start_on PORT VARIANT ALG: starts a server pinned (and in the quota's cgroup); prints its
+# pid once it answers a valid token.
+start_on() {
+    local port=$1 variant=$2 alg=$3 pid code i
+    port_free "$port" || die "127.0.0.1:$port is in use"
+    # shellcheck disable=SC2046
+    taskset -c "$SERVER_CPU" $(server_cmd "$variant" "$alg" | sed "s/ $PORT\$/ $port/") >>"$OUT/server-$port.log" 2>&1 &
+    pid=$!
+    if [[ -n $CGROUP ]]; then echo "$pid" >"$CGROUP/cgroup.procs" || die "could not put the server into $CGROUP"; fi
+    for i in $(seq 1 150); do
+        kill -0 "$pid" 2>/dev/null || die "server $variant $alg on $port exited: $(tail -n3 "$OUT/server-$port.log")"
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+            -H "Authorization: Bearer $(head -n1 "$DATA/one-$alg.txt")" "http://127.0.0.1:$port/me" || true)
+        [[ $code == 200 ]] && { echo "$pid"; return; }
+        sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
+    die "server $variant $alg on $port never answered 200 to a valid token"
+}
+
+# window PORT SECONDS OUTFILE LUA-ARGS...: one pinned wrk window against PORT.
+window() {
+    local port=$1 secs=$2 out=$3
+    shift 3
+    local TIMEFORMAT='%3U %3S %3R'
+    { time taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${secs}s" \
+        -s "$HERE/load.lua" "http://127.0.0.1:$port/me" -- "$@" >"$out" 2>"$out.err"; } 2>"$out.time" || true
+}
+
+# The base and the variant run side by side on the server CPU, idle in turn; PAIRS pairs
+# of WINDOW-second windows, in alternate order (base first, then variant first), so that
+# the machine's drift from second to second falls on both alike. Each pair gives a ratio;
+# the table gives their median and range, and each server's CPU time per request.
+paired() {
+    local base=${BASE:-plain} variant=${VARIANT:-portcullis-on} pairs=${PAIRS:-10} win=${WINDOW:-2}
+    local port2=${PORT2:-18482} wls=${WORKLOADS_PAIRED:-one rot10k none norole}
+    local tsv=$OUT/paired.tsv
+    : >"$tsv"
+    {
+        echo "# paired load bench: $base vs $variant, $pairs pairs of ${win}s windows, wrk -t1 -c$CONNECTIONS, servers on CPU $SERVER_CPU${SERVER_CPU_QUOTA:+ (at most $SERVER_CPU_QUOTA % of it)}, wrk on CPU $CLIENT_CPU"
+        machine
+        echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    } | tee "$OUT/header.md" >&2
+    local alg wl i who port pid f t0 t1 why
+    for alg in $ALGS; do
+        tokens_for "$alg"
+        for wl in $wls; do
+            local pb pv
+            pb=$(start_on "$PORT" "$base" "$alg")
+            BASE_PID=$pb
+            pv=$(start_on "$port2" "$variant" "$alg")
+            SERVER_PID=$pv
+            for who in base variant; do
+                if [[ $who == base ]]; then port=$PORT; pid=$pb; else port=$port2; pid=$pv; fi
+                local expected
+                expected=$(expected_status "$([[ $who == base ]] && echo "$base" || echo "$variant")" "$wl")
+                # shellcheck disable=SC2046
+                window "$port" "$WARMUP" "$OUT/warm-$who.txt" $(lua_args "$wl" "$alg" "$expected")
+                if [[ $wl == rot10k ]]; then
+                    PORT=$port wrk_until 120 "$OUT/warm-$who.txt" "$OUT/warm.done" rotate "$expected" "$DATA/rot-$alg.txt" \
+                        "$OUT/warm.done" $((WARM_PASSES * 10000)) || die "$who did not go round the tokens"
+                fi
+            done
+            for i in $(seq 1 "$pairs"); do
+                local order="base variant"
+                ((i % 2 == 0)) && order="variant base"
+                for who in $order; do
+                    if [[ $who == base ]]; then port=$PORT; pid=$pb; else port=$port2; pid=$pv; fi
+                    local v expected
+                    v=$([[ $who == base ]] && echo "$base" || echo "$variant")
+                    expected=$(expected_status "$v" "$wl")
+                    f=$OUT/pair-$alg-$wl-$i-$who.txt
+                    t0=$(cpu_ns "$pid")
+                    # shellcheck disable=SC2046
+                    window "$port" "$win" "$f" $(lua_args "$wl" "$alg" "$expected")
+                    t1=$(cpu_ns "$pid")
+                    why=$(check_result "$f" "$([[ $v == plain ]] && echo yes)")
+                    [[ -z $why ]] || die "$alg $wl $who window $i: $why"
+                    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$alg" "$wl" "$i" "$who" "$(field "$f" rps)" \
+                        "$(awk -v n="$(field "$f" requests)" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (n > 0) ? (b - a) / 1e3 / n : 0}')" \
+                        "$(awk '{printf "%.0f", 100 * ($1 + $2) / $3}' "$f.time")" >>"$tsv"
+                done
+            done
+            kill "$pb" "$pv" 2>/dev/null || true
+            wait "$pb" "$pv" 2>/dev/null || true
+            SERVER_PID= BASE_PID=
+            say "  $alg $wl: $(awk -F'\t' -v a="$alg" -v w="$wl" '$1 == a && $2 == w {r[$3 " " $4] = $5} END {for (k in r) if (k ~ / variant$/) {split(k, p, " "); printf "%.2f ", r[k] / r[p[1] " base"]}}' "$tsv")"
+        done
+    done
+    echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/header.md" >&2
+    {
+        cat "$OUT/header.md"
+        echo
+        echo "| alg | workload | $variant / $base, median of $pairs pairs | range | $base req/s | server CPU µs per req, $base -> $variant | wrk CPU, $base |"
+        echo "|---|---|---|---|---|---|---|"
+        awk -F'\t' '
+        function median(s,    a, n, i, j, t) {
+            n = split(s, a, " ")
+            for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        {
+            k = $1 SUBSEP $2
+            if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+            rps[k, $3, $4] = $5; us[k, $4] = us[k, $4] " " $6; cli[k, $4] = cli[k, $4] " " $7
+            if ($4 == "base") brps[k] = brps[k] " " $5
+            pairs[k] = ($3 > pairs[k]) ? $3 : pairs[k]
+        }
+        END {
+            for (x = 1; x <= n; x++) {
+                k = order[x]; r = ""; lo = 1e9; hi = 0
+                for (i = 1; i <= pairs[k]; i++) {
+                    q = rps[k, i, "variant"] / rps[k, i, "base"]; r = r " " q
+                    if (q < lo) lo = q; if (q > hi) hi = q
+                }
+                split(k, ka, SUBSEP)
+                printf "| %s | %s | **%.2f** | %.2f-%.2f | %.0f | %.2f -> %.2f | %d%% |\n", ka[1], ka[2], median(r), lo, hi, median(brps[k]),
+                    median(us[k, "base"]), median(us[k, "variant"]), median(cli[k, "base"])
+            }
+        }' "$tsv"
+    } | tee "$OUT/table.md"
+    say "results: $OUT (paired.tsv, table.md, wrk outputs)"
+}
+
 case $MODE in
     matrix) matrix ;;
     memory) memory ;;
-    *) die "usage: run.sh [matrix|memory]" ;;
+    paired) paired ;;
+    *) die "usage: run.sh [matrix|memory|paired]" ;;
 esac

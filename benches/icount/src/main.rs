@@ -13,6 +13,8 @@
 //! - `hs`, `rs`: a verified-token cache hit (HS256, RS256) on a route open to any token;
 //! - `none`: 401, no token; `norole`: 403, a cached token without the route's role;
 //! - `outer-hs`, `outer-none`: the layer around the whole router instead of per route;
+//! - `rot`: 10,000 HS256 tokens in turn, each a hit in the shared cache behind this
+//!   thread's front slots (compare with `plain-hs`);
 //! - `worker-<case>`: a per-route case whose router was built on another thread, as a
 //!   multi-threaded server's workers serve the router its main thread built;
 //! - `generic-<case>`: a per-route case with the layer's generic body (`AuthBody`, which
@@ -244,6 +246,19 @@ fn run_loop<S, B>(
     }
 }
 
+/// The measured loop of `rot`: the tokens in turn.
+#[inline(never)]
+fn run_rotating<S, B>(svc: &mut S, auths: &[Option<HeaderValue>], k: usize)
+where
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible>,
+    B: http_body::Body,
+{
+    for auth in auths.iter().cycle().take(k) {
+        let status = one(svc, ME, auth, 0);
+        assert_eq!(status, 200, "status {status}, expected 200");
+    }
+}
+
 /// Warms up (first sight verifies, the second admits into the cache, then hits), then runs
 /// the measured loop.
 fn measure<S, B>(mut svc: S, path: &str, auth: Option<HeaderValue>, want: u16, k: usize)
@@ -278,6 +293,33 @@ fn main() {
             .layer(router);
         let auth = auth.map(|t| HeaderValue::from_str(&format!("Bearer {t}")).unwrap());
         measure(svc, ME, auth, want, k);
+    } else if name == "rot" {
+        // 10,000 tokens in turn: each request misses this thread's front slots and is
+        // answered by the shared cache.
+        let signer = Signer::hmac(Algorithm::HS256, SECRET).unwrap().kid(KID);
+        let auths: Vec<Option<HeaderValue>> = (0..10_000)
+            .map(|i| {
+                let t = signer
+                    .sign(&serde_json::json!({
+                        "sub": format!("user-{i:08}"),
+                        "iss": "https://issuer.example",
+                        "exp": 4_000_000_000u64,
+                        "role": "client",
+                    }))
+                    .unwrap();
+                Some(HeaderValue::from_str(&format!("Bearer {t}")).unwrap())
+            })
+            .collect();
+        let policy = Policy::builder().allow("GET", ME, ["*"]).build().unwrap();
+        let layer = AuthLayer::new(authenticator(Algorithm::HS256), policy).axum_native();
+        let mut svc = Router::new().route(ME, get(me)).layer(layer).with_state(());
+        // Each token seen twice is admitted; a third pass makes every request a hit.
+        for _ in 0..3 {
+            for auth in &auths {
+                assert_eq!(one(&mut svc, ME, auth, 0), 200);
+            }
+        }
+        run_rotating(&mut svc, &auths, k);
     } else if let Some(rest) = name.strip_prefix("worker-") {
         // Built on another thread and served on this one, as a multi-threaded server's
         // workers serve the router its main thread built.
