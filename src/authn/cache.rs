@@ -175,7 +175,7 @@ impl TokenCache {
                 u32::try_from(e.weight.max(floor)).unwrap_or(u32::MAX)
             })
             .expire_after(Expire)
-            .build();
+            .build_with_hasher(KeyIsHash);
         let reset = usize::try_from(self.max_entries)
             .unwrap_or(usize::MAX)
             .clamp(SEEN_MARKS.0, SEEN_MARKS.1)
@@ -196,6 +196,39 @@ impl TokenCache {
 }
 
 struct Expire;
+
+/// moka's hasher for this cache's keys: a key is already a seeded hash of its token
+/// ([`Cache::hash`]), so it is its own hash and is not hashed a second time.
+#[derive(Clone, Copy, Default)]
+struct KeyIsHash;
+
+impl std::hash::BuildHasher for KeyIsHash {
+    type Hasher = KeyHasher;
+
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+/// See [`KeyIsHash`].
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    /// Not used by `u64` keys; mixes the bytes in anyway.
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
 
 impl moka::Expiry<u64, Arc<Entry>> for Expire {
     fn expire_after_create(
@@ -222,7 +255,7 @@ pub(crate) enum Found {
 pub(crate) struct Cache {
     /// Tells this cache apart in the threads' front slots.
     id: usize,
-    cache: moka::sync::Cache<u64, Arc<Entry>>,
+    cache: moka::sync::Cache<u64, Arc<Entry>, KeyIsHash>,
     hasher: foldhash::quality::RandomState,
     /// A two-probe bloom filter of recently seen tokens, in two generations (current and
     /// previous).
