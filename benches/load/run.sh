@@ -161,10 +161,10 @@ tokens_for() {
 }
 
 # ----- servers ------------------------------------------------------------------------
-server_cmd() { # variant alg
+server_cmd() { # variant alg port
     case $1 in
-        plain | handrolled | portcullis-off | portcullis-on) echo "$BIN/load-server serve $1 $2 $PORT" ;;
-        jwt-authorizer | tower-oauth2 | plain-axum07) echo "$BIN/load-peer serve $1 $2 $PORT" ;;
+        plain | handrolled | portcullis-off | portcullis-on) echo "$BIN/load-server serve $1 $2 $3" ;;
+        jwt-authorizer | tower-oauth2 | plain-axum07) echo "$BIN/load-peer serve $1 $2 $3" ;;
         *) die "unknown variant $1" ;;
     esac
 }
@@ -175,33 +175,45 @@ port_free() { # port: nothing answers there
     [[ $rc == 7 ]]
 }
 
-# start_server VARIANT ALG: starts it pinned; returns 0 ready, 3 unsupported, 1 failed.
-start_server() {
-    local variant=$1 alg=$2 token code i
-    port_free "$PORT" || die "127.0.0.1:$PORT is in use; set PORT"
+# launch PORT VARIANT ALG: starts a server on PORT, pinned (and in the quota's cgroup, if
+# any), into LAUNCHED; returns 0 once it answers a valid token, 3 unsupported, 1 failed.
+LAUNCHED=
+launch() {
+    local port=$1 variant=$2 alg=$3 log=$OUT/server-$1.log token code i
+    port_free "$port" || die "127.0.0.1:$port is in use; set PORT (PORT2 for paired)"
     if [[ $variant == tower-oauth2 ]]; then port_free "$ISSUER_PORT" || die "127.0.0.1:$ISSUER_PORT is in use; set ISSUER_PORT"; fi
     # shellcheck disable=SC2046
-    taskset -c "$SERVER_CPU" $(server_cmd "$variant" "$alg") >"$OUT/server.log" 2>&1 &
-    SERVER_PID=$!
-    if [[ -n $CGROUP ]]; then echo "$SERVER_PID" >"$CGROUP/cgroup.procs" || die "could not put the server into $CGROUP"; fi
+    taskset -c "$SERVER_CPU" $(server_cmd "$variant" "$alg" "$port") >"$log" 2>&1 &
+    LAUNCHED=$!
+    if [[ -n $CGROUP ]]; then echo "$LAUNCHED" >"$CGROUP/cgroup.procs" || die "could not put the server into $CGROUP"; fi
     token=$(head -n1 "$DATA/one-$alg.txt")
     for i in $(seq 1 150); do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        if ! kill -0 "$LAUNCHED" 2>/dev/null; then
             local rc=0
-            wait "$SERVER_PID" || rc=$?
-            SERVER_PID=
+            wait "$LAUNCHED" || rc=$?
+            LAUNCHED=
             [[ $rc == 3 ]] && return 3
-            say "server $variant $alg exited ($rc): $(tail -n3 "$OUT/server.log")"
+            say "server $variant $alg exited ($rc): $(tail -n3 "$log")"
             return 1
         fi
         code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-            -H "Authorization: Bearer $token" "http://127.0.0.1:$PORT/me" || true)
+            -H "Authorization: Bearer $token" "http://127.0.0.1:$port/me" || true)
         [[ $code == 200 ]] && return 0
         sleep 0.1
     done
     say "server $variant $alg never answered 200 to a valid token (last: $code)"
-    stop_server
+    kill "$LAUNCHED" 2>/dev/null || true
+    wait "$LAUNCHED" 2>/dev/null || true
+    LAUNCHED=
     return 1
+}
+
+# start_server VARIANT ALG: the server of a cell, on PORT, into SERVER_PID; as `launch`.
+start_server() {
+    local rc=0
+    launch "$PORT" "$1" "$2" || rc=$?
+    SERVER_PID=$LAUNCHED
+    return "$rc"
 }
 
 stop_server() {
@@ -231,7 +243,8 @@ lua_args() { # workload alg expected -> the script's arguments
     esac
 }
 
-# wrk_run SECONDS OUTFILE LUA-ARGS...: pinned wrk; prints "user sys real" of wrk to OUTFILE.time
+# wrk_run SECONDS OUTFILE LUA-ARGS...: pinned wrk against PORT; prints "user sys real" of
+# wrk to OUTFILE.time
 wrk_run() {
     local secs=$1 out=$2
     shift 2
@@ -341,14 +354,17 @@ machine() {
 }
 
 # ----- the table ----------------------------------------------------------------------
-summarize() {
-    awk -F'\t' -v algs="$ALGS" -v wls="$WORKLOADS" -v vars="$VARIANTS" '
+# The median of the space-separated numbers in s ("" for none), for the awk tables.
+AWK_MEDIAN='
     function median(s,    a, n, i, j, t) {
         n = split(s, a, " ")
         for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
         if (n == 0) return ""
         return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
+    }'
+
+summarize() {
+    awk -F'\t' -v algs="$ALGS" -v wls="$WORKLOADS" -v vars="$VARIANTS" "$AWK_MEDIAN"'
     function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "-" : sprintf("%.2f", a / b) }
     # The req/s ratio, and the ratio of requests per server CPU-second in parentheses.
     function ratios(k, o) { return (m[o] == "") ? "-" : ratio(m[k], m[o]) " (" ratio(c[k], c[o]) ")" }
@@ -488,35 +504,6 @@ memory() {
 }
 
 # ----- paired: two servers side by side, measured in alternate windows -----------------
-# start_on PORT VARIANT ALG: starts a server pinned (and in the quota's cgroup); prints its
-# pid once it answers a valid token.
-start_on() {
-    local port=$1 variant=$2 alg=$3 pid code i
-    port_free "$port" || die "127.0.0.1:$port is in use"
-    # shellcheck disable=SC2046
-    taskset -c "$SERVER_CPU" $(server_cmd "$variant" "$alg" | sed "s/ $PORT\$/ $port/") >>"$OUT/server-$port.log" 2>&1 &
-    pid=$!
-    if [[ -n $CGROUP ]]; then echo "$pid" >"$CGROUP/cgroup.procs" || die "could not put the server into $CGROUP"; fi
-    for i in $(seq 1 150); do
-        kill -0 "$pid" 2>/dev/null || die "server $variant $alg on $port exited: $(tail -n3 "$OUT/server-$port.log")"
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-            -H "Authorization: Bearer $(head -n1 "$DATA/one-$alg.txt")" "http://127.0.0.1:$port/me" || true)
-        [[ $code == 200 ]] && { echo "$pid"; return; }
-        sleep 0.1
-    done
-    kill "$pid" 2>/dev/null || true
-    die "server $variant $alg on $port never answered 200 to a valid token"
-}
-
-# window PORT SECONDS OUTFILE LUA-ARGS...: one pinned wrk window against PORT.
-window() {
-    local port=$1 secs=$2 out=$3
-    shift 3
-    local TIMEFORMAT='%3U %3S %3R'
-    { time taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${secs}s" \
-        -s "$HERE/load.lua" "http://127.0.0.1:$port/me" -- "$@" >"$out" 2>"$out.err"; } 2>"$out.time" || true
-}
-
 # The base and the variant run side by side on the server CPU, idle in turn; PAIRS pairs
 # of WINDOW-second windows, in alternate order (base first, then variant first), so that
 # the machine's drift from second to second falls on both alike. Each pair gives a ratio;
@@ -531,23 +518,24 @@ paired() {
         machine
         echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     } | tee "$OUT/header.md" >&2
-    local alg wl i who port pid f t0 t1 why
+    local alg wl i who f t0 t1 why
+    # Each side: its variant, port and, while it runs, pid.
+    local -A name=([base]=$base [variant]=$variant) port=([base]=$PORT [variant]=$port2) pid
     for alg in $ALGS; do
         tokens_for "$alg"
         for wl in $wls; do
-            local pb pv
-            pb=$(start_on "$PORT" "$base" "$alg")
-            BASE_PID=$pb
-            pv=$(start_on "$port2" "$variant" "$alg")
-            SERVER_PID=$pv
             for who in base variant; do
-                if [[ $who == base ]]; then port=$PORT; pid=$pb; else port=$port2; pid=$pv; fi
+                launch "${port[$who]}" "${name[$who]}" "$alg" || die "$who ($alg) did not start"
+                pid[$who]=$LAUNCHED
+                if [[ $who == base ]]; then BASE_PID=$LAUNCHED; else SERVER_PID=$LAUNCHED; fi
+            done
+            for who in base variant; do
                 local expected
-                expected=$(expected_status "$([[ $who == base ]] && echo "$base" || echo "$variant")" "$wl")
+                expected=$(expected_status "${name[$who]}" "$wl")
                 # shellcheck disable=SC2046
-                window "$port" "$WARMUP" "$OUT/warm-$who.txt" $(lua_args "$wl" "$alg" "$expected")
+                PORT=${port[$who]} wrk_run "$WARMUP" "$OUT/warm-$who.txt" $(lua_args "$wl" "$alg" "$expected")
                 if [[ $wl == rot10k ]]; then
-                    PORT=$port wrk_until 120 "$OUT/warm-$who.txt" "$OUT/warm.done" rotate "$expected" "$DATA/rot-$alg.txt" \
+                    PORT=${port[$who]} wrk_until 120 "$OUT/warm-$who.txt" "$OUT/warm.done" rotate "$expected" "$DATA/rot-$alg.txt" \
                         "$OUT/warm.done" $((WARM_PASSES * 10000)) || die "$who did not go round the tokens"
                 fi
             done
@@ -555,24 +543,22 @@ paired() {
                 local order="base variant"
                 ((i % 2 == 0)) && order="variant base"
                 for who in $order; do
-                    if [[ $who == base ]]; then port=$PORT; pid=$pb; else port=$port2; pid=$pv; fi
-                    local v expected
-                    v=$([[ $who == base ]] && echo "$base" || echo "$variant")
-                    expected=$(expected_status "$v" "$wl")
+                    local expected
+                    expected=$(expected_status "${name[$who]}" "$wl")
                     f=$OUT/pair-$alg-$wl-$i-$who.txt
-                    t0=$(cpu_ns "$pid")
+                    t0=$(cpu_ns "${pid[$who]}")
                     # shellcheck disable=SC2046
-                    window "$port" "$win" "$f" $(lua_args "$wl" "$alg" "$expected")
-                    t1=$(cpu_ns "$pid")
-                    why=$(check_result "$f" "$([[ $v == plain ]] && echo yes)")
+                    PORT=${port[$who]} wrk_run "$win" "$f" $(lua_args "$wl" "$alg" "$expected")
+                    t1=$(cpu_ns "${pid[$who]}")
+                    why=$(check_result "$f" "$([[ ${name[$who]} == plain ]] && echo yes)")
                     [[ -z $why ]] || die "$alg $wl $who window $i: $why"
                     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$alg" "$wl" "$i" "$who" "$(field "$f" rps)" \
                         "$(awk -v n="$(field "$f" requests)" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (n > 0) ? (b - a) / 1e3 / n : 0}')" \
                         "$(awk '{printf "%.0f", 100 * ($1 + $2) / $3}' "$f.time")" >>"$tsv"
                 done
             done
-            kill "$pb" "$pv" 2>/dev/null || true
-            wait "$pb" "$pv" 2>/dev/null || true
+            kill "${pid[base]}" "${pid[variant]}" 2>/dev/null || true
+            wait "${pid[base]}" "${pid[variant]}" 2>/dev/null || true
             SERVER_PID= BASE_PID=
             say "  $alg $wl: $(awk -F'\t' -v a="$alg" -v w="$wl" '$1 == a && $2 == w {r[$3 " " $4] = $5} END {for (k in r) if (k ~ / variant$/) {split(k, p, " "); printf "%.2f ", r[k] / r[p[1] " base"]}}' "$tsv")"
         done
@@ -583,12 +569,7 @@ paired() {
         echo
         echo "| alg | workload | $variant / $base, median of $pairs pairs | range | $base req/s | server CPU µs per req, $base -> $variant | wrk CPU, $base |"
         echo "|---|---|---|---|---|---|---|"
-        awk -F'\t' '
-        function median(s,    a, n, i, j, t) {
-            n = split(s, a, " ")
-            for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-        }
+        awk -F'\t' "$AWK_MEDIAN"'
         {
             k = $1 SUBSEP $2
             if (!(k in seen)) { seen[k] = 1; order[++n] = k }
