@@ -67,6 +67,32 @@ fn a_cached_token_is_refused_at_its_exp() {
 }
 
 #[test]
+fn a_cached_token_is_verified_again_an_hour_after_it_was_cached() {
+    // The shared cache has no expiry of its own: every hit checks the entry's end, its
+    // token's `exp` but at most an hour after it was cached.
+    let (now, clock) = settable_clock();
+    let auth = Authenticator::builder()
+        .hmac_secret(SECRET)
+        .clock(clock)
+        .build()
+        .unwrap();
+    let token = hs256()
+        .sign(&json!({"sub": "u", "exp": NOW + 7200}))
+        .unwrap();
+    let _ = auth.verify(&token).unwrap();
+    let cached = auth.verify(&token).unwrap();
+    now.store(NOW + 3600, Ordering::SeqCst);
+    assert!(auth.verify(&token).unwrap().is_same(&cached));
+    now.store(NOW + 3601, Ordering::SeqCst);
+    let again = auth.verify(&token).unwrap();
+    assert!(
+        !again.is_same(&cached),
+        "an hour on, the token is verified again"
+    );
+    assert_eq!(again.subject(), Some("u"));
+}
+
+#[test]
 fn colliding_hashes_never_share_a_principal() {
     let auth = hs_builder()
         .token_cache(TokenCache::new().colliding_hash_for_tests())

@@ -7,7 +7,8 @@
 //!   token's signature); a hit compares the full token bytes, so no collision can hand one
 //!   token another's principal.
 //! - An entry never outlives the token: every hit checks `exp` and `nbf` against the
-//!   authenticator's clock (with its leeway), and entries also expire by themselves.
+//!   authenticator's clock (with its leeway) and the entry's own end (its `exp`, at most an
+//!   hour after it was cached); a hit on an entry past either is dropped and verified again.
 //! - An entry never outlives the key that verified it: a remote key set that drops or
 //!   changes a key starts a new key epoch, and entries of an older epoch are verified
 //!   again.
@@ -26,7 +27,8 @@
 //! the entry's `exp`, `nbf` and key epoch and the revocation store (loads), and clones this
 //! thread's principal copy (a count in memory no other thread uses while requests stay on
 //! their thread): no lock word, no shared reference count, no shared counter. Only a slot
-//! miss goes to the shared cache (moka, whose reads record the access), and a token that
+//! miss goes to the shared cache (quick_cache: a hit there takes a shard's read lock and
+//! marks the entry referenced, both writes to memory other threads use), and a token that
 //! hits there twice in a row takes the slot. Metrics, when a recorder is installed, add
 //! their own counter increments.
 //!
@@ -100,6 +102,14 @@ const DEFAULT_ENTRIES: u64 = 20_000;
 const DEFAULT_BYTES: u64 = 32 << 20;
 /// Longest life of an entry, whatever its `exp` says.
 const MAX_TTL: Duration = Duration::from_secs(3600);
+/// Most entries the shared cache's table is sized for at first (it grows past this when
+/// the bounds allow more).
+const MAX_ESTIMATED_ENTRIES: usize = 1 << 20;
+/// Share of the estimated entries whose keys the shared cache remembers after eviction
+/// (a key seen again soon after its eviction comes back as a hot entry).
+const GHOST_SHARE: f64 = 0.5;
+/// Bytes one remembered key of an evicted token takes (its table slot and list links).
+const GHOST_BYTES: u64 = 64;
 /// Bookkeeping counted for each entry beyond its token and principal.
 const ENTRY_OVERHEAD: u64 = 256;
 /// Bits of the filter of recently seen tokens (second sight admits) per token a
@@ -169,13 +179,29 @@ impl TokenCache {
         // Each entry weighs at least max_bytes / max_entries, so the byte bound also
         // bounds the count.
         let floor = (self.max_bytes / self.max_entries).max(1);
-        let cache = moka::sync::Cache::builder()
-            .max_capacity(self.max_bytes)
-            .weigher(move |_, e: &Arc<Entry>| {
-                u32::try_from(e.weight.max(floor)).unwrap_or(u32::MAX)
-            })
-            .expire_after(Expire)
-            .build_with_hasher(KeyIsHash);
+        let estimated = usize::try_from(self.max_entries)
+            .unwrap_or(usize::MAX)
+            .min(MAX_ESTIMATED_ENTRIES);
+        // The cache also remembers the keys of some evicted tokens (ghosts, at most
+        // `GHOST_SHARE` of the estimated entries), outside its weights: their bytes come
+        // off the byte bound, so the whole stays within it.
+        let ghosts = (estimated as f64 * GHOST_SHARE) as u64;
+        let options = quick_cache::OptionsBuilder::new()
+            .estimated_items_capacity(estimated)
+            .weight_capacity(
+                self.max_bytes
+                    .saturating_sub(ghosts * GHOST_BYTES)
+                    .max(floor),
+            )
+            .ghost_allocation(GHOST_SHARE)
+            .build()
+            .ok()?;
+        let cache = quick_cache::sync::Cache::with_options(
+            options,
+            Weigh { floor },
+            KeyIsHash,
+            Default::default(),
+        );
         let reset = usize::try_from(self.max_entries)
             .unwrap_or(usize::MAX)
             .clamp(SEEN_MARKS.0, SEEN_MARKS.1)
@@ -195,9 +221,20 @@ impl TokenCache {
     }
 }
 
-struct Expire;
+/// The weight of an entry: its bytes, at least the floor that makes the byte bound also
+/// bound the count.
+#[derive(Clone, Copy)]
+struct Weigh {
+    floor: u64,
+}
 
-/// moka's hasher for this cache's keys: a key is already a seeded hash of its token
+impl quick_cache::Weighter<u64, Arc<Entry>> for Weigh {
+    fn weight(&self, _: &u64, entry: &Arc<Entry>) -> u64 {
+        entry.weight.max(self.floor)
+    }
+}
+
+/// The shared cache's hasher for its keys: a key is already a seeded hash of its token
 /// ([`Cache::hash`]), so it is its own hash and is not hashed a second time.
 #[derive(Clone, Copy, Default)]
 struct KeyIsHash;
@@ -230,17 +267,6 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
-impl moka::Expiry<u64, Arc<Entry>> for Expire {
-    fn expire_after_create(
-        &self,
-        _key: &u64,
-        value: &Arc<Entry>,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(value.ttl)
-    }
-}
-
 /// What a look-up found.
 pub(crate) enum Found {
     /// A cached token, checked: its principal.
@@ -255,7 +281,7 @@ pub(crate) enum Found {
 pub(crate) struct Cache {
     /// Tells this cache apart in the threads' front slots.
     id: usize,
-    cache: moka::sync::Cache<u64, Arc<Entry>, KeyIsHash>,
+    cache: quick_cache::sync::Cache<u64, Arc<Entry>, Weigh, KeyIsHash>,
     hasher: foldhash::quality::RandomState,
     /// A two-probe bloom filter of recently seen tokens, in two generations (current and
     /// previous).
@@ -274,7 +300,7 @@ pub(crate) struct Cache {
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache")
-            .field("entries", &self.cache.entry_count())
+            .field("entries", &self.cache.len())
             .finish_non_exhaustive()
     }
 }
@@ -407,7 +433,7 @@ impl Cache {
             return None;
         }
         if !entry.fresh(now, leeway) {
-            self.cache.invalidate(&hash);
+            self.cache.remove(&hash);
             return None;
         }
         self.mark(hash);
@@ -416,7 +442,7 @@ impl Cache {
 
     /// Forgets a token (a revoked one).
     pub(crate) fn invalidate(&self, hash: u64) {
-        self.cache.invalidate(&hash);
+        self.cache.remove(&hash);
     }
 
     /// Whether [`insert`](Self::insert) would remember this token now (its second sight).
@@ -486,7 +512,6 @@ impl Cache {
                 source: verified.source,
                 revocable: verified.revocable,
                 weight,
-                ttl,
                 until: now.saturating_add(ttl.as_secs()),
             }),
         );

@@ -1,8 +1,6 @@
 //! One entry of the verified-token cache, shared by the cache and the threads' front
 //! slots.
 
-use std::time::Duration;
-
 use super::KeyEpoch;
 use crate::principal::Principal;
 
@@ -27,10 +25,9 @@ pub(crate) struct Entry {
     /// The remote set that verified it and its key epoch then (`None`: static keys).
     pub(super) source: Option<KeyEpoch>,
     pub(super) weight: u64,
-    /// How long the entry may live, from its insertion.
-    pub(super) ttl: Duration,
-    /// When it stops being served (Unix seconds): its insertion plus `ttl`, also for the
-    /// threads' front slots, which the shared cache's own expiry does not reach.
+    /// When it stops being served (Unix seconds): its token's `exp` (with the leeway), at
+    /// most an hour after its insertion, checked on every hit, in the shared cache and in
+    /// the threads' front slots alike.
     pub(super) until: u64,
 }
 
