@@ -197,3 +197,100 @@ fn a_working_set_near_the_default_capacity_taking_turns_is_remembered() {
         .count();
     assert_eq!(remembered, tokens.len());
 }
+
+fn sign_tagged(tag: &str, i: usize) -> String {
+    hs256()
+        .sign(&json!({"sub": format!("{tag}{i}"), "exp": NOW + 600}))
+        .unwrap()
+}
+
+/// A cache of 2,000 entries, full of admitted tokens that never come back.
+fn full_cache() -> Authenticator {
+    let auth = hs_builder()
+        .token_cache(TokenCache::new().max_entries(2_000))
+        .build()
+        .unwrap();
+    for i in 0..2_000 {
+        let t = sign_tagged("old", i);
+        auth.verify(&t).unwrap();
+        auth.verify(&t).unwrap();
+    }
+    auth
+}
+
+#[test]
+fn a_full_cache_takes_in_a_new_working_set() {
+    // 1,500 new tokens (75 % of the capacity) in turn: once admitted (their second
+    // sight), they must stay, not push each other out before they come round again.
+    let auth = full_cache();
+    let tokens: Vec<String> = (0..1_500).map(|i| sign_tagged("new", i)).collect();
+    let pass = || -> Vec<_> { tokens.iter().map(|t| auth.verify(t).unwrap()).collect() };
+    for _ in 0..3 {
+        pass();
+    }
+    let (a, b) = (pass(), pass());
+    let remembered = a.iter().zip(&b).filter(|(a, b)| a.is_same(b)).count();
+    assert_eq!(
+        remembered,
+        tokens.len(),
+        "remembered {remembered} of {}",
+        tokens.len()
+    );
+}
+
+#[test]
+fn a_working_set_stays_while_tokens_seen_twice_pass_through() {
+    // 500 tokens in use, and between their requests 10,000 others, each sent twice (so
+    // admitted) and never again: once the first 2,000 have gone through (the old
+    // entries make room), the ones in use keep their entries.
+    let auth = full_cache();
+    let hot: Vec<String> = (0..500).map(|i| sign_tagged("hot", i)).collect();
+    for _ in 0..3 {
+        for t in &hot {
+            auth.verify(t).unwrap();
+        }
+    }
+    let mut last: Vec<_> = hot.iter().map(|t| auth.verify(t).unwrap()).collect();
+    let mut kept = 0;
+    for i in 0..10_000 {
+        let passing = sign_tagged("passing", i);
+        auth.verify(&passing).unwrap();
+        auth.verify(&passing).unwrap();
+        let j = i % hot.len();
+        let p = auth.verify(&hot[j]).unwrap();
+        if i >= 2_000 {
+            kept += usize::from(p.is_same(&last[j]));
+        }
+        last[j] = p;
+    }
+    assert_eq!(kept, 8_000, "hits {kept} of 8,000");
+}
+
+#[test]
+fn a_working_set_comes_in_after_a_stream_of_tokens_seen_once() {
+    // 20,000 tokens in turn, each back only after 19,999 others: the admission filter
+    // (2,048 to 4,096 tokens at this capacity) keeps them out but for its false
+    // positives (about 3 %), which fill the cache with entries never hit again. Then
+    // 1,200 tokens in use take their place within a pass of being admitted.
+    let auth = hs_builder()
+        .token_cache(TokenCache::new().max_entries(2_000))
+        .build()
+        .unwrap();
+    let tokens: Vec<String> = (0..20_000).map(|i| sign_tagged("p", i)).collect();
+    for t in tokens.iter().cycle().take(100_000) {
+        auth.verify(t).unwrap();
+    }
+    let hot = &tokens[..1_200];
+    let pass = || -> Vec<_> { hot.iter().map(|t| auth.verify(t).unwrap()).collect() };
+    for _ in 0..4 {
+        pass();
+    }
+    let (a, b) = (pass(), pass());
+    let remembered = a.iter().zip(&b).filter(|(a, b)| a.is_same(b)).count();
+    assert_eq!(
+        remembered,
+        hot.len(),
+        "remembered {remembered} of {}",
+        hot.len()
+    );
+}

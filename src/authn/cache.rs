@@ -22,6 +22,12 @@
 //! - Asked first, with the credential as it came: a cached token is byte for byte one that
 //!   passed the format and JWS checks, so those run only on a miss.
 //!
+//! The shared part is a quick_cache (sharded, each shard under its own lock). When full,
+//! it evicts entries that were not hit since they came in before those that were, and
+//! remembers the keys of evicted tokens, so that one coming back is kept with the ones in
+//! use. Entries past their end stay until a look-up finds them or eviction takes them;
+//! they count against the bounds and are never served.
+//!
 //! What a hit writes: each thread keeps a few slots in front of the shared cache
 //! (`front.rs`), each with its own copy of the principal. A hit on a slot reads the slot,
 //! the entry's `exp`, `nbf` and key epoch and the revocation store (loads), and clones this
@@ -102,14 +108,28 @@ const DEFAULT_ENTRIES: u64 = 20_000;
 const DEFAULT_BYTES: u64 = 32 << 20;
 /// Longest life of an entry, whatever its `exp` says.
 const MAX_TTL: Duration = Duration::from_secs(3600);
-/// Most entries the shared cache's table is sized for at first (it grows past this when
-/// the bounds allow more).
+/// Most entries the shared cache is told to expect (it sizes its shards and its
+/// remembered keys by this; its table grows as entries come).
 const MAX_ESTIMATED_ENTRIES: usize = 1 << 20;
-/// Share of the estimated entries whose keys the shared cache remembers after eviction
-/// (a key seen again soon after its eviction comes back as a hot entry).
-const GHOST_SHARE: f64 = 0.5;
-/// Bytes one remembered key of an evicted token takes (its table slot and list links).
+/// The shared cache's share of its byte bound for entries hit since they came in; the
+/// rest holds newly admitted entries until they are hit, and older ones that were not.
+/// quick_cache's default (97 %) suits a cache that takes in every key; this one takes a
+/// token only on its second sight, so a new entry is already wanted, and needs room to
+/// be hit again before newer ones push it out: with half, a set of tokens in turn of up
+/// to three quarters of the capacity comes in even when the cache is full of entries
+/// nobody asks for (tests/cache.rs).
+const HOT_SHARE: f64 = 0.5;
+/// Evicted tokens whose keys the shared cache remembers, as a share of the entries it
+/// expects: such a key coming back enters among the entries that were hit, so a
+/// working set that was pushed out once gets in for good, and entries never used
+/// again give way to it.
+const GHOST_SHARE: f64 = 1.0;
+/// Bytes one remembered key of an evicted token takes (its table slot and list links),
+/// taken off the byte bound.
 const GHOST_BYTES: u64 = 64;
+/// Fewest entries a shard of the shared cache is sized for: each shard is bounded on its
+/// own, so a small shard fills before the cache does.
+const MIN_SHARD_ENTRIES: usize = 256;
 /// Bookkeeping counted for each entry beyond its token and principal.
 const ENTRY_OVERHEAD: u64 = 256;
 /// Bits of the filter of recently seen tokens (second sight admits) per token a
@@ -119,6 +139,14 @@ const ENTRY_OVERHEAD: u64 = 256;
 const SEEN_BITS_PER_MARK: usize = 16;
 /// Fewest and most tokens a generation of the filter holds.
 const SEEN_MARKS: (usize, usize) = (1 << 10, 1 << 20);
+
+/// Shards of the shared cache (each with a lock of its own): four per core, but none
+/// sized for fewer than [`MIN_SHARD_ENTRIES`] entries; a power of two.
+fn shards(estimated: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = (estimated / MIN_SHARD_ENTRIES).clamp(1, cores * 4);
+    1 << n.ilog2()
+}
 
 impl Default for TokenCache {
     fn default() -> Self {
@@ -182,9 +210,8 @@ impl TokenCache {
         let estimated = usize::try_from(self.max_entries)
             .unwrap_or(usize::MAX)
             .min(MAX_ESTIMATED_ENTRIES);
-        // The cache also remembers the keys of some evicted tokens (ghosts, at most
-        // `GHOST_SHARE` of the estimated entries), outside its weights: their bytes come
-        // off the byte bound, so the whole stays within it.
+        // The keys it remembers of evicted tokens are outside its weights: their bytes
+        // come off the byte bound, so the whole stays within it.
         let ghosts = (estimated as f64 * GHOST_SHARE) as u64;
         let options = quick_cache::OptionsBuilder::new()
             .estimated_items_capacity(estimated)
@@ -194,6 +221,8 @@ impl TokenCache {
                     .max(floor),
             )
             .ghost_allocation(GHOST_SHARE)
+            .hot_allocation(HOT_SHARE)
+            .shards(shards(estimated))
             .build()
             .ok()?;
         let cache = quick_cache::sync::Cache::with_options(
