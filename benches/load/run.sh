@@ -12,7 +12,9 @@
 #                                  WINDOW seconds, 10 and 2; WORKLOADS_PAIRED "one rot10k
 #                                  none norole"; BASE, VARIANT, PORT2 18482): the median
 #                                  of the pairs' ratios, steadier than separate cells where
-#                                  the machine's speed drifts from second to second
+#                                  the machine's speed drifts from second to second.
+#                                  VARIANT=portcullis-outer: the layer around the whole
+#                                  router instead of on it (portcullis-on, per route)
 #
 # Settings (environment):
 #   QUICK=1       smoke test: DURATION=2, WARMUP=1, ROUNDS=1, ALGS=HS256 unless set
@@ -163,7 +165,7 @@ tokens_for() {
 # ----- servers ------------------------------------------------------------------------
 server_cmd() { # variant alg port
     case $1 in
-        plain | handrolled | portcullis-off | portcullis-on) echo "$BIN/load-server serve $1 $2 $3" ;;
+        plain | handrolled | portcullis-off | portcullis-on | portcullis-outer) echo "$BIN/load-server serve $1 $2 $3" ;;
         jwt-authorizer | tower-oauth2 | plain-axum07) echo "$BIN/load-peer serve $1 $2 $3" ;;
         *) die "unknown variant $1" ;;
     esac

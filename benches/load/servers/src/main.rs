@@ -1,7 +1,7 @@
 //! The load-bench servers that build on this repository, and the token generator.
 //!
 //! ```text
-//! load-server serve <plain|handrolled|portcullis-off|portcullis-on> <HS256|RS256|ES256|EdDSA> <port>
+//! load-server serve <plain|handrolled|portcullis-off|portcullis-on|portcullis-outer> <HS256|RS256|ES256|EdDSA> <port>
 //! load-server gen <alg> <client|none> <count> <tag> <out-file>   one token a line
 //! load-server jwks <alg> <out-file>                               the public key as a JWK set
 //! ```
@@ -12,7 +12,9 @@
 //! guard and answers 200). Keys: the crate's test fixtures (`LOAD_FIXTURES`, a directory)
 //! and one HS256 secret. Tokens: signed with portcullis's `Signer`, `kid` "k1", `iss`
 //! `LOAD_ISSUER`, `exp` far in the future. A server exits by itself after
-//! `LOAD_MAX_SECONDS` (default 900), so none outlives a run.
+//! `LOAD_MAX_SECONDS` (default 900), so none outlives a run. `portcullis-on` puts the
+//! layer on the router (`Router::layer`, per route); `portcullis-outer` wraps the whole
+//! router in it (the cache on).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -234,8 +236,10 @@ fn hand_rolled(alg: &str) -> Router {
         .layer(from_fn_with_state(hand, hand_check))
 }
 
-fn portcullis(alg: &str, cache: bool) -> Router {
-    use portcullis::{AuthLayer, Authenticator, Policy, Principal, TokenCache};
+/// The guard of the portcullis variants: the variant's keys, the cache on or off, and
+/// `GET /me` for role `client`.
+fn portcullis_layer(alg: &str, cache: bool) -> portcullis::layer::AxumAuthLayer {
+    use portcullis::{AuthLayer, Authenticator, Policy, TokenCache};
     let mut b = Authenticator::builder();
     b = if alg == "HS256" {
         b.hmac_secret(SECRET)
@@ -253,16 +257,24 @@ fn portcullis(alg: &str, cache: bool) -> Router {
         .allow("GET", "/me", ["client"])
         .build()
         .unwrap_or_else(|e| die(e));
-    Router::new()
-        .route(
-            "/me",
-            get(|p: Principal| async move {
-                Json(Me {
-                    sub: p.subject().unwrap_or("").to_owned(),
-                })
-            }),
-        )
-        .layer(AuthLayer::new(auth, policy).axum_native())
+    AuthLayer::new(auth, policy).axum_native()
+}
+
+/// The portcullis variants' routes, without the guard.
+fn portcullis_routes() -> Router {
+    Router::new().route(
+        "/me",
+        get(|p: portcullis::Principal| async move {
+            Json(Me {
+                sub: p.subject().unwrap_or("").to_owned(),
+            })
+        }),
+    )
+}
+
+/// The layer per route (`Router::layer`), as most axum users place it.
+fn portcullis(alg: &str, cache: bool) -> Router {
+    portcullis_routes().layer(portcullis_layer(alg, cache))
 }
 
 fn plain() -> Router {
@@ -278,11 +290,14 @@ fn plain() -> Router {
 
 fn serve(variant: &str, alg: &str, port: &str) {
     let port: u16 = port.parse().unwrap_or_else(|e| die(e));
+    let outer = variant == "portcullis-outer";
     let app = match variant {
         "plain" => plain(),
         "handrolled" => hand_rolled(alg),
         "portcullis-off" => portcullis(alg, false),
         "portcullis-on" => portcullis(alg, true),
+        // The layer around the whole router (below).
+        "portcullis-outer" => portcullis_routes(),
         _ => die(format!("unknown variant {variant}")),
     };
     let max: u64 = std::env::var("LOAD_MAX_SECONDS")
@@ -301,8 +316,17 @@ fn serve(variant: &str, alg: &str, port: &str) {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .unwrap_or_else(|e| die(format!("bind 127.0.0.1:{port}: {e}")));
-        axum::serve(listener, app)
-            .await
-            .unwrap_or_else(|e| die(e));
+        if outer {
+            use axum::ServiceExt;
+            use tower_layer::Layer;
+            let app = portcullis_layer(alg, true).layer(app);
+            axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
+                .await
+                .unwrap_or_else(|e| die(e));
+        } else {
+            axum::serve(listener, app)
+                .await
+                .unwrap_or_else(|e| die(e));
+        }
     });
 }
