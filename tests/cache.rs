@@ -10,10 +10,16 @@ use common::*;
 use portcullis::{AuthErrorKind, Authenticator, TokenCache};
 use serde_json::json;
 
-fn settable_clock() -> (Arc<AtomicU64>, impl Fn() -> u64 + Send + Sync + 'static) {
+/// An HS256 authenticator (the cache on) whose clock the test sets.
+fn clocked() -> (Arc<AtomicU64>, Authenticator) {
     let now = Arc::new(AtomicU64::new(NOW));
     let read = now.clone();
-    (now, move || read.load(Ordering::SeqCst))
+    let auth = Authenticator::builder()
+        .hmac_secret(SECRET)
+        .clock(move || read.load(Ordering::SeqCst))
+        .build()
+        .unwrap();
+    (now, auth)
 }
 
 #[test]
@@ -38,12 +44,7 @@ fn a_token_seen_again_gets_the_same_principal() {
 
 #[test]
 fn a_cached_token_is_refused_at_its_exp() {
-    let (now, clock) = settable_clock();
-    let auth = Authenticator::builder()
-        .hmac_secret(SECRET)
-        .clock(clock)
-        .build()
-        .unwrap();
+    let (now, auth) = clocked();
     let exp = NOW + 100;
     let token = hs256()
         .sign(&json!({"sub": "u", "exp": exp, "nbf": NOW - 10}))
@@ -70,12 +71,7 @@ fn a_cached_token_is_refused_at_its_exp() {
 fn a_cached_token_is_verified_again_an_hour_after_it_was_cached() {
     // The shared cache has no expiry of its own: every hit checks the entry's end, its
     // token's `exp` but at most an hour after it was cached.
-    let (now, clock) = settable_clock();
-    let auth = Authenticator::builder()
-        .hmac_secret(SECRET)
-        .clock(clock)
-        .build()
-        .unwrap();
+    let (now, auth) = clocked();
     let token = hs256()
         .sign(&json!({"sub": "u", "exp": NOW + 7200}))
         .unwrap();

@@ -223,6 +223,7 @@ impl TokenCache {
             .ghost_allocation(GHOST_SHARE)
             .hot_allocation(HOT_SHARE)
             .shards(shards(estimated))
+            // Fails only without a capacity, and both are set above.
             .build()
             .ok()?;
         let cache = quick_cache::sync::Cache::with_options(
