@@ -148,6 +148,19 @@ fn a_bounded_cache_stays_correct_under_many_tokens() {
 }
 
 #[test]
+fn a_byte_bound_far_below_the_entries_still_caches() {
+    // 1 MiB cannot hold a million entries; it still holds what fits.
+    let auth = hs_builder()
+        .token_cache(TokenCache::new().max_entries(1_000_000).max_bytes(1 << 20))
+        .build()
+        .unwrap();
+    let token = hs256().sign(&claims("client")).unwrap();
+    let _ = auth.verify(&token).unwrap();
+    let second = auth.verify(&token).unwrap();
+    assert!(auth.verify(&token).unwrap().is_same(&second));
+}
+
+#[test]
 fn every_token_of_a_working_set_is_remembered_after_its_second_sight() {
     let auth = hs_builder().build().unwrap();
     let tokens: Vec<String> = (0..5_000)

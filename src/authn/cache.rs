@@ -125,7 +125,8 @@ const HOT_SHARE: f64 = 0.5;
 /// again give way to it.
 const GHOST_SHARE: f64 = 1.0;
 /// Bytes one remembered key of an evicted token takes (its table slot and list links),
-/// taken off the byte bound.
+/// taken off the byte bound: at most a quarter of it, as an entry weighs at least
+/// [`ENTRY_OVERHEAD`] (256).
 const GHOST_BYTES: u64 = 64;
 /// Fewest entries a shard of the shared cache is sized for: each shard is bounded on its
 /// own, so a small shard fills before the cache does.
@@ -207,9 +208,11 @@ impl TokenCache {
         // Each entry weighs at least max_bytes / max_entries, so the byte bound also
         // bounds the count.
         let floor = (self.max_bytes / self.max_entries).max(1);
-        let estimated = usize::try_from(self.max_entries)
+        // No entry weighs less than its bookkeeping, so the bytes may allow fewer entries
+        // than `max_entries`: expect what both allow.
+        let estimated = usize::try_from(self.max_entries.min(self.max_bytes / ENTRY_OVERHEAD))
             .unwrap_or(usize::MAX)
-            .min(MAX_ESTIMATED_ENTRIES);
+            .clamp(1, MAX_ESTIMATED_ENTRIES);
         // The keys it remembers of evicted tokens are outside its weights: their bytes
         // come off the byte bound, so the whole stays within it.
         let ghosts = (estimated as f64 * GHOST_SHARE) as u64;
