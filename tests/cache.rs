@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
-use portcullis::{AuthErrorKind, Authenticator, TokenCache};
+use portcullis::{AuthErrorKind, Authenticator, Principal, TokenCache};
 use serde_json::json;
 
 /// An HS256 authenticator (the cache on) whose clock the test sets.
@@ -42,15 +42,25 @@ fn a_token_seen_again_gets_the_same_principal() {
     assert!(!a.is_same(&b) && !b.is_same(&c));
 }
 
+/// An HS256 authenticator with this cache.
+fn with_cache(cache: TokenCache) -> Authenticator {
+    hs_builder().token_cache(cache).build().unwrap()
+}
+
+/// A token with these claims, sent twice (so cached), and the principal it is cached
+/// with.
+fn cached(auth: &Authenticator, claims: serde_json::Value) -> (String, Principal) {
+    let token = hs256().sign(&claims).unwrap();
+    let _ = auth.verify(&token).unwrap();
+    let principal = auth.verify(&token).unwrap();
+    (token, principal)
+}
+
 #[test]
 fn a_cached_token_is_refused_at_its_exp() {
     let (now, auth) = clocked();
     let exp = NOW + 100;
-    let token = hs256()
-        .sign(&json!({"sub": "u", "exp": exp, "nbf": NOW - 10}))
-        .unwrap();
-    let _ = auth.verify(&token).unwrap();
-    let cached = auth.verify(&token).unwrap();
+    let (token, cached) = cached(&auth, json!({"sub": "u", "exp": exp, "nbf": NOW - 10}));
     // Up to exp + the 60 s leeway it is served from the cache.
     now.store(exp + 60, Ordering::SeqCst);
     assert!(auth.verify(&token).unwrap().is_same(&cached));
@@ -72,11 +82,7 @@ fn a_cached_token_is_verified_again_an_hour_after_it_was_cached() {
     // The shared cache has no expiry of its own: every hit checks the entry's end, its
     // token's `exp` but at most an hour after it was cached.
     let (now, auth) = clocked();
-    let token = hs256()
-        .sign(&json!({"sub": "u", "exp": NOW + 7200}))
-        .unwrap();
-    let _ = auth.verify(&token).unwrap();
-    let cached = auth.verify(&token).unwrap();
+    let (token, cached) = cached(&auth, json!({"sub": "u", "exp": NOW + 7200}));
     now.store(NOW + 3600, Ordering::SeqCst);
     assert!(auth.verify(&token).unwrap().is_same(&cached));
     now.store(NOW + 3601, Ordering::SeqCst);
@@ -90,10 +96,7 @@ fn a_cached_token_is_verified_again_an_hour_after_it_was_cached() {
 
 #[test]
 fn colliding_hashes_never_share_a_principal() {
-    let auth = hs_builder()
-        .token_cache(TokenCache::new().colliding_hash_for_tests())
-        .build()
-        .unwrap();
+    let auth = with_cache(TokenCache::new().colliding_hash_for_tests());
     let tokens: Vec<String> = (0..8)
         .map(|i| {
             hs256()
@@ -130,10 +133,7 @@ fn colliding_hashes_never_share_a_principal() {
 
 #[test]
 fn a_bounded_cache_stays_correct_under_many_tokens() {
-    let auth = hs_builder()
-        .token_cache(TokenCache::new().max_entries(16).max_bytes(1 << 16))
-        .build()
-        .unwrap();
+    let auth = with_cache(TokenCache::new().max_entries(16).max_bytes(1 << 16));
     for i in 0..500 {
         let t = hs256()
             .sign(&json!({"sub": format!("u{i}"), "exp": NOW + 600}))
@@ -150,13 +150,8 @@ fn a_bounded_cache_stays_correct_under_many_tokens() {
 #[test]
 fn a_byte_bound_far_below_the_entries_still_caches() {
     // 1 MiB cannot hold a million entries; it still holds what fits.
-    let auth = hs_builder()
-        .token_cache(TokenCache::new().max_entries(1_000_000).max_bytes(1 << 20))
-        .build()
-        .unwrap();
-    let token = hs256().sign(&claims("client")).unwrap();
-    let _ = auth.verify(&token).unwrap();
-    let second = auth.verify(&token).unwrap();
+    let auth = with_cache(TokenCache::new().max_entries(1_000_000).max_bytes(1 << 20));
+    let (token, second) = cached(&auth, claims("client"));
     assert!(auth.verify(&token).unwrap().is_same(&second));
 }
 
@@ -215,10 +210,7 @@ fn sign_tagged(tag: &str, i: usize) -> String {
 
 /// A cache of 2,000 entries, full of admitted tokens that never come back.
 fn full_cache() -> Authenticator {
-    let auth = hs_builder()
-        .token_cache(TokenCache::new().max_entries(2_000))
-        .build()
-        .unwrap();
+    let auth = with_cache(TokenCache::new().max_entries(2_000));
     for i in 0..2_000 {
         let t = sign_tagged("old", i);
         auth.verify(&t).unwrap();
@@ -233,8 +225,14 @@ fn a_full_cache_takes_in_a_new_working_set() {
     // sight), they must stay, not push each other out before they come round again.
     let auth = full_cache();
     let tokens: Vec<String> = (0..1_500).map(|i| sign_tagged("new", i)).collect();
+    assert_remembered_after(&auth, &tokens, 3);
+}
+
+/// Sends `tokens` in turn `passes` times, then twice more: the last two passes must get
+/// the same principals (every token a hit).
+fn assert_remembered_after(auth: &Authenticator, tokens: &[String], passes: usize) {
     let pass = || -> Vec<_> { tokens.iter().map(|t| auth.verify(t).unwrap()).collect() };
-    for _ in 0..3 {
+    for _ in 0..passes {
         pass();
     }
     let (a, b) = (pass(), pass());
@@ -281,25 +279,10 @@ fn a_working_set_comes_in_after_a_stream_of_tokens_seen_once() {
     // (2,048 to 4,096 tokens at this capacity) keeps them out but for its false
     // positives (about 3 %), which fill the cache with entries never hit again. Then
     // 1,200 tokens in use take their place within a pass of being admitted.
-    let auth = hs_builder()
-        .token_cache(TokenCache::new().max_entries(2_000))
-        .build()
-        .unwrap();
+    let auth = with_cache(TokenCache::new().max_entries(2_000));
     let tokens: Vec<String> = (0..20_000).map(|i| sign_tagged("p", i)).collect();
     for t in tokens.iter().cycle().take(100_000) {
         auth.verify(t).unwrap();
     }
-    let hot = &tokens[..1_200];
-    let pass = || -> Vec<_> { hot.iter().map(|t| auth.verify(t).unwrap()).collect() };
-    for _ in 0..4 {
-        pass();
-    }
-    let (a, b) = (pass(), pass());
-    let remembered = a.iter().zip(&b).filter(|(a, b)| a.is_same(b)).count();
-    assert_eq!(
-        remembered,
-        hot.len(),
-        "remembered {remembered} of {}",
-        hot.len()
-    );
+    assert_remembered_after(&auth, &tokens[..1_200], 4);
 }
