@@ -521,23 +521,22 @@ paired() {
         echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     } | tee "$OUT/header.md" >&2
     local alg wl i who f t0 t1 why
-    # Each side: its variant, port and, while it runs, pid.
-    local -A name=([base]=$base [variant]=$variant) port=([base]=$PORT [variant]=$port2) pid
+    # Each side: its variant, port, and in a cell its pid and expected status.
+    local -A name=([base]=$base [variant]=$variant) port=([base]=$PORT [variant]=$port2) pid want
     for alg in $ALGS; do
         tokens_for "$alg"
         for wl in $wls; do
             for who in base variant; do
                 launch "${port[$who]}" "${name[$who]}" "$alg" || die "$who ($alg) did not start"
                 pid[$who]=$LAUNCHED
+                want[$who]=$(expected_status "${name[$who]}" "$wl")
                 if [[ $who == base ]]; then BASE_PID=$LAUNCHED; else SERVER_PID=$LAUNCHED; fi
             done
             for who in base variant; do
-                local expected
-                expected=$(expected_status "${name[$who]}" "$wl")
                 # shellcheck disable=SC2046
-                PORT=${port[$who]} wrk_run "$WARMUP" "$OUT/warm-$who.txt" $(lua_args "$wl" "$alg" "$expected")
+                PORT=${port[$who]} wrk_run "$WARMUP" "$OUT/warm-$who.txt" $(lua_args "$wl" "$alg" "${want[$who]}")
                 if [[ $wl == rot10k ]]; then
-                    PORT=${port[$who]} wrk_until 120 "$OUT/warm-$who.txt" "$OUT/warm.done" rotate "$expected" "$DATA/rot-$alg.txt" \
+                    PORT=${port[$who]} wrk_until 120 "$OUT/warm-$who.txt" "$OUT/warm.done" rotate "${want[$who]}" "$DATA/rot-$alg.txt" \
                         "$OUT/warm.done" $((WARM_PASSES * 10000)) || die "$who did not go round the tokens"
                 fi
             done
@@ -545,12 +544,10 @@ paired() {
                 local order="base variant"
                 ((i % 2 == 0)) && order="variant base"
                 for who in $order; do
-                    local expected
-                    expected=$(expected_status "${name[$who]}" "$wl")
                     f=$OUT/pair-$alg-$wl-$i-$who.txt
                     t0=$(cpu_ns "${pid[$who]}")
                     # shellcheck disable=SC2046
-                    PORT=${port[$who]} wrk_run "$win" "$f" $(lua_args "$wl" "$alg" "$expected")
+                    PORT=${port[$who]} wrk_run "$win" "$f" $(lua_args "$wl" "$alg" "${want[$who]}")
                     t1=$(cpu_ns "${pid[$who]}")
                     why=$(check_result "$f" "$([[ ${name[$who]} == plain ]] && echo yes)")
                     [[ -z $why ]] || die "$alg $wl $who window $i: $why"

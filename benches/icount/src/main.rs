@@ -50,6 +50,11 @@ fn fixture(name: &str) -> String {
 
 /// A token as an identity provider would send one; `role` and `tenant` when given.
 fn token(alg: Algorithm, role: Option<&str>) -> String {
+    token_of(alg, role, "user-00000001")
+}
+
+/// [`token`] for subject `sub`.
+fn token_of(alg: Algorithm, role: Option<&str>, sub: &str) -> String {
     let signer = match alg {
         Algorithm::HS256 => Signer::hmac(alg, SECRET),
         _ => Signer::from_pem(alg, fixture("rsa2048.key.pem")),
@@ -57,7 +62,7 @@ fn token(alg: Algorithm, role: Option<&str>) -> String {
     .unwrap()
     .kid(KID);
     let mut claims = serde_json::json!({
-        "sub": "user-00000001",
+        "sub": sub,
         "iss": "https://issuer.example",
         "iat": 1_700_000_000u64,
         "exp": 4_000_000_000u64,
@@ -68,6 +73,11 @@ fn token(alg: Algorithm, role: Option<&str>) -> String {
         claims["role"] = role.into();
     }
     signer.sign(&claims).unwrap()
+}
+
+/// The `Authorization` value of a token.
+fn bearer(token: String) -> Option<HeaderValue> {
+    Some(HeaderValue::from_str(&format!("Bearer {token}")).unwrap())
 }
 
 fn authenticator(alg: Algorithm) -> Authenticator {
@@ -93,7 +103,6 @@ const TENANT: &str = "/tenants/{tenant}/reports";
 /// (router, path, Authorization, expected status) of a per-route case.
 /// `generic`: the layer with its generic body (`AuthBody`) instead of axum's own.
 fn case(name: &str, generic: bool) -> (Router, &'static str, Option<HeaderValue>, u16) {
-    let bearer = |t: String| Some(HeaderValue::from_str(&format!("Bearer {t}")).unwrap());
     let hs = || bearer(token(Algorithm::HS256, Some("client")));
     let guarded = |alg, path: &'static str, policy: Policy| {
         let layer = AuthLayer::new(authenticator(alg), policy);
@@ -291,23 +300,15 @@ fn main() {
         let svc = AuthLayer::new(authenticator(Algorithm::HS256), policy)
             .axum_native()
             .layer(router);
-        let auth = auth.map(|t| HeaderValue::from_str(&format!("Bearer {t}")).unwrap());
+        let auth = auth.and_then(bearer);
         measure(svc, ME, auth, want, k);
     } else if name == "rot" {
         // 10,000 tokens in turn: each request misses this thread's front slots and is
         // answered by the shared cache.
-        let signer = Signer::hmac(Algorithm::HS256, SECRET).unwrap().kid(KID);
         let auths: Vec<Option<HeaderValue>> = (0..10_000)
             .map(|i| {
-                let t = signer
-                    .sign(&serde_json::json!({
-                        "sub": format!("user-{i:08}"),
-                        "iss": "https://issuer.example",
-                        "exp": 4_000_000_000u64,
-                        "role": "client",
-                    }))
-                    .unwrap();
-                Some(HeaderValue::from_str(&format!("Bearer {t}")).unwrap())
+                let sub = format!("user-{i:08}");
+                bearer(token_of(Algorithm::HS256, Some("client"), &sub))
             })
             .collect();
         let policy = Policy::builder().allow("GET", ME, ["*"]).build().unwrap();
