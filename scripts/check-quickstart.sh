@@ -35,11 +35,13 @@ bin_dir="${CARGO_TARGET_DIR:-target}/debug/examples"
 env PORT="$port" GRPC_PORT="$grpc_port" "$@" "$bin_dir/$example" >"$out" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$out"' EXIT
-for _ in $(seq 1 100); do
+# Up to 60 s: on a busy two-core machine the first start (keys, listeners) can take a while.
+for _ in $(seq 1 600); do
   grep -q "listening on" "$out" && break
   kill -0 $pid 2>/dev/null || { cat "$out"; echo "$example exited early"; exit 1; }
   sleep 0.1
 done
+grep -q "listening on" "$out" || { cat "$out"; echo "$example did not say it was listening within 60 s"; exit 1; }
 # Token variables printed by the example (upper-case names).
 eval "$(grep -E "^[A-Z][A-Z_]*='" "$out" || true)"
 pass=0; fail=0; expect=""
