@@ -148,6 +148,22 @@ fn bench(c: &mut Criterion) {
                 on.verify(&hot[i]).unwrap()
             })
         });
+        // Hits on 10,000 tokens in turn (the default capacity, 20,000): the entries they
+        // read no longer fit this CPU's own caches, as in the load bench's `rot10k`.
+        let wide = builder().build().unwrap();
+        let many = &tokens[..10_000];
+        for _ in 0..3 {
+            for t in many {
+                wide.verify(t).unwrap();
+            }
+        }
+        let mut i = 0;
+        group.bench_function(format!("{alg}/hit_10000"), |b| {
+            b.iter(|| {
+                i = (i + 1) % many.len();
+                wide.verify(&many[i]).unwrap()
+            })
+        });
     }
     group.finish();
 }

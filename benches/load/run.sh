@@ -20,6 +20,8 @@
 #   QUICK=1       smoke test: DURATION=2, WARMUP=1, ROUNDS=1, ALGS=HS256 unless set
 #   DURATION      seconds measured per cell (10)     WARMUP  seconds before it (3)
 #   WARM_PASSES   rounds over the 10,000 rotating tokens before measuring them (5)
+#   ROT_TOKENS    tokens the rot10k workload sends in turn (10000): fewer, and the cached
+#                 entries they hit stay in the CPU's caches (a working-set experiment)
 #   ROUNDS        interleaved rounds (3)             ALGS    "HS256 RS256 ES256 EdDSA"
 #   VARIANTS, WORKLOADS   subsets of the lists below
 #   BUILD=0       reuse the built binaries           PORT, ISSUER_PORT  (18480, 18481)
@@ -58,6 +60,7 @@ fi
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 WARM_PASSES=${WARM_PASSES:-5}
+ROT_TOKENS=${ROT_TOKENS:-10000}
 ROUNDS=${ROUNDS:-3}
 ALGS=${ALGS:-HS256 RS256 ES256 EdDSA}
 VARIANTS=${VARIANTS:-plain handrolled jwt-authorizer tower-oauth2 portcullis-off portcullis-on plain-axum07}
@@ -152,11 +155,13 @@ gen() {
 distinct_rate() {
     case $1 in HS256) echo 170000 ;; RS256) echo 45000 ;; ES256) echo 20000 ;; EdDSA) echo 32000 ;; esac
 }
+# The rotating tokens of ALG (a file per count, so that each has exactly ROT_TOKENS).
+rot_file() { if [[ $ROT_TOKENS == 10000 ]]; then echo "$DATA/rot-$1.txt"; else echo "$DATA/rot$ROT_TOKENS-$1.txt"; fi; }
 tokens_for() {
     local alg=$1
     gen "$DATA/one-$alg.txt" 1 "$alg" client one
     gen "$DATA/norole-$alg.txt" 1 "$alg" none norole
-    gen "$DATA/rot-$alg.txt" 10000 "$alg" client rot
+    gen "$(rot_file "$alg")" "$ROT_TOKENS" "$alg" client rot
     if [[ $alg != HS256 && ! -s $DATA/jwks-$alg.json ]]; then
         "$BIN/load-server" jwks "$alg" "$DATA/jwks-$alg.json"
     fi
@@ -238,7 +243,7 @@ expected_status() { # variant workload
 lua_args() { # workload alg expected -> the script's arguments
     case $1 in
         one) echo "static $3 $DATA/one-$2.txt" ;;
-        rot10k) echo "rotate $3 $DATA/rot-$2.txt" ;;
+        rot10k) echo "rotate $3 $(rot_file "$2")" ;;
         distinct) echo "stream $3 $DATA/distinct-$2.txt" ;;
         none) echo "static $3" ;;
         norole) echo "static $3 $DATA/norole-$2.txt" ;;
@@ -310,8 +315,8 @@ run_cell() {
     # times whatever the machine's speed (a cache admits a token on its second sight).
     local warm
     if [[ $wl == rot10k ]]; then
-        wrk_until 120 "$f.warm" "$OUT/warm.done" rotate "$expected" "$DATA/rot-$alg.txt" \
-            "$OUT/warm.done" $((WARM_PASSES * 10000)) || echo "no end marker" >>"$f.warm"
+        wrk_until 120 "$f.warm" "$OUT/warm.done" rotate "$expected" "$(rot_file "$alg")" \
+            "$OUT/warm.done" $((WARM_PASSES * ROT_TOKENS)) || echo "no end marker" >>"$f.warm"
     else
         if [[ $wl == distinct ]]; then warm=$(lua_args one "$alg" "$expected"); else warm=$(lua_args "$wl" "$alg" "$expected"); fi
         # shellcheck disable=SC2086
@@ -353,6 +358,7 @@ run_cell() {
 machine() {
     echo "- machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"
     echo "- $(wrk --version 2>&1 | head -n1 | sed 's/ Copyright.*//'); $(rustc --version)"
+    if [[ $ROT_TOKENS != 10000 ]]; then echo "- rot10k sends $ROT_TOKENS tokens in turn here (ROT_TOKENS)"; fi
 }
 
 # ----- the table ----------------------------------------------------------------------
@@ -536,8 +542,8 @@ paired() {
                 # shellcheck disable=SC2046
                 PORT=${port[$who]} wrk_run "$WARMUP" "$OUT/warm-$who.txt" $(lua_args "$wl" "$alg" "${want[$who]}")
                 if [[ $wl == rot10k ]]; then
-                    PORT=${port[$who]} wrk_until 120 "$OUT/warm-$who.txt" "$OUT/warm.done" rotate "${want[$who]}" "$DATA/rot-$alg.txt" \
-                        "$OUT/warm.done" $((WARM_PASSES * 10000)) || die "$who did not go round the tokens"
+                    PORT=${port[$who]} wrk_until 120 "$OUT/warm-$who.txt" "$OUT/warm.done" rotate "${want[$who]}" "$(rot_file "$alg")" \
+                        "$OUT/warm.done" $((WARM_PASSES * ROT_TOKENS)) || die "$who did not go round the tokens"
                 fi
             done
             for i in $(seq 1 "$pairs"); do
