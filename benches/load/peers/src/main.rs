@@ -62,7 +62,9 @@ fn main() {
     let (variant, alg) = (arg(2).to_owned(), arg(3).to_owned());
     let port: u16 = arg(4).parse().unwrap_or_else(|e| die(e));
     if variant == "tower-oauth2" && alg == "HS256" {
-        eprintln!("load-peer: tower-oauth2-resource-server verifies keys from a JWK set of an OIDC issuer; no HMAC");
+        eprintln!(
+            "load-peer: tower-oauth2-resource-server verifies keys from a JWK set of an OIDC issuer; no HMAC"
+        );
         std::process::exit(3);
     }
     let max: u64 = std::env::var("LOAD_MAX_SECONDS")
@@ -87,7 +89,9 @@ fn main() {
         match variant.as_str() {
             "jwt-authorizer" => {
                 let app = jwt_authorizer_app(&alg).await;
-                axum07::serve(listener, app).await.unwrap_or_else(|e| die(e));
+                axum07::serve(listener, app)
+                    .await
+                    .unwrap_or_else(|e| die(e));
             }
             "plain-axum07" => {
                 let app = axum07::Router::new().route(
@@ -98,7 +102,9 @@ fn main() {
                         })
                     }),
                 );
-                axum07::serve(listener, app).await.unwrap_or_else(|e| die(e));
+                axum07::serve(listener, app)
+                    .await
+                    .unwrap_or_else(|e| die(e));
             }
             "tower-oauth2" => {
                 let app = tower_oauth2_app(&alg).await;
@@ -194,7 +200,10 @@ fn issuer(alg: &str) {
             .unwrap_or_else(|e| die(e));
         rt.block_on(async move {
             let json = |body: String| {
-                ([(axum::http::header::CONTENT_TYPE, "application/json")], body)
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
             };
             let app = axum::Router::new()
                 .route(

@@ -193,7 +193,11 @@ async fn hand_check(State(h): State<Arc<Hand>>, mut req: Request, next: Next) ->
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let Some(token) = token else {
-        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")]).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+        )
+            .into_response();
     };
     match jsonwebtoken::decode::<Claims>(token, &h.key, &h.validation) {
         Ok(data) if data.claims.role.as_deref() == Some("client") => {
@@ -202,7 +206,10 @@ async fn hand_check(State(h): State<Arc<Hand>>, mut req: Request, next: Next) ->
         }
         Ok(_) => (
             StatusCode::FORBIDDEN,
-            [(header::WWW_AUTHENTICATE, "Bearer error=\"insufficient_scope\"")],
+            [(
+                header::WWW_AUTHENTICATE,
+                "Bearer error=\"insufficient_scope\"",
+            )],
         )
             .into_response(),
         Err(_) => (
@@ -324,9 +331,7 @@ fn serve(variant: &str, alg: &str, port: &str) {
                 .await
                 .unwrap_or_else(|e| die(e));
         } else {
-            axum::serve(listener, app)
-                .await
-                .unwrap_or_else(|e| die(e));
+            axum::serve(listener, app).await.unwrap_or_else(|e| die(e));
         }
     });
 }
