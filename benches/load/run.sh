@@ -61,6 +61,10 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 WARM_PASSES=${WARM_PASSES:-5}
 ROT_TOKENS=${ROT_TOKENS:-10000}
+if ! [[ $ROT_TOKENS =~ ^[1-9][0-9]*$ ]]; then
+    echo "run.sh: ROT_TOKENS=$ROT_TOKENS: set it to a whole number of tokens, such as 200 (default 10000)" >&2
+    exit 1
+fi
 ROUNDS=${ROUNDS:-3}
 ALGS=${ALGS:-HS256 RS256 ES256 EdDSA}
 VARIANTS=${VARIANTS:-plain handrolled jwt-authorizer tower-oauth2 portcullis-off portcullis-on plain-axum07}
