@@ -166,7 +166,9 @@ impl<'de> Seen<'de> {
             return set.insert(name);
         }
         let n: &str = &name;
-        if self.inline[..self.len].contains(&n) || self.more.iter().any(|m| m == n) {
+        if self.inline[..self.len].iter().any(|s| same(s, n))
+            || self.more.iter().any(|m| same(m, n))
+        {
             return false;
         }
         match name {
@@ -185,6 +187,14 @@ impl<'de> Seen<'de> {
         }
         true
     }
+}
+
+/// Whether two member names are equal, compared in line: the names a scan looks for and
+/// the names of a token's members are a few bytes long, where a call to `memcmp` (what
+/// `==` on strings compiles to) costs more than the compare itself.
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 /// Validates one value with the strict rules (duplicate names at every depth, item caps)
@@ -325,16 +335,22 @@ impl<'de, const N: usize> Visitor<'de> for Scan<'_, N> {
         Ok(Scanned::NotObject)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        const { assert!(N <= 64, "a scan asks for at most 64 names") };
         let mut found: Members<'de, N> = [None; N];
         let mut seen = Seen::new();
         let mut n = 0;
         while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
-            if self.names.contains(&&*name) {
+            // The slots asked for under this name, one pass (a name may be asked for
+            // twice).
+            let mut wanted = 0u64;
+            for (i, want) in self.names.iter().enumerate() {
+                wanted |= u64::from(same(want, &name)) << i;
+            }
+            if wanted != 0 {
                 let raw: &'de RawValue = map.next_value()?;
-                for (slot, want) in found.iter_mut().zip(self.names) {
-                    if *want == &*name {
-                        *slot = Some(raw);
-                    }
+                while wanted != 0 {
+                    found[wanted.trailing_zeros() as usize] = Some(raw);
+                    wanted &= wanted - 1;
                 }
                 if self.strict && raw.get().starts_with(['{', '[']) {
                     let mut de = serde_json::Deserializer::from_str(raw.get());
@@ -359,8 +375,8 @@ impl<'de, const N: usize> Visitor<'de> for Scan<'_, N> {
     }
 }
 
-fn scan<'de, const N: usize>(
-    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+fn scan<'de, R: serde_json::de::Read<'de>, const N: usize>(
+    de: &mut serde_json::Deserializer<R>,
     names: &[&str; N],
     strict: bool,
 ) -> Result<Members<'de, N>, &'static str> {
@@ -370,9 +386,12 @@ fn scan<'de, const N: usize>(
     match scanned {
         Ok(Scanned::Object(found)) => Ok(found),
         Ok(Scanned::NotObject) => Err("not a JSON object"),
-        Err(_) => Err("not valid JSON, or a duplicate member name"),
+        Err(_) => Err(NOT_JSON),
     }
 }
+
+/// Why a scan refused a document that is not an object.
+const NOT_JSON: &str = "not valid JSON, or a duplicate member name";
 
 /// Checks a whole JSON object by the strict rules (as [`object`] does: no duplicate names
 /// at any depth, no BOM, no trailing bytes, item caps) and returns the members named in
@@ -382,11 +401,9 @@ pub(crate) fn scan_object<'de, const N: usize>(
     bytes: &'de [u8],
     names: &[&str; N],
 ) -> Result<Members<'de, N>, &'static str> {
-    scan(
-        &mut serde_json::Deserializer::from_slice(bytes),
-        names,
-        true,
-    )
+    // Checked as UTF-8 once, whole: then no string inside is checked again.
+    let text = std::str::from_utf8(bytes).map_err(|_| NOT_JSON)?;
+    scan(&mut serde_json::Deserializer::from_str(text), names, true)
 }
 
 /// A JSON value read as one scalar, borrowed where it can be.
@@ -564,12 +581,8 @@ impl<'de> de::Deserialize<'de> for MaybeStr<'de> {
 pub(crate) fn member_at<'de, S: AsRef<str>>(bytes: &'de [u8], path: &[S]) -> Option<&'de RawValue> {
     let (first, rest) = path.split_first()?;
     let names = [first.as_ref()];
-    let [found] = scan(
-        &mut serde_json::Deserializer::from_slice(bytes),
-        &names,
-        false,
-    )
-    .ok()?;
+    let text = std::str::from_utf8(bytes).ok()?;
+    let [found] = scan(&mut serde_json::Deserializer::from_str(text), &names, false).ok()?;
     walk(found?, rest)
 }
 
@@ -580,7 +593,7 @@ pub(crate) fn walk<'de, S: AsRef<str>>(
     for name in path {
         let names = [name.as_ref()];
         let [found] = scan(
-            &mut serde_json::Deserializer::from_slice(raw.get().as_bytes()),
+            &mut serde_json::Deserializer::from_str(raw.get()),
             &names,
             false,
         )
@@ -616,6 +629,27 @@ mod tests {
                 assert_eq!(a, b, "{doc}");
             }
         }
+    }
+
+    #[test]
+    fn scan_fills_every_slot_of_a_name_and_only_those() {
+        // Names of one length, a prefix, an escaped name, and a name asked for twice.
+        let doc = r#"{"sub":"ada","su":1,"subs":2,"i\u0073s":"me","exp":3,"roles":["r"]}"#;
+        let [sub, iss, exp, roles, again, none, prefix] = scan_object(
+            doc.as_bytes(),
+            &["sub", "iss", "exp", "roles", "sub", "nbf", "s"],
+        )
+        .unwrap();
+        let get = |m: Option<&RawValue>| m.map(|r| r.get().to_owned());
+        assert_eq!(get(sub).as_deref(), Some(r#""ada""#));
+        assert_eq!(get(again).as_deref(), Some(r#""ada""#));
+        assert_eq!(get(iss).as_deref(), Some(r#""me""#));
+        assert_eq!(get(exp).as_deref(), Some("3"));
+        assert_eq!(get(roles).as_deref(), Some(r#"["r"]"#));
+        assert!(none.is_none() && prefix.is_none());
+        // A duplicate spelled differently is still a duplicate.
+        assert!(scan_object(br#"{"iss":1,"i\u0073s":2}"#, &["iss"]).is_err());
+        assert!(scan_object(br#"{"a":1,"b":2,"a":3}"#, &[]).is_err());
     }
 
     #[test]
