@@ -16,7 +16,7 @@ out=$root/target/icount
 mkdir -p "$out"
 k=${K:-20000}
 cases=("$@")
-[ ${#cases[@]} -eq 0 ] && cases=(plain-none plain-hs hs rs none norole outer-hs outer-none worker-hs worker-none rot plain-tenant tenant tenant-cond)
+[ ${#cases[@]} -eq 0 ] && cases=(plain-none plain-hs hs rs none norole outer-hs outer-none worker-hs worker-none rot distinct plain-tenant tenant tenant-cond)
 declare -A per
 for c in "${cases[@]}"; do
   valgrind --tool=callgrind --callgrind-out-file="$out/$c.out" --toggle-collect='*run_loop*' --toggle-collect='*run_rotating*' \
@@ -34,6 +34,7 @@ over norole plain-hs "  403, no role"
 over outer-hs plain-hs "  cache hit HS256, layer around the whole router"
 over outer-none plain-none "  401, layer around the whole router"
 over rot plain-hs "  cache hit HS256, 10,000 tokens in turn (shared cache)"
+over distinct plain-hs "  every token distinct HS256 (a miss: verified in full, not admitted)"
 over worker-hs plain-hs "  cache hit HS256, router built on another thread"
 over worker-none plain-none "  401, router built on another thread"
 over generic-hs plain-hs "  cache hit HS256, generic body (AuthBody)"

@@ -15,6 +15,9 @@
 //! - `outer-hs`, `outer-none`: the layer around the whole router instead of per route;
 //! - `rot`: 10,000 HS256 tokens in turn, each a hit in the shared cache behind this
 //!   thread's front slots (compare with `plain-hs`);
+//! - `distinct`: K HS256 tokens, each sent once: every request a miss, verified in full
+//!   (format, signature, claims) and marked in the cache's admission filter, not admitted
+//!   (compare with `plain-hs`);
 //! - `worker-<case>`: a per-route case whose router was built on another thread, as a
 //!   multi-threaded server's workers serve the router its main thread built;
 //! - `generic-<case>`: a per-route case with the layer's generic body (`AuthBody`, which
@@ -319,6 +322,22 @@ fn main() {
             for auth in &auths {
                 assert_eq!(one(&mut svc, ME, auth, 0), 200);
             }
+        }
+        run_rotating(&mut svc, &auths, k);
+    } else if name == "distinct" {
+        // Every token new: the miss path, as a stream of distinct callers takes it.
+        let auths: Vec<Option<HeaderValue>> = (0..k)
+            .map(|i| {
+                let sub = format!("user-{i:08}");
+                bearer(token_of(Algorithm::HS256, Some("client"), &sub))
+            })
+            .collect();
+        let policy = Policy::builder().allow("GET", ME, ["*"]).build().unwrap();
+        let layer = AuthLayer::new(authenticator(Algorithm::HS256), policy).axum_native();
+        let mut svc = Router::new().route(ME, get(me)).layer(layer).with_state(());
+        let warm = bearer(token_of(Algorithm::HS256, Some("client"), "warm-up"));
+        for _ in 0..4 {
+            assert_eq!(one(&mut svc, ME, &warm, 0), 200);
         }
         run_rotating(&mut svc, &auths, k);
     } else if let Some(rest) = name.strip_prefix("worker-") {
