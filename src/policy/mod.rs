@@ -256,7 +256,7 @@ impl Policy {
 
     /// [`target`](Self::target) with the request's query and headers, built in one go
     /// (the layer's path).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn request_target<'a>(
         &self,
         method: &'a Method,
