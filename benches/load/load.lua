@@ -5,8 +5,10 @@
 --                                          the file's tokens in turn, round-robin; with a
 --                                          limit, the thread stops after that many
 --                                          requests and <marker> is written (warm-ups)
---   stream <expected-status> <token-file>  each token of the file once, in order; at the
---                                          end it starts again, counted in `wrapped`
+--   stream <expected-status> <token-file> [skip]
+--                                          each token of the file once, in order, from
+--                                          after its first `skip` lines (default 0); at
+--                                          the end it starts again, counted in `wrapped`
 --   once   <expected-status> <token-file> <marker> [repeat]
 --                                          each token `repeat` times in a row (default
 --                                          1), in order; at the end the thread stops and
@@ -63,6 +65,16 @@ function init(args)
       end
    elseif mode == "stream" or mode == "once" then
       f = assert(io.open(file, "r"))
+      if mode == "stream" then
+         -- Paired windows each take their own slice of the file.
+         for _ = 1, tonumber(args[4] or "0") do
+            if f:read("*l") == nil then
+               wrapped = wrapped + 1
+               f:seek("set", 0)
+               break
+            end
+         end
+      end
       local last = nil
       request = function()
          if last and k < rep then

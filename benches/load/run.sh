@@ -14,7 +14,10 @@
 #                                  of the pairs' ratios, steadier than separate cells where
 #                                  the machine's speed drifts from second to second.
 #                                  VARIANT=portcullis-outer: the layer around the whole
-#                                  router instead of on it (portcullis-on, per route)
+#                                  router instead of on it (portcullis-on, per route).
+#                                  WORKLOADS_PAIRED=distinct BASE=handrolled: every token
+#                                  distinct against the hand-rolled check, each window
+#                                  on its own slice of the token file
 #
 # Settings (environment):
 #   QUICK=1       smoke test: DURATION=2, WARMUP=1, ROUNDS=1, ALGS=HS256 unless set
@@ -248,7 +251,7 @@ lua_args() { # workload alg expected -> the script's arguments
     case $1 in
         one) echo "static $3 $DATA/one-$2.txt" ;;
         rot10k) echo "rotate $3 $(rot_file "$2")" ;;
-        distinct) echo "stream $3 $DATA/distinct-$2.txt" ;;
+        distinct) echo "stream $3 $DATA/distinct-$2.txt ${4:-0}" ;;
         none) echo "static $3" ;;
         norole) echo "static $3 $DATA/norole-$2.txt" ;;
     esac
@@ -535,6 +538,11 @@ paired() {
     local -A name=([base]=$base [variant]=$variant) port=([base]=$PORT [variant]=$port2) pid want
     for alg in $ALGS; do
         tokens_for "$alg"
+        # Every token distinct: each window reads its own slice of the file (both sides
+        # the same slices, each its own server), sized for the fastest rate at this quota,
+        # so that no measured token is ever seen twice by one server.
+        local slice=$(( $(distinct_rate "$alg") * ${SERVER_CPU_QUOTA:-100} / 100 * win ))
+        if [[ " $wls " == *" distinct "* ]]; then gen "$DATA/distinct-$alg.txt" $((slice * pairs)) "$alg" client distinct; fi
         for wl in $wls; do
             for who in base variant; do
                 launch "${port[$who]}" "${name[$who]}" "$alg" || die "$who ($alg) did not start"
@@ -543,8 +551,9 @@ paired() {
                 if [[ $who == base ]]; then BASE_PID=$LAUNCHED; else SERVER_PID=$LAUNCHED; fi
             done
             for who in base variant; do
+                # The distinct-token workload warms up with one token, as in the matrix.
                 # shellcheck disable=SC2046
-                PORT=${port[$who]} wrk_run "$WARMUP" "$OUT/warm-$who.txt" $(lua_args "$wl" "$alg" "${want[$who]}")
+                PORT=${port[$who]} wrk_run "$WARMUP" "$OUT/warm-$who.txt" $(lua_args "${wl/distinct/one}" "$alg" "${want[$who]}")
                 if [[ $wl == rot10k ]]; then
                     PORT=${port[$who]} wrk_until 120 "$OUT/warm-$who.txt" "$OUT/warm.done" rotate "${want[$who]}" "$(rot_file "$alg")" \
                         "$OUT/warm.done" $((WARM_PASSES * ROT_TOKENS)) || die "$who did not go round the tokens"
@@ -557,9 +566,12 @@ paired() {
                     f=$OUT/pair-$alg-$wl-$i-$who.txt
                     t0=$(cpu_ns "${pid[$who]}")
                     # shellcheck disable=SC2046
-                    PORT=${port[$who]} wrk_run "$win" "$f" $(lua_args "$wl" "$alg" "${want[$who]}")
+                    PORT=${port[$who]} wrk_run "$win" "$f" $(lua_args "$wl" "$alg" "${want[$who]}" $(((i - 1) * slice)))
                     t1=$(cpu_ns "${pid[$who]}")
                     why=$(check_result "$f" "$([[ ${name[$who]} == plain ]] && echo yes)")
+                    if [[ -z $why && $wl == distinct && ${name[$who]} != plain && $(field "$f" requests) -gt $slice ]]; then
+                        why="$(field "$f" requests) requests ran into the next window's distinct tokens (raise distinct_rate)"
+                    fi
                     [[ -z $why ]] || die "$alg $wl $who window $i: $why"
                     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$alg" "$wl" "$i" "$who" "$(field "$f" rps)" \
                         "$(awk -v n="$(field "$f" requests)" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (n > 0) ? (b - a) / 1e3 / n : 0}')" \
