@@ -285,6 +285,22 @@ where
     run_loop(&mut svc, path, &auth, (k, extra), want);
 }
 
+/// The HS256 router open to any token, and `n` tokens of distinct subjects.
+fn open_with_tokens(n: usize) -> (Router, Vec<Option<HeaderValue>>) {
+    let auths = (0..n)
+        .map(|i| {
+            let sub = format!("user-{i:08}");
+            bearer(token_of(Algorithm::HS256, Some("client"), &sub))
+        })
+        .collect();
+    let policy = Policy::builder().allow("GET", ME, ["*"]).build().unwrap();
+    let layer = AuthLayer::new(authenticator(Algorithm::HS256), policy).axum_native();
+    (
+        Router::new().route(ME, get(me)).layer(layer).with_state(()),
+        auths,
+    )
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(name), Some(k)) = (args.get(1), args.get(2).and_then(|k| k.parse().ok())) else {
@@ -308,15 +324,7 @@ fn main() {
     } else if name == "rot" {
         // 10,000 tokens in turn: each request misses this thread's front slots and is
         // answered by the shared cache.
-        let auths: Vec<Option<HeaderValue>> = (0..10_000)
-            .map(|i| {
-                let sub = format!("user-{i:08}");
-                bearer(token_of(Algorithm::HS256, Some("client"), &sub))
-            })
-            .collect();
-        let policy = Policy::builder().allow("GET", ME, ["*"]).build().unwrap();
-        let layer = AuthLayer::new(authenticator(Algorithm::HS256), policy).axum_native();
-        let mut svc = Router::new().route(ME, get(me)).layer(layer).with_state(());
+        let (mut svc, auths) = open_with_tokens(10_000);
         // Each token seen twice is admitted; a third pass makes every request a hit.
         for _ in 0..3 {
             for auth in &auths {
@@ -326,15 +334,7 @@ fn main() {
         run_rotating(&mut svc, &auths, k);
     } else if name == "distinct" {
         // Every token new: the miss path, as a stream of distinct callers takes it.
-        let auths: Vec<Option<HeaderValue>> = (0..k)
-            .map(|i| {
-                let sub = format!("user-{i:08}");
-                bearer(token_of(Algorithm::HS256, Some("client"), &sub))
-            })
-            .collect();
-        let policy = Policy::builder().allow("GET", ME, ["*"]).build().unwrap();
-        let layer = AuthLayer::new(authenticator(Algorithm::HS256), policy).axum_native();
-        let mut svc = Router::new().route(ME, get(me)).layer(layer).with_state(());
+        let (mut svc, auths) = open_with_tokens(k);
         let warm = bearer(token_of(Algorithm::HS256, Some("client"), "warm-up"));
         for _ in 0..4 {
             assert_eq!(one(&mut svc, ME, &warm, 0), 200);
