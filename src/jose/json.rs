@@ -97,7 +97,7 @@ pub(crate) fn object(bytes: &[u8]) -> Result<Map<String, Value>, &'static str> {
     match serde_json::from_slice::<StrictValue>(bytes) {
         Ok(StrictValue(Value::Object(map))) => Ok(map),
         Ok(_) => Err("not a JSON object"),
-        Err(_) => Err("not valid JSON, or a duplicate member name"),
+        Err(_) => Err(NOT_JSON),
     }
 }
 
@@ -282,7 +282,7 @@ pub(crate) fn check(bytes: &[u8]) -> Result<(), &'static str> {
     Check
         .deserialize(&mut de)
         .and_then(|()| de.end())
-        .map_err(|_| "not valid JSON, or a duplicate member name")
+        .map_err(|_| NOT_JSON)
 }
 
 /// The members of an object that a scan was asked for, as borrowed raw JSON.
@@ -390,7 +390,7 @@ fn scan<'de, R: serde_json::de::Read<'de>, const N: usize>(
     }
 }
 
-/// Why a scan refused a document that is not an object.
+/// Why a document was refused: not JSON, or a name repeated within one object.
 const NOT_JSON: &str = "not valid JSON, or a duplicate member name";
 
 /// Checks a whole JSON object by the strict rules (as [`object`] does: no duplicate names
