@@ -472,6 +472,33 @@ pub(super) fn check_issuer_typ(header: &[u8], want: &str) -> Result<(), AuthErro
 mod tests {
     use crate::jose::typ_matches;
 
+    /// NumericDates with a fraction (RFC 7519 section 2) verify, and their claims read
+    /// back as numbers, whatever features of serde_json the build turns on (`.ci/run`
+    /// runs the library's unit tests with `arbitrary_precision` too).
+    #[test]
+    fn fractional_numeric_dates_verify() {
+        use crate::{Algorithm, Authenticator, Signer};
+        let secret = "0123456789abcdef0123456789abcdef";
+        let auth = Authenticator::builder()
+            .hmac_secret(secret)
+            .build()
+            .unwrap();
+        let sign = |claims| {
+            Signer::hmac(Algorithm::HS256, secret)
+                .unwrap()
+                .sign(&claims)
+        };
+        let token = sign(serde_json::json!({
+            "sub": "ada", "exp": 4_000_000_000.5, "nbf": 1.5, "iat": 1_700_000_000.25,
+        }))
+        .unwrap();
+        let p = auth.verify(&token).unwrap();
+        assert_eq!(p.subject(), Some("ada"));
+        assert_eq!(p.claims()["exp"].as_f64(), Some(4_000_000_000.5));
+        let expired = sign(serde_json::json!({"sub": "ada", "exp": 1_000_000_000.5})).unwrap();
+        assert!(auth.verify(&expired).is_err());
+    }
+
     /// RFC 9068 section 2.1 with RFC 7515 section 4.1.9: `application/` is implied when
     /// the value has no `/`; media types compare case-insensitively.
     #[test]

@@ -10,92 +10,20 @@ use std::fmt;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-/// A `serde_json::Value` that refuses duplicate member names while parsing.
-struct StrictValue(Value);
-
-impl<'de> de::Deserialize<'de> for StrictValue {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor).map(StrictValue)
-    }
-}
-
-struct StrictVisitor;
-
 /// Most elements of one array, or members of one object: huge arrays are refused, so a
 /// token cannot make us build one. Real tokens and key sets stay far below it.
 const MAX_ITEMS: usize = 1024;
 
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        serde_json::Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| E::custom("number out of range"))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(StrictValue(v)) = seq.next_element()? {
-            if items.len() == MAX_ITEMS {
-                return Err(de::Error::custom("array too long"));
-            }
-            items.push(v);
-        }
-        Ok(Value::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let StrictValue(v) = map.next_value_seed(StrictSeed)?;
-            if out.len() == MAX_ITEMS {
-                return Err(de::Error::custom("object has too many members"));
-            }
-            if out.insert(key, v).is_some() {
-                return Err(de::Error::custom("duplicate member name"));
-            }
-        }
-        Ok(Value::Object(out))
-    }
-}
-
-struct StrictSeed;
-
-impl<'de> DeserializeSeed<'de> for StrictSeed {
-    type Value = StrictValue;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<StrictValue, D::Error> {
-        de::Deserialize::deserialize(d)
-    }
-}
-
 /// Parses a JSON object, refusing duplicate names, a BOM, trailing bytes and non-objects.
+///
+/// Checked by the strict rules first, then built by serde_json itself, so that its numbers
+/// are serde_json's own whatever features of serde_json a build turns on
+/// (`arbitrary_precision` hands numbers to a visitor as one-member maps).
 pub(crate) fn object(bytes: &[u8]) -> Result<Map<String, Value>, &'static str> {
     // serde_json refuses a BOM and trailing non-whitespace by itself.
-    match serde_json::from_slice::<StrictValue>(bytes) {
-        Ok(StrictValue(Value::Object(map))) => Ok(map),
+    strict(bytes).map_err(|_| NOT_JSON)?;
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err("not a JSON object"),
         Err(_) => Err(NOT_JSON),
     }
@@ -103,8 +31,15 @@ pub(crate) fn object(bytes: &[u8]) -> Result<Map<String, Value>, &'static str> {
 
 /// Parses a document into `T`, refusing duplicate member names anywhere.
 pub(crate) fn from_slice_strict<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let StrictValue(v) = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    serde_json::from_value(v).map_err(|e| e.to_string())
+    strict(bytes).map_err(|e| e.to_string())?;
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+/// Checks a whole document by the strict rules (duplicate names at every depth, item
+/// caps, finite numbers) without building it.
+fn strict(bytes: &[u8]) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    Check.deserialize(&mut de).and_then(|()| de.end())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -278,11 +213,7 @@ impl<'de> Visitor<'de> for CheckVisitor {
 /// Checks a whole document by the strict rules without building it.
 #[cfg(test)]
 pub(crate) fn check(bytes: &[u8]) -> Result<(), &'static str> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    Check
-        .deserialize(&mut de)
-        .and_then(|()| de.end())
-        .map_err(|_| NOT_JSON)
+    strict(bytes).map_err(|_| NOT_JSON)
 }
 
 /// The members of an object that a scan was asked for, as borrowed raw JSON.
@@ -390,6 +321,12 @@ fn scan<'de, R: serde_json::de::Read<'de>, const N: usize>(
     }
 }
 
+/// Whether a document (valid JSON) is an object. [`Scan`] cannot tell on its own: with
+/// serde_json's `arbitrary_precision` feature a number reaches `visit_map` as a map.
+fn opens_object(text: &str) -> bool {
+    text.trim_ascii_start().starts_with('{')
+}
+
 /// Why a document was refused: not JSON, or a name repeated within one object.
 const NOT_JSON: &str = "not valid JSON, or a duplicate member name";
 
@@ -403,7 +340,12 @@ pub(crate) fn scan_object<'de, const N: usize>(
 ) -> Result<Members<'de, N>, &'static str> {
     // Checked as UTF-8 once, whole: then no string inside is checked again.
     let text = std::str::from_utf8(bytes).map_err(|_| NOT_JSON)?;
-    scan(&mut serde_json::Deserializer::from_str(text), names, true)
+    let found = scan(&mut serde_json::Deserializer::from_str(text), names, true)?;
+    if opens_object(text) {
+        Ok(found)
+    } else {
+        Err("not a JSON object")
+    }
 }
 
 /// A JSON value read as one scalar, borrowed where it can be.
@@ -423,9 +365,9 @@ impl<'de> Scalar<'de> {
     /// Reads an already checked raw value.
     ///
     /// The common claim values are read in place, with the answer the full parse gives: a
-    /// string without escapes is its bytes between the quotes, and a whole number of up to
-    /// 19 digits is a `U64` (the raw value is valid JSON already, so it has no leading
-    /// zero, control character or stray quote).
+    /// string without escapes is its bytes between the quotes (the raw value is valid JSON
+    /// already, so it has no control character or stray quote), and a number is read by
+    /// [`number`](Self::number).
     #[inline]
     pub(crate) fn of(raw: &'de RawValue) -> Self {
         let text = raw.get();
@@ -433,11 +375,33 @@ impl<'de> Scalar<'de> {
             [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => {
                 Scalar::Str(Cow::Borrowed(&text[1..text.len() - 1]))
             }
-            digits @ [_, ..] if digits.len() <= 19 && digits.iter().all(u8::is_ascii_digit) => {
-                text.parse().map_or_else(|_| Self::parse(text), Scalar::U64)
-            }
+            [b'-' | b'0'..=b'9', ..] => Self::number(text),
             _ => Self::parse(text),
         }
+    }
+
+    /// Reads a JSON number (already checked) as serde_json reads one by default: a whole
+    /// number within `u64` is a `U64`, a negative one within `i64` an `I64` (but `-0` is
+    /// the float `-0.0`), any other an `F64`. Read here rather than by serde_json, whose
+    /// visitors see a number as a one-member map when any crate in the build turns on its
+    /// `arbitrary_precision` feature.
+    fn number(text: &str) -> Self {
+        let (negative, digits) = match text.as_bytes() {
+            [b'-', digits @ ..] => (true, digits),
+            digits => (false, digits),
+        };
+        if digits.iter().all(u8::is_ascii_digit) {
+            if !negative {
+                if let Ok(u) = text.parse::<u64>() {
+                    return Scalar::U64(u);
+                }
+            } else if let Ok(i) = text.parse::<i64>()
+                && i != 0
+            {
+                return Scalar::I64(i);
+            }
+        }
+        text.parse::<f64>().map_or(Scalar::Compound, Scalar::F64)
     }
 
     /// Reads a raw value with serde_json's parser.
@@ -603,6 +567,7 @@ pub(crate) fn member_at<'de, S: AsRef<str>>(bytes: &'de [u8], path: &[S]) -> Opt
     let names = [first.as_ref()];
     let text = std::str::from_utf8(bytes).ok()?;
     let [found] = scan(&mut serde_json::Deserializer::from_str(text), &names, false).ok()?;
+    opens_object(text).then_some(())?;
     walk(found?, rest)
 }
 
@@ -612,12 +577,9 @@ pub(crate) fn walk<'de, S: AsRef<str>>(
 ) -> Option<&'de RawValue> {
     for name in path {
         let names = [name.as_ref()];
-        let [found] = scan(
-            &mut serde_json::Deserializer::from_str(raw.get()),
-            &names,
-            false,
-        )
-        .ok()?;
+        let text = raw.get();
+        let [found] = scan(&mut serde_json::Deserializer::from_str(text), &names, false).ok()?;
+        opens_object(text).then_some(())?;
         raw = found?;
     }
     Some(raw)
@@ -681,19 +643,6 @@ mod tests {
             r#""\u00e9t\u00e9""#,
             r#""été""#,
             r#""x\\""#,
-            "0",
-            "7",
-            "4000000000",
-            "1234567890123456789",
-            "12345678901234567890",
-            "18446744073709551615",
-            "18446744073709551616",
-            "-1",
-            "-0",
-            "1.5",
-            "1e3",
-            "1E+2",
-            "0.0",
             "true",
             "false",
             "null",
@@ -707,6 +656,69 @@ mod tests {
             assert_eq!(raw.get(), v, "the raw value is the value alone");
             assert_eq!(Scalar::of(raw), Scalar::parse(raw.get()), "{v}");
         }
+    }
+
+    /// Numbers are read as serde_json reads them by default, whatever features of
+    /// serde_json the build turns on (`.ci/run` runs this module with
+    /// `arbitrary_precision` too).
+    #[test]
+    fn numbers_read_as_serde_json_reads_them() {
+        use Scalar::*;
+        let numbers = [
+            ("0", U64(0)),
+            ("7", U64(7)),
+            ("4000000000", U64(4_000_000_000)),
+            ("1234567890123456789", U64(1_234_567_890_123_456_789)),
+            ("12345678901234567890", U64(12_345_678_901_234_567_890)),
+            ("18446744073709551615", U64(u64::MAX)),
+            ("18446744073709551616", F64(18_446_744_073_709_551_616.0)),
+            ("-1", I64(-1)),
+            ("-9223372036854775808", I64(i64::MIN)),
+            ("-9223372036854775809", F64(-9_223_372_036_854_775_809.0)),
+            ("-0", F64(-0.0)),
+            ("1.5", F64(1.5)),
+            ("1700000000.25", F64(1_700_000_000.25)),
+            ("-2.5e-3", F64(-0.0025)),
+            ("1e3", F64(1000.0)),
+            ("1E+2", F64(100.0)),
+            ("0.0", F64(0.0)),
+        ];
+        for (v, want) in numbers {
+            let doc = format!(r#"{{"k": {v} , "m":[ {v} ]}}"#);
+            let [k] = scan_object(doc.as_bytes(), &["k"]).unwrap();
+            let raw = k.unwrap();
+            assert_eq!(raw.get(), v);
+            assert_eq!(Scalar::of(raw), want, "{v}");
+            if let F64(f) = want {
+                // -0.0 == 0.0: the sign too.
+                assert!(
+                    matches!(Scalar::of(raw), F64(g) if g.to_bits() == f.to_bits()),
+                    "{v}"
+                );
+            }
+        }
+        // A built object keeps numbers as numbers.
+        let map =
+            object(br#"{"exp":1700000000,"iat":1.5,"n":-2,"big":18446744073709551616}"#).unwrap();
+        assert_eq!(map["exp"].as_u64(), Some(1_700_000_000));
+        assert_eq!(map["iat"].as_f64(), Some(1.5));
+        assert_eq!(map["n"].as_i64(), Some(-2));
+        assert_eq!(map["big"].as_f64(), Some(18_446_744_073_709_551_616.0));
+        #[derive(serde::Deserialize)]
+        struct Typed {
+            exp: u64,
+        }
+        let typed: Typed = from_slice_strict(br#"{"exp":1700000000}"#).unwrap();
+        assert_eq!(typed.exp, 1_700_000_000);
+        // A number is not an object, at the top or down a path.
+        for doc in ["1.5", " 7", "-3", "1e3"] {
+            let scanned = scan_object(doc.as_bytes(), &["exp"]);
+            assert_eq!(scanned.err(), Some("not a JSON object"), "{doc}");
+            assert_eq!(object(doc.as_bytes()), Err("not a JSON object"), "{doc}");
+            assert!(member_at(doc.as_bytes(), &["exp"]).is_none(), "{doc}");
+        }
+        let doc = br#"{"a":1.5}"#;
+        assert!(member_at(doc, &["a", "b"]).is_none());
     }
 
     #[test]
