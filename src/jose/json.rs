@@ -4,6 +4,14 @@
 //! must either reject duplicates or keep only the last, and we reject. Depth is bounded by
 //! serde_json's recursion limit (128), so deep nesting is an error, never a stack overflow;
 //! arrays and objects hold at most 1024 items.
+//!
+//! serde_json's `arbitrary_precision` feature, which any crate in a build may turn on,
+//! hands numbers to visitors as one-member maps. The readers here answer the same with it
+//! on or off (`.ci/run` runs this module's tests both ways), with two differences that are
+//! serde_json's own: a number beyond `f64`'s range is then refused only where we read it
+//! (`exp`, `nbf`, `iat`: not a NumericDate) and kept as written elsewhere, and an object
+//! whose only member is named `$serde_json::private::Number` is read by serde_json as a
+//! number in [`object`].
 
 use std::fmt;
 
@@ -382,9 +390,11 @@ impl<'de> Scalar<'de> {
 
     /// Reads a JSON number (already checked) as serde_json reads one by default: a whole
     /// number within `u64` is a `U64`, a negative one within `i64` an `I64` (but `-0` is
-    /// the float `-0.0`), any other an `F64`. Read here rather than by serde_json, whose
-    /// visitors see a number as a one-member map when any crate in the build turns on its
-    /// `arbitrary_precision` feature.
+    /// the float `-0.0`), any other an `F64`, read by serde_json as an `f64` (without
+    /// `arbitrary_precision`, the number [`Principal::claims`](crate::Principal::claims)
+    /// holds, to the last bit). Not through serde_json's `deserialize_any`: its visitors
+    /// see a number as a one-member map when any crate in the build turns on that
+    /// feature.
     fn number(text: &str) -> Self {
         let (negative, digits) = match text.as_bytes() {
             [b'-', digits @ ..] => (true, digits),
@@ -401,7 +411,7 @@ impl<'de> Scalar<'de> {
                 return Scalar::I64(i);
             }
         }
-        text.parse::<f64>().map_or(Scalar::Compound, Scalar::F64)
+        serde_json::from_str::<f64>(text).map_or(Scalar::Compound, Scalar::F64)
     }
 
     /// Reads a raw value with serde_json's parser.
@@ -681,6 +691,9 @@ mod tests {
             ("-2.5e-3", F64(-0.0025)),
             ("1e3", F64(1000.0)),
             ("1E+2", F64(100.0)),
+            // serde_json's own reading, which may differ from a correctly rounded one in
+            // the last bit: the second it floors to must be the one `claims()` shows.
+            ("3893932055.9999996", F64(3_893_932_056.0)),
             ("0.0", F64(0.0)),
         ];
         for (v, want) in numbers {
