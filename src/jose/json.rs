@@ -329,10 +329,21 @@ fn scan<'de, R: serde_json::de::Read<'de>, const N: usize>(
     }
 }
 
-/// Whether a document (valid JSON) is an object. [`Scan`] cannot tell on its own: with
-/// serde_json's `arbitrary_precision` feature a number reaches `visit_map` as a map.
-fn opens_object(text: &str) -> bool {
-    text.trim_ascii_start().starts_with('{')
+/// [`scan`] over a whole document held as text: with serde_json's `arbitrary_precision`
+/// feature a number reaches [`Scan`]'s `visit_map` as a map, so a document is an object
+/// only when it also opens with a brace.
+#[inline(always)]
+fn scan_text<'de, const N: usize>(
+    text: &'de str,
+    names: &[&str; N],
+    strict: bool,
+) -> Result<Members<'de, N>, &'static str> {
+    let found = scan(&mut serde_json::Deserializer::from_str(text), names, strict)?;
+    if text.trim_ascii_start().starts_with('{') {
+        Ok(found)
+    } else {
+        Err("not a JSON object")
+    }
 }
 
 /// Why a document was refused: not JSON, or a name repeated within one object.
@@ -348,12 +359,7 @@ pub(crate) fn scan_object<'de, const N: usize>(
 ) -> Result<Members<'de, N>, &'static str> {
     // Checked as UTF-8 once, whole: then no string inside is checked again.
     let text = std::str::from_utf8(bytes).map_err(|_| NOT_JSON)?;
-    let found = scan(&mut serde_json::Deserializer::from_str(text), names, true)?;
-    if opens_object(text) {
-        Ok(found)
-    } else {
-        Err("not a JSON object")
-    }
+    scan_text(text, names, true)
 }
 
 /// A JSON value read as one scalar, borrowed where it can be.
@@ -414,7 +420,8 @@ impl<'de> Scalar<'de> {
         serde_json::from_str::<f64>(text).map_or(Scalar::Compound, Scalar::F64)
     }
 
-    /// Reads a raw value with serde_json's parser.
+    /// Reads a raw value that is not a number with serde_json's parser (numbers go to
+    /// [`number`](Self::number)).
     fn parse(text: &'de str) -> Self {
         struct V;
         impl<'de> Visitor<'de> for V {
@@ -424,15 +431,6 @@ impl<'de> Scalar<'de> {
             }
             fn visit_bool<E>(self, v: bool) -> Result<Scalar<'de>, E> {
                 Ok(Scalar::Bool(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::I64(v))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::U64(v))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::F64(v))
             }
             fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'de>, E> {
                 Ok(Scalar::Str(Cow::Borrowed(v)))
@@ -576,8 +574,7 @@ pub(crate) fn member_at<'de, S: AsRef<str>>(bytes: &'de [u8], path: &[S]) -> Opt
     let (first, rest) = path.split_first()?;
     let names = [first.as_ref()];
     let text = std::str::from_utf8(bytes).ok()?;
-    let [found] = scan(&mut serde_json::Deserializer::from_str(text), &names, false).ok()?;
-    opens_object(text).then_some(())?;
+    let [found] = scan_text(text, &names, false).ok()?;
     walk(found?, rest)
 }
 
@@ -587,9 +584,7 @@ pub(crate) fn walk<'de, S: AsRef<str>>(
 ) -> Option<&'de RawValue> {
     for name in path {
         let names = [name.as_ref()];
-        let text = raw.get();
-        let [found] = scan(&mut serde_json::Deserializer::from_str(text), &names, false).ok()?;
-        opens_object(text).then_some(())?;
+        let [found] = scan_text(raw.get(), &names, false).ok()?;
         raw = found?;
     }
     Some(raw)
